@@ -1,0 +1,275 @@
+"""Import int8 TFLite flatbuffers into the microtile IR.
+
+Supported builtin ops are listed in `SUPPORTED`; anything else is refused with a
+`ModelError` naming the op, its node index and the supported list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tflite
+from tflite.BuiltinOperator import BuiltinOperator as BO
+from tflite.TensorType import TensorType
+
+from compiler.errors import ModelError, UnsupportedOpError
+from compiler.ir import Graph, Op, QParams, Tensor
+
+_TYPES = {
+    TensorType.INT8: "int8",
+    TensorType.UINT8: "uint8",
+    TensorType.INT16: "int16",
+    TensorType.INT32: "int32",
+    TensorType.INT64: "int64",
+    TensorType.FLOAT32: "float32",
+}
+
+_ACT = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+
+_BO_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
+
+SUPPORTED = (
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "ADD",
+    "MUL",
+    "AVERAGE_POOL_2D",
+    "MAX_POOL_2D",
+    "MEAN",
+    "PAD",
+    "PADV2",
+    "RESHAPE",
+    "SQUEEZE",
+    "CONCATENATION",
+    "SOFTMAX",
+    "LOGISTIC",
+    "HARD_SWISH",
+    "RELU",
+    "RELU6",
+    "QUANTIZE",
+    "DEQUANTIZE",
+)
+
+
+def load_tflite(path: str | Path) -> Graph:
+    """Read a .tflite file and return its IR graph (raises ModelError on bad input)."""
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read model file ({e.strerror})") from None
+    return parse_tflite(buf, name=path.stem, source=str(path))
+
+
+def parse_tflite(buf: bytes, name: str = "model", source: str = "<bytes>") -> Graph:
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError(f"{source}: not a TFLite flatbuffer (missing 'TFL3' file identifier)")
+    try:
+        return _Importer(buf, name, source).run()
+    except (ModelError, UnsupportedOpError):
+        raise
+    except Exception as e:  # flatbuffers raises assorted errors on truncated/corrupt data
+        raise ModelError(
+            f"{source}: malformed or truncated TFLite file ({type(e).__name__}: {e})"
+        ) from None
+
+
+class _Importer:
+    def __init__(self, buf: bytes, name: str, source: str) -> None:
+        self.buf = bytearray(buf)
+        self.source = source
+        self.model = tflite.Model.GetRootAsModel(self.buf, 0)
+        if self.model.SubgraphsLength() < 1:
+            raise ModelError(f"{source}: the model has no subgraph")
+        self.sg = self.model.Subgraphs(0)
+        self.graph = Graph(name=_c_ident(name))
+        self.names: dict[int, str] = {}
+
+    # -- tensors --------------------------------------------------------------------------
+    def tensor(self, idx: int) -> str:
+        if idx < 0:
+            return ""
+        if idx in self.names:
+            return self.names[idx]
+        t = self.sg.Tensors(idx)
+        if t is None:
+            raise ModelError(f"{self.source}: tensor index {idx} out of range")
+        ttype = t.Type()
+        if ttype not in _TYPES:
+            raise ModelError(f"{self.source}: tensor {idx} has unsupported type {ttype}")
+        dtype = _TYPES[ttype]
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        if t.ShapeSignatureLength() and any(int(d) < 0 for d in t.ShapeSignatureAsNumpy()):
+            sig = [int(d) for d in t.ShapeSignatureAsNumpy()]
+            if any(d < 0 for d in sig[1:]):
+                raise ModelError(f"{self.source}: tensor {idx} has a dynamic shape {sig}")
+        quant = None
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() > 0:
+            quant = QParams(
+                scale=q.ScaleAsNumpy().astype(np.float32),
+                zero_point=q.ZeroPointAsNumpy().astype(np.int64),
+                axis=int(q.QuantizedDimension()),
+            )
+        data = None
+        b = self.model.Buffers(t.Buffer())
+        if b is not None and b.DataLength() > 0:
+            raw = b.DataAsNumpy().tobytes()
+            np_dtype = np.dtype(dtype)
+            expected = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+            if len(raw) != expected:
+                raise ModelError(
+                    f"{self.source}: constant tensor {idx} has {len(raw)} bytes, its shape needs {expected}"
+                )
+            data = np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()
+        raw_name = t.Name().decode("utf-8", "replace") if t.Name() else f"t{idx}"
+        del raw_name
+        name = self.graph.unique_name(f"t{idx}")
+        self.graph.add_tensor(Tensor(name, shape, dtype, quant, data))
+        self.names[idx] = name
+        return name
+
+    # -- ops ------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        g = self.graph
+        for i in range(self.sg.OperatorsLength()):
+            self.op(i, self.sg.Operators(i))
+        g.inputs = [self.tensor(int(i)) for i in self.sg.InputsAsNumpy()]
+        g.outputs = [self.tensor(int(i)) for i in self.sg.OutputsAsNumpy()]
+        g.verify()
+        return g
+
+    def opname(self, op: Any) -> str:
+        code = self.model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        if builtin == BO.CUSTOM:
+            return "CUSTOM:" + (code.CustomCode() or b"?").decode()
+        return _BO_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+    def op(self, i: int, op: Any) -> None:
+        kind = self.opname(op)
+        ins = [self.tensor(int(x)) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [self.tensor(int(x)) for x in op.OutputsAsNumpy()]
+        node = f"op{i}_{kind.lower()}"
+        if kind not in SUPPORTED:
+            raise UnsupportedOpError(kind, node, SUPPORTED, self.source)
+        for n in ins + outs:
+            if n and self.graph.tensors[n].dtype == "float32" and kind not in ("QUANTIZE", "DEQUANTIZE"):
+                raise ModelError(
+                    f"{self.source}: node {node} ({kind}) has float32 tensor {n!r}: only fully "
+                    "int8-quantized TFLite models are supported (convert with "
+                    "optimizations=[tf.lite.Optimize.DEFAULT] and a representative dataset)"
+                )
+        opts = op.BuiltinOptions()
+        g = self.graph
+        a: dict[str, Any] = {}
+
+        def options(cls: Any) -> Any:
+            o = cls()
+            if opts is not None:
+                o.Init(opts.Bytes, opts.Pos)
+                return o
+            return None
+
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            cls = tflite.Conv2DOptions if kind == "CONV_2D" else tflite.DepthwiseConv2DOptions
+            o = options(cls)
+            stride = (o.StrideH(), o.StrideW())
+            dil = (o.DilationHFactor(), o.DilationWFactor())
+            x, w = g.t(ins[0]), g.t(ins[1])
+            pads = _padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dil)
+            a = {"stride": stride, "dilation": dil, "pads": pads, "activation": _act(o)}
+            if kind == "DEPTHWISE_CONV_2D":
+                a["depth_multiplier"] = w.shape[3] // x.shape[3]
+            g.add_op(Op("conv2d" if kind == "CONV_2D" else "depthwise_conv2d", node, ins, outs, a))
+        elif kind == "FULLY_CONNECTED":
+            o = options(tflite.FullyConnectedOptions)
+            a = {"activation": _act(o) if o else "none"}
+            g.add_op(Op("fully_connected", node, ins, outs, a))
+        elif kind in ("ADD", "MUL"):
+            o = options(tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
+            g.add_op(Op(kind.lower(), node, ins, outs, {"activation": _act(o) if o else "none"}))
+        elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            o = options(tflite.Pool2DOptions)
+            stride = (o.StrideH(), o.StrideW())
+            kernel = (o.FilterHeight(), o.FilterWidth())
+            pads = _padding(o.Padding(), g.t(ins[0]).shape[1:3], kernel, stride, (1, 1))
+            a = {"kernel": kernel, "stride": stride, "pads": pads, "activation": _act(o)}
+            g.add_op(Op("avg_pool2d" if kind.startswith("AVERAGE") else "max_pool2d", node, ins, outs, a))
+        elif kind == "MEAN":
+            o = options(tflite.ReducerOptions)
+            axes_t = g.t(ins[1])
+            if axes_t.data is None:
+                raise ModelError(f"{self.source}: node {node} (MEAN) needs constant axes")
+            rank = len(g.t(ins[0]).shape)
+            axes = tuple(sorted({int(v) % rank for v in axes_t.data.reshape(-1)}))
+            a = {"axes": axes, "keep_dims": bool(o.KeepDims()) if o else False}
+            g.add_op(Op("mean", node, ins[:1], outs, a))
+        elif kind in ("PAD", "PADV2"):
+            p = g.t(ins[1])
+            if p.data is None:
+                raise ModelError(f"{self.source}: node {node} ({kind}) needs constant paddings")
+            paddings = tuple((int(b), int(e)) for b, e in p.data.reshape(-1, 2))
+            g.add_op(Op("pad", node, [ins[0]] + ins[2:3], outs, {"paddings": paddings}))
+        elif kind in ("RESHAPE", "SQUEEZE"):
+            g.add_op(Op("reshape", node, ins[:1], outs, {}))
+        elif kind == "CONCATENATION":
+            o = options(tflite.ConcatenationOptions)
+            rank = len(g.t(outs[0]).shape)
+            g.add_op(Op("concat", node, ins, outs, {"axis": int(o.Axis()) % rank, "activation": _act(o)}))
+        elif kind == "SOFTMAX":
+            o = options(tflite.SoftmaxOptions)
+            g.add_op(Op("softmax", node, ins, outs, {"beta": float(o.Beta()) if o else 1.0}))
+        elif kind == "LOGISTIC":
+            g.add_op(Op("logistic", node, ins, outs, {}))
+        elif kind == "HARD_SWISH":
+            g.add_op(Op("hard_swish", node, ins, outs, {}))
+        elif kind in ("RELU", "RELU6"):
+            hi = float("inf") if kind == "RELU" else 6.0
+            g.add_op(Op("relu", node, ins, outs, {"min": 0.0, "max": hi}))
+        elif kind == "QUANTIZE":
+            g.add_op(Op("quantize", node, ins, outs, {}))
+        elif kind == "DEQUANTIZE":
+            g.add_op(Op("dequantize", node, ins, outs, {}))
+        for n in outs:
+            t = g.t(n)
+            if t.dtype == "int8" and t.quant is None:
+                raise ModelError(f"{self.source}: node {node} ({kind}) output {n!r} has no quantization")
+
+
+def _act(o: Any) -> str:
+    f = int(o.FusedActivationFunction())
+    if f not in _ACT:
+        raise ModelError(f"unsupported fused activation {f}")
+    return _ACT[f]
+
+
+def _padding(
+    padding: int,
+    in_hw: tuple[int, ...],
+    k_hw: tuple[int, ...],
+    stride: tuple[int, int],
+    dil: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """TFLite SAME/VALID as explicit (top, bottom, left, right)."""
+    if padding == tflite.Padding.VALID:
+        return (0, 0, 0, 0)
+    out = []
+    for i in range(2):
+        n, k, s, d = in_hw[i], k_hw[i], stride[i], dil[i]
+        eff = (k - 1) * d + 1
+        o = (n + s - 1) // s
+        total = max((o - 1) * s + eff - n, 0)
+        out.append((total // 2, total - total // 2))
+    return (out[0][0], out[0][1], out[1][0], out[1][1])
+
+
+def _c_ident(s: str) -> str:
+    out = "".join(ch if ch.isalnum() else "_" for ch in s)
+    out = "_".join(p for p in out.split("_") if p)
+    if out and out[0].isdigit():
+        out = "t_" + out
+    return out[:48]

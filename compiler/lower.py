@@ -1,0 +1,161 @@
+"""Lowering: each op's integer parameters, computed once from the tensors' scales.
+
+This is the Prepare() step of every TFLite-Micro kernel, re-derived: the reference executor
+and the C code generator both read these numbers, so the golden model and the firmware can
+never disagree about a multiplier or a clamp. Every value is a plain int or an int array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler import quant as Q
+from compiler.errors import ModelError
+from compiler.ir import Graph, Op
+
+
+def _scale(g: Graph, name: str) -> float:
+    q = g.t(name).quant
+    if q is None:
+        raise ModelError(f"tensor {name!r} has no quantization parameters")
+    return float(np.float32(q.scale[0]))
+
+
+def _zp(g: Graph, name: str) -> int:
+    q = g.t(name).quant
+    return 0 if q is None else int(q.zero_point[0])
+
+
+def lower(g: Graph, op: Op) -> dict[str, Any]:
+    """Integer parameters of one op (see the per-kind comments for their meaning)."""
+    k = op.kind
+    x = op.inputs[0]
+    y = op.outputs[0]
+    p: dict[str, Any] = {}
+    if k in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        w = g.t(op.inputs[1])
+        in_s, out_s = _scale(g, x), _scale(g, y)
+        wq = w.quant
+        if wq is None:
+            raise ModelError(f"node {op.name}: weights {w.name!r} are not quantized")
+        n_out = g.t(y).shape[-1]
+        w_scales = np.broadcast_to(wq.scale.astype(np.float32), (n_out,)) if wq.scale.size == 1 else wq.scale
+        mult = np.zeros(n_out, dtype=np.int32)
+        shift = np.zeros(n_out, dtype=np.int32)
+        for c in range(n_out):
+            real = float(np.float32(in_s)) * float(np.float32(w_scales[c])) / float(np.float32(out_s))
+            mult[c], shift[c] = Q.quantize_multiplier(real)
+        p["multiplier"], p["shift"] = mult, shift
+        p["input_offset"] = -_zp(g, x)
+        p["weights_offset"] = -int(wq.zero_point[0])
+        p["output_offset"] = _zp(g, y)
+        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), out_s, _zp(g, y))
+        p["per_channel"] = bool(wq.scale.size > 1)
+    elif k == "add":
+        s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
+        left_shift = 20
+        twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+        p["left_shift"] = left_shift
+        p["input1_offset"] = -_zp(g, op.inputs[0])
+        p["input2_offset"] = -_zp(g, op.inputs[1])
+        p["output_offset"] = _zp(g, y)
+        p["input1_multiplier"], p["input1_shift"] = Q.quantize_multiplier(s1 / twice_max)
+        p["input2_multiplier"], p["input2_shift"] = Q.quantize_multiplier(s2 / twice_max)
+        p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(
+            twice_max / ((1 << left_shift) * so)
+        )
+        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), so, _zp(g, y))
+    elif k == "mul":
+        s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
+        p["input1_offset"] = -_zp(g, op.inputs[0])
+        p["input2_offset"] = -_zp(g, op.inputs[1])
+        p["output_offset"] = _zp(g, y)
+        p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(s1 * s2 / so)
+        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), so, _zp(g, y))
+    elif k in ("avg_pool2d", "max_pool2d"):
+        p["act_min"], p["act_max"] = Q.activation_range(
+            op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y)
+        )
+    elif k == "mean":
+        xs = g.t(x).shape
+        n = int(np.prod([xs[a] for a in op.attrs["axes"]]))
+        mult, shift = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
+        s = min(n.bit_length() - 1, 32, 31 + shift)
+        p["count"] = n
+        p["multiplier"] = int((mult << s) // n)
+        p["shift"] = shift - s
+        p["input_zp"] = _zp(g, x)
+        p["output_zp"] = _zp(g, y)
+    elif k == "pad":
+        p["pad_value"] = _zp(g, y)
+        if len(op.inputs) > 1 and op.inputs[1]:
+            cv = g.t(op.inputs[1])
+            if cv.data is not None:
+                p["pad_value"] = int(cv.data.reshape(-1)[0])
+    elif k == "concat":
+        for n in op.inputs:
+            if _scale(g, n) != _scale(g, y) or _zp(g, n) != _zp(g, y):
+                raise ModelError(
+                    f"node {op.name} (concat): inputs with quantization different from the output "
+                    "are not supported (TFLite-Micro requires them equal)"
+                )
+    elif k == "softmax":
+        if _zp(g, y) != -128 or _scale(g, y) != np.float32(1.0 / 256):
+            raise ModelError(f"node {op.name} (softmax): int8 output must have scale 1/256, zero point -128")
+        p["input_multiplier"], p["input_left_shift"], p["diff_min"] = Q.softmax_params(
+            float(op.attrs.get("beta", 1.0)), _scale(g, x)
+        )
+    elif k == "logistic":
+        if _zp(g, y) != -128:
+            raise ModelError(f"node {op.name} (logistic): int8 output zero point must be -128")
+        real = _scale(g, x) * float(1 << (31 - 4))
+        q, shift = __import__("math").frexp(real)
+        p["input_zp"] = _zp(g, x)
+        p["input_multiplier"] = Q._round_half_away(q * (1 << 31))
+        p["input_left_shift"] = shift
+        p["input_range_radius"] = Q.calculate_input_radius(4, shift, 31)
+    elif k == "hard_swish":
+        in_s = np.float32(_scale(g, x))
+        hires = np.float32(np.float32(1.0 / 128.0) * in_s)
+        reluish_scale = np.float32(3.0 / 32768.0)
+        om, oe = Q.quantize_multiplier(float(np.float32(hires / np.float32(_scale(g, y)))))
+        rm, re_ = Q.quantize_multiplier(float(np.float32(hires / reluish_scale)))
+        if oe > 0:
+            raise ModelError(f"node {op.name} (hard_swish): output scale too small for the int8 kernel")
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        p["output_multiplier"], p["output_exponent"] = _downscale_to_int16(om), oe
+        p["reluish_multiplier"], p["reluish_exponent"] = _downscale_to_int16(rm), re_
+    elif k == "relu":
+        lo, hi = float(op.attrs.get("min", 0.0)), float(op.attrs.get("max", float("inf")))
+        if hi == 6.0:
+            # TFLM RELU6 int8: a clamp in the input's quantization (no rescale)
+            s, z = _scale(g, x), _zp(g, x)
+            p["mode"] = "clamp"
+            p["act_min"], p["act_max"] = z, max(-128, min(127, z + Q._round_half_away(6.0 / s)))
+        else:
+            s, z = _scale(g, y), _zp(g, y)
+            p["mode"] = "rescale"
+            p["input_zp"], p["output_zp"] = _zp(g, x), z
+            p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(
+                float(np.float32(np.float32(_scale(g, x)) / np.float32(s)))
+            )
+            p["act_min"] = max(-128, z + Q._round_half_away(float(np.float32(lo) / np.float32(s))))
+            p["act_max"] = 127 if hi == float("inf") else min(127, z + Q._round_half_away(hi / s))
+    elif k == "quantize":
+        src = g.t(x)
+        if src.dtype == "float32":
+            p["mode"] = "float"
+        else:
+            p["mode"] = "requantize"
+            p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
+            p["input_zp"] = _zp(g, x)
+        p["output_zp"] = _zp(g, y)
+    return p
+
+
+def _downscale_to_int16(m: int) -> int:
+    if m >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (m + (1 << 15)) >> 16

@@ -1,0 +1,1 @@
+"""microtile compiler.passes."""

@@ -1,0 +1,298 @@
+"""The golden model: a numpy executor of the IR, bit-exact with TFLite-Micro's reference kernels.
+
+`run(graph, inputs)` returns the graph outputs; `run(..., keep_all=True)` every tensor.
+Each op's integer parameters come from `compiler.lower.lower`, the same numbers the C code
+generator writes into the firmware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from compiler import quant as Q
+from compiler.errors import ModelError
+from compiler.ir import Graph, Op
+from compiler.lower import lower
+
+Env = dict[str, np.ndarray]
+
+
+def run(graph: Graph, inputs: Sequence[np.ndarray] | dict[str, np.ndarray], keep_all: bool = False):
+    env: Env = {}
+    if not isinstance(inputs, dict):
+        inputs = dict(zip(graph.inputs, inputs, strict=True))
+    for name in graph.inputs:
+        t = graph.t(name)
+        a = np.asarray(inputs[name])
+        if a.size != t.size:
+            raise ModelError(f"input {name!r}: expected {t.size} values of shape {t.shape}, got {a.shape}")
+        env[name] = a.reshape(t.shape).astype(t.dtype)
+    for op in graph.ops:
+        fn = _OPS.get(op.kind)
+        if fn is None:
+            raise ModelError(f"reference: no implementation for op kind {op.kind!r} ({op.name})")
+        out = fn(graph, op, env)
+        t = graph.t(op.outputs[0])
+        env[op.outputs[0]] = np.asarray(out).reshape(t.shape).astype(t.dtype)
+    if keep_all:
+        return env
+    return [env[n] for n in graph.outputs]
+
+
+def _in(g: Graph, env: Env, name: str) -> np.ndarray:
+    t = g.t(name)
+    if t.data is not None:
+        return t.data
+    return env[name]
+
+
+def _clamp8(x: np.ndarray, lo: int = -128, hi: int = 127) -> np.ndarray:
+    return np.clip(x, lo, hi).astype(np.int8)
+
+
+def _pad_hw(x: np.ndarray, pads: Sequence[int], value: int) -> np.ndarray:
+    t, b, left, r = pads
+    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, stride, dil, out_hw) -> np.ndarray:
+    """[N, OH, OW, C, KH, KW] view of the (already padded) input."""
+    eh, ew = (kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1
+    v = sliding_window_view(x, (eh, ew), axis=(1, 2))  # N, H', W', C, eh, ew
+    v = v[:, :: stride[0], :: stride[1], :, :: dil[0], :: dil[1]]
+    return v[:, : out_hw[0], : out_hw[1]]
+
+
+def _requant(acc: np.ndarray, p: dict) -> np.ndarray:
+    acc = Q.mbqm(acc, p["multiplier"], p["shift"]) + p["output_offset"]
+    return _clamp8(acc, p["act_min"], p["act_max"])
+
+
+def conv2d(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    w = _in(g, env, op.inputs[1]).astype(np.int64)  # O, KH, KW, I
+    b = _in(g, env, op.inputs[2]).astype(np.int64) if len(op.inputs) > 2 and op.inputs[2] else 0
+    oshape = g.t(op.outputs[0]).shape
+    xp = _pad_hw(x + p["input_offset"], op.attrs["pads"], 0)
+    win = _windows(xp, w.shape[1], w.shape[2], op.attrs["stride"], op.attrs["dilation"], oshape[1:3])
+    # N, OH, OW, C, KH, KW  x  O, KH, KW, I  ->  N, OH, OW, O
+    acc = np.einsum("nhwcij,oijc->nhwo", win, w + p["weights_offset"], optimize=True) + b
+    return _requant(acc, p)
+
+
+def depthwise_conv2d(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    w = _in(g, env, op.inputs[1]).astype(np.int64)  # 1, KH, KW, C*M
+    b = _in(g, env, op.inputs[2]).astype(np.int64) if len(op.inputs) > 2 and op.inputs[2] else 0
+    m = op.attrs["depth_multiplier"]
+    oshape = g.t(op.outputs[0]).shape
+    xp = _pad_hw(x + p["input_offset"], op.attrs["pads"], 0)
+    win = _windows(xp, w.shape[1], w.shape[2], op.attrs["stride"], op.attrs["dilation"], oshape[1:3])
+    win = np.repeat(win, m, axis=3)  # output channel oc reads input channel oc // m
+    acc = np.einsum("nhwcij,ijc->nhwc", win, w[0] + p["weights_offset"], optimize=True) + b
+    return _requant(acc, p)
+
+
+def fully_connected(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    w = _in(g, env, op.inputs[1]).astype(np.int64)  # O, I
+    x = _in(g, env, op.inputs[0]).astype(np.int64).reshape(-1, w.shape[1])
+    b = _in(g, env, op.inputs[2]).astype(np.int64) if len(op.inputs) > 2 and op.inputs[2] else 0
+    acc = (x + p["input_offset"]) @ (w + p["weights_offset"]).T + b
+    return _requant(acc, p)
+
+
+def _broadcast(g: Graph, op: Op, env: Env) -> tuple[np.ndarray, np.ndarray]:
+    a = _in(g, env, op.inputs[0]).astype(np.int64)
+    b = _in(g, env, op.inputs[1]).astype(np.int64)
+    return a, b
+
+
+def add(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    a, b = _broadcast(g, op, env)
+    ls = 1 << p["left_shift"]
+    sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
+    sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
+    raw = Q.mbqm_smaller_than_one(sa + sb, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
+    return _clamp8(raw, p["act_min"], p["act_max"])
+
+
+def mul(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    a, b = _broadcast(g, op, env)
+    prod = (a + p["input1_offset"]) * (b + p["input2_offset"])
+    raw = Q.mbqm(prod, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
+    return _clamp8(raw, p["act_min"], p["act_max"])
+
+
+def avg_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    kh, kw = op.attrs["kernel"]
+    oshape = g.t(op.outputs[0]).shape
+    xp = _pad_hw(x, op.attrs["pads"], 0)
+    ones = _pad_hw(np.ones((1,) + x.shape[1:3] + (1,), dtype=np.int64), op.attrs["pads"], 0)
+    s = _windows(xp, kh, kw, op.attrs["stride"], (1, 1), oshape[1:3]).sum(axis=(-1, -2))
+    n = _windows(ones, kh, kw, op.attrs["stride"], (1, 1), oshape[1:3]).sum(axis=(-1, -2))
+    half = n // 2
+    num = np.where(s > 0, s + half, s - half)
+    q = np.where(num >= 0, num // n, -((-num) // n))  # C division truncates
+    return _clamp8(q, p["act_min"], p["act_max"])
+
+
+def max_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    kh, kw = op.attrs["kernel"]
+    oshape = g.t(op.outputs[0]).shape
+    xp = _pad_hw(x, op.attrs["pads"], -1000)
+    m = _windows(xp, kh, kw, op.attrs["stride"], (1, 1), oshape[1:3]).max(axis=(-1, -2))
+    return _clamp8(m, p["act_min"], p["act_max"])
+
+
+def mean(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    s = x.sum(axis=tuple(op.attrs["axes"]), keepdims=True)
+    s = Q.wrap32(s - p["input_zp"] * p["count"])
+    out = Q.mbqm(s, p["multiplier"], p["shift"]) + p["output_zp"]
+    return _clamp8(out)
+
+
+def pad(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    return np.pad(x, op.attrs["paddings"], constant_values=p["pad_value"])
+
+
+def reshape(g: Graph, op: Op, env: Env) -> np.ndarray:
+    return _in(g, env, op.inputs[0])
+
+
+def concat(g: Graph, op: Op, env: Env) -> np.ndarray:
+    lower(g, op)
+    parts = [_in(g, env, n) for n in op.inputs]
+    return np.concatenate(parts, axis=op.attrs["axis"])
+
+
+def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    shape = x.shape
+    x = x.reshape(-1, shape[-1])
+    diff = x - x.max(axis=1, keepdims=True)
+    valid = diff >= p["diff_min"]
+    rescaled = Q.mbqm_greater_than_one(diff, p["input_multiplier"], p["input_left_shift"])
+    e = Q.exp_on_negative_values(rescaled, 5)
+    sum_of_exps = np.where(valid, Q.rescale(e, 0, 12), 0).sum(axis=1, keepdims=True)
+    sum_of_exps = Q.wrap32(sum_of_exps)
+    shifted_scale, nbits = Q.get_reciprocal(sum_of_exps, 12)
+    exponent = nbits + 31 - 8
+    unsat = Q.rdbypot(Q.srdhm(shifted_scale, e), exponent)
+    out = np.where(valid, np.clip(unsat - 128, -128, 127), -128)
+    return out.reshape(shape).astype(np.int8)
+
+
+def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
+    r = p["input_range_radius"]
+    q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])
+    out = Q.rdbypot(Q.logistic_q(q4, 4), 31 - 8) - 128
+    out = np.clip(out, -128, 127)
+    out = np.where(x <= -r, -128, np.where(x >= r, 127, out))
+    return out.astype(np.int8)
+
+
+def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    overflow = (a == b) & (a == -32768)
+    ab = a * b
+    s = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = np.where(s >= 0, s >> 15, -((-s) >> 15))
+    return np.where(overflow, 32767, q)
+
+
+def _sat16(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -32768, 32767)
+
+
+def _wrap16(x: np.ndarray) -> np.ndarray:
+    return ((np.asarray(x, np.int64) + 32768) & 0xFFFF) - 32768
+
+
+def hard_swish(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _wrap16(_in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"])
+    hires = _wrap16(x * 128)
+    pre_out = _srdhm16(hires, p["output_multiplier"])
+    r = hires
+    re_ = p["reluish_exponent"]
+    if re_ > 0:
+        r = _sat16(r * (1 << (re_ - 1)))
+    r = _srdhm16(r, p["reluish_multiplier"])
+    if re_ > 0:
+        r = _sat16(r * 2)
+    if re_ < 0:
+        r = Q.rdbypot(r, -re_)
+    r = _wrap16((r + (1 << 15)) >> 1)
+    ab = r * pre_out
+    overflow = (r == pre_out) & (r == -32768)
+    pre = np.where(overflow, 32767, np.where(ab >= 0, ab >> 15, -((-ab) >> 15)))
+    pre = _wrap16(pre)
+    out = _wrap16(Q.rdbypot(pre, -p["output_exponent"]) + p["output_zp"])
+    return _clamp8(out)
+
+
+def relu(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    if p["mode"] == "clamp":
+        return _clamp8(x, p["act_min"], p["act_max"])
+    out = p["output_zp"] + Q.mbqm(x - p["input_zp"], p["output_multiplier"], p["output_shift"])
+    return _clamp8(out, p["act_min"], p["act_max"])
+
+
+def quantize(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    y = g.t(op.outputs[0])
+    if p["mode"] == "float":
+        s = np.float32(y.quant.scale[0])
+        q = Q.round_half_away((x.astype(np.float32) / s).astype(np.float32)).astype(np.int64) + p["output_zp"]
+    else:
+        q = Q.mbqm(x.astype(np.int64) - p["input_zp"], p["multiplier"], p["shift"]) + p["output_zp"]
+    return _clamp8(q)
+
+
+def dequantize(g: Graph, op: Op, env: Env) -> np.ndarray:
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    q = g.t(op.inputs[0]).quant
+    return ((x - q.zp).astype(np.float32) * np.float32(q.s)).astype(np.float32)
+
+
+_OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
+    "conv2d": conv2d,
+    "depthwise_conv2d": depthwise_conv2d,
+    "fully_connected": fully_connected,
+    "add": add,
+    "mul": mul,
+    "avg_pool2d": avg_pool2d,
+    "max_pool2d": max_pool2d,
+    "mean": mean,
+    "pad": pad,
+    "reshape": reshape,
+    "concat": concat,
+    "softmax": softmax,
+    "logistic": logistic,
+    "hard_swish": hard_swish,
+    "relu": relu,
+    "quantize": quantize,
+    "dequantize": dequantize,
+}
