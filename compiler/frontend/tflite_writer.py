@@ -360,7 +360,9 @@ class _Writer:
         if k == "pad":
             paddings = np.asarray(a["paddings"], dtype=np.int32).reshape(-1, 2)
             if paddings.shape[0] != len(x.shape):
-                raise WriterError(f"node {op.name} (pad): paddings {a['paddings']} do not match rank {len(x.shape)}")
+                raise WriterError(
+                    f"node {op.name} (pad): paddings {a['paddings']} do not match rank {len(x.shape)}"
+                )
             p_idx = self.const_tensor(f"{op.name}_paddings", paddings)
             if len(op.inputs) > 1 and op.inputs[1]:
 
