@@ -242,6 +242,7 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None) -> d
         "flash_size": _hex(board.flash.size),
         "sram_origin": _hex(board.sram.origin),
         "sram_size": _hex(board.sram.size),
+        "sram_size_bytes": board.sram.size,
         "stack_bytes": stack,
         "heap_bytes": board.heap_bytes,
         "num_irqs": board.num_irqs,
