@@ -1,0 +1,35 @@
+/* mt_max_pool_s8: int8 max pooling; padding cells are excluded (TFLite semantics). */
+#include "mt_nn.h"
+#include "mt_quant.h"
+
+mt_status mt_max_pool_s8(const mt_pool_params *p, const int8_t *in, const mt_view *in_v, int8_t *out,
+                         const mt_view *out_v)
+{
+    if (p == 0 || in == 0 || in_v == 0 || out == 0 || out_v == 0 || in_v->c != out_v->c ||
+        p->stride_h < 1 || p->stride_w < 1) {
+        return MT_ERR_ARG;
+    }
+    for (int32_t oy = 0; oy < out_v->h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad.top;
+        const int32_t y_lo = iy0 < 0 ? 0 : iy0;
+        const int32_t y_hi = iy0 + p->kernel_h > in_v->h ? in_v->h : iy0 + p->kernel_h;
+        for (int32_t ox = 0; ox < out_v->w; ++ox) {
+            const int32_t ix0 = ox * p->stride_w - p->pad.left;
+            const int32_t x_lo = ix0 < 0 ? 0 : ix0;
+            const int32_t x_hi = ix0 + p->kernel_w > in_v->w ? in_v->w : ix0 + p->kernel_w;
+            int8_t *o = out + oy * out_v->row_stride + ox * out_v->col_stride;
+            for (int32_t c = 0; c < in_v->c; ++c) {
+                int32_t m = -128; /* an all-padding window clamps to act_min, as the reference */
+                for (int32_t y = y_lo; y < y_hi; ++y) {
+                    const int8_t *row = in + y * in_v->row_stride + c;
+                    for (int32_t x = x_lo; x < x_hi; ++x) {
+                        const int32_t v = row[x * in_v->col_stride];
+                        m = v > m ? v : m;
+                    }
+                }
+                o[c] = (int8_t)mt_clamp(m, p->act_min, p->act_max);
+            }
+        }
+    }
+    return MT_OK;
+}

@@ -1,0 +1,199 @@
+/* microtile kernel library: int8 kernels bit-exact with TFLite-Micro's reference kernels.
+ *
+ * Naming: mt_<op>[_variant]_s8. Every kernel takes small parameter structs, returns an
+ * mt_status, and any kernel that needs scratch memory has a pure
+ * mt_<op>_get_buffer_size() query. Portable C99, no heap, no globals.
+ *
+ * Tensors are NHWC int8. A kernel reads and writes through mt_view: a window of
+ * (h, w, c) elements inside a larger buffer, with explicit row and pixel strides (in
+ * elements). A full tensor is the view {h, w, c, w*c, c}. Patch-based inference
+ * passes a sub-window of a larger map plus per-edge padding, so the same kernel computes
+ * one output patch from its input window without copying it.
+ */
+#ifndef MT_NN_H
+#define MT_NN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MT_RUNTIME_ABI 1
+
+typedef enum { MT_OK = 0, MT_ERR_ARG = -1 } mt_status;
+
+/* A window of an NHWC tensor (batch 1). Strides in elements. */
+typedef struct {
+    int32_t h, w, c;
+    int32_t row_stride; /* elements between (y, x) and (y + 1, x) */
+    int32_t col_stride; /* elements between (y, x) and (y, x + 1) */
+} mt_view;
+
+/* Padding per edge: rows/columns of the virtual input that lie outside the view. */
+typedef struct {
+    int32_t top, bottom, left, right;
+} mt_pad;
+
+typedef struct {
+    int32_t input_offset;  /* -input zero point */
+    int32_t output_offset; /* output zero point */
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    mt_pad pad;
+    int32_t act_min, act_max; /* int8 clamp after requantization */
+} mt_conv_params;
+
+/* Per-output-channel requantization (TFLite MultiplyByQuantizedMultiplier). */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mt_pc_quant;
+
+/* Filter dims: conv OHWI (n = out channels, h, w, c = in channels);
+ * depthwise 1HW(C*M) (n = 1, c = out channels). */
+typedef struct {
+    int32_t n, h, w, c;
+} mt_dims;
+
+/* Convolution (symmetric int8 weights: filter zero point 0, as TFLite requires). Output pixel (oy, ox) of `out` reads input rows
+ * oy*stride_h - pad.top + ky*dilation_h (and likewise columns) of `in`; rows or columns
+ * outside [0, in->h) x [0, in->w) are padding and contribute nothing (TFLite semantics).
+ * out->h, out->w give the number of output pixels to compute. */
+mt_status mt_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, const int8_t *in,
+                     const mt_view *in_v, const int8_t *filter, const mt_dims *fd,
+                     const int32_t *bias, int8_t *out, const mt_view *out_v, void *scratch);
+int32_t mt_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
+
+/* Depthwise convolution with depth multiplier m: output channel oc reads input channel
+ * oc / m. Out of place it needs no scratch (get_buffer_size returns 0). Called with
+ * out == in it is mt_depthwise_conv_inplace_s8 (m = 1, stride 1, same strides), and then
+ * `scratch` must hold mt_depthwise_conv_inplace_s8_get_buffer_size() bytes. */
+mt_status mt_depthwise_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, int32_t depth_multiplier,
+                               const int8_t *in, const mt_view *in_v, const int8_t *filter,
+                               const mt_dims *fd, const int32_t *bias, int8_t *out,
+                               const mt_view *out_v, void *scratch);
+int32_t mt_depthwise_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
+
+/* In-place depthwise convolution: the output overwrites the input in `buf`; output pixel
+ * (y, x) lands where input pixel (y, x) was. Depth multiplier 1, stride 1, any kernel,
+ * dilation and padding; out_v has in_v's base, strides and channels and h, w <= in_v's.
+ * Scratch: a ring of (pad.top + 1) output rows (0 bytes for a 1x1 kernel without padding). */
+mt_status mt_depthwise_conv_inplace_s8(const mt_conv_params *p, const mt_pc_quant *q, int8_t *buf,
+                                       const mt_view *in_v, const mt_view *out_v, const int8_t *filter,
+                                       const mt_dims *fd, const int32_t *bias, void *scratch);
+int32_t mt_depthwise_conv_inplace_s8_get_buffer_size(const mt_conv_params *p, const mt_dims *fd,
+                                                     const mt_view *out_v);
+
+/* Fully connected: out[b, o] over batches rows of `in` ([batches, in_features]),
+ * filter [out_features, in_features]. Per-tensor quantization passes 1-element arrays and
+ * per_channel = 0. */
+typedef struct {
+    int32_t input_offset;
+    int32_t filter_offset; /* -filter zero point (0 for symmetric) */
+    int32_t output_offset;
+    int32_t act_min, act_max;
+} mt_fc_params;
+mt_status mt_fully_connected_s8(const mt_fc_params *p, const mt_pc_quant *q, int32_t per_channel,
+                                const int8_t *in, int32_t batches, int32_t in_features,
+                                const int8_t *filter, const int32_t *bias, int32_t out_features,
+                                int8_t *out);
+
+/* Pooling over (kh, kw) windows; padding cells are excluded from both the max and the
+ * average's count (TFLite semantics). */
+typedef struct {
+    int32_t kernel_h, kernel_w, stride_h, stride_w;
+    mt_pad pad;
+    int32_t act_min, act_max;
+} mt_pool_params;
+mt_status mt_avg_pool_s8(const mt_pool_params *p, const int8_t *in, const mt_view *in_v, int8_t *out,
+                         const mt_view *out_v);
+mt_status mt_max_pool_s8(const mt_pool_params *p, const int8_t *in, const mt_view *in_v, int8_t *out,
+                         const mt_view *out_v);
+
+/* Elementwise add / mul with TFLite's int8 arithmetic. Broadcasting: the caller passes
+ * up to 4-D shapes (NHWC) with strides of 0 for broadcast dimensions. */
+typedef struct {
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t left_shift;
+    int32_t input1_multiplier, input1_shift;
+    int32_t input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mt_add_params;
+typedef struct {
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mt_mul_params;
+typedef struct {
+    int32_t shape[4];   /* output shape */
+    int32_t stride1[4]; /* element strides of input 1 per output dim (0 = broadcast) */
+    int32_t stride2[4];
+} mt_broadcast;
+mt_status mt_add_s8(const mt_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int32_t size);
+mt_status mt_add_broadcast_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t *in1,
+                              const int8_t *in2, int8_t *out);
+mt_status mt_mul_s8(const mt_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int32_t size);
+mt_status mt_mul_broadcast_s8(const mt_mul_params *p, const mt_broadcast *b, const int8_t *in1,
+                              const int8_t *in2, int8_t *out);
+
+/* Softmax along the last axis of [rows, depth] (output scale 1/256, zero point -128). */
+typedef struct {
+    int32_t input_multiplier, input_left_shift, diff_min;
+} mt_softmax_params;
+mt_status mt_softmax_s8(const mt_softmax_params *p, const int8_t *in, int32_t rows, int32_t depth, int8_t *out);
+
+/* Logistic (output scale 1/256, zero point -128). */
+typedef struct {
+    int32_t input_zp, input_multiplier, input_left_shift, input_range_radius;
+} mt_logistic_params;
+mt_status mt_logistic_s8(const mt_logistic_params *p, const int8_t *in, int8_t *out, int32_t size);
+
+/* Hard swish (TFLite's int16-internal arithmetic). */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t output_multiplier; /* int16 fixed point */
+    int32_t output_exponent;
+    int32_t reluish_multiplier; /* int16 fixed point */
+    int32_t reluish_exponent;
+} mt_hard_swish_params;
+mt_status mt_hard_swish_s8(const mt_hard_swish_params *p, const int8_t *in, int8_t *out, int32_t size);
+
+/* Standalone ReLU family: out = clamp(output_zp + MBQM(in - input_zp)) or, when
+ * rescale == 0, a plain clamp of the input (RELU6 in TFLite-Micro). */
+typedef struct {
+    int32_t rescale;
+    int32_t input_zp, output_zp, output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mt_relu_params;
+mt_status mt_relu_s8(const mt_relu_params *p, const int8_t *in, int8_t *out, int32_t size);
+
+/* Mean over the H and W axes of an NHWC view (the global-average-pool form) or generally
+ * over `count` elements per output: out[o] = clamp(MBQM(sum - input_zp*count) + output_zp). */
+typedef struct {
+    int32_t input_zp, output_zp, multiplier, shift;
+} mt_mean_params;
+mt_status mt_mean_hw_s8(const mt_mean_params *p, const int8_t *in, const mt_view *in_v, int8_t *out);
+
+/* Requantize int8 -> int8 (QUANTIZE between two int8 scales). */
+typedef struct {
+    int32_t input_zp, output_zp, multiplier, shift;
+} mt_requantize_params;
+mt_status mt_requantize_s8(const mt_requantize_params *p, const int8_t *in, int8_t *out, int32_t size);
+
+/* Zero-point padding of an NHWC tensor: copies `in` into the interior of `out` and fills
+ * the border with pad_value. Spatial only: out_v->c == in_v->c and
+ * out_v->h == pad->top + in_v->h + pad->bottom (likewise w). */
+mt_status mt_pad_s8(const int8_t *in, const mt_view *in_v, int8_t *out, const mt_view *out_v,
+                    const mt_pad *pad, int8_t pad_value);
+
+/* Copies a view into another of the same extent (concatenation along any NHWC axis is a
+ * sequence of copies into offset views of the output). */
+mt_status mt_copy_s8(const int8_t *in, const mt_view *in_v, int8_t *out, const mt_view *out_v);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MT_NN_H */
