@@ -1,0 +1,1 @@
+"""Plan -> C project emitter."""

@@ -1,0 +1,368 @@
+"""Plan -> C source: `model.c`, `model.h` and the test harness `main.c`.
+
+A pure function of the Plan: every number printed here (offsets, multipliers, strides,
+padding) was decided by the planner or computed by `compiler.lower`; templates only print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from compiler.errors import ModelError
+from compiler.ir import Graph, Op
+from compiler.lower import lower
+from compiler.schedule.plan import Plan
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+RUNTIME_ABI = 1
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass
+class CodegenOptions:
+    prefix: str = "model"
+    profile: bool = False  # per-step instruction counters in the generated code
+
+
+@dataclass
+class StepCode:
+    index: int
+    name: str
+    kind: str
+    comment: str
+    decls: list[str] = field(default_factory=list)
+    body: str = ""
+
+
+def c_array(ctype: str, name: str, values: np.ndarray, align: int = 4) -> str:
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0:
+        flat = np.zeros(1, dtype=np.int64)
+    lines = []
+    per_line = 32 if flat.dtype.itemsize == 1 else 12
+    items = [str(int(v)) for v in flat]
+    for i in range(0, len(items), per_line):
+        lines.append("    " + ", ".join(items[i : i + per_line]) + ",")
+    body = "\n".join(lines)
+    return f"static const {ctype} {name}[{flat.size}] __attribute__((aligned({align}))) = {{\n{body}\n}};"
+
+
+class _Emitter:
+    def __init__(self, plan: Plan, opts: CodegenOptions) -> None:
+        self.plan = plan
+        self.g: Graph = plan.graph
+        self.opts = opts
+        self.p = opts.prefix
+        self.const_names: dict[str, str] = {}
+        self.const_decls: list[str] = []
+        self.flash_const_bytes = 0
+
+    # -- helpers --------------------------------------------------------------------------
+    def ptr(self, tensor: str) -> str:
+        region, offset = self.plan.location(tensor)
+        if region == "input":
+            return "input"
+        if region == "output":
+            return "output"
+        return f"(A + {offset})"
+
+    def const(self, tensor: str, ctype: str) -> str:
+        if tensor in self.const_names:
+            return self.const_names[tensor]
+        t = self.g.t(tensor)
+        assert t.data is not None
+        name = f"{self.p}_{tensor}"
+        self.const_names[tensor] = name
+        self.const_decls.append(c_array(ctype, name, t.data))
+        self.flash_const_bytes += t.nbytes
+        return name
+
+    def array(self, name: str, ctype: str, values: np.ndarray) -> str:
+        full = f"{self.p}_{name}"
+        self.const_decls.append(c_array(ctype, full, values))
+        self.flash_const_bytes += int(np.asarray(values).size) * (1 if ctype == "int8_t" else 4)
+        return full
+
+    @staticmethod
+    def nhwc(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        if len(shape) == 4:
+            return shape  # type: ignore[return-value]
+        if len(shape) == 3:
+            return (1, *shape)  # type: ignore[return-value]
+        if len(shape) == 2:
+            return (shape[0], 1, 1, shape[1])
+        if len(shape) == 1:
+            return (1, 1, 1, shape[0])
+        return (1, 1, 1, 1)
+
+    def view(self, tensor: str) -> dict[str, int]:
+        n, h, w, c = self.nhwc(self.g.t(tensor).shape)
+        if n != 1:
+            raise ModelError(f"tensor {tensor!r}: batch size {n} is not supported (batch must be 1)")
+        return {"h": h, "w": w, "c": c, "row_stride": w * c, "col_stride": c}
+
+    # -- per-op contexts ---------------------------------------------------------------------
+    def step(self, i: int, op: Op) -> StepCode:
+        fn = getattr(self, f"op_{op.kind}", None)
+        if fn is None:
+            raise ModelError(f"codegen: op kind {op.kind!r} ({op.name}) has no C kernel")
+        ctx = fn(i, op)
+        ctx.update({"i": i, "p": self.p, "op": op})
+        text = _ENV.get_template(f"ops/{op.kind}.c.j2").render(ctx)
+        decls, _, body = text.partition("/*--body--*/\n")
+        sc = StepCode(i, op.name, op.kind, op.describe()[:160])
+        sc.decls = [decls.strip()] if decls.strip() else []
+        sc.body = body.rstrip()
+        return sc
+
+    def _conv_common(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+        b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        wt = self.g.t(w)
+        pads = op.attrs["pads"]
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(y),
+            "xv": self.view(x),
+            "yv": self.view(y),
+            "w": self.const(w, "int8_t"),
+            "b": self.const(b, "int32_t") if b else "NULL",
+            "fd": dict(zip("nhwc", wt.shape, strict=True)),
+            "mult": self.array(f"s{i}_mult", "int32_t", q["multiplier"]),
+            "shift": self.array(f"s{i}_shift", "int32_t", q["shift"]),
+            "q": q,
+            "stride": op.attrs["stride"],
+            "dil": op.attrs["dilation"],
+            "pads": dict(zip(("top", "bottom", "left", "right"), pads, strict=True)),
+            "scratch": self.scratch_ptr(i),
+        }
+
+    def scratch_ptr(self, i: int) -> str:
+        s = self.plan.steps[i].scratch
+        return f"(A + {s.offset})" if s is not None else "NULL"
+
+    def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        return self._conv_common(i, op)
+
+    def op_depthwise_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._conv_common(i, op)
+        ctx["depth_multiplier"] = op.attrs["depth_multiplier"]
+        return ctx
+
+    def op_fully_connected(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+        b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        out_f, in_f = self.g.t(w).shape
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(y),
+            "w": self.const(w, "int8_t"),
+            "b": self.const(b, "int32_t") if b else "NULL",
+            "mult": self.array(f"s{i}_mult", "int32_t", q["multiplier"][:1] if not q["per_channel"] else q["multiplier"]),
+            "shift": self.array(f"s{i}_shift", "int32_t", q["shift"][:1] if not q["per_channel"] else q["shift"]),
+            "per_channel": int(q["per_channel"]),
+            "batches": self.g.t(x).size // in_f,
+            "in_f": in_f,
+            "out_f": out_f,
+            "q": q,
+        }
+
+    def _binary(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
+        ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q}
+        sa, sb, sy = self.g.t(a).shape, self.g.t(b).shape, self.g.t(y).shape
+        if sa == sb == sy:
+            ctx["broadcast"] = None
+            ctx["size"] = self.g.t(y).size
+        else:
+            ctx["broadcast"] = {
+                "shape": list(self.nhwc4(sy)),
+                "s1": _bcast_strides(self.nhwc4(sa), self.nhwc4(sy)),
+                "s2": _bcast_strides(self.nhwc4(sb), self.nhwc4(sy)),
+            }
+        return ctx
+
+    @staticmethod
+    def nhwc4(shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) > 4:
+            raise ModelError(f"broadcast of rank {len(shape)} tensors is not supported")
+        return (1,) * (4 - len(shape)) + tuple(shape)
+
+    def ptr_or_const(self, t: str) -> str:
+        if self.g.t(t).is_const:
+            return self.const(t, "int8_t")
+        return self.ptr(t)
+
+    def op_add(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary(i, op)
+
+    def op_mul(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary(i, op)
+
+    def _pool(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        x, y = op.inputs[0], op.outputs[0]
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(y),
+            "xv": self.view(x),
+            "yv": self.view(y),
+            "kernel": op.attrs["kernel"],
+            "stride": op.attrs["stride"],
+            "pads": dict(zip(("top", "bottom", "left", "right"), op.attrs["pads"], strict=True)),
+            "q": q,
+        }
+
+    def op_avg_pool2d(self, i: int, op: Op) -> dict[str, Any]:
+        return self._pool(i, op)
+
+    def op_max_pool2d(self, i: int, op: Op) -> dict[str, Any]:
+        return self._pool(i, op)
+
+    def op_mean(self, i: int, op: Op) -> dict[str, Any]:
+        x = op.inputs[0]
+        if len(self.g.t(x).shape) != 4 or tuple(op.attrs["axes"]) != (1, 2):
+            raise ModelError(f"codegen: MEAN over axes {op.attrs['axes']} ({op.name}); only H,W of NHWC is supported")
+        return {"x": self.ptr(x), "y": self.ptr(op.outputs[0]), "xv": self.view(x), "q": lower(self.g, op)}
+
+    def op_pad(self, i: int, op: Op) -> dict[str, Any]:
+        x, y = op.inputs[0], op.outputs[0]
+        pads = op.attrs["paddings"]
+        rank = len(pads)
+        full = [(0, 0)] * (4 - rank) + [tuple(p) for p in pads]
+        if full[0] != (0, 0) or full[3] != (0, 0):
+            raise ModelError(f"codegen: PAD of the batch or channel axis ({op.name}) is not supported")
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(y),
+            "xv": self.view(x),
+            "yv": self.view(y),
+            "pads": {"top": full[1][0], "bottom": full[1][1], "left": full[2][0], "right": full[2][1]},
+            "q": lower(self.g, op),
+        }
+
+    def op_reshape(self, i: int, op: Op) -> dict[str, Any]:
+        return {}
+
+    def op_concat(self, i: int, op: Op) -> dict[str, Any]:
+        lower(self.g, op)
+        y = op.outputs[0]
+        ys = self.g.t(y).shape
+        axis = op.attrs["axis"] + (4 - len(ys))
+        y4 = self.nhwc4(ys)
+        if y4[0] != 1 and axis != 0:
+            raise ModelError(f"codegen: CONCATENATION with batch > 1 ({op.name}) is not supported")
+        _, h, w, c = y4
+        parts = []
+        off = 0
+        for t in op.inputs:
+            s4 = self.nhwc4(self.g.t(t).shape)
+            src = {"h": s4[1], "w": s4[2], "c": s4[3], "row_stride": s4[2] * s4[3], "col_stride": s4[3]}
+            dst = dict(src)
+            dst["row_stride"], dst["col_stride"] = w * c, c
+            elem_off = [0, off * w * c, off * c, off][axis]
+            parts.append({"x": self.ptr_or_const(t), "src": src, "dst": dst, "offset": elem_off})
+            off += s4[axis]
+        return {"y": self.ptr(y), "parts": parts}
+
+    def op_softmax(self, i: int, op: Op) -> dict[str, Any]:
+        x = op.inputs[0]
+        depth = self.g.t(x).shape[-1]
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(op.outputs[0]),
+            "rows": self.g.t(x).size // depth,
+            "depth": depth,
+            "q": lower(self.g, op),
+        }
+
+    def _unary(self, i: int, op: Op) -> dict[str, Any]:
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "size": self.g.t(op.inputs[0]).size,
+            "q": lower(self.g, op),
+        }
+
+    op_logistic = _unary
+    op_hard_swish = _unary
+    op_relu = _unary
+    op_quantize = _unary
+
+    # -- files ----------------------------------------------------------------------------
+    def render(self) -> dict[str, str]:
+        steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
+        g = self.g
+        if len(g.inputs) != 1 or len(g.outputs) != 1:
+            raise ModelError(
+                f"codegen: models with {len(g.inputs)} inputs and {len(g.outputs)} outputs are not "
+                "supported yet (one input, one output)"
+            )
+        for n in g.inputs + g.outputs:
+            if g.t(n).dtype != "int8":
+                raise ModelError(f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8 is required")
+        xin, yout = g.inputs[0], g.outputs[0]
+        in_region, in_off = self.plan.location(xin)
+        out_region, out_off = self.plan.location(yout)
+        xq, yq = g.t(xin).quant, g.t(yout).quant
+        ctx = {
+            "p": self.p,
+            "P": self.p.upper(),
+            "abi": RUNTIME_ABI,
+            "model": g.name,
+            "schedule": self.plan.schedule,
+            "arena_bytes": max(self.plan.arena_bytes, 4),
+            "input_bytes": g.t(xin).nbytes,
+            "output_bytes": g.t(yout).nbytes,
+            "input_in_arena": in_region == "arena",
+            "output_in_arena": out_region == "arena",
+            "input_offset": in_off,
+            "output_offset": out_off,
+            "input_shape": "x".join(map(str, g.t(xin).shape)),
+            "output_shape": "x".join(map(str, g.t(yout).shape)),
+            "input_scale": f"{xq.s:.9g}" if xq else "1",
+            "input_zp": xq.zp if xq else 0,
+            "output_scale": f"{yq.s:.9g}" if yq else "1",
+            "output_zp": yq.zp if yq else 0,
+            "macs": self.plan.macs,
+            "n_steps": len(steps),
+            "steps": steps,
+            "const_decls": self.const_decls,
+            "profile": self.opts.profile,
+        }
+        return {
+            f"{self.p}.c": _ENV.get_template("model/model.c.j2").render(ctx),
+            f"{self.p}.h": _ENV.get_template("model/model.h.j2").render(ctx),
+            "main.c": _ENV.get_template("project/main.c.j2").render(ctx),
+        }
+
+
+def _bcast_strides(src: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    strides = []
+    acc = 1
+    for d in reversed(range(4)):
+        strides.append(0 if src[d] == 1 and out[d] != 1 else acc)
+        acc *= src[d]
+    return list(reversed(strides))
+
+
+def render_model(plan: Plan, opts: CodegenOptions | None = None) -> tuple[dict[str, str], int]:
+    """Filename -> text of the model's C files, and the bytes of constant data they hold."""
+    e = _Emitter(plan, opts or CodegenOptions())
+    files = e.render()
+    return files, e.flash_const_bytes

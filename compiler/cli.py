@@ -1,0 +1,204 @@
+"""The `microtile` command line.
+
+  microtile boards                                  list the boards
+  microtile plan MODEL --board B [--sram N]         show the candidate plans
+  microtile compile MODEL --board B --out DIR       write (and build) the C project
+  microtile run MODEL --board B --out DIR           ... and run it in QEMU, compare with the reference
+
+Errors in the user's input print one line `microtile: error: ...` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import MicrotileError
+
+EPILOG = """\
+examples:
+  microtile boards
+  microtile plan ../shared/models/vww_96_int8.tflite --board stm32f405
+  microtile compile model.tflite --board stm32f746g-disco --out build/vww
+  microtile run model.tflite --board stm32f405 --out build/vww --random 5
+  microtile run model.tflite --board stm32f405 --out build/vww --input images.npy --profile
+
+The SRAM budget (--sram) is what the plan may use for activations: the arena plus any
+input/output buffer kept outside it. By default it is the board's SRAM less the stack,
+the harness heap and a small runtime reserve. Peak SRAM in the report also counts the
+measured stack high-water mark and the model's own static data.
+"""
+
+
+def _size(text: str) -> int:
+    t = text.strip().lower()
+    mult = 1
+    for suffix, m in (("kib", 1024), ("kb", 1000), ("k", 1024), ("mib", 1 << 20), ("mb", 10**6), ("m", 1 << 20)):
+        if t.endswith(suffix):
+            t, mult = t[: -len(suffix)], m
+            break
+    try:
+        return int(float(t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 200000, 256K, 320KiB)") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="microtile",
+        description="TinyML compiler: int8 models to self-contained C for STM32, checked in an emulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    sub.add_parser("boards", help="list the boards microtile can target")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("model", help="model file: int8 .tflite (or .onnx)")
+        sp.add_argument("--board", default="stm32f405", help="target board (default: stm32f405; see `microtile boards`)")
+        sp.add_argument("--sram", type=_size, default=None, metavar="BYTES",
+                        help="SRAM budget for the plan's activations (default: board SRAM less stack and runtime)")
+        sp.add_argument("--schedule", default="auto", choices=["auto", "layer", "patch", "token"],
+                        help="execution schedule (default: auto = the cheapest plan that fits)")
+        sp.add_argument("--io", default="arena", choices=["arena", "external"],
+                        help="input/output buffers inside the arena (default) or kept by the caller")
+
+    sp = sub.add_parser("plan", help="show the candidate execution plans and their peak SRAM")
+    common(sp)
+    sp.add_argument("--dump", action="store_true", help="print every buffer and step of the chosen plan")
+
+    for name, helptext in (
+        ("compile", "write the C project (and build it when arm-none-eabi-gcc is available)"),
+        ("run", "compile, build, run in the emulator and compare every output byte with the reference"),
+    ):
+        sp = sub.add_parser(name, help=helptext, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        common(sp)
+        sp.add_argument("--out", required=True, type=Path, help="output folder (nothing is written outside it)")
+        sp.add_argument("--prefix", default="model", help="C symbol prefix and file name (default: model)")
+        sp.add_argument("--stack", type=_size, default=None, metavar="BYTES", help="stack reserved on the board")
+        sp.add_argument("--profile", action="store_true", help="per-layer instruction counters in the firmware")
+        if name == "compile":
+            sp.add_argument("--no-build", action="store_true", help="only write the project")
+        else:
+            sp.add_argument("--emulator", default="qemu", choices=["qemu", "renode"])
+            sp.add_argument("--input", type=Path, default=None, help=".npy with one or more inputs (float is quantized)")
+            sp.add_argument("--random", type=int, default=3, metavar="N",
+                            help="number of seeded random inputs when --input is not given (default 3)")
+            sp.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n:,} B ({n / 1024:.1f} KiB)"
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [
+        f"model      {report['model']}  ->  {report['board']}  (schedule: {report['schedule']}, io: {report['io']})",
+        f"MACs       {report['macs']:,}",
+        f"arena      {_fmt_bytes(report['arena_bytes'])}   lower bound {_fmt_bytes(report['arena_lower_bound_bytes'])}",
+        f"flash      {_fmt_bytes(report.get('flash_bytes'))}   (weights {_fmt_bytes(report['weights_bytes'])})",
+    ]
+    if "bit_exact" in report:
+        lines += [
+            f"stack      {_fmt_bytes(report['stack_bytes'])} (painted high-water mark during invoke)",
+            f"peak SRAM  {_fmt_bytes(report['peak_sram_bytes'])} (arena + I/O outside it + static + stack)",
+            f"instr.     {report['instructions']:,} per inference, {report['instructions_per_mac']} per MAC",
+            f"emulator   {report['emulator']}",
+            f"bit-exact  {'yes' if report['bit_exact'] else 'NO'} over {report['inputs']} input(s), "
+            f"max |diff| {report['max_abs_diff']}",
+        ]
+    else:
+        lines.append(f"peak SRAM  {_fmt_bytes(report['peak_sram_bytes'])} (estimate, stack not included)")
+    return "\n".join(lines)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except MicrotileError as e:
+        print(f"microtile: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("microtile: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from compiler import pipeline
+    from compiler.boards import list_boards, load_board
+
+    if args.cmd == "boards":
+        for b in list_boards():
+            tag = "" if b.real_part else "  [emulator only, not a real part]"
+            print(f"{b.name:20s} {b.core:10s} flash {b.flash.size // 1024:>5d} KiB  SRAM {b.sram.size // 1024:>5d} KiB  "
+                  f"QEMU {b.qemu_machine}{tag}")
+            print(f"{'':20s} {b.description}")
+        return 0
+
+    load_board(args.board)  # unknown board: clear error before reading the model
+    if args.cmd == "plan":
+        from compiler.schedule.select import binding_step, candidate_plans, plan_peak
+
+        board = load_board(args.board)
+        graph = pipeline.load_model(args.model)
+        budget = args.sram if args.sram is not None else pipeline.default_budget(board)
+        plans = candidate_plans(graph, args.schedule, args.io)
+        base = min(p.macs for p in plans) or 1
+        print(f"{graph.name} on {board.name}: budget {budget:,} B")
+        print(f"{'schedule':10s} {'detail':28s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at")
+        for p in sorted(plans, key=plan_peak):
+            i, what = binding_step(p)
+            detail = ", ".join(f"{k}={v}" for k, v in p.detail.items()) or "-"
+            print(f"{p.schedule:10s} {detail[:28]:28s} {plan_peak(p):>10,d} {p.macs:>12,d} "
+                  f"{(p.macs - base) / base:>7.1%}  {'yes ' if plan_peak(p) <= budget else 'no  '}  step {i} {what}")
+        if args.dump:
+            print()
+            print(min(plans, key=plan_peak).dump())
+        return 0
+
+    opts = pipeline.CompileOptions(
+        board=args.board,
+        sram=args.sram,
+        schedule=args.schedule,
+        io=args.io,
+        prefix=args.prefix,
+        profile=args.profile,
+        stack_bytes=args.stack,
+        build=not getattr(args, "no_build", False),
+    )
+    if args.cmd == "compile":
+        res = pipeline.compile_model(args.model, args.out, opts, log=_log)
+        print(_summary(res.report))
+        print(f"project    {args.out}  (make -C {args.out}; report.json)")
+        return 0
+    report = pipeline.run_model(
+        args.model,
+        args.out,
+        opts,
+        input_path=args.input,
+        n_random=args.random,
+        seed=args.seed,
+        emulator=args.emulator,
+        log=_log,
+    )
+    print(_summary(report))
+    if report.get("per_step"):
+        top = sorted(report["per_step"], key=lambda s: -s["instructions"])[:5]
+        print("top steps  " + "; ".join(f"{s['name']} {s['instructions']:,}" for s in top))
+    print(f"report     {args.out / 'report.json'}")
+    return 0 if report["bit_exact"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

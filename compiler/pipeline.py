@@ -1,0 +1,339 @@
+"""The road a model travels: load -> passes -> plan -> C project -> ELF -> emulator -> report.
+
+`compile_model` and `run_model` are what the CLI calls; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codegen.emit import CodegenOptions, render_model
+from compiler import reference
+from compiler.boards import Board, load_board, render_board_files
+from compiler.emulator import run_qemu
+from compiler.errors import BoardFitError, MicrotileError, ModelError
+from compiler.firmware import build_project, find_toolchain, model_memory
+from compiler.ir import Graph
+from compiler.passes.io_quant import strip_io_quant
+from compiler.schedule.plan import Plan
+from compiler.schedule.select import choose_plan, plan_peak
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_DIR = ROOT / "runtime_c"
+# RAM the generated model code itself may need besides the arena (its .data/.bss; 0 today).
+RUNTIME_RESERVE = 256
+
+Log = Callable[[str], None]
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class CompileOptions:
+    board: str = "stm32f405"
+    sram: int | None = None  # budget for arena + external I/O; default: board SRAM less reserves
+    schedule: str = "auto"
+    io: str = "arena"  # "arena": input/output inside the arena; "external": caller's buffers
+    prefix: str = "model"
+    profile: bool = False
+    stack_bytes: int | None = None
+    build: bool = True  # build the ELF when arm-none-eabi-gcc is available
+
+
+@dataclass
+class CompileResult:
+    graph: Graph
+    plan: Plan
+    board: Board
+    out: Path
+    report: dict[str, Any] = field(default_factory=dict)
+    elf: Path | None = None
+
+
+def load_model(path: str | Path) -> Graph:
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        from compiler.frontend.tflite import load_tflite
+
+        graph = load_tflite(path)
+    elif suffix == ".onnx":
+        try:
+            from compiler.frontend.onnx import load_onnx  # type: ignore[import-not-found]
+        except ImportError:
+            raise ModelError(f"{path}: ONNX import is not available in this build") from None
+        graph = load_onnx(path)
+    else:
+        raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
+    return strip_io_quant(graph)
+
+
+def default_budget(board: Board, stack_bytes: int | None = None) -> int:
+    stack = board.stack_bytes if stack_bytes is None else stack_bytes
+    return board.sram.size - stack - board.heap_bytes - RUNTIME_RESERVE
+
+
+def _weights_bytes(graph: Graph) -> int:
+    return sum(t.nbytes for t in graph.constants())
+
+
+def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _quiet) -> CompileResult:
+    board = load_board(opts.board)
+    budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
+    if budget <= 0:
+        raise MicrotileError(f"SRAM budget must be positive, got {budget}")
+    log(f"[microtile] {graph.name}: {len(graph.ops)} ops, planning for {board.name} (budget {budget} B)")
+    plan = choose_plan(graph, budget, opts.schedule, opts.io)
+    peak = plan_peak(plan)
+    stack = board.stack_bytes if opts.stack_bytes is None else opts.stack_bytes
+    ram_needed = peak + stack + board.heap_bytes + RUNTIME_RESERVE
+    if ram_needed > board.sram.size:
+        raise BoardFitError(
+            f"model needs {peak} B of SRAM for activations plus {stack} B stack and "
+            f"{board.heap_bytes + RUNTIME_RESERVE} B runtime, {ram_needed} B in all; {board.name} has "
+            f"{board.sram.size} B"
+        )
+    weights = _weights_bytes(graph)
+    if weights > board.flash.size:
+        raise BoardFitError(
+            f"model weights need {weights} B of flash; {board.name} has {board.flash.size} B"
+        )
+    files, const_bytes = render_model(plan, CodegenOptions(prefix=opts.prefix, profile=opts.profile))
+    if const_bytes + 16 * 1024 > board.flash.size:
+        raise BoardFitError(
+            f"model constants need {const_bytes} B of flash plus code; {board.name} has {board.flash.size} B"
+        )
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stale = out / "report.json"
+        if stale.exists():
+            stale.unlink()
+        for name, text in render_board_files(board, stack_bytes=opts.stack_bytes).items():
+            (out / name).write_text(text)
+        for name, text in files.items():
+            (out / name).write_text(text)
+        rt = out / "runtime"
+        if rt.exists():
+            shutil.rmtree(rt)
+        rt.mkdir()
+        for f in sorted(RUNTIME_DIR.glob("*.[ch]")):
+            shutil.copy2(f, rt / f.name)
+        (out / "plan.txt").write_text(plan.dump() + "\n")
+        report: dict[str, Any] = {
+            "model": graph.name,
+            "board": board.name,
+            "schedule": plan.schedule,
+            "schedule_detail": plan.detail,
+            "io": plan.io,
+            "macs": plan.macs,
+            "arena_bytes": plan.arena_bytes,
+            "arena_lower_bound_bytes": plan.lower_bound,
+            "sram_budget_bytes": budget,
+            "weights_bytes": weights,
+            "const_bytes": const_bytes,
+        }
+        result = CompileResult(graph=graph, plan=plan, board=board, out=out, report=report)
+        if opts.build:
+            try:
+                find_toolchain()
+                have_gcc = True
+            except MicrotileError:
+                have_gcc = False
+                log("[microtile] arm-none-eabi-gcc not found: project written, not built")
+            if have_gcc:
+                log("[microtile] building firmware with arm-none-eabi-gcc ...")
+                extra = "-DMT_PROFILE" if opts.profile else ""
+                result.elf = build_project(out, extra_cflags=extra)
+                model_mem, total_mem = model_memory(out, opts.prefix)
+                report["flash_bytes"] = model_mem.flash
+                report["model_static_ram_bytes"] = model_mem.ram
+                report["firmware_flash_bytes"] = total_mem.flash
+                report["firmware_static_ram_bytes"] = total_mem.ram
+        report.setdefault("flash_bytes", const_bytes)
+        io_ext = plan.input_bytes + plan.output_bytes if plan.io == "external" else 0
+        report["peak_sram_bytes"] = plan.arena_bytes + io_ext + report.get("model_static_ram_bytes", 0)
+        report["peak_sram_estimated"] = True  # stack added when measured by `run`
+        report["peak_sram_bytes_excluding_input"] = report["peak_sram_bytes"] - (
+            plan.input_bytes if plan.io == "external" else 0
+        )
+        _write_report(out, report)
+        return result
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write_report(out: Path, report: dict[str, Any]) -> None:
+    tmp = out / "report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    tmp.replace(out / "report.json")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    return str(o)
+
+
+def compile_model(model: str | Path, out: str | Path, opts: CompileOptions, log: Log = _quiet) -> CompileResult:
+    graph = load_model(model)
+    return compile_graph(graph, Path(out), opts, log)
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, seed: int = 0) -> np.ndarray:
+    """[N, *input_shape] int8 inputs: from a .npy file (float is quantized) or seeded random."""
+    t = graph.t(graph.inputs[0])
+    if input_path is None:
+        rng = np.random.default_rng(seed)
+        return rng.integers(-128, 128, size=(n_random, *t.shape), dtype=np.int8)
+    try:
+        x = np.load(input_path, allow_pickle=False)
+    except Exception as e:
+        raise ModelError(f"{input_path}: cannot read input array ({e})") from None
+    if x.size % t.size != 0:
+        raise ModelError(
+            f"{input_path}: {x.size} values do not make whole inputs of shape {t.shape} ({t.size} values each)"
+        )
+    if np.issubdtype(x.dtype, np.floating):
+        q = t.quant
+        assert q is not None
+        x = np.clip(np.round(x / q.s) + q.zp, -128, 127)
+    elif x.min() < -128 or x.max() > 127:
+        raise ModelError(f"{input_path}: integer input values outside int8 range")
+    return x.astype(np.int8).reshape(-1, *t.shape)
+
+
+@dataclass
+class EmulatorRun:
+    outputs: list[np.ndarray]
+    instructions: list[int]
+    stack: list[int]
+    steps: list[dict[str, Any]]
+    stdout: str
+
+
+def parse_harness_output(stdout: str, out_shape: tuple[int, ...]) -> EmulatorRun:
+    outs: dict[int, np.ndarray] = {}
+    instr: dict[int, int] = {}
+    stack: dict[int, int] = {}
+    steps: list[dict[str, Any]] = []
+    for line in stdout.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "MT_OUT":
+            outs[int(parts[1])] = np.frombuffer(bytes.fromhex(parts[2]), dtype=np.int8).reshape(out_shape)
+        elif parts[0] == "MT_RESULT":
+            kv = dict(p.split("=", 1) for p in parts[2:])
+            if kv.get("rc") != "0":
+                raise MicrotileError(f"firmware invoke returned status {kv.get('rc')} (a kernel rejected its arguments)")
+            instr[int(parts[1])] = int(kv["instructions"])
+            stack[int(parts[1])] = int(kv["stack"])
+        elif parts[0] == "MT_STEP" and parts[1] == "0":
+            steps.append({"step": int(parts[2]), "instructions": int(parts[3].split("=")[1]), "name": " ".join(parts[4:])})
+    n = len(outs)
+    return EmulatorRun(
+        outputs=[outs[i] for i in range(n)],
+        instructions=[instr[i] for i in range(n)],
+        stack=[stack[i] for i in range(n)],
+        steps=steps,
+        stdout=stdout,
+    )
+
+
+def run_model(
+    model: str | Path | Graph,
+    out: str | Path,
+    opts: CompileOptions,
+    input_path: str | Path | None = None,
+    n_random: int = 3,
+    seed: int = 0,
+    emulator: str = "qemu",
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Compile, build, run in the emulator, compare with the reference; returns the report."""
+    if emulator != "qemu":
+        raise MicrotileError(
+            f"emulator {emulator!r} cannot run here: only 'qemu' executes in this build (the Renode "
+            "scripts in renode/ are for machines with Renode installed)"
+        )
+    out = Path(out)
+    graph = model if isinstance(model, Graph) else load_model(model)
+    opts.build = True
+    res = compile_graph(graph, out, opts, log)
+    if res.elf is None:
+        find_toolchain()  # raises the clear error
+    xs = make_inputs(graph, input_path, n_random, seed)
+    (out / "input.bin").write_bytes(xs.tobytes())
+    log(f"[microtile] running {len(xs)} input(s) in QEMU {res.board.qemu_machine} ...")
+    er = run_qemu(res.elf, res.board, cwd=out, timeout_s=900)
+    (out / "emulator.log").write_text(er.stdout + er.stderr)
+    if er.timed_out or er.exit_code != 0:
+        raise MicrotileError(
+            f"firmware did not finish cleanly in QEMU (exit {er.exit_code}{', timed out' if er.timed_out else ''}); "
+            f"see {out / 'emulator.log'}"
+        )
+    out_t = graph.t(graph.outputs[0])
+    emu = parse_harness_output(er.stdout, out_t.shape)
+    if len(emu.outputs) != len(xs):
+        raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see emulator.log")
+    log("[microtile] comparing with the reference ...")
+    max_diff = 0
+    mismatches = 0
+    for x, y in zip(xs, emu.outputs, strict=True):
+        ref = reference.run(graph, [x])[0]
+        d = int(np.abs(ref.astype(np.int32) - y.astype(np.int32)).max())
+        max_diff = max(max_diff, d)
+        mismatches += int(d != 0)
+    report = dict(res.report)
+    stack = max(emu.stack)
+    io_ext = res.plan.input_bytes + res.plan.output_bytes if res.plan.io == "external" else 0
+    static = report.get("model_static_ram_bytes", 0)
+    report.update(
+        {
+            "emulator": f"qemu-system-arm -M {res.board.qemu_machine} -icount shift=0",
+            "inputs": len(xs),
+            "bit_exact": mismatches == 0,
+            "mismatched_inputs": mismatches,
+            "max_abs_diff": max_diff,
+            "instructions": int(np.median(emu.instructions)),
+            "instructions_per_input": emu.instructions,
+            "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),
+            "stack_bytes": stack,
+            "peak_sram_bytes": res.plan.arena_bytes + io_ext + static + stack,
+            "peak_sram_bytes_excluding_input": res.plan.arena_bytes + io_ext + static + stack
+            - (res.plan.input_bytes if res.plan.io == "external" else 0),
+            "peak_sram_estimated": False,
+        }
+    )
+    if emu.steps:
+        report["per_step"] = emu.steps
+    _write_report(out, report)
+    return report

@@ -1,0 +1,66 @@
+"""Pick the plan: every planner proposes candidates, the cheapest one that fits the budget wins.
+
+A plan's peak is the SRAM it needs besides the stack: its arena plus the input/output
+buffers that live outside the arena. Candidates that fit are ranked by MACs (patch-based
+plans recompute halos), then by peak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from compiler.errors import BudgetError, MicrotileError
+from compiler.ir import Graph
+from compiler.schedule.layer import plan_layer
+from compiler.schedule.plan import Plan
+
+SCHEDULES = ("auto", "layer", "patch", "token")
+
+# name -> function(graph, io) -> list of candidate plans. Other planners register here.
+PLANNERS: dict[str, Callable[[Graph, str], list[Plan]]] = {
+    "layer": lambda g, io: [plan_layer(g, io=io)],
+}
+
+
+def plan_peak(plan: Plan) -> int:
+    extra = 0
+    if plan.io == "external":
+        extra = plan.input_bytes + plan.output_bytes
+    return plan.arena_bytes + extra
+
+
+def binding_step(plan: Plan) -> tuple[int, str]:
+    live = plan.live_bytes_per_step()
+    if not live:
+        return -1, "-"
+    i = max(range(len(live)), key=lambda k: live[k])
+    op = plan.steps[i].op
+    return i, f"{op.name} ({op.kind})"
+
+
+def candidate_plans(graph: Graph, schedule: str = "auto", io: str = "arena") -> list[Plan]:
+    if schedule not in SCHEDULES:
+        raise MicrotileError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    names = list(PLANNERS) if schedule == "auto" else [schedule]
+    plans: list[Plan] = []
+    for name in names:
+        if name not in PLANNERS:
+            raise MicrotileError(
+                f"schedule {name!r} is not available yet; available: {', '.join(PLANNERS)}"
+            )
+        plans.extend(PLANNERS[name](graph, io))
+    return plans
+
+
+def choose_plan(graph: Graph, budget: int, schedule: str = "auto", io: str = "arena") -> Plan:
+    plans = candidate_plans(graph, schedule, io)
+    fitting = [p for p in plans if plan_peak(p) <= budget]
+    if fitting:
+        return min(fitting, key=lambda p: (p.macs, plan_peak(p)))
+    best = min(plans, key=plan_peak)
+    i, what = binding_step(best)
+    raise BudgetError(
+        f"no {schedule if schedule != 'auto' else ''}{' ' if schedule != 'auto' else ''}plan fits the "
+        f"SRAM budget of {budget} B: the smallest peak any plan reaches is {plan_peak(best)} B "
+        f"({best.schedule} schedule), bound by step {i} {what}"
+    )
