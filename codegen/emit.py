@@ -172,7 +172,9 @@ class _Emitter:
             "y": self.ptr(y),
             "w": self.const(w, "int8_t"),
             "b": self.const(b, "int32_t") if b else "NULL",
-            "mult": self.array(f"s{i}_mult", "int32_t", q["multiplier"][:1] if not q["per_channel"] else q["multiplier"]),
+            "mult": self.array(
+                f"s{i}_mult", "int32_t", q["multiplier"][:1] if not q["per_channel"] else q["multiplier"]
+            ),
             "shift": self.array(f"s{i}_shift", "int32_t", q["shift"][:1] if not q["per_channel"] else q["shift"]),
             "per_channel": int(q["per_channel"]),
             "batches": self.g.t(x).size // in_f,

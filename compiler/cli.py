@@ -58,13 +58,28 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("model", help="model file: int8 .tflite (or .onnx)")
-        sp.add_argument("--board", default="stm32f405", help="target board (default: stm32f405; see `microtile boards`)")
-        sp.add_argument("--sram", type=_size, default=None, metavar="BYTES",
-                        help="SRAM budget for the plan's activations (default: board SRAM less stack and runtime)")
-        sp.add_argument("--schedule", default="auto", choices=["auto", "layer", "patch", "token"],
-                        help="execution schedule (default: auto = the cheapest plan that fits)")
-        sp.add_argument("--io", default="arena", choices=["arena", "external"],
-                        help="input/output buffers inside the arena (default) or kept by the caller")
+        sp.add_argument(
+            "--board", default="stm32f405", help="target board (default: stm32f405; see `microtile boards`)"
+        )
+        sp.add_argument(
+            "--sram",
+            type=_size,
+            default=None,
+            metavar="BYTES",
+            help="SRAM budget for the plan's activations (default: board SRAM less stack and runtime)",
+        )
+        sp.add_argument(
+            "--schedule",
+            default="auto",
+            choices=["auto", "layer", "patch", "token"],
+            help="execution schedule (default: auto = the cheapest plan that fits)",
+        )
+        sp.add_argument(
+            "--io",
+            default="arena",
+            choices=["arena", "external"],
+            help="input/output buffers inside the arena (default) or kept by the caller",
+        )
 
     sp = sub.add_parser("plan", help="show the candidate execution plans and their peak SRAM")
     common(sp)
@@ -84,9 +99,16 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--no-build", action="store_true", help="only write the project")
         else:
             sp.add_argument("--emulator", default="qemu", choices=["qemu", "renode"])
-            sp.add_argument("--input", type=Path, default=None, help=".npy with one or more inputs (float is quantized)")
-            sp.add_argument("--random", type=int, default=3, metavar="N",
-                            help="number of seeded random inputs when --input is not given (default 3)")
+            sp.add_argument(
+                "--input", type=Path, default=None, help=".npy with one or more inputs (float is quantized)"
+            )
+            sp.add_argument(
+                "--random",
+                type=int,
+                default=3,
+                metavar="N",
+                help="number of seeded random inputs when --input is not given (default 3)",
+            )
             sp.add_argument("--seed", type=int, default=0)
     return p
 
@@ -141,8 +163,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "boards":
         for b in list_boards():
             tag = "" if b.real_part else "  [emulator only, not a real part]"
-            print(f"{b.name:20s} {b.core:10s} flash {b.flash.size // 1024:>5d} KiB  SRAM {b.sram.size // 1024:>5d} KiB  "
-                  f"QEMU {b.qemu_machine}{tag}")
+            print(
+                f"{b.name:20s} {b.core:10s} flash {b.flash.size // 1024:>5d} KiB  SRAM {b.sram.size // 1024:>5d} KiB  "
+                f"QEMU {b.qemu_machine}{tag}"
+            )
             print(f"{'':20s} {b.description}")
         return 0
 
@@ -160,8 +184,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         for p in sorted(plans, key=plan_peak):
             i, what = binding_step(p)
             detail = ", ".join(f"{k}={v}" for k, v in p.detail.items()) or "-"
-            print(f"{p.schedule:10s} {detail[:28]:28s} {plan_peak(p):>10,d} {p.macs:>12,d} "
-                  f"{(p.macs - base) / base:>7.1%}  {'yes ' if plan_peak(p) <= budget else 'no  '}  step {i} {what}")
+            print(
+                f"{p.schedule:10s} {detail[:28]:28s} {plan_peak(p):>10,d} {p.macs:>12,d} "
+                f"{(p.macs - base) / base:>7.1%}  {'yes ' if plan_peak(p) <= budget else 'no  '}  step {i} {what}"
+            )
         if args.dump:
             print()
             print(min(plans, key=plan_peak).dump())

@@ -38,8 +38,7 @@ def find_toolchain() -> str:
     gcc = shutil.which("arm-none-eabi-gcc")
     if gcc is None:
         raise ToolchainError(
-            "arm-none-eabi-gcc not found on PATH (Debian: apt-get install gcc-arm-none-eabi "
-            "libnewlib-arm-none-eabi)"
+            "arm-none-eabi-gcc not found on PATH (Debian: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"
         )
     if shutil.which("make") is None:
         raise ToolchainError("make not found on PATH (Debian: apt-get install make)")

@@ -63,9 +63,7 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["output_offset"] = _zp(g, y)
         p["input1_multiplier"], p["input1_shift"] = Q.quantize_multiplier(s1 / twice_max)
         p["input2_multiplier"], p["input2_shift"] = Q.quantize_multiplier(s2 / twice_max)
-        p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(
-            twice_max / ((1 << left_shift) * so)
-        )
+        p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(twice_max / ((1 << left_shift) * so))
         p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), so, _zp(g, y))
     elif k == "mul":
         s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
@@ -75,9 +73,7 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(s1 * s2 / so)
         p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), so, _zp(g, y))
     elif k in ("avg_pool2d", "max_pool2d"):
-        p["act_min"], p["act_max"] = Q.activation_range(
-            op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y)
-        )
+        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y))
     elif k == "mean":
         xs = g.t(x).shape
         n = int(np.prod([xs[a] for a in op.attrs["axes"]]))

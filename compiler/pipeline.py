@@ -111,9 +111,7 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         )
     weights = _weights_bytes(graph)
     if weights > board.flash.size:
-        raise BoardFitError(
-            f"model weights need {weights} B of flash; {board.name} has {board.flash.size} B"
-        )
+        raise BoardFitError(f"model weights need {weights} B of flash; {board.name} has {board.flash.size} B")
     files, const_bytes = render_model(plan, CodegenOptions(prefix=opts.prefix, profile=opts.profile))
     if const_bytes + 16 * 1024 > board.flash.size:
         raise BoardFitError(
@@ -253,11 +251,15 @@ def parse_harness_output(stdout: str, out_shape: tuple[int, ...]) -> EmulatorRun
         elif parts[0] == "MT_RESULT":
             kv = dict(p.split("=", 1) for p in parts[2:])
             if kv.get("rc") != "0":
-                raise MicrotileError(f"firmware invoke returned status {kv.get('rc')} (a kernel rejected its arguments)")
+                raise MicrotileError(
+                    f"firmware invoke returned status {kv.get('rc')} (a kernel rejected its arguments)"
+                )
             instr[int(parts[1])] = int(kv["instructions"])
             stack[int(parts[1])] = int(kv["stack"])
         elif parts[0] == "MT_STEP" and parts[1] == "0":
-            steps.append({"step": int(parts[2]), "instructions": int(parts[3].split("=")[1]), "name": " ".join(parts[4:])})
+            steps.append(
+                {"step": int(parts[2]), "instructions": int(parts[3].split("=")[1]), "name": " ".join(parts[4:])}
+            )
     n = len(outs)
     return EmulatorRun(
         outputs=[outs[i] for i in range(n)],
@@ -328,7 +330,10 @@ def run_model(
             "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),
             "stack_bytes": stack,
             "peak_sram_bytes": res.plan.arena_bytes + io_ext + static + stack,
-            "peak_sram_bytes_excluding_input": res.plan.arena_bytes + io_ext + static + stack
+            "peak_sram_bytes_excluding_input": res.plan.arena_bytes
+            + io_ext
+            + static
+            + stack
             - (res.plan.input_bytes if res.plan.io == "external" else 0),
             "peak_sram_estimated": False,
         }

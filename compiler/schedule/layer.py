@@ -50,8 +50,7 @@ def build_buffers(
         if r not in buffers:
             is_input = r in graph.inputs
             region = "input" if is_input and io == "external" else "arena"
-            buffers[r] = Buffer(name=r, size=align(tensor.nbytes), first=0 if is_input else n, last=-1,
-                                region=region)
+            buffers[r] = Buffer(name=r, size=align(tensor.nbytes), first=0 if is_input else n, last=-1, region=region)
         b = buffers[r]
         if t not in b.tensors:
             b.tensors.append(t)
@@ -114,9 +113,7 @@ def _first_fit(order: list[Buffer]) -> dict[str, int]:
     placed: list[tuple[Buffer, int]] = []
     offsets: dict[str, int] = {}
     for b in order:
-        conflicts = sorted(
-            (off, off + p.size) for p, off in placed if p.overlaps_in_time(b)
-        )
+        conflicts = sorted((off, off + p.size) for p, off in placed if p.overlaps_in_time(b))
         offset = 0
         for start, end in conflicts:
             if offset + b.size <= start:

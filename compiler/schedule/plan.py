@@ -79,9 +79,7 @@ class Plan:
         """Arena bytes live during each step (the curve MCUNetV2 plots)."""
         out = []
         for i in range(len(self.steps)):
-            out.append(
-                sum(b.size for b in self.buffers if b.region in ("arena", "scratch") and b.first <= i <= b.last)
-            )
+            out.append(sum(b.size for b in self.buffers if b.region in ("arena", "scratch") and b.first <= i <= b.last))
         return out
 
     def dump(self) -> str:
@@ -104,9 +102,7 @@ class Plan:
             extra = " in-place" if s.in_place else ""
             if s.scratch is not None:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
-            lines.append(
-                f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}"
-            )
+            lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")
         return "\n".join(lines)
 
 

@@ -45,9 +45,7 @@ def candidate_plans(graph: Graph, schedule: str = "auto", io: str = "arena") -> 
     plans: list[Plan] = []
     for name in names:
         if name not in PLANNERS:
-            raise MicrotileError(
-                f"schedule {name!r} is not available yet; available: {', '.join(PLANNERS)}"
-            )
+            raise MicrotileError(f"schedule {name!r} is not available yet; available: {', '.join(PLANNERS)}")
         plans.extend(PLANNERS[name](graph, io))
     return plans
 
