@@ -129,7 +129,9 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             # TFLM RELU6 int8: a clamp in the input's quantization (no rescale)
             s, z = _scale(g, x), _zp(g, x)
             p["mode"] = "clamp"
-            p["act_min"], p["act_max"] = z, max(-128, min(127, z + Q._round_half_away(6.0 / s)))
+            # FloatToQuantizedType: round(6.0f / scale) in float32 arithmetic
+            six = Q._round_half_away(float(np.float32(6.0) / np.float32(s)))
+            p["act_min"], p["act_max"] = z, max(-128, min(127, z + six))
         else:
             s, z = _scale(g, y), _zp(g, y)
             p["mode"] = "rescale"

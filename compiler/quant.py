@@ -211,7 +211,8 @@ def activation_range(activation: str, scale: float, zero_point: int, qmin: int =
     """TFLite CalculateActivationRangeQuantized: the int clamp of a fused activation."""
 
     def q(v: float) -> int:
-        return zero_point + _round_half_away(v / scale)
+        # TFLite divides in float32: round(f / scale) with f and scale floats
+        return zero_point + _round_half_away(float(np.float32(v) / np.float32(scale)))
 
     if activation == "relu":
         return max(qmin, q(0.0)), qmax
