@@ -35,7 +35,7 @@ void mt_depthwise_conv_pixel_s8(const mt_conv_params *p, const mt_pc_quant *q, i
             }
         }
         if (bias != 0) {
-            acc += bias[oc];
+            acc = mt_wrap32((int64_t)acc + bias[oc]); /* wraps as the reference */
         }
         acc = mt_mbqm(acc, q->multiplier[oc], q->shift[oc]) + p->output_offset;
         o[oc] = (int8_t)mt_clamp(acc, p->act_min, p->act_max);

@@ -20,7 +20,7 @@ mt_status mt_fully_connected_s8(const mt_fc_params *p, const mt_pc_quant *q, int
                 acc += ((int32_t)x[i] + p->input_offset) * ((int32_t)w[i] + p->filter_offset);
             }
             if (bias != 0) {
-                acc += bias[o];
+                acc = mt_wrap32((int64_t)acc + bias[o]); /* wraps as the reference */
             }
             const int32_t qi = per_channel ? o : 0;
             acc = mt_mbqm(acc, q->multiplier[qi], q->shift[qi]) + p->output_offset;

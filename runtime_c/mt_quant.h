@@ -120,7 +120,7 @@ static inline int32_t mt_exp_on_interval_between_negative_one_quarter_and_0_excl
 }
 
 /* gemmlowp exp_on_negative_values: exp(a) for a <= 0 in Q(integer_bits).(31-integer_bits),
- * result in Q0.31. integer_bits in [1, 30]. */
+ * result in Q0.31. integer_bits in [1, 29]. */
 static inline int32_t mt_exp_on_negative_values(int32_t a, int32_t integer_bits)
 {
     static const int32_t barrel_mult[7] = {1672461947, 1302514674, 790015084, 290630308,
