@@ -48,6 +48,12 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "relu": ("min", "max"),  # bounds in real values: relu = (0, inf), relu6 = (0, 6)
     "quantize": (),
     "dequantize": (),
+    # transformer ops; float semantics in compiler/transformer_ops.py, int8 arithmetic in lower.py
+    "layer_norm": ("axis", "epsilon"),  # inputs x, gamma f32 [D], beta f32 [D]; axis must be -1
+    "gelu": ("approximate",),  # "none" (erf) | "tanh"
+    "batch_matmul": ("transpose_b",),  # [B.., M, K] x [B.., K, N] (or [B.., N, K] when transpose_b)
+    "transpose": ("perm",),
+    "slice": ("begin", "size"),  # out = x[begin[i] : begin[i] + size[i]] per axis
 }
 
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -246,6 +252,8 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.kind == "fully_connected":
         w = graph.tensors[op.inputs[1]]
         return out.size * w.shape[-1]
+    if op.kind == "batch_matmul":
+        return out.size * graph.tensors[op.inputs[0]].shape[-1]
     return 0
 
 
