@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up microtile on a fresh Debian machine with Python 3.11:
+#   Debian packages: the Arm toolchain + newlib, QEMU, make, a host C compiler;
+#   a virtual environment .venv with microtile installed (editable).
+# Usage: bash .ci/setup.sh          (the compiler)
+#        bash .ci/setup.sh test     (plus everything the test suite needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+need=()
+for tool in arm-none-eabi-gcc qemu-system-arm make cc; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -d /usr/lib/arm-none-eabi/newlib ] || need+=(newlib)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(venv)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "[setup] installing Debian packages (missing: ${need[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends \
+    gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make gcc libc6-dev python3-venv >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  python3 -m venv .venv
+fi
+extras=""
+if [ "${1:-}" = "test" ]; then extras="[test,onnx,torch,plot]"; fi
+echo "[setup] pip install -e .${extras}"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "[setup] ready: $(.venv/bin/microtile --help >/dev/null && echo microtile) $(arm-none-eabi-gcc -dumpversion) $(qemu-system-arm --version | head -1)"

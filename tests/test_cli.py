@@ -1,0 +1,171 @@
+"""The CLI's contract: clear one-line errors (exit 2) for bad input, nothing half-written left behind."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import needs_firmware, shared_model
+
+from compiler import cli
+from compiler.frontend import tflite_writer
+from compiler.frontend.tflite_writer import write_tflite
+from compiler.ir import Graph, Op, QParams, Tensor
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("[microtile]")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("microtile: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _tiny_int8_graph(kind: str = "logistic", fc_in: int = 8, fc_out: int = 4) -> Graph:
+    g = Graph(name="tiny")
+    q = QParams(0.05, -3)
+    g.add_tensor(Tensor("x", (1, fc_in), "int8", q))
+    g.add_tensor(Tensor("w", (fc_out, fc_in), "int8", QParams(0.01, 0),
+                        np.random.default_rng(0).integers(-127, 128, (fc_out, fc_in))))
+    g.add_tensor(Tensor("b", (fc_out,), "int32", QParams(0.0005, 0), np.arange(fc_out)))
+    g.add_tensor(Tensor("h", (1, fc_out), "int8", QParams(0.1, 2)))
+    g.add_op(Op("fully_connected", "fc", ["x", "w", "b"], ["h"], {"activation": "none"}))
+    g.add_tensor(Tensor("y", (1, fc_out), "int8", QParams(1 / 256, -128)))
+    g.add_op(Op(kind, "act", ["h"], ["y"], {}))
+    g.inputs, g.outputs = ["x"], ["y"]
+    return g
+
+
+def test_help_teaches(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("--board", "--sram", "--schedule", "--out", "--input", "examples:"):
+        assert word in out
+
+
+def test_boards_lists_both_real_boards(capsys) -> None:
+    rc, out, _ = _run(capsys, "boards")
+    assert rc == 0
+    assert "stm32f405" in out and "stm32f746g-disco" in out
+    assert "not a real part" in out  # the emulator-only large board says so
+
+
+def test_truncated_model(tmp_path, capsys) -> None:
+    data = shared_model("kws_ref_model").read_bytes()
+    bad = tmp_path / "trunc.tflite"
+    bad.write_bytes(data[: len(data) // 3])
+    rc, _, err = _run(capsys, "compile", str(bad), "--board", "stm32f405", "--out", str(tmp_path / "o"))
+    assert rc == 2
+    assert "malformed or truncated" in _one_error_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_not_a_tflite_file(tmp_path, capsys) -> None:
+    bad = tmp_path / "notes.tflite"
+    bad.write_text("this is not a model\n" * 10)
+    rc, _, err = _run(capsys, "compile", str(bad), "--out", str(tmp_path / "o"))
+    assert rc == 2
+    assert "not a TFLite flatbuffer" in _one_error_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_float_model_refused(tmp_path, capsys) -> None:
+    g = Graph(name="float")
+    g.add_tensor(Tensor("x", (1, 4, 4, 1), "float32"))
+    g.add_tensor(Tensor("w", (2, 1, 1, 1), "float32", data=np.ones((2, 1, 1, 1))))
+    g.add_tensor(Tensor("y", (1, 4, 4, 2), "float32"))
+    g.add_op(Op("conv2d", "c", ["x", "w"], ["y"],
+                {"stride": (1, 1), "dilation": (1, 1), "pads": (0, 0, 0, 0), "activation": "none"}))
+    g.inputs, g.outputs = ["x"], ["y"]
+    path = tmp_path / "float.tflite"
+    path.write_bytes(write_tflite(g))
+    rc, _, err = _run(capsys, "compile", str(path), "--out", str(tmp_path / "o"))
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "float32" in line and "int8" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_unsupported_op_names_node_and_supported_list(tmp_path, capsys, monkeypatch) -> None:
+    # write a LOGISTIC op under the TANH builtin code: a real TFLite op microtile does not support
+    monkeypatch.setattr(tflite_writer.BO, "LOGISTIC", tflite_writer.BO.TANH)
+    path = tmp_path / "tanh.tflite"
+    path.write_bytes(write_tflite(_tiny_int8_graph("logistic")))
+    monkeypatch.undo()
+    rc, _, err = _run(capsys, "compile", str(path), "--out", str(tmp_path / "o"))
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "unsupported op TANH" in line
+    assert "op1_tanh" in line  # the node
+    assert "CONV_2D" in line and "SOFTMAX" in line  # the supported list
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_board(tmp_path, capsys) -> None:
+    rc, _, err = _run(capsys, "compile", str(shared_model("kws_ref_model")), "--board", "stm32f999",
+                      "--out", str(tmp_path / "o"))
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "stm32f999" in line and "stm32f405" in line and "stm32f746g-disco" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_budget_no_plan_fits_says_smallest_peak_and_binding_layer(tmp_path, capsys) -> None:
+    rc, _, err = _run(capsys, "compile", str(shared_model("vww_96_int8")), "--schedule", "layer",
+                      "--sram", "20000", "--out", str(tmp_path / "o"))
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "smallest peak" in line and "55296 B" in line and "step" in line and "conv2d" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_weights_too_big_for_flash(tmp_path, capsys) -> None:
+    path = tmp_path / "big.tflite"
+    path.write_bytes(write_tflite(_tiny_int8_graph("logistic", fc_in=1200, fc_out=1000)))
+    rc, _, err = _run(capsys, "compile", str(path), "--board", "stm32f405", "--out", str(tmp_path / "o"))
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "flash" in line and "1204000 B" in line and "1048576 B" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_arena_too_big_for_sram(tmp_path, capsys) -> None:
+    # an explicit budget above what the board has: the board check catches it before any build
+    rc, _, err = _run(capsys, "compile", str(shared_model("vww_96_int8")), "--board", "stm32f405",
+                      "--sram", "1M", "--stack", "80K", "--out", str(tmp_path / "o"))
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "SRAM" in line and "131072 B" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_input_array(tmp_path, capsys) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((3, 7), dtype=np.int8))
+    rc, _, err = _run(capsys, "run", str(shared_model("kws_ref_model")), "--out", str(tmp_path / "o"),
+                      "--input", str(tmp_path / "x.npy"))
+    assert rc == 2
+    assert "x.npy" in _one_error_line(err)
+
+
+@needs_firmware
+def test_compile_then_run_summary(tmp_path, capsys) -> None:
+    model = str(shared_model("kws_ref_model"))
+    rc, out, err = _run(capsys, "compile", model, "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    assert "arena" in out and "flash" in out
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert report["schedule"] == "layer" and report["flash_bytes"] > report["weights_bytes"]
+    assert (tmp_path / "c" / "build" / "firmware.elf").exists()
+    rc, out, err = _run(capsys, "run", model, "--out", str(tmp_path / "r"), "--random", "2")
+    assert rc == 0, err
+    assert "bit-exact  yes" in out
+    assert "[microtile]" in err  # progress on long work goes to stderr
