@@ -412,7 +412,7 @@ class GraphBuilder:
         for name, arr in env.items():
             if name in self.consts:
                 continue
-            ranges[name] = (float(arr.min()), float(arr.max()))
+            ranges[name] = (float(_snap(arr.min(), "down")), float(_snap(arr.max(), "up")))
         if input_range is not None:
             for name in self.inputs:
                 ranges[name] = (float(input_range[0]), float(input_range[1]))
@@ -503,6 +503,17 @@ def _act_quant(lo: float, hi: float) -> QParams:
     return QParams(scale, zp)
 
 
+def _snap(x: np.ndarray | float, mode: str = "nearest", bits: int = 8) -> np.ndarray:
+    """Round to `bits` significant bits (toward -inf/+inf for "down"/"up").
+
+    Calibration statistics pass through BLAS, whose last bits vary between machines; snapping
+    them before they reach scales and biases makes a model's bytes the same everywhere (barring
+    a value within an ulp of a grid point)."""
+    m, e = np.frexp(np.asarray(x, np.float64))
+    f = {"nearest": np.round, "up": np.ceil, "down": np.floor}[mode]
+    return np.ldexp(f(m * (1 << bits)) / (1 << bits), e).astype(np.float32)
+
+
 def _weight_quant(w: np.ndarray, axis: int, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 weights (range [-127, 127]) with per-channel scales along `axis`."""
     if per_channel:
@@ -567,6 +578,7 @@ def _apply_fold(node: _Node, z: np.ndarray, fold: bool) -> np.ndarray:
     else:
         mu = z.mean(axis=red)
         sd = z.std(axis=red) + 1e-3
+    mu, sd = _snap(mu), _snap(sd)
     a = (gamma / sd).astype(np.float32)
     w = node.params["w"]
     if node.kind == "conv2d":
