@@ -913,6 +913,38 @@ def test_concat(lib, seed: int) -> None:
     yw.check(ref[0])
 
 
+# -- library layout -----------------------------------------------------------------------
+
+
+def declared_functions() -> list[str]:
+    import re
+
+    text = (RUNTIME / "mt_nn.h").read_text()
+    return re.findall(r"^(?:mt_status|int32_t)\s+(mt_\w+)\(", text, flags=re.M)
+
+
+def test_one_kernel_per_file(lib) -> None:
+    names = declared_functions()
+    support = (RUNTIME / "SUPPORT.md").read_text()
+    assert len(names) >= 20
+    for name in names:
+        assert hasattr(lib, name), f"{name} declared in mt_nn.h but not defined"
+        kernel = name.removesuffix("_get_buffer_size")
+        assert (RUNTIME / f"{kernel}.c").is_file(), f"{kernel} must live in runtime_c/{kernel}.c"
+        assert f"`{kernel}`" in support, f"{kernel} missing from runtime_c/SUPPORT.md"
+
+
+def test_cortex_m_build(tmp_path) -> None:
+    """The library compiles warning-free for the boards' cores when the ARM toolchain exists."""
+    arm = shutil.which("arm-none-eabi-gcc")
+    if arm is None:
+        pytest.skip("arm-none-eabi-gcc not found")
+    sources = [str(p) for p in sorted(RUNTIME.glob("*.c"))]
+    for cpu in ("cortex-m4", "cortex-m7"):
+        cmd = [arm, f"-mcpu={cpu}", "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
+        subprocess.run([*cmd, "-Wconversion", "-pedantic", f"-I{RUNTIME}", "-c", *sources], check=True, cwd=tmp_path)
+
+
 # -- sanitizers --------------------------------------------------------------------------------
 
 
