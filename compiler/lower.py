@@ -150,6 +150,15 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
             p["input_zp"] = _zp(g, x)
         p["output_zp"] = _zp(g, y)
+    elif k == "layer_norm":
+        p.update(_lower_layer_norm(g, op))
+    elif k == "gelu":
+        p["lut"] = _gelu_lut(g, op)
+    elif k == "batch_matmul":
+        p.update(_lower_batch_matmul(g, op))
+    elif k in ("transpose", "slice"):
+        if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
+            raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
     return p
 
 
@@ -157,3 +166,102 @@ def _downscale_to_int16(m: int) -> int:
     if m >= (1 << 31) - 1 - (1 << 15):
         return (1 << 15) - 1
     return (m + (1 << 15)) >> 16
+
+
+# -- transformer ops ----------------------------------------------------------------------
+
+LN_MAX_DIM = 2048  # N * (N q - sum) must fit int32 and N * sum(c^2) + E must fit 62 bits
+LN_NORM_BITS = 16  # the normalized value (x - mean) / std is carried in Q16
+
+
+def _lower_layer_norm(g: Graph, op: Op) -> dict[str, Any]:
+    """Integer-only LayerNorm over the last axis (all arithmetic in int32/int64).
+
+    For one row q[0..N) of int8 inputs (scale s_x; the zero point cancels out):
+      sum = sum_i q_i;  c_i = N q_i - sum  (= N (q_i - mean));  V = sum_i c_i^2  (int64)
+      W = N V + E,  E = round(epsilon N^4 / s_x^2)  so that  (x_i - mean) / sqrt(var + eps) = N c_i / sqrt(W)
+      k = (62 - bitlen(W)) // 2;  r = isqrt(W << 2k)  (in [2^30, 2^31): 31 significant bits)
+      inv = floor(2^61 / r)                       (one 64-bit division per row)
+      n_i = (N c_i * inv + 2^(44-k)) >> (45 - k)   (the normalized value in Q16)
+      y_i = clamp(z_y + ((G_j n_i + B_j + 2^(S-1)) >> S))
+    with G_j = round(gamma_j / s_y * 2^(S-16)), B_j = round(beta_j / s_y * 2^S) (int32), S chosen
+    per layer as large as int32 G and B allow (at most 40). W == 0 (a constant row and E == 0)
+    gives n_i = 0.
+    """
+    x, gamma, beta = op.inputs[0], op.inputs[1], op.inputs[2]
+    y = op.outputs[0]
+    axis = int(op.attrs.get("axis", -1))
+    xs = g.t(x).shape
+    if axis not in (-1, len(xs) - 1):
+        raise ModelError(f"node {op.name} (layer_norm): only the last axis is supported, not {axis}")
+    n = xs[-1]
+    if n > LN_MAX_DIM:
+        raise ModelError(f"node {op.name} (layer_norm): dimension {n} > {LN_MAX_DIM} is not supported")
+    gt, bt = g.t(gamma), g.t(beta)
+    if gt.data is None or bt.data is None:
+        raise ModelError(f"node {op.name} (layer_norm): gamma and beta must be constants")
+    s_x, s_y = _scale(g, x), _scale(g, y)
+    gf = gt.data.astype(np.float64).reshape(-1) / s_y
+    bf = np.clip(bt.data.astype(np.float64).reshape(-1) / s_y, -(2.0**14), 2.0**14)
+    lim = float((1 << 31) - 1)
+    shift = 40
+    gmax, bmax = float(np.abs(gf).max(initial=0.0)), float(np.abs(bf).max(initial=0.0))
+    while shift > 17 and (gmax * 2.0 ** (shift - LN_NORM_BITS) >= lim or bmax * 2.0**shift >= lim):
+        shift -= 1
+    eps = float(op.attrs.get("epsilon", 1e-5))
+    e_term = min(round(eps * float(n) ** 4 / (s_x * s_x)), 1 << 60)
+    return {
+        "dim": n,
+        "rows": g.t(x).size // n,
+        "eps_term": int(e_term),
+        "out_shift": shift,
+        "output_zp": _zp(g, y),
+        "gamma_q": np.round(gf * 2.0 ** (shift - LN_NORM_BITS)).astype(np.int64).astype(np.int32),
+        "beta_q": np.round(bf * 2.0**shift).astype(np.int64).astype(np.int32),
+    }
+
+
+def _gelu_lut(g: Graph, op: Op) -> np.ndarray:
+    """256-entry int8 table: lut[q + 128] = clamp(round(gelu(s_x (q - z_x)) / s_y) + z_y)."""
+    from compiler.transformer_ops import gelu
+
+    x, y = op.inputs[0], op.outputs[0]
+    q = np.arange(-128, 128, dtype=np.int64)
+    real = _scale(g, x) * (q - _zp(g, x)).astype(np.float64)
+    out = Q.round_half_away(gelu(real, str(op.attrs.get("approximate", "none"))) / _scale(g, y)) + _zp(g, y)
+    return np.clip(out, -128, 127).astype(np.int8)
+
+
+def _lower_batch_matmul(g: Graph, op: Op) -> dict[str, Any]:
+    """acc = sum_k (a + a_offset)(b + b_offset) in int32; y = clamp(MBQM(acc) + z_y), per tensor."""
+    a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    sa, sb = g.t(a).shape, g.t(b).shape
+    tb = bool(op.attrs.get("transpose_b", False))
+    if len(sa) < 2 or len(sa) != len(sb) or sa[:-2] != sb[:-2]:
+        raise ModelError(f"node {op.name} (batch_matmul): shapes {sa} x {sb} need equal batch dimensions")
+    m, k = sa[-2], sa[-1]
+    kb, nb = (sb[-1], sb[-2]) if tb else (sb[-2], sb[-1])
+    if kb != k:
+        raise ModelError(f"node {op.name} (batch_matmul): inner dimensions {k} and {kb} differ")
+    for t in (a, b):
+        q = g.t(t).quant
+        if q is None or q.per_channel:
+            raise ModelError(f"node {op.name} (batch_matmul): {t!r} must be quantized per tensor")
+    mult, shift = Q.quantize_multiplier(
+        float(np.float32(_scale(g, a))) * float(np.float32(_scale(g, b))) / float(np.float32(_scale(g, y)))
+    )
+    act_min, act_max = Q.activation_range(op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y))
+    return {
+        "batches": int(np.prod(sa[:-2], dtype=np.int64)),
+        "m": m,
+        "k": k,
+        "n": nb,
+        "transpose_b": tb,
+        "a_offset": -_zp(g, a),
+        "b_offset": -_zp(g, b),
+        "output_offset": _zp(g, y),
+        "multiplier": mult,
+        "shift": shift,
+        "act_min": act_min,
+        "act_max": act_max,
+    }

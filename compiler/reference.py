@@ -7,6 +7,7 @@ generator writes into the firmware.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -277,6 +278,66 @@ def dequantize(g: Graph, op: Op, env: Env) -> np.ndarray:
     return ((x - q.zp).astype(np.float32) * np.float32(q.s)).astype(np.float32)
 
 
+# -- transformer ops (integer arithmetic documented in compiler.lower) -----------------------
+
+
+def layer_norm_rows(x: np.ndarray, p: dict) -> np.ndarray:
+    """The integer LayerNorm of `compiler.lower._lower_layer_norm` on rows of x ([rows, D] int8)."""
+    n = p["dim"]
+    q = np.asarray(x, dtype=np.int64).reshape(-1, n)
+    out = np.empty(q.shape, dtype=np.int8)
+    gq = p["gamma_q"].astype(np.int64)
+    bq = p["beta_q"].astype(np.int64)
+    sh = p["out_shift"]
+    for r in range(q.shape[0]):
+        c = n * q[r] - int(q[r].sum())
+        w = n * int((c * c).sum()) + p["eps_term"]
+        if w == 0:
+            nq = np.zeros(n, dtype=np.int64)
+        else:
+            k = (62 - w.bit_length()) // 2
+            inv = (1 << 61) // math.isqrt(w << (2 * k))
+            nq = (n * c * inv + (1 << (44 - k))) >> (45 - k)
+        acc = gq * nq + bq
+        out[r] = np.clip(p["output_zp"] + ((acc + (1 << (sh - 1))) >> sh), -128, 127)
+    return out
+
+
+def layer_norm(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    return layer_norm_rows(_in(g, env, op.inputs[0]), p)
+
+
+def gelu(g: Graph, op: Op, env: Env) -> np.ndarray:
+    lut = lower(g, op)["lut"]
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    return lut[x + 128]
+
+
+def batch_matmul(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    a = _in(g, env, op.inputs[0]).astype(np.int64) + p["a_offset"]
+    b = _in(g, env, op.inputs[1]).astype(np.int64) + p["b_offset"]
+    if p["transpose_b"]:
+        b = np.swapaxes(b, -1, -2)
+    acc = Q.wrap32(a @ b)
+    out = Q.mbqm(acc, p["multiplier"], p["shift"]) + p["output_offset"]
+    return _clamp8(out, p["act_min"], p["act_max"])
+
+
+def transpose(g: Graph, op: Op, env: Env) -> np.ndarray:
+    lower(g, op)
+    return np.transpose(_in(g, env, op.inputs[0]), tuple(op.attrs["perm"]))
+
+
+def slice_(g: Graph, op: Op, env: Env) -> np.ndarray:
+    from compiler.transformer_ops import slice_index
+
+    lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    return x[slice_index(x.shape, op.attrs["begin"], op.attrs["size"])]
+
+
 _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "conv2d": conv2d,
     "depthwise_conv2d": depthwise_conv2d,
@@ -295,4 +356,9 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "relu": relu,
     "quantize": quantize,
     "dequantize": dequantize,
+    "layer_norm": layer_norm,
+    "gelu": gelu,
+    "batch_matmul": batch_matmul,
+    "transpose": transpose,
+    "slice": slice_,
 }

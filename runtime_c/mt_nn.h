@@ -192,6 +192,48 @@ mt_status mt_pad_s8(const int8_t *in, const mt_view *in_v, int8_t *out, const mt
  * sequence of copies into offset views of the output). */
 mt_status mt_copy_s8(const int8_t *in, const mt_view *in_v, int8_t *out, const mt_view *out_v);
 
+/* ---- transformer kernels ---- */
+
+/* Integer-only LayerNorm over rows of `dim` values (arithmetic: compiler/lower.py,
+ * _lower_layer_norm). gamma_q/beta_q: per-channel int32 in 2^(out_shift-16) / 2^out_shift. */
+#define MT_LAYER_NORM_MAX_DIM 2048
+typedef struct {
+    int64_t eps_term; /* round(epsilon * dim^4 / input_scale^2) */
+    int32_t dim;
+    int32_t out_shift; /* 17..40 */
+    int32_t output_zp;
+} mt_layer_norm_params;
+mt_status mt_layer_norm_s8(const mt_layer_norm_params *p, const int32_t *gamma_q, const int32_t *beta_q,
+                           const int8_t *in, int32_t rows, int8_t *out);
+
+/* out[i] = lut[in[i] + 128] (GELU: a table computed by the compiler from the float function). */
+mt_status mt_lut_s8(const int8_t *lut, const int8_t *in, int8_t *out, int32_t size);
+
+/* Batched matmul of two int8 activations, per-tensor quantization, int32 accumulation:
+ * element (bt, i, kk) of A at a[bt*a_batch + i*a_row + kk], (bt, kk, j) of B at
+ * b[bt*b_batch + kk*b_k + j*b_n], (bt, i, j) of Y at y[bt*y_batch + i*y_row + j]. */
+typedef struct {
+    int32_t a_offset, b_offset, output_offset; /* -zp_a, -zp_b, zp_y */
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} mt_bmm_params;
+typedef struct {
+    int32_t batches, m, k, n;
+    int32_t a_batch, a_row;
+    int32_t b_batch, b_k, b_n;
+    int32_t y_batch, y_row;
+} mt_bmm_dims;
+mt_status mt_batch_matmul_s8(const mt_bmm_params *p, const mt_bmm_dims *d, const int8_t *a, const int8_t *b,
+                             int8_t *y);
+
+/* 4-D strided copy: out[sum i_d*out_stride[d]] = in[sum i_d*in_stride[d]] over shape. */
+typedef struct {
+    int32_t shape[4];
+    int32_t in_stride[4];
+    int32_t out_stride[4];
+} mt_strided;
+mt_status mt_copy_strided_s8(const mt_strided *s, const int8_t *in, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif
