@@ -25,7 +25,7 @@ from compiler.tflm import TflmModel, tflm_available
 pytestmark = pytest.mark.skipif(not tflm_available(), reason="tflite-micro package not installed")
 
 MODELS = Path(__file__).parents[1].parent / "shared" / "models"
-N_INPUTS = 4
+N_INPUTS = 5
 
 
 def check_graph(g: Graph, n: int = N_INPUTS, seed: int = 0) -> None:
@@ -78,7 +78,7 @@ def test_conv2d(kernel: int, stride: int, padding: str, dilation: int) -> None:
             seed=kernel * 100 + stride * 10 + dilation + i,
             name=f"conv_k{kernel}_s{stride}_{padding}_d{dilation}_{act}",
         )
-        check_graph(g, n=2)
+        check_graph(g, n=3)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation", CONV_CASES)
@@ -92,7 +92,7 @@ def test_depthwise_conv2d(kernel: int, stride: int, padding: str, dilation: int)
             seed=kernel * 100 + stride * 10 + dilation + mult,
             name=f"dw_k{kernel}_s{stride}_{padding}_d{dilation}_m{mult}_{act}",
         )
-        check_graph(g, n=2)
+        check_graph(g, n=3)
 
 
 def test_conv2d_rectangular_kernel_and_stride() -> None:
@@ -165,7 +165,7 @@ def test_pool(kind: str, kernel, stride: int, padding: str) -> None:
             lambda b, x, act=act: getattr(b, kind)(x, kernel, stride, padding, activation=act),
             input_range=(-3.0, 5.0),
         )
-        check_graph(g, n=2)
+        check_graph(g, n=3)
 
 
 def test_global_avg_pool() -> None:
@@ -285,6 +285,21 @@ def test_relu6_clamp_rounds_in_float32() -> None:
     g = single([(1, 6, 6, 4)], lambda b, x: b.relu6(x), input_range=(0.5, 20.0))
     g.t(g.inputs[0]).quant = g.t(g.outputs[0]).quant = tie
     check_graph(g)
+
+
+@pytest.mark.parametrize(
+    "factory,args,n",
+    [
+        ("tiny_cnn", (), 5),
+        ("mobilenet_v1", (0.25, 96, 10), 3),
+        ("mobilenet_v2", (0.35, 96, 10), 3),
+        ("mobilenet_v2", (1.0, 224, 1000), 1),
+    ],
+)
+def test_builder_models(factory: str, args: tuple, n: int) -> None:
+    from compiler import builder
+
+    check_graph(getattr(builder, factory)(*args), n=n)
 
 
 # -- the shared MLPerf Tiny models ---------------------------------------------------------------
