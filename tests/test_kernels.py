@@ -934,6 +934,7 @@ def test_one_kernel_per_file(lib) -> None:
         assert f"`{kernel}`" in support, f"{kernel} missing from runtime_c/SUPPORT.md"
 
 
+@pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="checked by the main run")
 def test_cortex_m_build(tmp_path) -> None:
     """The library compiles warning-free for the boards' cores when the ARM toolchain exists."""
     arm = shutil.which("arm-none-eabi-gcc")
