@@ -151,6 +151,8 @@ class Graph:
     ops: list[Op] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # frontend/pass annotations (e.g. the ONNX input layout, the PTQ report); plain values only
+    meta: dict[str, Any] = field(default_factory=dict)
 
     # -- building -------------------------------------------------------------------------
     def add_tensor(self, tensor: Tensor) -> Tensor:
