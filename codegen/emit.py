@@ -306,6 +306,57 @@ class _Emitter:
     op_relu = _unary
     op_quantize = _unary
 
+    # -- transformer ops (layer by layer; codegen/token.py emits the token-plan loops) ------
+    def op_layer_norm(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "gamma": self.array(f"s{i}_gamma", "int32_t", q["gamma_q"]),
+            "beta": self.array(f"s{i}_beta", "int32_t", q["beta_q"]),
+            "rows": q["rows"],
+            "q": q,
+        }
+
+    def op_gelu(self, i: int, op: Op) -> dict[str, Any]:
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "lut": self.array(f"s{i}_lut", "int8_t", lower(self.g, op)["lut"]),
+            "size": self.g.t(op.inputs[0]).size,
+        }
+
+    def op_batch_matmul(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        m, k, n = q["m"], q["k"], q["n"]
+        tb = q["transpose_b"]
+        dims = {
+            "batches": q["batches"], "m": m, "k": k, "n": n, "a_batch": m * k, "a_row": k,
+            "b_batch": k * n, "b_k": 1 if tb else n, "b_n": k if tb else 1, "y_batch": m * n, "y_row": n,
+        }  # fmt: skip
+        call = {"dims": 0, "a": self.ptr(op.inputs[0]), "b": self.ptr(op.inputs[1]), "y": self.ptr(op.outputs[0])}
+        return {"q": q, "dims": [dims], "calls": [call]}
+
+    def _strided(self, op: Op, in_strides: list[int], base: int) -> dict[str, Any]:
+        ys = self.g.t(op.outputs[0]).shape
+        if len(ys) > 4:
+            raise ModelError(f"codegen: {op.kind} of rank {len(ys)} ({op.name}) is not supported (rank <= 4)")
+        pad = 4 - len(ys)
+        out_st = _contiguous_strides(ys)
+        s = {"shape": [1] * pad + list(ys), "in_stride": [0] * pad + in_strides, "out_stride": [0] * pad + out_st}
+        x = self.ptr(op.inputs[0])
+        return {"s": s, "x": f"({x} + {base})" if base else x, "y": self.ptr(op.outputs[0])}
+
+    def op_transpose(self, i: int, op: Op) -> dict[str, Any]:
+        lower(self.g, op)
+        st = _contiguous_strides(self.g.t(op.inputs[0]).shape)
+        return self._strided(op, [st[a] for a in op.attrs["perm"]], 0)
+
+    def op_slice(self, i: int, op: Op) -> dict[str, Any]:
+        lower(self.g, op)
+        st = _contiguous_strides(self.g.t(op.inputs[0]).shape)
+        return self._strided(op, st, int(np.dot(op.attrs["begin"], st)))
+
     # -- files ----------------------------------------------------------------------------
     def render(self) -> dict[str, str]:
         steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
@@ -352,6 +403,14 @@ class _Emitter:
             f"{self.p}.h": _ENV.get_template("model/model.h.j2").render(ctx),
             "main.c": _ENV.get_template("project/main.c.j2").render(ctx),
         }
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return list(reversed(out))
 
 
 def _bcast_strides(src: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
