@@ -359,7 +359,14 @@ class _Emitter:
 
     # -- files ----------------------------------------------------------------------------
     def render(self) -> dict[str, str]:
-        steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
+        stage = getattr(self.plan, "stage", None)
+        if stage is not None:  # patch plan: the stage's steps are one loop over patches
+            from codegen.patch import render_stage
+
+            done = {s.index: s for s in render_stage(self, _ENV)}
+            steps = [done[i] if i in done else self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
+        else:
+            steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
         g = self.g
         if len(g.inputs) != 1 or len(g.outputs) != 1:
             raise ModelError(

@@ -180,12 +180,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         plans = candidate_plans(graph, args.schedule, args.io)
         base = min(p.macs for p in plans) or 1
         print(f"{graph.name} on {board.name}: budget {budget:,} B")
-        print(f"{'schedule':10s} {'detail':28s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at")
+        print(f"{'schedule':10s} {'detail':40s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at")
         for p in sorted(plans, key=plan_peak):
             i, what = binding_step(p)
-            detail = ", ".join(f"{k}={v}" for k, v in p.detail.items()) or "-"
+            detail = ", ".join(f"{k}={v}" for k, v in p.detail.items() if k != "mac_overhead") or "-"
             print(
-                f"{p.schedule:10s} {detail[:28]:28s} {plan_peak(p):>10,d} {p.macs:>12,d} "
+                f"{p.schedule:10s} {detail[:40]:40s} {plan_peak(p):>10,d} {p.macs:>12,d} "
                 f"{(p.macs - base) / base:>7.1%}  {'yes ' if plan_peak(p) <= budget else 'no  '}  step {i} {what}"
             )
         if args.dump:

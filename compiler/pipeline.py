@@ -139,6 +139,7 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
             "board": board.name,
             "schedule": plan.schedule,
             "schedule_detail": plan.detail,
+            "mac_overhead": plan.detail.get("mac_overhead", 0.0),
             "io": plan.io,
             "macs": plan.macs,
             "arena_bytes": plan.arena_bytes,

@@ -133,13 +133,20 @@ def lower_bound(buffers: list[Buffer], n_steps: int) -> int:
     return best
 
 
-def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena") -> Plan:
+def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena", in_place: bool = False) -> Plan:
+    """in_place=True: depthwise/elementwise ops overwrite an input that dies at them
+    (see compiler.schedule.inplace); same arithmetic, smaller arena."""
     buffers, tensor_buffer = build_buffers(graph, scratch, io)
+    inplace_steps: dict[int, Buffer | None] = {}
+    if in_place:
+        from compiler.schedule.inplace import apply_in_place
+
+        inplace_steps = apply_in_place(graph, buffers, tensor_buffer)
     arena = place(buffers)
     steps = []
     for i, op in enumerate(graph.ops):
         sb = next((b for b in buffers if b.region == "scratch" and b.first == i), None)
-        steps.append(Step(op=op, macs=step_macs(graph, op), scratch=sb))
+        steps.append(Step(op=op, macs=step_macs(graph, op), scratch=sb, in_place=i in inplace_steps))
     return Plan(
         graph=graph,
         schedule="layer",
@@ -149,4 +156,5 @@ def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena"
         arena_bytes=arena,
         lower_bound=lower_bound(buffers, len(steps)),
         io=io,
+        detail={"in_place": len(inplace_steps)} if in_place else {},
     )

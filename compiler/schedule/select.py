@@ -17,8 +17,21 @@ from compiler.schedule.plan import Plan
 SCHEDULES = ("auto", "layer", "patch", "token")
 
 # name -> function(graph, io) -> list of candidate plans. Other planners register here.
+def _layer_candidates(graph: Graph, io: str) -> list[Plan]:
+    plain = plan_layer(graph, io=io)
+    ip = plan_layer(graph, io=io, in_place=True)
+    return [plain, ip] if ip.detail.get("in_place") and ip.arena_bytes < plain.arena_bytes else [plain]
+
+
+def _patch_candidates(graph: Graph, io: str) -> list[Plan]:
+    from compiler.schedule.patch import patch_candidates
+
+    return patch_candidates(graph, io)
+
+
 PLANNERS: dict[str, Callable[[Graph, str], list[Plan]]] = {
-    "layer": lambda g, io: [plan_layer(g, io=io)],
+    "layer": _layer_candidates,  # plain, and with in-place depthwise/elementwise when that is smaller
+    "patch": _patch_candidates,  # MCUNetV2 patch stage + layer tail (compiler.schedule.patch)
 }
 
 

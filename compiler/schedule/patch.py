@@ -1,0 +1,363 @@
+"""Patch-based planning (MCUNetV2): run the first stage of a CNN patch by patch.
+
+The stage is graph.ops[0..split]. Its output map is cut into an n x m grid; for each patch
+the receptive-field analysis (`compiler.schedule.receptive`) gives the box of every stage
+tensor that must be computed and every op's input window and per-edge padding. The patch's
+intermediate tensors live in per-patch buffers (sized for the largest patch, reused by every
+patch); the stage reads its input map in place (no window copy) and writes each output patch
+straight into the stage's full output map. The rest of the network runs layer by layer.
+
+One arena holds it all, placed by the layer planner's first-fit machinery: within a patch
+the stage's buffers have layer-by-layer lifetimes (steps 0..split), the stage input and
+output maps are live across the whole stage, and the tail keeps its layer lifetimes.
+Depthwise and elementwise ops overwrite inputs that die at them (in the stage and the
+tail), so the per-patch buffers shrink further.
+
+`plan_patch(graph, split, grid)` builds one plan; `patch_candidates(graph, io)` searches
+split point and grid (n x m, not only square) and returns the plans on the
+(peak SRAM, MACs) Pareto front; `select.choose_plan` picks among them and the layer plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from compiler.ir import Graph, graph_macs, op_macs
+from compiler.schedule.inplace import ELEMENTWISE_IN_PLACE, apply_in_place, dw_in_place_ok, dw_ring_bytes
+from compiler.schedule.layer import build_buffers, lower_bound, place
+from compiler.schedule.plan import Buffer, Plan, Step, align, step_macs
+from compiler.schedule.receptive import AxisAnalysis, Span, activation_inputs, analyze_axis, bands, patchable
+
+MAX_GRID = 8  # largest patch count per axis the search tries
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A window of one tensor as a kernel sees it: base (region + byte offset of its first
+    element) and an mt_view (h, w, c, row_stride, col_stride in elements)."""
+
+    tensor: str
+    region: str  # "arena" | "input" | "output"
+    offset: int
+    h: int
+    w: int
+    c: int
+    row_stride: int
+    col_stride: int
+
+
+@dataclass(frozen=True)
+class PatchCall:
+    """One kernel call of one patch: its activation inputs, output and per-edge padding."""
+
+    step: int
+    inputs: tuple[Operand, ...]
+    output: Operand
+    pads: tuple[int, int, int, int]  # top, bottom, left, right of this call
+    in_place: bool
+    macs: int
+
+
+@dataclass
+class PatchStage:
+    steps: list[int]
+    output: str
+    grid: tuple[int, int]
+    rows: list[AxisAnalysis]  # one per row band of the stage output
+    cols: list[AxisAnalysis]  # one per column band
+    alias: dict[str, tuple[int, int]]  # in-place: tensor -> (step, input position) it overwrites
+    inputs: set[str]  # stage input maps (read in place)
+    scratch: dict[int, Buffer] = field(default_factory=dict)  # step -> in-place ring
+    _patches: list[list[PatchCall]] | None = None
+
+    @property
+    def row_bands(self) -> list[Span]:
+        return [a.spans[self.output] for a in self.rows]
+
+    @property
+    def col_bands(self) -> list[Span]:
+        return [a.spans[self.output] for a in self.cols]
+
+    @property
+    def n_patches(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+
+@dataclass
+class PatchPlan(Plan):
+    stage: PatchStage | None = None
+
+    def patches(self) -> list[list[PatchCall]]:
+        """[patch (row-major)][stage step] kernel calls with their buffers' final offsets."""
+        st = self.stage
+        assert st is not None
+        if st._patches is None:
+            st._patches = [
+                _patch_calls(self.graph, st, r, q, self.tensor_buffer) for r in st.rows for q in st.cols
+            ]
+        return st._patches
+
+
+def stage_ok(graph: Graph, split: int) -> bool:
+    """Can graph.ops[0..split] run patch by patch with ops[split]'s output as the only
+    tensor that leaves the stage?"""
+    ops = graph.ops[: split + 1]
+    if not all(patchable(graph, op) for op in ops):
+        return False
+    out = ops[-1].outputs[0]
+    if out in graph.outputs or len(graph.t(out).shape) != 4:
+        return False
+    if not any(out in op.inputs for op in graph.ops[split + 1 :]):
+        return False
+    for op in ops[:-1]:
+        y = op.outputs[0]
+        if y in graph.outputs or any(y in later.inputs for later in graph.ops[split + 1 :]):
+            return False
+    return True
+
+
+def valid_splits(graph: Graph) -> list[int]:
+    return [s for s in range(len(graph.ops)) if stage_ok(graph, s)]
+
+
+@dataclass
+class _Storage:
+    region: str
+    base: int
+    row_stride: int
+    col_stride: int
+    origin: tuple[int, int]  # map coordinate (row, col) of the element at `base`
+
+    def at(self, r: int, c: int) -> int:
+        return self.base + (r - self.origin[0]) * self.row_stride + (c - self.origin[1]) * self.col_stride
+
+
+def plan_patch(
+    graph: Graph,
+    split: int,
+    grid: tuple[int, int],
+    io: str = "arena",
+    in_place: bool = True,
+    do_place: bool = True,
+    cache: dict | None = None,
+) -> PatchPlan:
+    """The patch plan for stage ops[0..split] on an n x m grid of its output map
+    (do_place=False: buffers sized and timed but not placed, arena_bytes 0)."""
+    if not stage_ok(graph, split):
+        raise ValueError(f"ops[0..{split}] cannot run as a patch stage")
+    g = graph
+    steps = list(range(split + 1))
+    output = g.ops[split].outputs[0]
+    _, out_h, out_w, _ = g.t(output).shape
+    n, m = grid
+    if not (1 <= n <= out_h and 1 <= m <= out_w):
+        raise ValueError(f"grid {n}x{m} does not fit the {out_h}x{out_w} stage output")
+    rbands, cbands = bands(out_h, n), bands(out_w, m)
+    cache = {} if cache is None else cache  # shared by the search: per-axis analyses, layer buffers
+    key_r, key_c = (split, 0, n), (split, 1, m)
+    if key_r not in cache:
+        cache[key_r] = [analyze_axis(g, steps, output, 0, b) for b in rbands]
+    if key_c not in cache:
+        cache[key_c] = [analyze_axis(g, steps, output, 1, b) for b in cbands]
+    rows, cols = cache[key_r], cache[key_c]
+
+    produced = {g.ops[i].outputs[0] for i in steps}
+    inter = [g.ops[i].outputs[0] for i in steps if g.ops[i].outputs[0] != output]
+    stage_inputs = {x for i in steps for x in activation_inputs(g, g.ops[i]) if x not in produced}
+
+    if ("buffers", io) not in cache:
+        cache[("buffers", io)] = build_buffers(g, io=io)
+    buffers, tb = _copy_buffers(*cache[("buffers", io)])
+    last_use = {t: max(i for i in steps if t in g.ops[i].inputs) for t in inter}
+    for t in inter:  # per-patch buffers replace the layer buffers of stage intermediates
+        buffers.remove(tb[t])
+        c = g.t(t).shape[3]
+        size = max(a.spans[t].n for a in rows) * max(a.spans[t].n for a in cols) * c
+        producer = next(i for i in steps if g.ops[i].outputs[0] == t)
+        tb[t] = Buffer(name=f"{t}[patch]", size=align(size), first=producer, last=last_use[t], tensors=[t])
+        buffers.append(tb[t])
+    tb[output].first = 0
+    for x in stage_inputs:
+        tb[x].last = max(tb[x].last, split)
+
+    # in-place inside the stage: output written over an intermediate input that dies here
+    alias: dict[str, tuple[int, int]] = {}  # tensor -> (step, input position) it overwrites
+    scratch: dict[int, Buffer] = {}
+    if in_place:
+        for i in steps:
+            op = g.ops[i]
+            y = op.outputs[0]
+            if y == output:
+                continue
+            acts = activation_inputs(g, op)
+            if op.kind == "depthwise_conv2d" and dw_in_place_ok(g, op):
+                cands = [0]
+            elif op.kind in ELEMENTWISE_IN_PLACE:
+                cands = list(range(len(acts)))
+            else:
+                continue
+            for k in cands:
+                x = acts[k]
+                if x not in inter or tb[x].last != i or len(set(acts)) != len(acts):
+                    continue
+                if op.kind == "depthwise_conv2d" and not all(
+                    a.windows[(i, 0)].span.n >= a.spans[y].n for a in rows + cols
+                ):
+                    continue
+                bx, by = tb[x], tb[y]
+                bx.last = max(bx.last, by.last)
+                bx.tensors.append(y)
+                buffers.remove(by)
+                tb[y] = bx
+                alias[y] = (i, k)
+                if op.kind == "depthwise_conv2d":
+                    kh, kw = g.t(op.inputs[1]).shape[1:3]
+                    c = g.t(y).shape[3]
+                    ring = max(
+                        dw_ring_bytes((kh, kw), r.windows[(i, 0)].pad_lo, q.windows[(i, 0)].pad_lo, q.spans[y].n, c)
+                        for r in rows
+                        for q in cols
+                    )
+                    if ring > 0:
+                        scratch[i] = Buffer(name=f"scratch{i}", size=align(ring), first=i, last=i, region="scratch")
+                        buffers.append(scratch[i])
+                break
+    tail = apply_in_place(g, buffers, tb, range(split + 1, len(g.ops))) if in_place else {}
+
+    plan_steps = []
+    for i, op in enumerate(g.ops):
+        if i <= split:
+            y = op.outputs[0]
+            full = g.t(y).shape
+            per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
+            macs = per_pixel * sum(a.spans[y].n for a in rows) * sum(a.spans[y].n for a in cols)
+            plan_steps.append(
+                Step(op=op, macs=macs, scratch=scratch.get(i), in_place=y in alias, detail={"patch": True})
+            )
+        else:
+            plan_steps.append(Step(op=op, macs=step_macs(g, op), scratch=tail.get(i), in_place=i in tail))
+    base = graph_macs(g)
+    total = sum(s.macs for s in plan_steps)
+    stage = PatchStage(steps, output, grid, rows, cols, alias, stage_inputs, scratch)
+    plan = PatchPlan(
+        graph=g,
+        schedule="patch",
+        steps=plan_steps,
+        buffers=buffers,
+        tensor_buffer=tb,
+        arena_bytes=0,
+        lower_bound=lower_bound(buffers, len(plan_steps)),
+        io=io,
+        detail={
+            "split": g.ops[split].name,
+            "grid": f"{n}x{m}",
+            "mac_overhead": round((total - base) / max(base, 1), 4),
+            "in_place": len(alias) + len(tail),
+        },
+        stage=stage,
+    )
+    if do_place:
+        plan.arena_bytes = place(buffers)
+    return plan
+
+
+def _copy_buffers(buffers: list[Buffer], tb: dict[str, Buffer]) -> tuple[list[Buffer], dict[str, Buffer]]:
+    new = {id(b): replace(b, tensors=list(b.tensors)) for b in buffers}
+    return list(new.values()), {t: new[id(b)] for t, b in tb.items()}
+
+
+def _patch_calls(g: Graph, st: PatchStage, r: AxisAnalysis, q: AxisAnalysis, tb: dict[str, Buffer]) -> list[PatchCall]:
+    steps, output, alias = st.steps, st.output, st.alias
+
+    def full_storage(t: str) -> _Storage:
+        b = tb[t]
+        _, _, w, c = g.t(t).shape
+        return _Storage(b.region, b.offset if b.region in ("arena", "scratch") else 0, w * c, c, (0, 0))
+
+    store: dict[str, _Storage] = {t: full_storage(t) for t in st.inputs}
+    store[output] = full_storage(output)
+    calls = []
+    for i in steps:
+        op = g.ops[i]
+        y = op.outputs[0]
+        acts = activation_inputs(g, op)
+        ins = []
+        for k, x in enumerate(acts):
+            wr, wc = r.windows[(i, k)].span, q.windows[(i, k)].span
+            s = store[x]
+            c = g.t(x).shape[3]
+            ins.append(Operand(x, s.region, s.at(wr.lo, wc.lo), wr.n, wc.n, c, s.row_stride, s.col_stride))
+        yr, yc = r.spans[y], q.spans[y]
+        cy = g.t(y).shape[3]
+        if y in alias:
+            _, k = alias[y]
+            src = ins[k]
+            store[y] = _Storage(src.region, src.offset, src.row_stride, src.col_stride, (yr.lo, yc.lo))
+        elif y != output:
+            store[y] = _Storage("arena", tb[y].offset, yc.n * cy, cy, (yr.lo, yc.lo))
+        s = store[y]
+        out = Operand(y, s.region, s.at(yr.lo, yc.lo), yr.n, yc.n, cy, s.row_stride, s.col_stride)
+        w0r, w0c = r.windows[(i, 0)], q.windows[(i, 0)]
+        full = g.t(y).shape
+        per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
+        calls.append(
+            PatchCall(
+                step=i,
+                inputs=tuple(ins),
+                output=out,
+                pads=(w0r.pad_lo, w0r.pad_hi, w0c.pad_lo, w0c.pad_hi),
+                in_place=y in alias,
+                macs=per_pixel * yr.n * yc.n,
+            )
+        )
+    return calls
+
+
+def patch_candidates(graph: Graph, io: str = "arena", max_grid: int = MAX_GRID, keep: int = 24) -> list[Plan]:
+    """Patch plans over every valid split and n x m grid (n, m <= max_grid), reduced to the
+    (peak, MACs) Pareto front (at most `keep` plans, spread over the front).
+
+    Plans are sized unplaced first; walking them by MACs, a plan is placed only when its
+    lower bound beats the smallest peak of every cheaper plan (else it cannot be on the front).
+    """
+    from compiler.schedule.select import plan_peak
+
+    sized: list[PatchPlan] = []
+    cache: dict = {}
+    for split in valid_splits(graph):
+        _, h, w, _ = graph.t(graph.ops[split].outputs[0]).shape
+        for n in range(1, min(max_grid, h) + 1):
+            for m in range(1, min(max_grid, w) + 1):
+                if n * m > 1:
+                    sized.append(plan_patch(graph, split, (n, m), io, do_place=False, cache=cache))
+    extra = (graph.t(graph.inputs[0]).nbytes + graph.t(graph.outputs[0]).nbytes) if io == "external" else 0
+    placed: list[PatchPlan] = []
+    best = None
+    for p in sorted(sized, key=lambda p: (p.macs, p.lower_bound)):
+        if best is not None and p.lower_bound + extra >= best:
+            continue
+        p.arena_bytes = place(p.buffers)
+        placed.append(p)
+        best = plan_peak(p) if best is None else min(best, plan_peak(p))
+    from compiler.schedule.layer import plan_layer
+
+    layer_peak = plan_peak(plan_layer(graph, io=io, in_place=True))
+    return pareto([p for p in placed if plan_peak(p) < layer_peak], keep)
+
+
+def _peak(p: Plan) -> int:
+    from compiler.schedule.select import plan_peak
+
+    return plan_peak(p)
+
+
+def pareto(plans: list, keep: int) -> list:
+    """Plans no other plan beats on both peak and MACs, fewest MACs first, thinned to `keep`."""
+    front = []
+    for p in sorted(plans, key=lambda p: (p.macs, _peak(p))):
+        if not front or _peak(p) < _peak(front[-1]):
+            front.append(p)
+    if len(front) > keep:
+        idx = sorted({round(k * (len(front) - 1) / (keep - 1)) for k in range(keep)})
+        front = [front[k] for k in idx]
+    return front
