@@ -53,7 +53,9 @@ def run_float(
             if a.size == t.size:
                 a = a.reshape(t.shape)
             else:
-                raise ModelError(f"input {name!r}: expected shape (N, {', '.join(map(str, t.shape[1:]))}), got {a.shape}")
+                raise ModelError(
+                    f"input {name!r}: expected shape (N, {', '.join(map(str, t.shape[1:]))}), got {a.shape}"
+                )
         env[name] = dequantize(t, a) if a.dtype != np.float32 else a
     for op in graph.ops:
         fn = _OPS.get(op.kind)

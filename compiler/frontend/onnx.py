@@ -1,0 +1,1263 @@
+"""Import ONNX models (opset 13+) into the microtile IR: float graphs and QDQ int8 graphs.
+
+Float models import as float32 IR graphs (quantize them with `compiler.passes.quantize`);
+QDQ models (QuantizeLinear/DequantizeLinear pairs as `onnxruntime.quantization.quantize_static`
+writes them) import as int8 graphs with the scales and zero points of the model.
+
+Layout: ONNX is NCHW, the IR is NHWC. Every ONNX tensor maps to an IR tensor plus a permutation
+`perm` (IR axis i holds ONNX axis perm[i]); 4-D graph inputs and every conv/pool output live as
+NHWC. ONNX Transpose nodes only change `perm`; a `transpose` op is emitted only where an op needs
+a particular order (Reshape that mixes axes, MatMul, graph outputs). Reshapes that keep each
+merged group of axes contiguous in IR order stay views (so `conv -> flatten(2) -> transpose(1, 2)`
+of a ViT patch embedding costs nothing).
+
+Patterns: PyTorch's decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add])
+folds into `layer_norm`, the Erf form of GELU into `gelu`, HardSigmoid*x into `hard_swish`, a
+scalar Mul/Div right before a Softmax into softmax's beta, MatMul + Add(bias) into
+`fully_connected`, and Relu/Clip into the producer's fused activation. Nodes whose inputs are
+all constant (shape arithmetic of PyTorch exports) are folded with onnx's reference evaluator;
+`Shape` of an activation folds to its static shape.
+
+Everything unsupported raises a one-line `ModelError` naming the node (op type and name).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler.errors import ModelError, UnsupportedOpError
+from compiler.ir import Graph, Op, QParams, Tensor
+
+try:
+    import onnx
+    from onnx import numpy_helper
+except ImportError:  # pragma: no cover - the `onnx` extra is missing
+    onnx = None  # type: ignore[assignment]
+
+SUPPORTED = (
+    "Add",
+    "AveragePool",
+    "Clip",
+    "Concat",
+    "Constant",
+    "Conv",
+    "DequantizeLinear",
+    "Div",
+    "Dropout",
+    "Erf (as GELU)",
+    "Flatten",
+    "Gather",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "HardSigmoid (as HardSwish)",
+    "HardSwish",
+    "Identity",
+    "LayerNormalization",
+    "MatMul",
+    "MaxPool",
+    "Mul",
+    "Pad",
+    "QuantizeLinear",
+    "ReduceMean",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Sigmoid",
+    "Slice",
+    "Softmax",
+    "Squeeze",
+    "Sub",
+    "Transpose",
+    "Unsqueeze",
+)
+# ops that only compute on constants here (folded); on activations they are refused
+_FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Expand", "Range", "Where", "Pow", "Sqrt", "Neg", "Floor", "Ceil")
+
+NHWC = (0, 2, 3, 1)
+MIN_OPSET = 13
+
+
+def _ident(n: int) -> tuple[int, ...]:
+    return tuple(range(n))
+
+
+@dataclass(frozen=True)
+class _Val:
+    """An ONNX activation: IR tensor `ir`, IR axis i holds ONNX axis perm[i]."""
+
+    ir: str
+    perm: tuple[int, ...]
+
+
+def load_onnx(path: str | Path) -> Graph:
+    """Read an .onnx file: a float32 IR graph, or an int8 one for QDQ models (ModelError on bad input)."""
+    if onnx is None:
+        raise ModelError(f"{path}: ONNX import needs the `onnx` package (pip install 'microtile[onnx]')")
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf decode errors, missing external data, ...
+        raise ModelError(f"{path}: cannot read ONNX model ({type(e).__name__}: {e})") from None
+    g = import_onnx(model, name=path.stem, source=str(path))
+    g.meta["onnx_path"] = str(path.resolve())
+    return g
+
+
+def import_onnx(model: Any, name: str = "model", source: str = "<onnx>") -> Graph:
+    """Convert an in-memory `onnx.ModelProto` (see `load_onnx`)."""
+    return _Importer(model, name, source).run()
+
+
+def node_label(node: Any) -> str:
+    return f"{node.op_type} node {node.name or node.output[0]!r}"
+
+
+class _Importer:
+    def __init__(self, model: Any, name: str, source: str) -> None:
+        self.model = model
+        self.source = source
+        self.g = Graph(name=name)
+        self.consts: dict[str, np.ndarray] = {}
+        self.vals: dict[str, _Val] = {}
+        self.nodes = list(model.graph.node)
+        self.consumers: dict[str, list[Any]] = {}
+        for n in self.nodes:
+            for i in n.input:
+                if i:
+                    self.consumers.setdefault(i, []).append(n)
+        self.graph_outputs = {o.name for o in model.graph.output}
+        self.skip: set[int] = set()  # nodes consumed by a fused pattern
+        self.qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in self.nodes)
+        self.act_q: dict[str, QParams] = {}  # IR activation -> quantization (QDQ models)
+        self.const_q: dict[str, tuple[np.ndarray, QParams]] = {}  # ONNX const -> (ints, quant, ONNX axis)
+        self.pending_q: dict[str, tuple[str, QParams, np.dtype]] = {}  # Q output -> (float input, quant, dtype)
+        self.softmax_beta: dict[str, float] = {}
+        self.flat_src: dict[str, _Val] = {}  # ONNX [N, K] flatten outputs of permuted tensors
+        self.onnx_names: dict[str, list[Any]] = {}
+        self._ir_const_q: dict[str, tuple[np.ndarray, QParams]] = {}  # IR const -> (ints, quant)
+        self.node: Any = None
+
+    # -- errors ---------------------------------------------------------------------------
+    def err(self, msg: str, node: Any = None) -> ModelError:
+        node = node if node is not None else self.node
+        where = f"{node_label(node)}: " if node is not None else ""
+        return ModelError(f"{self.source}: {where}{msg}")
+
+    def unsupported(self, node: Any) -> UnsupportedOpError:
+        return UnsupportedOpError(node.op_type, repr(node.name or node.output[0]), SUPPORTED, self.source)
+
+    # -- top level ------------------------------------------------------------------------
+    def run(self) -> Graph:
+        opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if opset < MIN_OPSET:
+            raise ModelError(f"{self.source}: opset {opset} is not supported (export with opset {MIN_OPSET} or newer)")
+        self.opset = opset
+        for init in self.model.graph.initializer:
+            self.consts[init.name] = numpy_helper.to_array(init)
+        self._inputs()
+        for i, node in enumerate(self.nodes):
+            if i in self.skip:
+                continue
+            self.node = node
+            if not node.op_type or node.domain not in ("", "ai.onnx"):
+                raise self.unsupported(node)
+            self._convert(i, node)
+        self.node = None
+        self._outputs()
+        self._dce()
+        self._fuse_activations()
+        self._dce()
+        self.g.meta["onnx_names"] = self.onnx_names
+        self.g.verify()
+        if self.qdq:
+            from compiler.passes.quantize import quantize_with
+
+            qg = quantize_with(self.g, self.act_q, self._ir_const_q, source=self.source)
+            qg.meta.update(self.g.meta)
+            return qg
+        return self.g
+
+    def _inputs(self) -> None:
+        for vi in self.model.graph.input:
+            if vi.name in self.consts:
+                continue
+            tt = vi.type.tensor_type
+            dims = []
+            for d in tt.shape.dim:
+                if d.HasField("dim_value") and d.dim_value > 0:
+                    dims.append(int(d.dim_value))
+                else:
+                    dims.append(d.dim_param or "?")
+            users = self.consumers.get(vi.name, [])
+            at = f" at {node_label(users[0])}" if users else ""
+            if any(isinstance(d, str) for d in dims) or not tt.HasField("shape"):
+                raise ModelError(
+                    f"{self.source}: dynamic shape: input {vi.name!r} has dims {dims}{at}; export with a fixed "
+                    "input shape (no dynamic_axes)"
+                )
+            if tt.elem_type != onnx.TensorProto.FLOAT:
+                raise ModelError(
+                    f"{self.source}: input {vi.name!r} has element type "
+                    f"{onnx.TensorProto.DataType.Name(tt.elem_type)}{at}; float32 inputs are required"
+                )
+            if dims[0] != 1:
+                raise ModelError(f"{self.source}: input {vi.name!r} has batch {dims[0]}{at}; batch must be 1")
+            perm = NHWC if len(dims) == 4 else _ident(len(dims))
+            shape = tuple(dims[p] for p in perm)
+            self.g.add_tensor(Tensor(vi.name, shape, "float32"))
+            self.g.inputs.append(vi.name)
+            self.vals[vi.name] = _Val(vi.name, perm)
+            self.g.meta.setdefault("input_perms", {})[vi.name] = list(perm)
+            self.g.meta.setdefault("onnx_input_shapes", {})[vi.name] = list(dims)
+
+    def _outputs(self) -> None:
+        for vo in self.model.graph.output:
+            if vo.name in self.consts:
+                raise ModelError(f"{self.source}: output {vo.name!r} is a constant (nothing to compute)")
+            v = self.vals.get(vo.name)
+            if v is None:
+                raise ModelError(f"{self.source}: output {vo.name!r} is never produced")
+            v = self.materialize(v, _ident(len(v.perm)))
+            self.g.outputs.append(v.ir)
+
+    # -- helpers --------------------------------------------------------------------------
+    def is_const(self, name: str) -> bool:
+        return name == "" or name in self.consts
+
+    def const(self, name: str, what: str = "input") -> np.ndarray:
+        if name not in self.consts:
+            raise self.err(f"{what} {name!r} must be a constant")
+        return self.consts[name]
+
+    def val(self, name: str) -> _Val:
+        v = self.vals.get(name)
+        if v is None:
+            if name in self.pending_q:
+                raise self.err(f"QDQ pattern not supported: reads the int8 output of QuantizeLinear {name!r} directly")
+            raise self.err(f"input {name!r} is not produced by any supported node")
+        return v
+
+    def shape(self, v: _Val) -> tuple[int, ...]:
+        """ONNX shape of an activation."""
+        ir = self.g.t(v.ir).shape
+        out = [0] * len(ir)
+        for i, p in enumerate(v.perm):
+            out[p] = ir[i]
+        return tuple(out)
+
+    def attrs(self, node: Any) -> dict[str, Any]:
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def new_tensor(self, base: str, shape: tuple[int, ...], dtype: str = "float32", data: Any = None) -> str:
+        name = self.g.unique_name(base or "t")
+        self.g.add_tensor(Tensor(name, shape, dtype, data=data))
+        return name
+
+    def emit(self, kind: str, ins: list[str], shape: tuple[int, ...], attrs: dict[str, Any], base: str) -> str:
+        out = self.new_tensor(base, shape)
+        self.g.add_op(Op(kind, out, ins, [out], attrs))
+        return out
+
+    def bind(self, onnx_name: str, ir: str, perm: tuple[int, ...]) -> None:
+        self.vals[onnx_name] = _Val(ir, perm)
+        self.onnx_names.setdefault(ir, [onnx_name, list(perm)])
+
+    def materialize(self, v: _Val, target: tuple[int, ...]) -> _Val:
+        """The same ONNX tensor stored with IR axis j holding ONNX axis target[j]."""
+        if v.perm == target:
+            return v
+        src = self.g.t(v.ir).shape
+        p = tuple(v.perm.index(t) for t in target)
+        shape = tuple(src[i] for i in p)
+        moved = [i for i in p if src[i] != 1]
+        if moved == sorted(moved):  # only size-1 axes move: a view
+            out = self.emit("reshape", [v.ir], shape, {}, f"{v.ir}_r")
+        else:
+            out = self.emit("transpose", [v.ir], shape, {"perm": list(p)}, f"{v.ir}_t")
+        if v.ir in self.act_q:
+            self.act_q[out] = self.act_q[v.ir]
+        return _Val(out, target)
+
+    def const_ir(
+        self, onnx_name: str, arr: np.ndarray, perm: tuple[int, ...] | None, base: str, cols: np.ndarray | None = None
+    ) -> str:
+        """An IR float constant = ONNX constant transposed by `perm`, then its last axis gathered by `cols`
+        (quantization follows, for QDQ)."""
+        arr = np.asarray(arr, np.float32)
+        data = arr if perm is None else np.transpose(arr, perm)
+        if cols is not None:
+            data = data[..., cols]
+        name = self.new_tensor(base, data.shape, "float32", np.ascontiguousarray(data))
+        if onnx_name in self.const_q:
+            ints, q = self.const_q[onnx_name]
+            if ints.shape == arr.shape:
+                axis = q.axis if perm is None or not q.per_channel else perm.index(q.axis)
+                ints = ints if perm is None else np.transpose(ints, perm)
+                if cols is not None:
+                    if q.per_channel and axis == ints.ndim - 1:
+                        raise self.err(
+                            f"QDQ pattern not supported: weights {onnx_name!r} quantized along the input axis"
+                        )
+                    ints = ints[..., cols]
+                self._ir_const_q[name] = (np.ascontiguousarray(ints), QParams(q.scale, q.zero_point, axis))
+        return name
+
+    def sole_consumer(self, name: str) -> Any | None:
+        users = self.consumers.get(name, [])
+        if len(users) == 1 and name not in self.graph_outputs:
+            return users[0]
+        return None
+
+    def scalar(self, name: str) -> float | None:
+        if name in self.consts and self.consts[name].size == 1:
+            return float(self.consts[name].reshape(-1)[0])
+        return None
+
+    # -- dispatch -------------------------------------------------------------------------
+    def _convert(self, i: int, node: Any) -> None:
+        op = node.op_type
+        if op == "Constant":
+            self._constant(node)
+            return
+        if op == "QuantizeLinear":
+            self._quantize_linear(node)
+            return
+        if op == "DequantizeLinear":
+            self._dequantize_linear(node)
+            return
+        if op == "Shape" and node.input[0] in self.vals:
+            shp = np.array(self.shape(self.vals[node.input[0]]), np.int64)
+            a = self.attrs(node)
+            self.consts[node.output[0]] = shp[a.get("start", 0) : a.get("end", len(shp))]
+            return
+        if all(self.is_const(x) for x in node.input) and node.input:
+            self._fold(node)
+            return
+        if self._patterns(i, node):
+            return
+        fn = getattr(self, f"_op_{op}", None)
+        if fn is None:
+            raise self.unsupported(node)
+        fn(node)
+
+    def _constant(self, node: Any) -> None:
+        a = self.attrs(node)
+        if "value" in a:
+            self.consts[node.output[0]] = numpy_helper.to_array(a["value"])
+        elif "value_float" in a:
+            self.consts[node.output[0]] = np.array(a["value_float"], np.float32)
+        elif "value_int" in a:
+            self.consts[node.output[0]] = np.array(a["value_int"], np.int64)
+        elif "value_floats" in a:
+            self.consts[node.output[0]] = np.array(a["value_floats"], np.float32)
+        elif "value_ints" in a:
+            self.consts[node.output[0]] = np.array(a["value_ints"], np.int64)
+        else:
+            raise self.err(f"unsupported attribute(s) {sorted(a)}")
+
+    def _fold(self, node: Any) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {x: self.consts[x] for x in node.input if x}
+        try:
+            outs = ReferenceEvaluator(node).run(None, feeds)
+        except Exception as e:
+            raise self.err(f"cannot fold constant node ({type(e).__name__}: {e})") from None
+        for name, v in zip(node.output, outs, strict=False):
+            if name:
+                self.consts[name] = np.asarray(v)
+
+    # -- QDQ ------------------------------------------------------------------------------
+    def _qparams(self, node: Any) -> tuple[QParams, np.dtype]:
+        scale = self.const(node.input[1], "scale")
+        zp = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
+        if zp is None:
+            zp = np.zeros_like(scale, dtype=np.int64)
+        a = self.attrs(node)
+        if a.get("block_size", 0):
+            raise self.err("unsupported attribute block_size (blocked quantization)")
+        axis = int(a.get("axis", 1))
+        return QParams(np.asarray(scale, np.float32).reshape(-1), np.asarray(zp, np.int64).reshape(-1), axis), dtype
+
+    def _quantize_linear(self, node: Any) -> None:
+        q, dtype = self._qparams(node)
+        x = node.input[0]
+        if x in self.consts:  # float weights quantized in the graph: fold to ints
+            arr = self.consts[x].astype(np.float32)
+            s, z = self._bcast(q, arr.ndim)
+            info = np.iinfo(dtype)
+            ints = np.clip(np.rint(arr / s) + z, info.min, info.max).astype(dtype)
+            self.consts[node.output[0]] = ints
+            return
+        if dtype not in (np.int8, np.uint8) or q.per_channel:
+            raise self.err(f"QDQ pattern not supported: activations must be per-tensor int8/uint8, got {dtype}")
+        self.val(x)
+        self.pending_q[node.output[0]] = (x, q, dtype)
+
+    @staticmethod
+    def _bcast(q: QParams, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        if not q.per_channel:
+            return np.float32(q.s), np.int64(q.zp)
+        shape = [1] * ndim
+        shape[q.axis % ndim] = -1
+        return q.scale.reshape(shape), q.zero_point.reshape(shape)
+
+    def _dequantize_linear(self, node: Any) -> None:
+        q, _ = self._qparams(node)
+        x, y = node.input[0], node.output[0]
+        if x in self.consts:  # a quantized constant (weights, bias, constant operand)
+            ints = self.consts[x]
+            if ints.dtype not in (np.int8, np.uint8, np.int32):
+                raise self.err(f"QDQ pattern not supported: constant {x!r} of type {ints.dtype}")
+            axis = q.axis % max(ints.ndim, 1)
+            s, z = self._bcast(QParams(q.scale, q.zero_point, axis), ints.ndim)
+            self.consts[y] = ((ints.astype(np.float64) - z) * s).astype(np.float32)
+            if ints.dtype == np.uint8:
+                if np.any(q.zero_point != 128):
+                    raise self.err(
+                        f"QDQ pattern not supported: uint8 constant {x!r} with zero point "
+                        f"{q.zero_point.tolist()[:4]} (int8 weights, or uint8 with zero point 128)"
+                    )
+                ints = (ints.astype(np.int16) - 128).astype(np.int8)
+                q = QParams(q.scale, np.zeros_like(q.zero_point), axis)
+            self.const_q[y] = (ints, QParams(q.scale, q.zero_point, axis))
+            return
+        if x not in self.pending_q:
+            raise self.err(
+                f"QDQ pattern not supported: DequantizeLinear of {x!r}, which is not a QuantizeLinear output"
+            )
+        src, pq, dtype = self.pending_q[x]
+        if not (np.array_equal(pq.scale, q.scale) and np.array_equal(pq.zero_point, q.zero_point)):
+            raise self.err(
+                "QDQ pattern not supported: DequantizeLinear scale/zero point differ from its QuantizeLinear"
+            )
+        zp = pq.zp - 128 if dtype == np.uint8 else pq.zp
+        qi = QParams(np.float32(pq.s), zp)
+        v = self.val(src)
+        have = self.act_q.get(v.ir)
+        if have is None:
+            self.act_q[v.ir] = qi
+            self.vals[y] = v
+        elif have.s == qi.s and have.zp == qi.zp:
+            self.vals[y] = v
+        else:  # the same tensor quantized a second time: an explicit requantize
+            out = self.emit("quantize", [v.ir], self.g.t(v.ir).shape, {}, y)
+            self.act_q[out] = qi
+            self.bind(y, out, v.perm)
+
+    # -- patterns -------------------------------------------------------------------------
+    def _patterns(self, i: int, node: Any) -> bool:
+        op = node.op_type
+        if op in ("Div", "Mul") and self._gelu(node):
+            return True
+        if op == "ReduceMean" and self._layer_norm(node):
+            return True
+        if op == "HardSigmoid" and self._hard_swish(node):
+            return True
+        return False
+
+    def _mark(self, *nodes: Any) -> None:
+        idx = {id(n): k for k, n in enumerate(self.nodes)}
+        for n in nodes:
+            self.skip.add(idx[id(n)])
+
+    def _other(self, node: Any, name: str) -> str:
+        a, b = node.input[0], node.input[1]
+        return b if a == name else a
+
+    def _gelu(self, node: Any) -> bool:
+        # x / sqrt(2) (or x * 1/sqrt(2)) -> Erf -> + 1 -> * x -> * 0.5   (or 0.5 x first)
+        x = next((n for n in node.input if n in self.vals), None)
+        if x is None:
+            return False
+        c = self.scalar(self._other(node, x))
+        want = math.sqrt(2.0) if node.op_type == "Div" else 1.0 / math.sqrt(2.0)
+        if c is None or abs(c - want) > 1e-3 or (node.op_type == "Div" and node.input[0] != x):
+            return False
+        erf = self.sole_consumer(node.output[0])
+        if erf is None or erf.op_type != "Erf":
+            return False
+        add = self.sole_consumer(erf.output[0])
+        if add is None or add.op_type != "Add" or self.scalar(self._other(add, erf.output[0])) != 1.0:
+            return False
+        m1 = self.sole_consumer(add.output[0])
+        if m1 is None or m1.op_type != "Mul":
+            return False
+        o = self._other(m1, add.output[0])
+        nodes = [node, erf, add, m1]
+        if o == x:
+            m2 = self.sole_consumer(m1.output[0])
+            if m2 is None or m2.op_type != "Mul" or self.scalar(self._other(m2, m1.output[0])) != 0.5:
+                return False
+            nodes.append(m2)
+            out = m2.output[0]
+        else:
+            half = next((n for n in self.consumers.get(x, []) if n.op_type == "Mul" and o in n.output), None)
+            if half is None or self.scalar(self._other(half, x)) != 0.5:
+                return False
+            out = m1.output[0]
+        v = self.val(x)
+        y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "none"}, out)
+        self.bind(out, y, v.perm)
+        self._mark(*nodes)
+        return True
+
+    def _reduce_axes(self, node: Any, rank: int) -> tuple[list[int], bool] | None:
+        a = self.attrs(node)
+        axes = a.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            if node.input[1] not in self.consts:
+                return None
+            axes = self.consts[node.input[1]].reshape(-1).tolist()
+        if axes is None:
+            if a.get("noop_with_empty_axes", 0):
+                return [], bool(a.get("keepdims", 1))
+            axes = list(range(rank))
+        return sorted(int(ax) % rank for ax in axes), bool(a.get("keepdims", 1))
+
+    def _layer_norm(self, node: Any) -> bool:
+        x = node.input[0]
+        if x not in self.vals:
+            return False
+        rank = len(self.vals[x].perm)
+        ax = self._reduce_axes(node, rank)
+        if ax is None or ax[0] != [rank - 1] or not ax[1]:
+            return False
+        mean = node.output[0]
+        subs = [
+            n for n in self.consumers.get(mean, []) if n.op_type == "Sub" and n.input[0] == x and n.input[1] == mean
+        ]
+        if len(subs) != 1 or len(self.consumers.get(mean, [])) != 1:
+            return False
+        d = subs[0].output[0]
+        users = self.consumers.get(d, [])
+        pw = next((n for n in users if n.op_type == "Pow" and self.scalar(n.input[1]) == 2.0), None)
+        if pw is None:
+            pw = next((n for n in users if n.op_type == "Mul" and n.input[0] == d and n.input[1] == d), None)
+        div = next((n for n in users if n.op_type == "Div" and n.input[0] == d), None)
+        if pw is None or div is None or len(users) != 2:
+            return False
+        rm2 = self.sole_consumer(pw.output[0])
+        if rm2 is None or rm2.op_type != "ReduceMean":
+            return False
+        ax2 = self._reduce_axes(rm2, rank)
+        if ax2 is None or ax2[0] != [rank - 1]:
+            return False
+        add = self.sole_consumer(rm2.output[0])
+        if add is None or add.op_type != "Add":
+            return False
+        eps = self.scalar(self._other(add, rm2.output[0]))
+        sq = self.sole_consumer(add.output[0])
+        if eps is None or sq is None or sq.op_type != "Sqrt" or div.input[1] != sq.output[0]:
+            return False
+        nodes = [node, subs[0], pw, rm2, add, sq, div]
+        out = div.output[0]
+        dim = self.shape(self.vals[x])[-1]
+        gamma, beta = np.ones(dim, np.float32), np.zeros(dim, np.float32)
+        m = self.sole_consumer(out)
+        if m is not None and m.op_type == "Mul":
+            gname = self._other(m, out)
+            if gname in self.consts and self.consts[gname].size in (1, dim):
+                gamma = np.broadcast_to(self.consts[gname].reshape(-1), (dim,)).astype(np.float32)
+                nodes.append(m)
+                out = m.output[0]
+                a2 = self.sole_consumer(out)
+                if a2 is not None and a2.op_type == "Add":
+                    bname = self._other(a2, out)
+                    if bname in self.consts and self.consts[bname].size in (1, dim):
+                        beta = np.broadcast_to(self.consts[bname].reshape(-1), (dim,)).astype(np.float32)
+                        nodes.append(a2)
+                        out = a2.output[0]
+        self._emit_layer_norm(x, gamma, beta, eps, out)
+        self._mark(*nodes)
+        return True
+
+    def _emit_layer_norm(self, x: str, gamma: np.ndarray, beta: np.ndarray, eps: float, out: str) -> None:
+        v = self.val(x)
+        rank = len(v.perm)
+        if v.perm[-1] != rank - 1:
+            v = self.materialize(v, _ident(rank))
+        gn = self.new_tensor(f"{out}_gamma", gamma.shape, "float32", gamma.astype(np.float32))
+        bn = self.new_tensor(f"{out}_beta", beta.shape, "float32", beta.astype(np.float32))
+        y = self.emit("layer_norm", [v.ir, gn, bn], self.g.t(v.ir).shape, {"axis": -1, "epsilon": float(eps)}, out)
+        self.bind(out, y, v.perm)
+
+    def _hard_swish(self, node: Any) -> bool:
+        a = self.attrs(node)
+        x = node.input[0]
+        if x not in self.vals or abs(a.get("alpha", 0.2) - 1 / 6) > 1e-4 or abs(a.get("beta", 0.5) - 0.5) > 1e-6:
+            return False
+        m = self.sole_consumer(node.output[0])
+        if m is None or m.op_type != "Mul" or self._other(m, node.output[0]) != x:
+            return False
+        v = self.val(x)
+        y = self.emit("hard_swish", [v.ir], self.g.t(v.ir).shape, {}, m.output[0])
+        self.bind(m.output[0], y, v.perm)
+        self._mark(node, m)
+        return True
+
+    # -- ops ------------------------------------------------------------------------------
+    def _check_attrs(self, node: Any, allowed: dict[str, Any]) -> dict[str, Any]:
+        """Attributes of `node`; any not in `allowed` (or with a value other than the allowed one) is refused."""
+        a = self.attrs(node)
+        for k, v in a.items():
+            if k not in allowed:
+                raise self.err(f"unsupported attribute {k}={v!r}")
+            want = allowed[k]
+            if want is not None and v != want and not (isinstance(want, tuple) and v in want):
+                raise self.err(f"unsupported attribute {k}={v!r} (supported: {want!r})")
+        return a
+
+    def _spatial(self, node: Any, in_hw: tuple[int, int], k: tuple[int, int], a: dict[str, Any]):
+        s = tuple(a.get("strides", (1, 1)))
+        d = tuple(a.get("dilations", (1, 1)))
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if len(k) != 2 or len(s) != 2:
+            raise self.err(f"only 2-D spatial ops are supported (kernel {list(k)})")
+        if auto == "NOTSET":
+            p = list(a.get("pads", (0, 0, 0, 0)))
+            pads = (p[0], p[2], p[1], p[3])
+        elif auto == "VALID":
+            pads = (0, 0, 0, 0)
+        elif auto in ("SAME_UPPER", "SAME_LOWER"):
+            pp = []
+            for i in range(2):
+                out = -(-in_hw[i] // s[i])
+                total = max((out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in_hw[i], 0)
+                small = total // 2
+                pp.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+            pads = (pp[0][0], pp[0][1], pp[1][0], pp[1][1])
+        else:
+            raise self.err(f"unsupported attribute auto_pad={auto!r}")
+        oh = (in_hw[0] + pads[0] + pads[1] - ((k[0] - 1) * d[0] + 1)) // s[0] + 1
+        ow = (in_hw[1] + pads[2] + pads[3] - ((k[1] - 1) * d[1] + 1)) // s[1] + 1
+        if oh < 1 or ow < 1:
+            raise self.err(f"window {list(k)} does not fit input {list(in_hw)}")
+        return (int(s[0]), int(s[1])), (int(d[0]), int(d[1])), tuple(int(p) for p in pads), (oh, ow)
+
+    def _nhwc(self, name: str) -> _Val:
+        v = self.val(name)
+        if len(v.perm) != 4:
+            raise self.err(f"input {name!r} has rank {len(v.perm)}; only 4-D NCHW tensors are supported here")
+        return self.materialize(v, NHWC)
+
+    def _op_Conv(self, node: Any) -> None:
+        a = self._check_attrs(
+            node,
+            {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None, "auto_pad": None},
+        )
+        v = self._nhwc(node.input[0])
+        n, h, w, c = self.g.t(v.ir).shape
+        wname = node.input[1]
+        wt = self.const(wname, "weights")
+        if wt.ndim != 4:
+            raise self.err(f"only 2-D convolutions are supported (weights of rank {wt.ndim})")
+        o, ig, kh, kw = wt.shape
+        group = int(a.get("group", 1))
+        s, d, pads, (oh, ow) = self._spatial(node, (h, w), (kh, kw), a)
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        out = node.output[0]
+        attrs: dict[str, Any] = {"stride": s, "dilation": d, "pads": pads, "activation": "none"}
+        if group == 1:
+            if ig != c:
+                raise self.err(f"weights expect {ig} input channels, the input has {c}")
+            kind = "conv2d"
+            wi = self.const_ir(wname, wt, (0, 2, 3, 1), f"{out}_w")
+        elif group == c and ig == 1 and o % c == 0:
+            kind = "depthwise_conv2d"
+            attrs["depth_multiplier"] = o // c
+            wi = self.const_ir(wname, wt, (1, 2, 3, 0), f"{out}_w")
+        else:
+            raise self.err(f"unsupported attribute group={group} (grouped convolution; only 1 or depthwise)")
+        ins = [wi]
+        b = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
+        ins.append(self.const_ir(bias or "", b, None, f"{out}_b"))
+        y = self.emit(kind, [v.ir] + ins, (n, oh, ow, o), attrs, out)
+        self.bind(out, y, NHWC)
+
+    def _pool(self, node: Any, kind: str) -> None:
+        allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None, "ceil_mode": 0}
+        if kind == "max_pool2d":
+            allowed.update({"dilations": ((1, 1), [1, 1]), "storage_order": 0})
+        else:
+            allowed["count_include_pad"] = None
+        a = self._check_attrs(node, allowed)
+        if len(node.output) > 1 and node.output[1]:
+            raise self.err("the Indices output of MaxPool is not supported")
+        v = self._nhwc(node.input[0])
+        n, h, w, c = self.g.t(v.ir).shape
+        k = tuple(a["kernel_shape"])
+        s, _, pads, (oh, ow) = self._spatial(node, (h, w), k, a)
+        if kind == "avg_pool2d" and a.get("count_include_pad", 0) and any(pads):
+            raise self.err("unsupported attribute count_include_pad=1 with padding (padding is never counted)")
+        attrs = {"kernel": (int(k[0]), int(k[1])), "stride": s, "pads": pads, "activation": "none"}
+        y = self.emit(kind, [v.ir], (n, oh, ow, c), attrs, node.output[0])
+        self.bind(node.output[0], y, NHWC)
+
+    def _op_MaxPool(self, node: Any) -> None:
+        self._pool(node, "max_pool2d")
+
+    def _op_AveragePool(self, node: Any) -> None:
+        self._pool(node, "avg_pool2d")
+
+    def _op_GlobalAveragePool(self, node: Any) -> None:
+        v = self._nhwc(node.input[0])
+        n, _, _, c = self.g.t(v.ir).shape
+        y = self.emit("mean", [v.ir], (n, 1, 1, c), {"axes": (1, 2), "keep_dims": True}, node.output[0])
+        self.bind(node.output[0], y, NHWC)
+
+    def _op_ReduceMean(self, node: Any) -> None:
+        self._check_attrs(node, {"axes": None, "keepdims": None, "noop_with_empty_axes": 0})
+        v = self.val(node.input[0])
+        rank = len(v.perm)
+        ax = self._reduce_axes(node, rank)
+        if ax is None:
+            raise self.err("axes input must be a constant")
+        axes, keep = ax
+        ir_axes = tuple(sorted(v.perm.index(a) for a in axes))
+        if 0 in axes:
+            raise self.err("mean over the batch axis is not supported")
+        src = self.g.t(v.ir).shape
+        if keep:
+            shape = tuple(1 if i in ir_axes else d for i, d in enumerate(src))
+            perm = v.perm
+        else:
+            shape = tuple(d for i, d in enumerate(src) if i not in ir_axes)
+            kept = [p for i, p in enumerate(v.perm) if i not in ir_axes]
+            perm = tuple(sorted(kept).index(p) for p in kept)
+        y = self.emit("mean", [v.ir], shape, {"axes": ir_axes, "keep_dims": keep}, node.output[0])
+        self.bind(node.output[0], y, perm)
+
+    # elementwise ------------------------------------------------------------------------
+    def _align(self, a: str, b: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]]:
+        """IR operands of a broadcasting binary op; returns (ir_a, ir_b, out IR shape, out perm)."""
+        if a in self.consts and b in self.consts:
+            raise self.err("both operands constant (should have been folded)")
+        va = self.vals.get(a) if a not in self.consts else None
+        vb = self.vals.get(b) if b not in self.consts else None
+        if va is None and a not in self.consts:
+            self.val(a)
+        if vb is None and b not in self.consts:
+            self.val(b)
+        if va is not None and vb is not None:
+            ra, rb = len(va.perm), len(vb.perm)
+            if ra < rb:
+                va = self._expand(va, rb)
+            elif rb < ra:
+                vb = self._expand(vb, ra)
+            if vb.perm != va.perm:
+                vb = self.materialize(vb, va.perm)
+            perm = va.perm
+            ia, ib = va.ir, vb.ir
+        else:
+            act = va if va is not None else vb
+            assert act is not None
+            cname = b if va is not None else a
+            arr = self.consts[cname].astype(np.float32)
+            rank = len(act.perm)
+            if arr.ndim > rank:
+                raise self.err(f"constant {cname!r} has more dimensions than the activation")
+            arr = arr.reshape((1,) * (rank - arr.ndim) + arr.shape)
+            ci = self.const_ir(cname, arr, act.perm, f"{cname}_c")
+            ia, ib = (act.ir, ci) if va is not None else (ci, act.ir)
+            perm = act.perm
+        try:
+            shape = tuple(np.broadcast_shapes(self.g.t(ia).shape, self.g.t(ib).shape))
+        except ValueError:
+            raise self.err(f"shapes {self.g.t(ia).shape} and {self.g.t(ib).shape} do not broadcast") from None
+        return ia, ib, shape, perm
+
+    def _expand(self, v: _Val, rank: int) -> _Val:
+        k = rank - len(v.perm)
+        shape = (1,) * k + self.g.t(v.ir).shape
+        out = self.emit("reshape", [v.ir], shape, {}, f"{v.ir}_e")
+        if v.ir in self.act_q:
+            self.act_q[out] = self.act_q[v.ir]
+        return _Val(out, tuple(range(k)) + tuple(p + k for p in v.perm))
+
+    def _binary(self, node: Any, kind: str, a: str, b: str) -> None:
+        ia, ib, shape, perm = self._align(a, b)
+        y = self.emit(kind, [ia, ib], shape, {"activation": "none"}, node.output[0])
+        self.bind(node.output[0], y, perm)
+
+    def _op_Add(self, node: Any) -> None:
+        self._binary(node, "add", node.input[0], node.input[1])
+
+    def _op_Mul(self, node: Any) -> None:
+        a, b = node.input
+        c = self.scalar(b) if a in self.vals else self.scalar(a) if b in self.vals else None
+        sm = self.sole_consumer(node.output[0])
+        if c is not None and c > 0 and sm is not None and sm.op_type == "Softmax" and not self.qdq:
+            x = a if a in self.vals else b
+            self.vals[node.output[0]] = self.vals[x]
+            self.softmax_beta[node.output[0]] = c
+            return
+        self._binary(node, "mul", a, b)
+
+    def _op_Div(self, node: Any) -> None:
+        a, b = node.input
+        if b not in self.consts:
+            raise self.err("division by a non-constant tensor is not supported")
+        recip = (1.0 / self.consts[b].astype(np.float64)).astype(np.float32)
+        name = f"{b}_recip"
+        self.consts[name] = recip
+        if b in self.const_q:
+            raise self.err("QDQ pattern not supported: Div by a quantized constant")
+        node_mul = onnx.helper.make_node("Mul", [a, name], list(node.output), name=node.name)
+        self._op_Mul(node_mul)
+
+    def _op_Sub(self, node: Any) -> None:
+        a, b = node.input
+        if b in self.consts:
+            name = f"{b}_neg"
+            self.consts[name] = -self.consts[b]
+            self._binary(node, "add", a, name)
+            return
+        vb = self.val(b)
+        m1 = self.new_tensor(f"{node.output[0]}_m1", (), "float32", np.float32(-1.0))
+        neg = self.emit("mul", [vb.ir, m1], self.g.t(vb.ir).shape, {"activation": "none"}, f"{b}_neg")
+        self.vals[f"{b}__neg"] = _Val(neg, vb.perm)
+        self._binary(node, "add", a, f"{b}__neg")
+
+    def _unary(self, node: Any, kind: str, attrs: dict[str, Any]) -> None:
+        v = self.val(node.input[0])
+        y = self.emit(kind, [v.ir], self.g.t(v.ir).shape, attrs, node.output[0])
+        self.bind(node.output[0], y, v.perm)
+
+    def _op_Relu(self, node: Any) -> None:
+        self._unary(node, "relu", {"min": 0.0, "max": float("inf")})
+
+    def _op_Clip(self, node: Any) -> None:
+        a = self.attrs(node)
+        lo = a.get("min", -np.inf)
+        hi = a.get("max", np.inf)
+        if len(node.input) > 1 and node.input[1]:
+            lo = self.scalar(node.input[1])
+        if len(node.input) > 2 and node.input[2]:
+            hi = self.scalar(node.input[2])
+        if lo is None or hi is None:
+            raise self.err("min/max must be scalar constants")
+        if lo != 0.0:
+            raise self.err(f"unsupported bounds min={lo}, max={hi} (Clip(0, 6) and Clip(0, inf) are supported)")
+        self._unary(node, "relu", {"min": 0.0, "max": float(hi)})
+
+    def _op_Sigmoid(self, node: Any) -> None:
+        self._unary(node, "logistic", {})
+
+    def _op_HardSwish(self, node: Any) -> None:
+        self._unary(node, "hard_swish", {})
+
+    def _op_Gelu(self, node: Any) -> None:
+        a = self._check_attrs(node, {"approximate": None})
+        approx = a.get("approximate", b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        if approx not in ("none", "tanh"):
+            raise self.err(f"unsupported attribute approximate={approx!r}")
+        self._unary(node, "gelu", {"approximate": approx})
+
+    def _op_Identity(self, node: Any) -> None:
+        self.vals[node.output[0]] = self.val(node.input[0])
+
+    def _op_Dropout(self, node: Any) -> None:
+        if len(node.output) > 1 and node.output[1]:
+            raise self.err("the mask output of Dropout is not supported")
+        self._op_Identity(node)
+
+    def _op_Softmax(self, node: Any) -> None:
+        a = self._check_attrs(node, {"axis": None})
+        v = self.val(node.input[0])
+        rank = len(v.perm)
+        axis = int(a.get("axis", -1 if self.opset >= 13 else 1)) % rank
+        if axis != rank - 1 and not all(d == 1 for d in self.shape(v)[axis + 1 :]):
+            raise self.err(f"unsupported attribute axis={a.get('axis')} (softmax over the last axis only)")
+        if v.perm[-1] != axis:
+            v = self.materialize(v, tuple(p for p in range(rank) if p != axis) + (axis,))
+        beta = self.softmax_beta.get(node.input[0], 1.0)
+        y = self.emit("softmax", [v.ir], self.g.t(v.ir).shape, {"beta": float(beta)}, node.output[0])
+        self.bind(node.output[0], y, v.perm)
+
+    def _op_LayerNormalization(self, node: Any) -> None:
+        a = self._check_attrs(node, {"axis": None, "epsilon": None, "stash_type": None})
+        if any(o for o in node.output[1:]):
+            raise self.err("the Mean/InvStdDev outputs of LayerNormalization are not supported")
+        v = self.val(node.input[0])
+        rank = len(v.perm)
+        if int(a.get("axis", -1)) % rank != rank - 1:
+            raise self.err(f"unsupported attribute axis={a.get('axis')} (normalization over the last axis only)")
+        dim = self.shape(v)[-1]
+        gamma = self.const(node.input[1], "scale").astype(np.float32).reshape(-1)
+        beta = (
+            self.const(node.input[2], "bias").astype(np.float32).reshape(-1)
+            if len(node.input) > 2 and node.input[2]
+            else np.zeros(dim, np.float32)
+        )
+        self._emit_layer_norm(
+            node.input[0],
+            np.broadcast_to(gamma, (dim,)),
+            np.broadcast_to(beta, (dim,)),
+            float(a.get("epsilon", 1e-5)),
+            node.output[0],
+        )
+
+    # matrix products ----------------------------------------------------------------------
+    def _fc(
+        self,
+        node: Any,
+        x: _Val,
+        w_onnx: str,
+        w: np.ndarray,
+        w_perm: tuple[int, ...] | None,
+        bias_name: str,
+        bias: np.ndarray | None,
+        out: str,
+    ) -> None:
+        cols = None
+        flat = self.flat_src.get(node.input[0])
+        if flat is not None and len(x.perm) == 2:
+            # Flatten of a permuted (NHWC) tensor into a dense layer: flatten in IR order, and gather
+            # the weight columns into that order instead of transposing the activations
+            shp = self.shape(flat)
+            order = np.arange(int(np.prod(shp[1:]))).reshape(shp[1:])
+            cols = np.transpose(order, [p - 1 for p in flat.perm[1:]]).reshape(-1)
+            xs = self.g.t(flat.ir).shape
+            x = _Val(self.emit("reshape", [flat.ir], (xs[0], int(np.prod(xs[1:]))), {}, f"{flat.ir}_flat"), (0, 1))
+            if flat.ir in self.act_q:
+                self.act_q[x.ir] = self.act_q[flat.ir]
+        rank = len(x.perm)
+        if x.perm != _ident(rank):
+            x = self.materialize(x, _ident(rank))
+        src = self.g.t(x.ir).shape
+        wi = self.const_ir(w_onnx, w, w_perm, f"{out}_w", cols)
+        n_out, k = self.g.t(wi).shape
+        if src[-1] != k:
+            raise self.err(f"inner dimensions differ: input {src}, weights [{k}, {n_out}]")
+        b = np.zeros(n_out, np.float32) if bias is None else bias
+        bi = self.const_ir(bias_name, b, None, f"{out}_b")
+        y = self.emit("fully_connected", [x.ir, wi, bi], src[:-1] + (n_out,), {"activation": "none"}, out)
+        self.bind(out, y, _ident(rank))
+
+    def _bias_add(self, mm_out: str, n_out: int) -> tuple[str, np.ndarray, str] | None:
+        """An Add of a constant [N] right after a MatMul (folded into the FC's bias)."""
+        add = self.sole_consumer(mm_out)
+        if add is None or add.op_type != "Add" or self.qdq:
+            return None
+        bname = self._other(add, mm_out)
+        if bname not in self.consts:
+            return None
+        b = self.consts[bname]
+        if b.size != n_out or b.shape[-1] != n_out:
+            return None
+        return bname, b.reshape(-1).astype(np.float32), add.output[0]
+
+    def _op_MatMul(self, node: Any) -> None:
+        a, b = node.input
+        if a in self.consts:
+            raise self.err("a constant left operand is not supported")
+        va = self.val(a)
+        if b in self.consts:
+            w = self.consts[b]
+            if w.ndim != 2:
+                raise self.err(f"constant right operand of rank {w.ndim} (weights must be 2-D [in, out])")
+            fused = self._bias_add(node.output[0], w.shape[1])
+            out = node.output[0]
+            bias_name, bias = "", None
+            if fused is not None:
+                bias_name, bias, out = fused
+                self._mark(self.sole_consumer(node.output[0]))
+            self._fc(node, va, b, w, (1, 0), bias_name, bias, out)
+            return
+        vb = self.val(b)
+        ra, rb = len(va.perm), len(vb.perm)
+        if ra != rb or ra < 3:
+            raise self.err(f"MatMul of activations needs equal ranks >= 3, got {ra} and {rb}")
+        sa, sb = self.shape(va), self.shape(vb)
+        if sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
+            raise self.err(f"MatMul shapes {list(sa)} x {list(sb)} (batch dims must match, no broadcasting)")
+        va = self.materialize(va, _ident(ra))
+        swapped = _ident(rb)[:-2] + (rb - 1, rb - 2)
+        if vb.perm == _ident(rb):
+            tb = False
+        else:
+            vb = self.materialize(vb, swapped)
+            tb = True
+        shape = sa[:-1] + (sb[-1],)
+        y = self.emit("batch_matmul", [va.ir, vb.ir], shape, {"transpose_b": tb}, node.output[0])
+        self.bind(node.output[0], y, _ident(ra))
+
+    def _op_Gemm(self, node: Any) -> None:
+        a = self._check_attrs(node, {"alpha": None, "beta": None, "transA": 0, "transB": None})
+        if node.input[1] not in self.consts:
+            raise self.err("B must be a constant (weights)")
+        va = self.val(node.input[0])
+        if len(va.perm) != 2:
+            raise self.err(f"A must be 2-D, got rank {len(va.perm)}")
+        w = self.consts[node.input[1]].astype(np.float32)
+        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        trans_b = int(a.get("transB", 0))
+        if alpha != 1.0:
+            if node.input[1] in self.const_q:
+                raise self.err("QDQ pattern not supported: alpha != 1 with quantized weights")
+            w = w * alpha
+        bias = None
+        bname = node.input[2] if len(node.input) > 2 and node.input[2] else ""
+        if bname:
+            bias = self.const(bname, "C").astype(np.float32) * beta
+            n_out = w.shape[0] if trans_b else w.shape[1]
+            if bias.size not in (1, n_out) or (bias.ndim == 2 and bias.shape[0] != 1):
+                raise self.err(f"C of shape {list(bias.shape)} (a bias [N] is supported)")
+            bias = np.broadcast_to(bias.reshape(-1), (n_out,)).astype(np.float32)
+            if beta != 1.0 and bname in self.const_q:
+                raise self.err("QDQ pattern not supported: beta != 1 with a quantized bias")
+        self._fc(node, va, node.input[1], w, None if trans_b else (1, 0), bname, bias, node.output[0])
+
+    # shapes ------------------------------------------------------------------------------
+    def _reshape_to(self, node: Any, v: _Val, target: tuple[int, ...]) -> None:
+        src = self.shape(v)
+        if int(np.prod(src)) != int(np.prod(target)):
+            raise self.err(f"cannot reshape {list(src)} to {list(target)}")
+        if target and target[0] != src[0]:
+            raise self.err(f"reshape {list(src)} -> {list(target)} changes the batch axis")
+        out = node.output[0]
+        res = self._view_reshape(v, target)
+        if res is None:
+            if len(target) == 2:
+                self.flat_src[out] = v
+            v = self.materialize(v, _ident(len(v.perm)))
+            shape, perm = target, _ident(len(target))
+        else:
+            shape, perm = res
+        if shape == self.g.t(v.ir).shape:
+            self.vals[out] = _Val(v.ir, perm)
+            return
+        y = self.emit("reshape", [v.ir], shape, {}, out)
+        self.bind(out, y, perm)
+
+    def _view_reshape(self, v: _Val, target: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """IR (shape, perm) of reshaping `v` to ONNX `target` without moving data, or None."""
+        src = self.shape(v)
+        ir_order = [p for p in v.perm if src[p] != 1]  # non-1 ONNX axes in memory order
+        if ir_order == sorted(ir_order):
+            return target, _ident(len(target))
+        s_axes = [i for i, d in enumerate(src) if d != 1]
+        t_axes = [i for i, d in enumerate(target) if d != 1]
+        groups: list[tuple[list[int], list[int]]] = []
+        i = j = 0
+        while i < len(s_axes) and j < len(t_axes):
+            gs, gt = [s_axes[i]], [t_axes[j]]
+            ps, pt = src[s_axes[i]], target[t_axes[j]]
+            i, j = i + 1, j + 1
+            while ps != pt:
+                if ps < pt:
+                    if i >= len(s_axes):
+                        return None
+                    gs.append(s_axes[i])
+                    ps *= src[s_axes[i]]
+                    i += 1
+                else:
+                    if j >= len(t_axes):
+                        return None
+                    gt.append(t_axes[j])
+                    pt *= target[t_axes[j]]
+                    j += 1
+            groups.append((gs, gt))
+        if i != len(s_axes) or j != len(t_axes):
+            return None
+        pos = {a: k for k, a in enumerate(ir_order)}
+        for gs, _ in groups:
+            where = [pos[a] for a in gs]
+            if where != list(range(where[0], where[0] + len(where))):
+                return None
+        groups.sort(key=lambda g: pos[g[0][0]])
+        ones = [i for i, d in enumerate(target) if d == 1]
+        perm = tuple(ones) + tuple(a for _, gt in groups for a in gt)
+        return tuple(target[p] for p in perm), perm
+
+    def _op_Reshape(self, node: Any) -> None:
+        a = self._check_attrs(node, {"allowzero": 0})
+        del a
+        v = self.val(node.input[0])
+        if node.input[1] not in self.consts:
+            raise self.err("dynamic shape: the shape input is not a constant")
+        want = [int(d) for d in self.consts[node.input[1]].reshape(-1)]
+        src = self.shape(v)
+        want = [src[i] if d == 0 else d for i, d in enumerate(want)]
+        if want.count(-1) == 1:
+            rest = int(np.prod([d for d in want if d != -1]))
+            want[want.index(-1)] = int(np.prod(src)) // max(rest, 1)
+        self._reshape_to(node, v, tuple(want))
+
+    def _op_Flatten(self, node: Any) -> None:
+        a = self._check_attrs(node, {"axis": None})
+        v = self.val(node.input[0])
+        src = self.shape(v)
+        axis = int(a.get("axis", 1)) % (len(src) + 1)
+        self._reshape_to(node, v, (int(np.prod(src[:axis])), int(np.prod(src[axis:]))))
+
+    def _axes_input(self, node: Any) -> list[int]:
+        a = self.attrs(node)
+        if "axes" in a:
+            return [int(x) for x in a["axes"]]
+        if len(node.input) > 1 and node.input[1]:
+            return [int(x) for x in self.const(node.input[1], "axes").reshape(-1)]
+        return []
+
+    def _op_Squeeze(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        src = self.shape(v)
+        axes = [x % len(src) for x in self._axes_input(node)] or [i for i, d in enumerate(src) if d == 1]
+        if any(src[x] != 1 for x in axes):
+            raise self.err(f"squeezes axes {axes} of shape {list(src)} that are not 1")
+        self._reshape_to(node, v, tuple(d for i, d in enumerate(src) if i not in axes))
+
+    def _op_Unsqueeze(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        src = list(self.shape(v))
+        rank = len(src) + len(self._axes_input(node))
+        for x in sorted(x % rank for x in self._axes_input(node)):
+            src.insert(x, 1)
+        self._reshape_to(node, v, tuple(src))
+
+    def _op_Transpose(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        rank = len(v.perm)
+        q = [int(x) for x in self.attrs(node).get("perm", list(range(rank))[::-1])]
+        self.vals[node.output[0]] = _Val(v.ir, tuple(q.index(p) for p in v.perm))
+
+    def _op_Concat(self, node: Any) -> None:
+        a = self._check_attrs(node, {"axis": None})
+        acts = [self.val(x) for x in node.input if x not in self.consts]
+        ref = acts[0]
+        rank = len(ref.perm)
+        axis = int(a["axis"]) % rank
+        ins = []
+        for x in node.input:
+            if x in self.consts:
+                arr = self.consts[x].astype(np.float32)
+                ins.append(self.const_ir(x, arr, ref.perm, f"{x}_c"))
+            else:
+                ins.append(self.materialize(self.val(x), ref.perm).ir)
+        ir_axis = ref.perm.index(axis)
+        shapes = [self.g.t(n).shape for n in ins]
+        for s in shapes:
+            if len(s) != rank or any(s[i] != shapes[0][i] for i in range(rank) if i != ir_axis):
+                raise self.err(f"input shapes {shapes} differ outside the concat axis")
+        shape = list(shapes[0])
+        shape[ir_axis] = sum(s[ir_axis] for s in shapes)
+        y = self.emit("concat", ins, tuple(shape), {"axis": ir_axis, "activation": "none"}, node.output[0])
+        self.bind(node.output[0], y, ref.perm)
+
+    def _slice(self, node: Any, v: _Val, starts: dict[int, int], ends: dict[int, int], out: str) -> _Val:
+        src = self.shape(v)
+        ir_src = self.g.t(v.ir).shape
+        begin, size = [0] * len(ir_src), list(ir_src)
+        for ax, s in starts.items():
+            e = ends[ax]
+            i = v.perm.index(ax)
+            begin[i], size[i] = s, e - s
+            if size[i] <= 0 or e > src[ax]:
+                raise self.err(f"empty or out-of-range slice [{s}:{e}] of axis {ax}")
+        if begin == [0] * len(begin) and size == list(ir_src):
+            return v
+        y = self.emit("slice", [v.ir], tuple(size), {"begin": begin, "size": size}, out)
+        if v.ir in self.act_q:
+            self.act_q[y] = self.act_q[v.ir]
+        self.onnx_names.setdefault(y, [out, list(v.perm)])
+        return _Val(y, v.perm)
+
+    def _op_Slice(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        src = self.shape(v)
+        ins = list(node.input) + [""] * (5 - len(node.input))
+        starts = self.const(ins[1], "starts").reshape(-1).tolist()
+        ends = self.const(ins[2], "ends").reshape(-1).tolist()
+        axes = self.const(ins[3], "axes").reshape(-1).tolist() if ins[3] else list(range(len(starts)))
+        steps = self.const(ins[4], "steps").reshape(-1).tolist() if ins[4] else [1] * len(starts)
+        if any(s != 1 for s in steps):
+            raise self.err(f"unsupported steps {steps} (only 1)")
+        st, en = {}, {}
+        for s, e, ax in zip(starts, ends, axes, strict=True):
+            ax = int(ax) % len(src)
+            d = src[ax]
+            s = int(s) + d if s < 0 else int(s)
+            e = int(e) + d if e < 0 else int(e)
+            st[ax], en[ax] = max(0, min(s, d)), max(0, min(e, d))
+        if 0 in st and (st[0], en[0]) != (0, 1):
+            raise self.err("slicing the batch axis is not supported")
+        self.vals[node.output[0]] = self._slice(node, v, st, en, node.output[0])
+
+    def _op_Gather(self, node: Any) -> None:
+        a = self._check_attrs(node, {"axis": None})
+        v = self.val(node.input[0])
+        idx = self.const(node.input[1], "indices")
+        if idx.size != 1:
+            raise self.err("only a single constant index is supported (indices of size != 1)")
+        src = self.shape(v)
+        axis = int(a.get("axis", 0)) % len(src)
+        if axis == 0:
+            raise self.err("gathering along the batch axis is not supported")
+        i = int(idx.reshape(-1)[0]) % src[axis]
+        sl = self._slice(node, v, {axis: i}, {axis: i + 1}, f"{node.output[0]}_slice")
+        target = src[:axis] + ((1,) if idx.ndim else ()) + src[axis + 1 :]
+        if idx.ndim:
+            target = src[:axis] + (1,) * idx.ndim + src[axis + 1 :]
+        self.vals[f"{node.output[0]}__sl"] = sl
+        self._reshape_to(node, sl, tuple(target))
+
+    def _op_Pad(self, node: Any) -> None:
+        a = self._check_attrs(node, {"mode": (b"constant", "constant")})
+        del a
+        v = self.val(node.input[0])
+        pads = self.const(node.input[1], "pads").reshape(-1).tolist()
+        if len(node.input) > 2 and node.input[2] and self.scalar(node.input[2]) != 0.0:
+            raise self.err("only zero padding is supported")
+        if len(node.input) > 3 and node.input[3]:
+            raise self.err("the axes input of Pad is not supported")
+        rank = len(v.perm)
+        pp = [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
+        if any(p < 0 for q in pp for p in q) or pp[0] != (0, 0):
+            raise self.err(f"unsupported pads {pads} (non-negative, no batch padding)")
+        ir_pp = tuple(pp[p] for p in v.perm)
+        shape = tuple(d + x + y for d, (x, y) in zip(self.g.t(v.ir).shape, ir_pp, strict=True))
+        y = self.emit("pad", [v.ir], shape, {"paddings": ir_pp}, node.output[0])
+        self.bind(node.output[0], y, v.perm)
+
+    # -- clean-up -------------------------------------------------------------------------
+    def _dce(self) -> None:
+        live = set(self.g.outputs)
+        keep: list[Op] = []
+        for op in reversed(self.g.ops):
+            if any(o in live for o in op.outputs):
+                keep.append(op)
+                live.update(i for i in op.inputs if i)
+        self.g.ops = keep[::-1]
+        used = live | set(self.g.inputs)
+        for name in list(self.g.tensors):
+            if name not in used:
+                del self.g.tensors[name]
+
+    def _fuse_activations(self) -> None:
+        fusable = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul", "avg_pool2d", "max_pool2d")
+        for r in list(self.g.ops):
+            if r.kind != "relu" or r.attrs["min"] != 0.0 or r.attrs["max"] not in (6.0, float("inf")):
+                continue
+            x = r.inputs[0]
+            p = self.g.producer(x)
+            if p is None or p.kind not in fusable or p.attrs.get("activation", "none") != "none":
+                continue
+            if len(self.g.consumers(x)) != 1 or x in self.g.outputs or x in self.act_q:
+                continue
+            if p.kind in ("avg_pool2d", "max_pool2d") and r.attrs["max"] != 6.0:
+                continue
+            p.attrs["activation"] = "relu6" if r.attrs["max"] == 6.0 else "relu"
+            p.outputs = list(r.outputs)
+            self.g.ops.remove(r)
+            if x in self.onnx_names and r.outputs[0] not in self.onnx_names:
+                self.onnx_names.pop(x)
