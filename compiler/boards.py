@@ -35,6 +35,18 @@ BOARD_FILES: dict[str, str] = {
 
 _CORES_WITH_FPU = {"cortex-m4", "cortex-m7"}
 
+# UART register layouts the board support can drive (``[console] kind``):
+#   stm32-usart     STM32F1/F2/F4 USART: SR 0x00, DR 0x04, BRR 0x08, CR1 0x0C (UE = CR1 bit 13)
+#   stm32-usart-v2  STM32F0/F3/F7/L4 USART: CR1 0x00 (UE = bit 0), BRR 0x0C, ISR 0x1C, TDR 0x28
+#   cmsdk-uart      Arm CMSDK APB UART (MPS2 boards): DATA 0x00, STATE 0x04, CTRL 0x08, BAUDDIV 0x10
+CONSOLE_KINDS = ("stm32-usart", "stm32-usart-v2", "cmsdk-uart")
+_STM32_KINDS = ("stm32-usart", "stm32-usart-v2")
+
+# What a generated project is linked for: "emulator" = the board's own TOML memories and the
+# emulator's console UART (QEMU); "part" = the real part's addresses ([emulator] flash_origin /
+# sram_origin) and its own console UART ([console]), for Renode and real hardware.
+TARGETS = ("emulator", "part")
+
 
 class UnknownBoardError(MicrotileError, ValueError):
     """A board name with no ``boards/<name>.toml``."""
@@ -59,6 +71,28 @@ class MemoryRegion:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """A UART the firmware prints through when built with ``CONSOLE=uart`` (transmit only)."""
+
+    kind: str  # one of CONSOLE_KINDS
+    uart: str  # the peripheral's name on the part, e.g. "USART1"
+    uart_base: int
+    clock_hz: int  # the clock feeding the UART's baud generator (the reset clock: no PLL set up)
+    baud: int = 115_200
+    # STM32 only: (register address, mask) pairs OR-ed in to clock the GPIO port and the USART,
+    # then the TX pin switched to its alternate function.
+    rcc_enable: tuple[tuple[int, int], ...] = ()
+    tx_gpio_base: int | None = None
+    tx_pin: int | None = None
+    tx_af: int | None = None
+
+    @property
+    def divisor(self) -> int:
+        """BRR (STM32, 16x oversampling) or BAUDDIV (CMSDK): the UART clock over the baud rate."""
+        return (self.clock_hz + self.baud // 2) // self.baud
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
     qemu_machine: str
     systick_clock_hz: int
@@ -66,6 +100,10 @@ class EmulatorConfig:
     # Where the real part has its flash/SRAM (documentation; the ELF is linked at Board.flash/sram).
     flash_origin: int | None = None
     sram_origin: int | None = None
+    # The console UART when it differs from the part's own ([emulator.console]), and the index of
+    # the QEMU serial port (-serial, in order) that carries it.
+    console: ConsoleConfig | None = None
+    console_serial: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +121,7 @@ class Board:
     heap_bytes: int
     num_irqs: int
     emulator: EmulatorConfig
+    console: ConsoleConfig | None = None
     path: Path | None = None
 
     @property
@@ -105,6 +144,26 @@ class Board:
         else:
             flags += ["-mfloat-abi=soft"]
         return flags
+
+    def console_for(self, target: str = "emulator") -> ConsoleConfig | None:
+        """The UART console of a build for ``target`` ("emulator": QEMU's, "part": the part's)."""
+        if target == "emulator" and self.emulator.console is not None:
+            return self.emulator.console
+        return self.console
+
+    def memories_for(self, target: str = "emulator") -> tuple[MemoryRegion, MemoryRegion]:
+        """(flash, sram) a build for ``target`` is linked at: the real part's addresses for "part"."""
+        if target == "emulator":
+            return self.flash, self.sram
+        if target != "part":
+            raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+        if not self.real_part:
+            raise ValueError(f"{self.name} is not a real part: it can only be built for the emulator")
+        flash_origin = self.emulator.flash_origin
+        sram_origin = self.emulator.sram_origin
+        flash = MemoryRegion(self.flash.origin if flash_origin is None else flash_origin, self.flash.size)
+        sram = MemoryRegion(self.sram.origin if sram_origin is None else sram_origin, self.sram.size)
+        return flash, sram
 
     def instructions_from_ticks(self, ticks: int) -> int:
         """Same integer math as the firmware's ``mt_board_ticks_to_instructions``."""
@@ -131,11 +190,43 @@ def _region(data: dict[str, Any], key: str, where: str) -> MemoryRegion:
     return region
 
 
+def _console(table: dict[str, Any], where: str) -> ConsoleConfig:
+    kind = _require(table, "kind", str, where)
+    if kind not in CONSOLE_KINDS:
+        raise BoardConfigError(f"{where}: kind {kind!r} is not one of {', '.join(CONSOLE_KINDS)}")
+    rcc = table.get("rcc_enable", [])
+    if not isinstance(rcc, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair) for pair in rcc
+    ):
+        raise BoardConfigError(f"{where}: rcc_enable must be a list of [address, mask] pairs")
+    console = ConsoleConfig(
+        kind=kind,
+        uart=_require(table, "uart", str, where),
+        uart_base=_require(table, "uart_base", int, where),
+        clock_hz=_require(table, "clock_hz", int, where),
+        baud=int(table.get("baud", 115_200)),
+        rcc_enable=tuple((int(a), int(m)) for a, m in rcc),
+        tx_gpio_base=table.get("tx_gpio_base"),
+        tx_pin=table.get("tx_pin"),
+        tx_af=table.get("tx_af"),
+    )
+    if console.baud <= 0 or not 1 <= console.divisor <= 0xFFFF:
+        raise BoardConfigError(f"{where}: clock_hz / baud gives an impossible divisor ({console.divisor})")
+    if kind in _STM32_KINDS:
+        if console.tx_gpio_base is None or console.tx_pin is None or console.tx_af is None:
+            raise BoardConfigError(f"{where}: an STM32 USART needs tx_gpio_base, tx_pin and tx_af")
+        if not (0 <= console.tx_pin < 16 and 0 <= console.tx_af < 16):
+            raise BoardConfigError(f"{where}: tx_pin and tx_af must be 0..15")
+    return console
+
+
 def _board_from_toml(path: Path) -> Board:
     where = str(path)
     with path.open("rb") as f:
         data = tomllib.load(f)
     emu = _require(data, "emulator", dict, where)
+    console = _console(data["console"], f"{where} [console]") if "console" in data else None
+    emu_console = _console(emu["console"], f"{where} [emulator.console]") if "console" in emu else None
     board = Board(
         name=_require(data, "name", str, where),
         description=_require(data, "description", str, where),
@@ -155,7 +246,10 @@ def _board_from_toml(path: Path) -> Board:
             semihosting=bool(emu.get("semihosting", True)),
             flash_origin=emu.get("flash_origin"),
             sram_origin=emu.get("sram_origin"),
+            console=emu_console,
+            console_serial=int(emu.get("console_serial", 0)),
         ),
+        console=console,
         path=path,
     )
     if board.name != path.stem:
@@ -184,17 +278,23 @@ def load_board(name: str) -> Board:
     return _board_from_toml(paths[name])
 
 
-def qemu_machine_args(board: Board) -> list[str]:
-    """QEMU options (no ``-kernel``) that run a firmware for ``board``: semihosting console and
-    exit status, no monitor/serial/display, and ``-icount shift=0`` (1 ns per instruction)."""
+def qemu_machine_args(board: Board, console: str = "semihosting") -> list[str]:
+    """QEMU options (no ``-kernel``) that run a firmware for ``board``: no monitor or display,
+    ``-icount shift=0`` (1 ns per instruction) and semihosting (exit status, and the console when
+    ``console="semihosting"``). With ``console="uart"`` the serial port that carries the board's
+    console UART (``[emulator] console_serial``) goes to QEMU's stdout; the others are unconnected."""
+    if console not in ("semihosting", "uart"):
+        raise ValueError(f"console must be 'semihosting' or 'uart', got {console!r}")
+    serial = ["-serial", "none"]
+    if console == "uart":
+        serial = ["-serial", "null"] * board.emulator.console_serial + ["-serial", "stdio"]
     args = [
         "-M",
         board.emulator.qemu_machine,
         "-nographic",
         "-monitor",
         "none",
-        "-serial",
-        "none",
+        *serial,
         "-icount",
         "shift=0",
     ]
@@ -223,8 +323,37 @@ def _hex(value: int) -> str:
     return f"0x{value:08X}"
 
 
-def board_template_context(board: Board, *, stack_bytes: int | None = None) -> dict[str, Any]:
+def _console_context(console: ConsoleConfig | None) -> dict[str, Any]:
+    if console is None:
+        return {"console_kind": "", "console_uart": ""}
+    ctx: dict[str, Any] = {
+        "console_kind": console.kind,
+        "console_uart": console.uart,
+        "console_base": _hex(console.uart_base),
+        "console_clock_hz": console.clock_hz,
+        "console_baud": console.baud,
+        "console_divisor": console.divisor,
+        "console_rcc_enable": [(_hex(a), _hex(m)) for a, m in console.rcc_enable],
+    }
+    if console.kind in _STM32_KINDS:
+        assert console.tx_gpio_base is not None and console.tx_pin is not None and console.tx_af is not None
+        pin = console.tx_pin
+        ctx.update(
+            {
+                "console_gpio_base": _hex(console.tx_gpio_base),
+                "console_tx_pin": pin,
+                "console_tx_af": console.tx_af,
+                "console_moder_shift": 2 * pin,
+                "console_afr_offset": "0x20u" if pin < 8 else "0x24u",
+                "console_afr_shift": 4 * (pin % 8),
+            }
+        )
+    return ctx
+
+
+def board_template_context(board: Board, *, stack_bytes: int | None = None, target: str = "emulator") -> dict[str, Any]:
     """Every value the board templates print, computed here (templates do no arithmetic)."""
+    flash, sram = board.memories_for(target)
     stack = board.stack_bytes if stack_bytes is None else stack_bytes
     if stack <= 0 or stack % 8:
         raise ValueError(f"stack_bytes must be a positive multiple of 8, got {stack}")
@@ -238,11 +367,12 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None) -> d
         "has_fpu": board.has_fpu,
         "cpu_clock_hz": board.cpu_clock_hz,
         "systick_clock_hz": board.systick_clock_hz,
-        "flash_origin": _hex(board.flash.origin),
-        "flash_size": _hex(board.flash.size),
-        "sram_origin": _hex(board.sram.origin),
-        "sram_size": _hex(board.sram.size),
-        "sram_size_bytes": board.sram.size,
+        "target": target,
+        "flash_origin": _hex(flash.origin),
+        "flash_size": _hex(flash.size),
+        "sram_origin": _hex(sram.origin),
+        "sram_size": _hex(sram.size),
+        "sram_size_bytes": sram.size,
         "stack_bytes": stack,
         "heap_bytes": board.heap_bytes,
         "num_irqs": board.num_irqs,
@@ -250,23 +380,31 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None) -> d
         "cpu_flags": " ".join(board.gcc_cpu_flags()),
         "qemu_machine": board.qemu_machine,
         "qemu_flags": " ".join(qemu_machine_args(board)),
+        "qemu_flags_uart": " ".join(qemu_machine_args(board, console="uart")),
         "board_static_ram_note": "16 bytes of .bss (SysTick wraps, paint SP, heap top)",
+        **_console_context(board.console_for(target)),
     }
 
 
-def render_board_files(board: Board, *, stack_bytes: int | None = None) -> dict[str, str]:
+def render_board_files(board: Board, *, stack_bytes: int | None = None, target: str = "emulator") -> dict[str, str]:
     """Filename -> text of ``linker.ld``, ``startup.c``, ``mt_board.c``, ``mt_board.h`` and
-    ``Makefile`` for a project built for ``board`` (stack reserve defaults to the board's)."""
-    context = board_template_context(board, stack_bytes=stack_bytes)
+    ``Makefile`` for a project built for ``board`` (stack reserve defaults to the board's).
+
+    ``target="emulator"`` (default) links for the QEMU machine; ``"part"`` for the real part's
+    addresses and console UART (Renode, hardware). The console itself (semihosting or UART) is
+    chosen when building: ``make CONSOLE=uart`` or ``EXTRA_CFLAGS=-DMT_CONSOLE_UART``."""
+    context = board_template_context(board, stack_bytes=stack_bytes, target=target)
     env = _environment()
     return {out: env.get_template(tpl).render(context) for out, tpl in BOARD_FILES.items()}
 
 
-def write_board_files(board: Board, out_dir: Path, *, stack_bytes: int | None = None) -> list[Path]:
+def write_board_files(
+    board: Board, out_dir: Path, *, stack_bytes: int | None = None, target: str = "emulator"
+) -> list[Path]:
     """Render the board files into ``out_dir``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render_board_files(board, stack_bytes=stack_bytes).items():
+    for name, text in render_board_files(board, stack_bytes=stack_bytes, target=target).items():
         path = out_dir / name
         path.write_text(text)
         written.append(path)
