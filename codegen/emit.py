@@ -337,6 +337,22 @@ class _Emitter:
         call = {"dims": 0, "a": self.ptr(op.inputs[0]), "b": self.ptr(op.inputs[1]), "y": self.ptr(op.outputs[0])}
         return {"q": q, "dims": [dims], "calls": [call]}
 
+    # -- token-plan stages (compiler.schedule.token): loops written by codegen/token.py ----------
+    def op_token_embed(self, i: int, op: Op) -> dict[str, Any]:
+        from codegen.token import embed_ctx
+
+        return embed_ctx(self, i, self.plan.steps[i])
+
+    def op_token_attention(self, i: int, op: Op) -> dict[str, Any]:
+        from codegen.token import attention_ctx
+
+        return attention_ctx(self, i, self.plan.steps[i])
+
+    def op_token_mlp(self, i: int, op: Op) -> dict[str, Any]:
+        from codegen.token import mlp_ctx
+
+        return mlp_ctx(self, i, self.plan.steps[i])
+
     def _strided(self, op: Op, in_strides: list[int], base: int) -> dict[str, Any]:
         ys = self.g.t(op.outputs[0]).shape
         if len(ys) > 4:

@@ -103,6 +103,8 @@ class Plan:
             if s.scratch is not None:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
             lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")
+            for note in s.detail.get("notes", ()):
+                lines.append(f"          {note}")
         return "\n".join(lines)
 
 

@@ -35,6 +35,20 @@ PLANNERS: dict[str, Callable[[Graph, str], list[Plan]]] = {
 }
 
 
+def _token_plans(g: Graph, io: str) -> list[Plan]:
+    from compiler.schedule.token import candidates
+
+    return candidates(g, io)
+
+
+PLANNERS["token"] = _token_plans
+
+
+def plan_cost(plan: Plan) -> int:
+    """MACs plus the loop overhead a planner models (token plans: per kernel call)."""
+    return plan.macs + int(plan.detail.get("loop_overhead", 0))
+
+
 def plan_peak(plan: Plan) -> int:
     extra = 0
     if plan.io == "external":
@@ -60,6 +74,8 @@ def candidate_plans(graph: Graph, schedule: str = "auto", io: str = "arena") -> 
         if name not in PLANNERS:
             raise MicrotileError(f"schedule {name!r} is not available yet; available: {', '.join(PLANNERS)}")
         plans.extend(PLANNERS[name](graph, io))
+    if not plans:
+        raise MicrotileError(f"the {schedule} planner found nothing it can plan in {graph.name!r}")
     return plans
 
 
@@ -67,7 +83,7 @@ def choose_plan(graph: Graph, budget: int, schedule: str = "auto", io: str = "ar
     plans = candidate_plans(graph, schedule, io)
     fitting = [p for p in plans if plan_peak(p) <= budget]
     if fitting:
-        return min(fitting, key=lambda p: (p.macs, plan_peak(p)))
+        return min(fitting, key=lambda p: (plan_cost(p), plan_peak(p)))
     best = min(plans, key=plan_peak)
     i, what = binding_step(best)
     raise BudgetError(

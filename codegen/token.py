@@ -1,0 +1,122 @@
+"""Token-plan stages -> C: the loops over token groups and query blocks of a token plan.
+
+Called from `codegen.emit` for the `token_*` steps of a plan made by
+`compiler.schedule.token`. Every kernel call works on a sub-range of rows through pointer
+offsets and strides into the token buffer X and the stage's workspace; nothing is copied.
+The templates are `templates/ops/token_{embed,attention,mlp}.c.j2`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from compiler.ir import Op
+from compiler.lower import lower
+from compiler.schedule.plan import Step
+
+if TYPE_CHECKING:
+    from codegen.emit import _Emitter
+
+
+def _ws(e: _Emitter, step: Step, name: str) -> str:
+    assert step.scratch is not None
+    return f"(A + {step.scratch.offset + step.detail['ws'][name][0]})"
+
+
+def _fc(e: _Emitter, i: int, tag: str, op: Op) -> dict[str, Any]:
+    q = lower(e.g, op)
+    out_f, in_f = e.g.t(op.inputs[1]).shape
+    b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+    pc = bool(q["per_channel"])
+    return {
+        "tag": tag,
+        "q": q,
+        "w": e.const(op.inputs[1], "int8_t"),
+        "b": e.const(b, "int32_t") if b else "NULL",
+        "mult": e.array(f"s{i}_{tag}_mult", "int32_t", q["multiplier"] if pc else q["multiplier"][:1]),
+        "shift": e.array(f"s{i}_{tag}_shift", "int32_t", q["shift"] if pc else q["shift"][:1]),
+        "per_channel": int(pc),
+        "in_f": in_f,
+        "out_f": out_f,
+    }
+
+
+def _ln(e: _Emitter, i: int, op: Op) -> dict[str, Any]:
+    q = lower(e.g, op)
+    return {
+        "tag": "ln",
+        "q": q,
+        "gamma": e.array(f"s{i}_ln_gamma", "int32_t", q["gamma_q"]),
+        "beta": e.array(f"s{i}_ln_beta", "int32_t", q["beta_q"]),
+    }
+
+
+def _add(e: _Emitter, add: Op, operands: dict[str, str]) -> dict[str, Any]:
+    return {"tag": "add", "q": lower(e.g, add), "in1": operands[add.inputs[0]], "in2": operands[add.inputs[1]]}
+
+
+def _xy(e: _Emitter, step: Step) -> tuple[str, str]:
+    u = step.detail["unit"]
+    return e.ptr(u.x_in), e.ptr(u.x_out)
+
+
+def mlp_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
+    u = step.detail["unit"]
+    inf = u.info
+    x, y = _xy(e, step)
+    d, g = inf["D"], step.detail["group"]
+    L, H = _ws(e, step, "L"), _ws(e, step, "H")
+    return {
+        "T": inf["T"], "D": d, "G": g, "hidden": inf["hidden"], "X": x, "Y": y, "L": L, "H": H,
+        "overwrite": step.detail["overwrite"],
+        "ln": _ln(e, i, inf["ln"]), "fc1": _fc(e, i, "fc1", inf["fc1"]), "fc2": _fc(e, i, "fc2", inf["fc2"]),
+        "luts": [e.array(f"s{i}_lut{k}", "int8_t", lower(e.g, a)["lut"]) for k, a in enumerate(inf["acts"])],
+        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["fc2"].outputs[0]: L}),
+    }  # fmt: skip
+
+
+def attention_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
+    u = step.detail["unit"]
+    inf = u.info
+    x, y = _xy(e, step)
+    d = inf["D"]
+    ws = {n: _ws(e, step, n) for n in ("K", "V", "L", "Q", "S", "O")}
+    return {
+        "T": inf["T"], "D": d, "G": step.detail["group"], "QB": step.detail["qblock"], "X": x, "Y": y, **ws,
+        "heads": inf["heads"], "dh": inf["dh"], "dvh": inf["dvh"], "dk": inf["dk"], "dv": inf["dv"],
+        "a": inf["a"], "bk": inf["bk"], "bv": inf["bv"], "yo": inf["yo"],
+        "ln": _ln(e, i, inf["ln"]),
+        "fq": _fc(e, i, "fq", inf["q"]), "fk": _fc(e, i, "fk", inf["k"]), "fv": _fc(e, i, "fv", inf["v"]),
+        "proj": _fc(e, i, "proj", inf["proj"]),
+        "bs": lower(e.g, inf["scores"]), "bo": lower(e.g, inf["attn"]), "sm": lower(e.g, inf["softmax"]),
+        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["proj"].outputs[0]: ws["L"]}),
+    }  # fmt: skip
+
+
+def embed_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
+    u = step.detail["unit"]
+    inf = u.info
+    conv: Op = inf["conv"]
+    q = lower(e.g, conv)
+    x, y = _xy(e, step)
+    _, ih, iw, ic = e.g.t(conv.inputs[0]).shape
+    _, hp, wp, d = e.g.t(conv.outputs[0]).shape
+    _, kh, kw, _ = e.g.t(conv.inputs[1]).shape
+    b = conv.inputs[2] if len(conv.inputs) > 2 and conv.inputs[2] else None
+    consts = [{"offset": off * d, "src": e.const(n, "int8_t"), "size": e.g.t(n).nbytes} for n, off in inf["consts"]]
+    pos = None
+    if inf["pos"] is not None:
+        add: Op = inf["pos"]
+        cat = [n for n in add.inputs if not e.g.t(n).is_const][0]
+        operands = {cat: y}
+        for n in add.inputs:
+            if e.g.t(n).is_const:
+                operands[n] = e.const(n, "int8_t")
+        pos = _add(e, add, operands)
+    return {
+        "q": q, "x": x, "Y": y, "w": e.const(conv.inputs[1], "int8_t"), "b": e.const(b, "int32_t") if b else "NULL",
+        "mult": e.array(f"s{i}_conv_mult", "int32_t", q["multiplier"]),
+        "shift": e.array(f"s{i}_conv_shift", "int32_t", q["shift"]),
+        "kh": kh, "kw": kw, "iw": iw, "ic": ic, "hp": hp, "wp": wp, "D": d, "T": inf["T"],
+        "tok_off": inf["token_offset"], "consts": consts, "pos": pos,
+    }  # fmt: skip
