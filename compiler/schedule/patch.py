@@ -92,9 +92,7 @@ class PatchPlan(Plan):
         st = self.stage
         assert st is not None
         if st._patches is None:
-            st._patches = [
-                _patch_calls(self.graph, st, r, q, self.tensor_buffer) for r in st.rows for q in st.cols
-            ]
+            st._patches = [_patch_calls(self.graph, st, r, q, self.tensor_buffer) for r in st.rows for q in st.cols]
         return st._patches
 
 

@@ -1,0 +1,194 @@
+"""Patch-based inference: bit-exact with layer-by-layer, in numpy (plan executor) and QEMU.
+
+The numpy executor (`compiler.schedule.execute`) runs a Plan byte for byte: one arena,
+every window at the plan's offsets/strides, the golden reference op on each patch window,
+junk written into every byte no live buffer owns before each step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import reference
+from compiler.builder import GraphBuilder
+from compiler.errors import BudgetError, MicrotileError
+from compiler.ir import Graph, graph_macs
+from compiler.pipeline import CompileOptions, load_model, run_model
+from compiler.schedule.execute import execute_plan
+from compiler.schedule.layer import plan_layer
+from compiler.schedule.patch import patch_candidates, plan_patch, valid_splits
+from compiler.schedule.select import choose_plan, plan_peak
+
+MODELS = Path(__file__).parents[1].parent / "shared" / "models"
+CNN_MODELS = ["vww_96_int8", "pretrainedResnet_quant", "kws_ref_model"]
+
+
+def _load(name: str) -> Graph:
+    path = MODELS / f"{name}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return load_model(path)
+
+
+def odd_cnn(seed: int = 0) -> Graph:
+    """5x5/7x7 kernels, stride 2, dilation, explicit pad, pooling, a residual add, non-square."""
+    b = GraphBuilder("odd_cnn", seed=seed)
+    x = b.input((1, 38, 30, 3))
+    y = b.conv2d(x, 8, 5, stride=2, activation="relu")  # 19x15
+    y = b.pad(y, [(0, 0), (1, 2), (2, 1), (0, 0)])  # 22x18
+    y = b.depthwise_conv2d(y, 7, activation="relu6")
+    y = b.max_pool2d(y, 3, stride=1, padding="same")
+    y = b.conv2d(y, 12, 3, dilation=2, activation="relu")
+    h = b.conv2d(y, 24, 1, activation="relu6")
+    h = b.depthwise_conv2d(h, 3, dilation=(2, 1), activation="relu6")
+    h = b.conv2d(h, 12, 1)
+    y = b.add(y, h)
+    y = b.avg_pool2d(y, 2, stride=2, padding="valid")  # 11x9
+    y = b.conv2d(y, 16, 3, stride=2, padding="valid", activation="relu")
+    b.output(b.softmax(b.fully_connected(b.flatten(b.mean(y, axes=(1, 2))), 5)))
+    return b.build(n_calib=2)
+
+
+@pytest.fixture(scope="module")
+def odd() -> Graph:
+    return odd_cnn()
+
+
+def _x(g: Graph, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, g.t(g.inputs[0]).shape, dtype=np.int8)
+
+
+def _check(plan, g: Graph, seeds=(0,)) -> None:
+    for s in seeds:
+        x = _x(g, s)
+        ref = reference.run(g, [x], keep_all=True)
+        got = execute_plan(plan, [x], seed=s)
+        bad = [t for t, v in got.items() if not np.array_equal(v, ref[t])]
+        assert not bad, f"{plan.schedule} {plan.detail}: {bad[:4]} differ"
+
+
+def _no_overlap(plan) -> None:
+    arena = [b for b in plan.buffers if b.region in ("arena", "scratch")]
+    for i, a in enumerate(arena):
+        assert a.offset + a.size <= plan.arena_bytes
+        for b in arena[i + 1 :]:
+            assert not (a.overlaps_in_time(b) and a.overlaps_in_space(b)), (a.name, b.name)
+
+
+# -- (a) numpy: every shared CNN at several splits and grids ------------------------------
+
+
+@pytest.mark.parametrize("name", CNN_MODELS)
+def test_shared_models_patch_plans_bit_exact(name):
+    g = _load(name)
+    splits = valid_splits(g)
+    assert splits
+    picks = sorted({splits[0], splits[len(splits) // 3], splits[(2 * len(splits)) // 3], splits[-2]})
+    for split in picks:
+        _, h, w, _ = g.t(g.ops[split].outputs[0]).shape
+        for grid in {(min(2, h), min(2, w)), (min(3, h), min(2, w)), (min(4, h), min(3, w))}:
+            for io in ("arena", "external"):
+                p = plan_patch(g, split, grid, io=io)
+                _no_overlap(p)
+                _check(p, g)
+
+
+@pytest.mark.parametrize("name", CNN_MODELS)
+def test_layer_in_place_bit_exact(name):
+    g = _load(name)
+    for io in ("arena", "external"):
+        p = plan_layer(g, io=io, in_place=True)
+        assert p.arena_bytes <= plan_layer(g, io=io).arena_bytes
+        assert any(s.in_place for s in p.steps)
+        assert "in-place" in p.dump()
+        _no_overlap(p)
+        _check(p, g)
+
+
+def test_generated_model_every_split(odd):
+    splits = valid_splits(odd)
+    assert len(splits) >= 8  # pad, dilation, pooling and the residual add are all patchable
+    for split in splits:
+        _, h, w, _ = odd.t(odd.ops[split].outputs[0]).shape
+        for grid in {(min(2, h), min(3, w)), (min(3, h), 1), (min(5, h), min(4, w))}:
+            if grid == (1, 1):
+                continue
+            p = plan_patch(odd, split, grid, io="arena" if split % 2 else "external")
+            _no_overlap(p)
+            _check(p, odd)
+
+
+def test_generated_model_layer_in_place(odd):
+    _check(plan_layer(odd, in_place=True), odd, seeds=(0, 1))
+
+
+def test_patch_macs_count_recomputed_halos(odd):
+    p = plan_patch(odd, valid_splits(odd)[4], (3, 3))
+    assert p.macs > graph_macs(odd)
+    assert p.detail["mac_overhead"] == pytest.approx((p.macs - graph_macs(odd)) / graph_macs(odd), abs=1e-4)
+    assert sum(c.macs for calls in p.patches() for c in calls) == sum(p.steps[i].macs for i in p.stage.steps)
+
+
+# -- planner: search and selection ---------------------------------------------------------
+
+
+def test_candidates_are_a_pareto_front():
+    g = _load("vww_96_int8")
+    plans = patch_candidates(g)
+    assert plans and all(p.schedule == "patch" for p in plans)
+    peaks = [plan_peak(p) for p in plans]
+    macs = [p.macs for p in plans]
+    assert macs == sorted(macs) and peaks == sorted(peaks, reverse=True)
+    for p in plans:
+        assert {"split", "grid", "mac_overhead"} <= set(p.detail)
+    assert any(p.detail["grid"].split("x")[0] != p.detail["grid"].split("x")[1] for p in plans)
+
+
+def test_choose_plan_prefers_layer_then_patch_under_budget():
+    g = _load("vww_96_int8")
+    layer = plan_layer(g)
+    assert choose_plan(g, plan_peak(layer)).schedule == "layer"
+    p = choose_plan(g, 41_000)
+    assert p.schedule == "patch" and plan_peak(p) <= 41_000
+    assert p.detail["mac_overhead"] < 0.15
+    with pytest.raises(BudgetError, match="smallest peak"):
+        choose_plan(g, 20_000)
+
+
+# -- (b) QEMU: the generated C loops over patches, bit-exact with the reference -----------
+
+
+def _qemu(model, tmp_path: Path, sram: int, **kw):
+    try:
+        return run_model(model, tmp_path / "out", CompileOptions(schedule="patch", sram=sram, **kw), n_random=2)
+    except MicrotileError as e:
+        if "arm-none-eabi" in str(e) or "qemu" in str(e).lower() and "not found" in str(e).lower():
+            pytest.skip(str(e))
+        raise
+
+
+@pytest.mark.parametrize(
+    "name,sram,io",
+    [
+        ("vww_96_int8", 41_000, "arena"),
+        ("pretrainedResnet_quant", 34_000, "arena"),
+        ("kws_ref_model", 44_000, "external"),
+    ],
+)
+def test_qemu_shared_models(name, sram, io, tmp_path):
+    g = _load(name)
+    r = _qemu(g, tmp_path, sram, io=io)
+    assert r["bit_exact"] and r["schedule"] == "patch"
+    assert r["mac_overhead"] == r["schedule_detail"]["mac_overhead"]
+    assert "split" in r["schedule_detail"] and "grid" in r["schedule_detail"]
+    if io == "external":
+        assert r["peak_sram_bytes_excluding_input"] == r["peak_sram_bytes"] - g.t(g.inputs[0]).nbytes
+
+
+def test_qemu_generated_model(odd, tmp_path):
+    budget = min(plan_peak(p) for p in patch_candidates(odd)) + 2000
+    r = _qemu(odd, tmp_path, budget)
+    assert r["bit_exact"] and r["schedule"] == "patch"
