@@ -24,6 +24,7 @@ examples:
   microtile compile model.tflite --board stm32f746g-disco --out build/vww
   microtile run model.tflite --board stm32f405 --out build/vww --random 5
   microtile run model.tflite --board stm32f405 --out build/vww --input images.npy --profile
+  microtile run cnn.onnx --calib calib.npy --board stm32f405 --out build/cnn
 
 The SRAM budget (--sram) is what the plan may use for activations: the arena plus any
 input/output buffer kept outside it. By default it is the board's SRAM less the stack,
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("boards", help="list the boards microtile can target")
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("model", help="model file: int8 .tflite (or .onnx)")
+        sp.add_argument("model", help="model file: int8 .tflite, int8 QDQ .onnx, or float .onnx with --calib")
         sp.add_argument(
             "--board", default="stm32f405", help="target board (default: stm32f405; see `microtile boards`)"
         )
@@ -79,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
             default="arena",
             choices=["arena", "external"],
             help="input/output buffers inside the arena (default) or kept by the caller",
+        )
+        sp.add_argument(
+            "--calib",
+            type=Path,
+            default=None,
+            metavar="NPY",
+            help="calibration data for float ONNX models (.npy of N inputs, or a folder of .npy): int8 PTQ",
         )
 
     sp = sub.add_parser("plan", help="show the candidate execution plans and their peak SRAM")
@@ -126,6 +134,12 @@ def _summary(report: dict[str, Any]) -> str:
         f"arena      {_fmt_bytes(report['arena_bytes'])}   lower bound {_fmt_bytes(report['arena_lower_bound_bytes'])}",
         f"flash      {_fmt_bytes(report.get('flash_bytes'))}   (weights {_fmt_bytes(report['weights_bytes'])})",
     ]
+    if "quantization" in report:
+        qz = report["quantization"]
+        lines.append(
+            f"quantized  int8 PTQ on {qz['calibration_samples']} calibration inputs; output SQNR "
+            f"{qz['output_sqnr_db']} dB vs {qz['float_reference']} (per-layer table above, report.json)"
+        )
     if "bit_exact" in report:
         lines += [
             f"stack      {_fmt_bytes(report['stack_bytes'])} (painted high-water mark during invoke)",
@@ -175,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from compiler.schedule.select import binding_step, candidate_plans, plan_peak
 
         board = load_board(args.board)
-        graph = pipeline.load_model(args.model)
+        graph = pipeline.load_model(args.model, args.calib, _log)
         budget = args.sram if args.sram is not None else pipeline.default_budget(board)
         plans = candidate_plans(graph, args.schedule, args.io)
         base = min(p.macs for p in plans) or 1
@@ -204,7 +218,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         build=not getattr(args, "no_build", False),
     )
     if args.cmd == "compile":
-        res = pipeline.compile_model(args.model, args.out, opts, log=_log)
+        res = pipeline.compile_model(args.model, args.out, opts, log=_log, calib=args.calib)
         print(_summary(res.report))
         print(f"project    {args.out}  (make -C {args.out}; report.json)")
         return 0
@@ -217,6 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         seed=args.seed,
         emulator=args.emulator,
         log=_log,
+        calib=args.calib,
     )
     print(_summary(report))
     if report.get("per_step"):

@@ -64,7 +64,8 @@ class CompileResult:
     elf: Path | None = None
 
 
-def load_model(path: str | Path) -> Graph:
+def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, log: Log = _quiet) -> Graph:
+    """Read a model; a float model (ONNX) is quantized with `calib` (.npy file, folder of .npy, or array)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
@@ -81,6 +82,21 @@ def load_model(path: str | Path) -> Graph:
         graph = load_onnx(path)
     else:
         raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
+    from compiler.passes import quantize as ptq
+
+    if ptq.is_float_graph(graph):
+        if calib is None:
+            shape = graph.meta.get("onnx_input_shapes", {}).get(graph.inputs[0], graph.t(graph.inputs[0]).shape)
+            raise ModelError(
+                f"{path}: float model; int8 post-training quantization needs calibration data: pass --calib X.npy "
+                f"(N samples of shape {tuple(shape[1:])}) or --calib DIR (a folder of .npy files)"
+            )
+        data = calib if isinstance(calib, np.ndarray) else ptq.load_calibration(calib, graph)
+        if isinstance(calib, np.ndarray):
+            data = ptq.to_ir_layout(graph, calib, "calibration array")
+        graph = ptq.quantize_for_compile(graph, data, log=log)
+    elif calib is not None:
+        log(f"[microtile] {path.name} is already quantized: --calib ignored")
     return strip_io_quant(graph)
 
 
@@ -148,6 +164,8 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
             "weights_bytes": weights,
             "const_bytes": const_bytes,
         }
+        if "quantization" in graph.meta:
+            report["quantization"] = graph.meta["quantization"]
         result = CompileResult(graph=graph, plan=plan, board=board, out=out, report=report)
         if opts.build:
             try:
@@ -198,8 +216,10 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def compile_model(model: str | Path, out: str | Path, opts: CompileOptions, log: Log = _quiet) -> CompileResult:
-    graph = load_model(model)
+def compile_model(
+    model: str | Path, out: str | Path, opts: CompileOptions, log: Log = _quiet, calib: str | Path | None = None
+) -> CompileResult:
+    graph = load_model(model, calib, log)
     return compile_graph(graph, Path(out), opts, log)
 
 
@@ -223,6 +243,10 @@ def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, 
     if np.issubdtype(x.dtype, np.floating):
         q = t.quant
         assert q is not None
+        if "input_perms" in graph.meta:  # ONNX model: float inputs in the model's (NCHW) layout
+            from compiler.passes.quantize import to_ir_layout
+
+            x = to_ir_layout(graph, x, str(input_path), graph.inputs[0])
         x = np.clip(np.round(x / q.s) + q.zp, -128, 127)
     elif x.min() < -128 or x.max() > 127:
         raise ModelError(f"{input_path}: integer input values outside int8 range")
@@ -280,6 +304,7 @@ def run_model(
     seed: int = 0,
     emulator: str = "qemu",
     log: Log = _quiet,
+    calib: str | Path | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compile, build, run in the emulator, compare with the reference; returns the report."""
     if emulator != "qemu":
@@ -288,7 +313,7 @@ def run_model(
             "scripts in renode/ are for machines with Renode installed)"
         )
     out = Path(out)
-    graph = model if isinstance(model, Graph) else load_model(model)
+    graph = model if isinstance(model, Graph) else load_model(model, calib, log)
     opts.build = True
     res = compile_graph(graph, out, opts, log)
     if res.elf is None:

@@ -24,6 +24,7 @@ Everything unsupported raises a one-line `ModelError` naming the node (op type a
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,12 @@ _FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Expand", "Range", "Where", "P
 
 NHWC = (0, 2, 3, 1)
 MIN_OPSET = 13
+
+
+def _c_name(name: str) -> str:
+    """IR tensor names double as C identifiers in the generated code."""
+    s = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or "t"
+    return s if not s[0].isdigit() else f"t{s}"
 
 
 def _ident(n: int) -> tuple[int, ...]:
@@ -210,11 +217,12 @@ class _Importer:
                 raise ModelError(f"{self.source}: input {vi.name!r} has batch {dims[0]}{at}; batch must be 1")
             perm = NHWC if len(dims) == 4 else _ident(len(dims))
             shape = tuple(dims[p] for p in perm)
-            self.g.add_tensor(Tensor(vi.name, shape, "float32"))
-            self.g.inputs.append(vi.name)
-            self.vals[vi.name] = _Val(vi.name, perm)
-            self.g.meta.setdefault("input_perms", {})[vi.name] = list(perm)
-            self.g.meta.setdefault("onnx_input_shapes", {})[vi.name] = list(dims)
+            name = self.new_tensor(vi.name, shape)
+            self.g.inputs.append(name)
+            self.vals[vi.name] = _Val(name, perm)
+            self.g.meta.setdefault("input_perms", {})[name] = list(perm)
+            self.g.meta.setdefault("onnx_input_shapes", {})[name] = list(dims)
+            self.g.meta.setdefault("onnx_input_names", {})[name] = vi.name
 
     def _outputs(self) -> None:
         for vo in self.model.graph.output:
@@ -255,7 +263,7 @@ class _Importer:
         return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
     def new_tensor(self, base: str, shape: tuple[int, ...], dtype: str = "float32", data: Any = None) -> str:
-        name = self.g.unique_name(base or "t")
+        name = self.g.unique_name(_c_name(base))
         self.g.add_tensor(Tensor(name, shape, dtype, data=data))
         return name
 

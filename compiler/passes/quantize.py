@@ -22,6 +22,7 @@ an explicit int8 `quantize` (requantize) op rather than refuse the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -404,12 +405,13 @@ def float_tensors(
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     out_names = [o.name for o in sess.get_outputs()]
     perms = float_graph.meta.get("input_perms", {})
+    onnx_in = float_graph.meta.get("onnx_input_names", {})
     per_sample: list[dict[str, np.ndarray]] = []
     for i in range(arrays[0].shape[0]):
         feeds = {}
         for name, a in zip(float_graph.inputs, arrays, strict=True):
             perm = perms.get(name, list(range(a.ndim)))
-            feeds[name] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
+            feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
         res = sess.run(out_names, feeds)
         per_sample.append(dict(zip(out_names, res, strict=True)))
     got: dict[str, np.ndarray] = dict(env)
@@ -428,13 +430,16 @@ def sqnr_report(
     calib: Sequence[np.ndarray] | np.ndarray,
     max_samples: int = 16,
     use_onnx: bool = True,
+    info: dict[str, Any] | None = None,
 ) -> list[tuple[str, float]]:
     """Per-layer SQNR (dB) of the int8 graph (run by `compiler.reference`, dequantized) against the
     float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`."""
     from compiler import reference
 
     arrays = [a[:max_samples] for a in _batches(calib)]
-    ref, _ = float_tensors(float_graph, arrays, use_onnx)
+    ref, src = float_tensors(float_graph, arrays, use_onnx)
+    if info is not None:
+        info["float_reference"] = src
     q_runs: list[dict[str, np.ndarray]] = []
     for i in range(arrays[0].shape[0]):
         xs = [quantize_input(int8_graph, a[i : i + 1], n) for n, a in zip(int8_graph.inputs, arrays, strict=True)]
@@ -456,3 +461,80 @@ def format_sqnr(rows: list[tuple[str, float]]) -> str:
     lines = [f"{'layer':{width}s}  SQNR dB"]
     lines += [f"{name:{width}s}  {db:7.2f}" for name, db in rows]
     return "\n".join(lines)
+
+
+# -- calibration data and the one-call PTQ used by the pipeline ------------------------------
+
+
+def to_ir_layout(graph: Graph, x: np.ndarray, source: str = "array", name: str | None = None) -> np.ndarray:
+    """Float samples for input `name` as (N, *IR shape[1:]): accepts the model's own layout (ONNX NCHW
+    for ONNX models) or the IR's, a batch or a single sample. ModelError (naming `source`) otherwise."""
+    name = name or graph.inputs[0]
+    t = graph.t(name)
+    perm = graph.meta.get("input_perms", {}).get(name, list(range(len(t.shape))))
+    onnx_shape = tuple(graph.meta.get("onnx_input_shapes", {}).get(name, t.shape))
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.number):
+        raise ModelError(f"{source}: calibration data must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if x.shape == onnx_shape or x.shape == onnx_shape[1:]:
+        x = x.reshape((1,) + onnx_shape[1:])
+    if x.ndim == len(onnx_shape) and x.shape[1:] == onnx_shape[1:]:
+        return np.ascontiguousarray(np.transpose(x, perm))
+    if x.ndim == len(t.shape) and x.shape[1:] == t.shape[1:]:
+        return x
+    want = ", ".join(str(d) for d in onnx_shape[1:])
+    raise ModelError(
+        f"{source}: calibration data of shape {x.shape} does not fit model input {name!r}: expected (N, {want})"
+    )
+
+
+def load_calibration(path: str | Path, graph: Graph) -> np.ndarray:
+    """Calibration samples from a .npy file or a folder of .npy files, in the IR's layout."""
+    path = Path(path)
+    if len(graph.inputs) != 1:
+        raise ModelError(f"{path}: calibration files support single-input models (this one has {len(graph.inputs)})")
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise ModelError(f"{path}: no .npy files in the calibration folder")
+    elif path.exists():
+        files = [path]
+    else:
+        raise ModelError(f"{path}: no such calibration file or folder")
+    parts = []
+    for f in files:
+        try:
+            arr = np.load(f, allow_pickle=False)
+        except Exception as e:
+            raise ModelError(f"{f}: cannot read calibration array ({type(e).__name__}: {e})") from None
+        parts.append(to_ir_layout(graph, arr, str(f)))
+    data = np.concatenate(parts)
+    if data.shape[0] == 0:
+        raise ModelError(f"{path}: no calibration samples")
+    if not np.all(np.isfinite(data)):
+        raise ModelError(f"{path}: calibration data contains NaN or infinity")
+    return data
+
+
+def quantize_for_compile(
+    float_graph: Graph, calib: np.ndarray, log: Any = None, sqnr_samples: int = 16
+) -> Graph:
+    """PTQ plus the per-layer SQNR table (printed through `log`, kept in meta['quantization'])."""
+    q = quantize_graph(float_graph, [calib])
+    info: dict[str, Any] = {}
+    rows = sqnr_report(float_graph, q, [calib], max_samples=sqnr_samples, info=info)
+    src = info["float_reference"]
+    q.meta["quantization"] = {
+        "scheme": "int8 PTQ: per-channel symmetric weights, per-tensor asymmetric activations (TFLite)",
+        "calibration_samples": int(calib.shape[0]),
+        "sqnr_samples": int(min(sqnr_samples, calib.shape[0])),
+        "float_reference": src,
+        "layers": [{"tensor": name, "sqnr_db": db} for name, db in rows],
+        "output_sqnr_db": rows[-1][1] if rows else None,
+    }
+    if log is not None:
+        log(f"[microtile] quantized with {calib.shape[0]} calibration samples; per-layer SQNR vs {src}:")
+        for line in format_sqnr(rows).splitlines():
+            log("  " + line)
+    return q
