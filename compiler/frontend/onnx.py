@@ -168,6 +168,10 @@ class _Importer:
         for init in self.model.graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
         self._inputs()
+        for node in self.nodes:  # Constant nodes first: patterns look ahead at their values
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                self.node = node
+                self._constant(node)
         for i, node in enumerate(self.nodes):
             if i in self.skip:
                 continue

@@ -396,7 +396,8 @@ def float_tensors(
     names: dict[str, list[Any]] = float_graph.meta.get("onnx_names", {})
     model = onnx.load(path)
     have = {o.name for o in model.graph.output}
-    want = {v[0] for k, v in names.items() if k in env}
+    produced = {o for n in model.graph.node for o in n.output if o}
+    want = {v[0] for k, v in names.items() if k in env} & produced
     for n in sorted(want - have):
         model.graph.output.append(onnx.ValueInfoProto(name=n))
     so = ort.SessionOptions()

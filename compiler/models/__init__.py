@@ -1,0 +1,1 @@
+"""Project-defined model definitions (PyTorch; need the `torch` extra)."""
