@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from codegen.kernels import KernelChoice, fast_params
 from compiler.errors import ModelError
 from compiler.ir import Graph, Op
 from compiler.lower import lower
@@ -120,7 +121,7 @@ class _Emitter:
             raise ModelError(f"codegen: op kind {op.kind!r} ({op.name}) has no C kernel")
         ctx = fn(i, op)
         ctx.update({"i": i, "p": self.p, "op": op})
-        text = _ENV.get_template(f"ops/{op.kind}.c.j2").render(ctx)
+        text = _ENV.get_template(f"ops/{ctx.get('template', op.kind)}.c.j2").render(ctx)
         decls, _, body = text.partition("/*--body--*/\n")
         sc = StepCode(i, op.name, op.kind, op.describe()[:160])
         sc.decls = [decls.strip()] if decls.strip() else []
@@ -154,10 +155,51 @@ class _Emitter:
         s = self.plan.steps[i].scratch
         return f"(A + {s.offset})" if s is not None else "NULL"
 
+    def fast_kernel(self, i: int) -> KernelChoice | None:
+        """The DSP kernel the plan chose for step i (codegen/kernels.py), when the step can
+        run it: out of place, with the scratch it asked for."""
+        st = self.plan.steps[i]
+        c = st.detail.get("kernel")
+        if c is None or st.in_place or (c.scratch > 0 and (st.scratch is None or st.scratch.size < c.scratch)):
+            return None
+        return c
+
+    def _fast(self, i: int, op: Op, c: KernelChoice, ctx: dict[str, Any]) -> dict[str, Any]:
+        fp = fast_params(self.g, op, c)
+        name = f"{self.p}_s{i}_wpack"
+        self.const_decls.append(c_array(fp["ctype"], name, fp["packed"], align=8))
+        self.flash_const_bytes += int(fp["packed"].nbytes) + int(fp["fq"].nbytes)
+        ctx.update({"template": c.template, "kernel": c.name, "w": name, "fq": fp["fq"].tolist(), "wide": int(c.wide)})
+        ctx.setdefault("stride", (1, 1))
+        ctx.setdefault("dil", (1, 1))
+        ctx.setdefault("pads", {"top": 0, "bottom": 0, "left": 0, "right": 0})
+        ctx["scratch"] = self.scratch_ptr(i)
+        return ctx
+
     def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        c = self.fast_kernel(i)
+        if c is not None:
+            return self._fast(i, op, c, self._fast_conv_ctx(op))
         return self._conv_common(i, op)
 
+    def _fast_conv_ctx(self, op: Op) -> dict[str, Any]:
+        x, y = op.inputs[0], op.outputs[0]
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(y),
+            "xv": self.view(x),
+            "yv": self.view(y),
+            "fd": dict(zip("nhwc", self.g.t(op.inputs[1]).shape, strict=True)),
+            "q": lower(self.g, op),
+            "stride": op.attrs["stride"],
+            "dil": op.attrs["dilation"],
+            "pads": dict(zip(("top", "bottom", "left", "right"), op.attrs["pads"], strict=True)),
+        }
+
     def op_depthwise_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        c = self.fast_kernel(i)
+        if c is not None:
+            return self._fast(i, op, c, self._fast_conv_ctx(op))
         ctx = self._conv_common(i, op)
         ctx["depth_multiplier"] = op.attrs["depth_multiplier"]
         return ctx
@@ -165,6 +207,11 @@ class _Emitter:
     def op_fully_connected(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
         x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+        c = self.fast_kernel(i)
+        if c is not None:
+            out_f, in_f = self.g.t(w).shape
+            ctx = {"x": self.ptr(x), "y": self.ptr(y), "q": q, "batches": self.g.t(x).size // in_f}
+            return self._fast(i, op, c, {**ctx, "in_f": in_f, "out_f": out_f})
         b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
         out_f, in_f = self.g.t(w).shape
         return {

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from codegen.emit import CodegenOptions, render_model
+from codegen.kernels import KernelOptions, attach_kernels, kernel_summary, scratch_fn, select_kernels
 from compiler import reference
 from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
-from compiler.errors import BoardFitError, MicrotileError, ModelError
+from compiler.errors import BoardFitError, BudgetError, MicrotileError, ModelError
 from compiler.firmware import build_project, find_toolchain, model_memory
 from compiler.ir import Graph
 from compiler.passes.io_quant import strip_io_quant
@@ -52,6 +53,8 @@ class CompileOptions:
     profile: bool = False
     stack_bytes: int | None = None
     build: bool = True  # build the ELF when arm-none-eabi-gcc is available
+    kernels: str = "fast"  # "fast": DSP kernels where the core has them (codegen/kernels.py); "portable"
+    widen: bool = True  # pre-widen fast-kernel filters to int16 while flash allows (flash for speed)
 
 
 @dataclass
@@ -115,7 +118,18 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
     if budget <= 0:
         raise MicrotileError(f"SRAM budget must be positive, got {budget}")
     log(f"[microtile] {graph.name}: {len(graph.ops)} ops, planning for {board.name} (budget {budget} B)")
-    plan = choose_plan(graph, budget, opts.schedule, opts.io)
+    kernels = select_kernels(
+        graph, board.core, board.flash.size, KernelOptions(fast=opts.kernels == "fast", widen=opts.widen)
+    )
+    try:
+        plan = choose_plan(graph, budget, opts.schedule, opts.io, scratch=scratch_fn(kernels) if kernels else None)
+    except BudgetError:
+        if not kernels:
+            raise
+        log("[microtile] no plan fits with the fast kernels' scratch: portable kernels")
+        kernels = {}
+        plan = choose_plan(graph, budget, opts.schedule, opts.io)
+    attach_kernels(plan, kernels)
     peak = plan_peak(plan)
     stack = board.stack_bytes if opts.stack_bytes is None else opts.stack_bytes
     ram_needed = peak + stack + board.heap_bytes + RUNTIME_RESERVE
@@ -163,6 +177,7 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
             "sram_budget_bytes": budget,
             "weights_bytes": weights,
             "const_bytes": const_bytes,
+            "kernels": kernel_summary(plan),
         }
         if "quantization" in graph.meta:
             report["quantization"] = graph.meta["quantization"]

@@ -102,6 +102,8 @@ class Plan:
             extra = " in-place" if s.in_place else ""
             if s.scratch is not None:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
+            if "kernel" in s.detail:
+                extra += f" kernel={s.detail['kernel'].describe()}"
             lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")
             for note in s.detail.get("notes", ()):
                 lines.append(f"          {note}")

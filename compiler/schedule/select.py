@@ -11,15 +11,17 @@ from collections.abc import Callable
 
 from compiler.errors import BudgetError, MicrotileError
 from compiler.ir import Graph
-from compiler.schedule.layer import plan_layer
+from compiler.schedule.layer import ScratchFn, plan_layer
 from compiler.schedule.plan import Plan
 
 SCHEDULES = ("auto", "layer", "patch", "token")
 
+
 # name -> function(graph, io) -> list of candidate plans. Other planners register here.
-def _layer_candidates(graph: Graph, io: str) -> list[Plan]:
-    plain = plan_layer(graph, io=io)
-    ip = plan_layer(graph, io=io, in_place=True)
+def _layer_candidates(graph: Graph, io: str, scratch: ScratchFn | None = None) -> list[Plan]:
+    kw = {"scratch": scratch} if scratch is not None else {}
+    plain = plan_layer(graph, io=io, **kw)
+    ip = plan_layer(graph, io=io, in_place=True, **kw)
     return [plain, ip] if ip.detail.get("in_place") and ip.arena_bytes < plain.arena_bytes else [plain]
 
 
@@ -65,7 +67,10 @@ def binding_step(plan: Plan) -> tuple[int, str]:
     return i, f"{op.name} ({op.kind})"
 
 
-def candidate_plans(graph: Graph, schedule: str = "auto", io: str = "arena") -> list[Plan]:
+def candidate_plans(
+    graph: Graph, schedule: str = "auto", io: str = "arena", scratch: ScratchFn | None = None
+) -> list[Plan]:
+    """scratch: per-step kernel scratch bytes (codegen/kernels.py), reserved by the layer planner."""
     if schedule not in SCHEDULES:
         raise MicrotileError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     names = list(PLANNERS) if schedule == "auto" else [schedule]
@@ -73,14 +78,19 @@ def candidate_plans(graph: Graph, schedule: str = "auto", io: str = "arena") -> 
     for name in names:
         if name not in PLANNERS:
             raise MicrotileError(f"schedule {name!r} is not available yet; available: {', '.join(PLANNERS)}")
-        plans.extend(PLANNERS[name](graph, io))
+        if name == "layer" and scratch is not None:
+            plans.extend(_layer_candidates(graph, io, scratch))
+        else:
+            plans.extend(PLANNERS[name](graph, io))
     if not plans:
         raise MicrotileError(f"the {schedule} planner found nothing it can plan in {graph.name!r}")
     return plans
 
 
-def choose_plan(graph: Graph, budget: int, schedule: str = "auto", io: str = "arena") -> Plan:
-    plans = candidate_plans(graph, schedule, io)
+def choose_plan(
+    graph: Graph, budget: int, schedule: str = "auto", io: str = "arena", scratch: ScratchFn | None = None
+) -> Plan:
+    plans = candidate_plans(graph, schedule, io, scratch)
     fitting = [p for p in plans if plan_peak(p) <= budget]
     if fitting:
         return min(fitting, key=lambda p: (plan_cost(p), plan_peak(p)))

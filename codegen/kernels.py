@@ -1,0 +1,282 @@
+"""Which C kernel runs each layer, and the data it reads: the fast-kernel predicate table.
+
+`select_kernels(graph, board, opts)` decides, per op, whether a Cortex-M DSP kernel of
+`runtime_c/mt_nn_fast.h` replaces the portable one, how much scratch it needs (the planner
+reserves it through `plan_layer(scratch=...)`), and whether its filter is pre-widened to
+int16 in flash (the flash-for-speed trade, `--no-widen` turns it off). Codegen then only
+writes the choice down with the packers below.
+
+A layer keeps its portable kernel when the core has no DSP extension, when its shape is
+not covered (depth multiplier != 1, a filter zero point), or when the fast requantization
+would not be exact: the fast kernels fold the input offset into the bias and compute
+TFLite's double-rounding MultiplyByQuantizedMultiplier as SMMULR + a rounding shift, which
+equals `mt_mbqm` whenever |accumulator| * 2^(left shift + 1) < 2^30 (`acc_bound` checks it
+from the weights and bias, for every possible input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler import quant as Q
+from compiler.ir import Graph, Op, op_macs
+from compiler.lower import lower
+from compiler.schedule.plan import Plan
+
+DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
+FLASH_CODE_RESERVE = 96 * 1024  # flash kept free for code and the harness when widening
+
+
+@dataclass
+class KernelOptions:
+    fast: bool = True  # use the DSP kernels where they apply
+    widen: bool = True  # pre-widen filters to int16 while flash allows
+
+
+@dataclass
+class KernelChoice:
+    """The kernel of one op: its C function, scratch bytes and packed-filter form."""
+
+    name: str  # C function, e.g. mt_conv_1x1_s8_dsp
+    template: str  # codegen/templates/ops/<template>.c.j2
+    scratch: int  # bytes
+    wide: bool  # filter pre-widened to int16 pairs
+    filter_bytes: int  # flash for the packed filter
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.name}{' w16' if self.wide else ''}"
+
+
+def _groups(n: int) -> int:
+    return (n + 3) // 4
+
+
+# -- exactness ---------------------------------------------------------------------------
+
+
+def acc_bound(w: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
+    """Per output channel: max |sum((x + input_offset) * w) + bias| over all int8 inputs x.
+    `w` is [out, K]."""
+    xmax = max(abs(-128 + input_offset), abs(127 + input_offset))
+    b = np.zeros(w.shape[0], np.int64) if bias is None else np.abs(bias.astype(np.int64))
+    return np.abs(w.astype(np.int64)).sum(axis=1) * xmax + b
+
+
+def fast_quant(w: np.ndarray, bias: np.ndarray | None, q: dict[str, Any], n_out: int) -> np.ndarray | None:
+    """The [n_out, 5] int32 mt_fast_quant records (bias', mult, lshift, rnd, rshift), or None
+    when the fast requantization would not be bit-exact for some input."""
+    off = int(q["input_offset"])
+    mult = np.broadcast_to(np.asarray(q["multiplier"], np.int64).reshape(-1), (n_out,))
+    shift = np.broadcast_to(np.asarray(q["shift"], np.int64).reshape(-1), (n_out,))
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    bound = acc_bound(w, bias, off)
+    const = ~np.any(w != 0, axis=1)  # all-zero filter: the output is a constant
+    if np.any((bound * (1 << (left + 1)) >= (1 << 30)) & ~const):
+        return None
+    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
+    folded = b + off * w.astype(np.int64).sum(axis=1)
+    folded = ((folded + (1 << 31)) % (1 << 32)) - (1 << 31)  # int32 wrap, as the C adds do
+    dead = right > 30  # |SRDHM| < 2^29: RoundingDivideByPOT by >= 31 bits gives 0
+    e = np.where(dead, 30, right)
+    out = np.stack([folded, np.where(dead, 0, mult), left + 1, 1 << e, e + 1], axis=1)
+    if np.any(const):
+        # acc == bias for every input: record the constant c as bias' = 2 (c - zp) with
+        # multiplier 0.5 (SRDHM(2k, 2^30) = k), no right shift.
+        zp = int(q["output_offset"])
+        c = np.clip(Q.mbqm(Q.wrap32(b), mult, shift) + zp, q["act_min"], q["act_max"])
+        out[const] = np.stack(
+            [2 * (c - zp), np.full(n_out, 1 << 30), np.ones(n_out), np.ones(n_out), np.ones(n_out)], 1
+        )[const]
+    return out.astype(np.int32)
+
+
+# -- filter packing (layouts: runtime_c/mt_nn_fast.h) ------------------------------------
+
+
+def _widen_groups(g8: np.ndarray) -> np.ndarray:
+    """[..., 4] int8 groups -> [..., 2] int32 words (k0 | k2 << 16), (k1 | k3 << 16)."""
+    g = g8.astype(np.int64)
+    lo = np.stack([g[..., 0], g[..., 1]], axis=-1) & 0xFFFF
+    hi = np.stack([g[..., 2], g[..., 3]], axis=-1) & 0xFFFF
+    words = lo | (hi << 16)
+    return ((words + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def _rows_to_groups(w2: np.ndarray, rows_multiple: int) -> np.ndarray:
+    """[rows, K] -> [rows_padded, groups, 4] int8, zero-padded."""
+    rows, k = w2.shape
+    rp = -(-rows // rows_multiple) * rows_multiple
+    out = np.zeros((rp, _groups(k) * 4), np.int8)
+    out[:rows, :k] = w2
+    return out.reshape(rp, _groups(k), 4)
+
+
+def _interleave(groups: np.ndarray, n: int) -> np.ndarray:
+    """[rows, G, 4] -> [rows/n, G, n, 4]: per block of n rows, per group, each row's group."""
+    rows, g, _ = groups.shape
+    return groups.reshape(rows // n, n, g, 4).transpose(0, 2, 1, 3)
+
+
+def pack_conv(w: np.ndarray, wide: bool) -> np.ndarray:
+    """OHWI conv filter -> channel pairs interleaved per group (int32 words or int8)."""
+    blocks = _interleave(_rows_to_groups(w.reshape(w.shape[0], -1), 2), 2)
+    return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
+
+
+def pack_fc(w: np.ndarray, wide: bool) -> np.ndarray:
+    """[out, in] filter -> rows in fours interleaved per group."""
+    blocks = _interleave(_rows_to_groups(w, 4), 4)
+    return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
+
+
+def pack_dw(w: np.ndarray, wide: bool) -> np.ndarray:
+    """1HWC depthwise filter -> channels in fours; per four, per tap, the four weights."""
+    _, kh, kw, c = w.shape
+    cp = _groups(c) * 4
+    t = np.zeros((kh * kw, cp), np.int8)
+    t[:, :c] = w.reshape(kh * kw, c)
+    blocks = t.reshape(kh * kw, cp // 4, 4).transpose(1, 0, 2)  # [group, tap, 4]
+    return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
+
+
+# -- the predicate table -------------------------------------------------------------------
+
+
+def _conv_parts(g: Graph, op: Op) -> tuple[np.ndarray, np.ndarray | None]:
+    w = g.t(op.inputs[1]).data
+    b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+    return np.asarray(w), (np.asarray(g.t(b).data) if b else None)
+
+
+def _choose(g: Graph, op: Op) -> KernelChoice | None:
+    """The fast kernel for op (narrow filter), or None: the rows of the predicate table."""
+    if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        return None
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if x.dtype != "int8" or y.dtype != "int8" or g.t(op.inputs[1]).data is None:
+        return None
+    q = lower(g, op)
+    if int(q.get("weights_offset", 0)) != 0:
+        return None
+    w, b = _conv_parts(g, op)
+    if op.kind == "conv2d":
+        o, kh, kw, ic = w.shape
+        if fast_quant(w.reshape(o, -1), b, q, o) is None:
+            return None
+        k = _groups(kh * kw * ic)
+        if kh == 1 and kw == 1:
+            return KernelChoice("mt_conv_1x1_s8_dsp", "conv2d_dsp", 16 * k, False, 0)
+        return KernelChoice("mt_conv_s8_dsp", "conv2d_dsp", 20 * k, False, 0)
+    if op.kind == "depthwise_conv2d":
+        _, kh, kw, c = w.shape
+        if int(op.attrs.get("depth_multiplier", 1)) != 1 or c != x.shape[-1]:
+            return None
+        if fast_quant(w.reshape(kh * kw, c).T, b, q, c) is None:
+            return None
+        return KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
+    o, n_in = w.shape
+    if fast_quant(w, b, q, o) is None:
+        return None
+    return KernelChoice("mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0)
+
+
+def packed_bytes(g: Graph, op: Op, wide: bool) -> int:
+    w, _ = _conv_parts(g, op)
+    if op.kind == "conv2d":
+        n = pack_conv(w, False).size
+    elif op.kind == "depthwise_conv2d":
+        n = pack_dw(w, False).size
+    else:
+        n = pack_fc(w, False).size
+    return 2 * n if wide else n
+
+
+def select_kernels(
+    graph: Graph, core: str, flash_bytes: int, opts: KernelOptions | None = None
+) -> dict[str, KernelChoice]:
+    """Op name -> fast kernel choice, for the ops that get one on this core.
+
+    Widening: the filters of the chosen layers are pre-widened to int16 in order of MACs
+    per filter byte (the layers where SXTB16 costs the most per weight first) while the
+    model's constants stay under the board's flash less FLASH_CODE_RESERVE."""
+    opts = opts or KernelOptions()
+    if not opts.fast or core not in DSP_CORES:
+        return {}
+    choices: dict[str, KernelChoice] = {}
+    for op in graph.ops:
+        c = _choose(graph, op)
+        if c is not None:
+            c.filter_bytes = packed_bytes(graph, op, False)
+            choices[op.name] = c
+    if opts.widen:
+        base = sum(t.nbytes for t in graph.constants())
+        room = flash_bytes - FLASH_CODE_RESERVE - base
+        ops = {op.name: op for op in graph.ops}
+        order = sorted(choices, key=lambda n: -op_macs(graph, ops[n]) / max(choices[n].filter_bytes, 1))
+        for name in order:
+            c = choices[name]
+            if c.filter_bytes <= room:
+                room -= c.filter_bytes
+                c.wide = True
+                c.filter_bytes *= 2
+    return choices
+
+
+def scratch_fn(choices: dict[str, KernelChoice]):
+    """The per-step scratch function `plan_layer(scratch=...)` takes."""
+
+    def scratch(graph: Graph, i: int) -> int:
+        c = choices.get(graph.ops[i].name)
+        return c.scratch if c is not None else 0
+
+    return scratch
+
+
+def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
+    """Everything the *_dsp templates print for op: packed filter, quant records, params."""
+    q = lower(g, op)
+    w, b = _conv_parts(g, op)
+    if op.kind == "conv2d":
+        n_out = w.shape[0]
+        fq = fast_quant(w.reshape(n_out, -1), b, q, n_out)
+        packed = pack_conv(w, choice.wide)
+    elif op.kind == "depthwise_conv2d":
+        n_out = w.shape[3]
+        fq = fast_quant(w.reshape(-1, n_out).T, b, q, n_out)
+        packed = pack_dw(w, choice.wide)
+    else:
+        n_out = w.shape[0]
+        fq = fast_quant(w, b, q, n_out)
+        packed = pack_fc(w, choice.wide)
+    assert fq is not None
+    return {"q": q, "fq": fq, "packed": packed, "ctype": "int32_t" if choice.wide else "int8_t"}
+
+
+def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
+    """Records each step's kernel in the Plan (step.detail["kernel"]); patch-stage steps
+    keep the portable kernels their stage loop calls."""
+    for st in plan.steps:
+        c = choices.get(st.op.name)
+        if c is not None and not st.detail.get("patch") and not st.in_place:
+            st.detail["kernel"] = c
+
+
+def kernel_summary(plan: Plan) -> dict[str, Any]:
+    """report.json's "kernels": fast kernels per name, and the flash their filters take."""
+    used: dict[str, int] = {}
+    wide = narrow = 0
+    for st in plan.steps:
+        c = st.detail.get("kernel")
+        if c is None:
+            continue
+        used[c.describe()] = used.get(c.describe(), 0) + 1
+        if c.wide:
+            wide += c.filter_bytes
+        else:
+            narrow += c.filter_bytes
+    return {"fast": used, "widened_filter_bytes": wide, "int8_filter_bytes": narrow}

@@ -1,0 +1,60 @@
+/* mt_conv_1x1_s8_dsp: pointwise convolution on the DSP matrix core (mt_mat_2col_s8).
+ *
+ * Two output pixels at a time: their input pixels are widened once into the scratch
+ * column pair (SXTB16: 4 instructions per 4 input channels, shared by every output
+ * channel), then the core runs 2 channels x 2 pixels per step over the packed filter.
+ */
+#include "mt_simd.h"
+
+int32_t mt_conv_1x1_s8_dsp_get_buffer_size(const mt_dims *fd)
+{
+    return fd == 0 ? 0 : 16 * ((fd->c + 3) / 4);
+}
+
+/* Widens input pixel (iy, ix) (or the padding value outside the view) into column `col`. */
+static void load_pixel(const mt_fast_params *p, const int8_t *in, const mt_view *in_v, int32_t iy, int32_t ix,
+                       int32_t *cols, int32_t col, int32_t k_groups)
+{
+    int32_t *dst = cols + 2 * col;
+    if (iy < 0 || iy >= in_v->h || ix < 0 || ix >= in_v->w) {
+        const int32_t z = mt_splat_s8x4(p->input_zp);
+        const int32_t lo = mt_sxtb16(z), hi = mt_sxtb16_ror8(z);
+        for (int32_t g = 0; g < k_groups; ++g, dst += 4) {
+            dst[0] = lo;
+            dst[1] = hi;
+        }
+        return;
+    }
+    mt_widen_s8(in + iy * in_v->row_stride + ix * in_v->col_stride, in_v->c, dst, 4);
+}
+
+mt_status mt_conv_1x1_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                             const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                             const mt_view *out_v, void *scratch)
+{
+    if (p == 0 || q == 0 || in == 0 || in_v == 0 || filter == 0 || fd == 0 || out == 0 || out_v == 0 ||
+        scratch == 0 || fd->h != 1 || fd->w != 1 || fd->c != in_v->c || fd->n != out_v->c || p->stride_h < 1 ||
+        p->stride_w < 1) {
+        return MT_ERR_ARG;
+    }
+    int32_t *cols = (int32_t *)scratch;
+    const int32_t k_groups = (fd->c + 3) / 4;
+    const int32_t n_px = out_v->h * out_v->w;
+    int32_t oy = 0, ox = 0;
+    for (int32_t i = 0; i < n_px; i += 2) {
+        const int32_t oy1 = ox + 1 < out_v->w ? oy : oy + 1;
+        const int32_t ox1 = ox + 1 < out_v->w ? ox + 1 : 0;
+        const int32_t two = i + 1 < n_px;
+        load_pixel(p, in, in_v, oy * p->stride_h - p->pad.top, ox * p->stride_w - p->pad.left, cols, 0, k_groups);
+        if (two) {
+            load_pixel(p, in, in_v, oy1 * p->stride_h - p->pad.top, ox1 * p->stride_w - p->pad.left, cols, 1,
+                       k_groups);
+        }
+        int8_t *o0 = out + oy * out_v->row_stride + ox * out_v->col_stride;
+        int8_t *o1 = two ? out + oy1 * out_v->row_stride + ox1 * out_v->col_stride : 0;
+        mt_mat_2col_s8(cols, k_groups, filter, p->wide, q, fd->n, p, o0, o1);
+        oy = ox1 + 1 < out_v->w ? oy1 : oy1 + 1;
+        ox = ox1 + 1 < out_v->w ? ox1 + 1 : 0;
+    }
+    return MT_OK;
+}

@@ -1,0 +1,107 @@
+/* mt_fully_connected_s8_dsp: fully connected layer, four output rows per step with SMLAD.
+ *
+ * The input row is widened once into scratch; each step then reads one column group
+ * (LDRD) and the four rows' groups (4 LDRD with an int16 filter, 2 LDRD + 8 SXTB16 with
+ * an int8 one) for 8 SMLAD = 16 MACs.
+ */
+#include "mt_simd.h"
+
+int32_t mt_fully_connected_s8_dsp_get_buffer_size(int32_t in_features)
+{
+    return 8 * ((in_features + 3) / 4);
+}
+
+mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                    int32_t batches, int32_t in_features, const void *filter,
+                                    int32_t out_features, int8_t *out, void *scratch)
+{
+    if (p == 0 || q == 0 || in == 0 || filter == 0 || out == 0 || scratch == 0 || batches < 0 ||
+        in_features < 0 || out_features < 0) {
+        return MT_ERR_ARG;
+    }
+    const int32_t k_groups = (in_features + 3) / 4;
+    int32_t *xcol = (int32_t *)scratch;
+    const int32_t wide = p->wide;
+    const mt_out_stage os = mt_out_stage_of(p);
+    const int32_t block_words = (wide ? 8 : 4) * k_groups; /* filter words per 4 rows */
+    for (int32_t b = 0; b < batches; ++b) {
+        mt_widen_s8(in + b * in_features, in_features, xcol, 2);
+        int8_t *o = out + b * out_features;
+        const int32_t *wblock = (const int32_t *)filter;
+        for (int32_t r = 0; r < out_features; r += 4, wblock += block_words) {
+            const int32_t n = out_features - r;
+            int32_t a0 = q[r].bias;
+            int32_t a1 = n > 1 ? q[r + 1].bias : 0;
+            int32_t a2 = n > 2 ? q[r + 2].bias : 0;
+            int32_t a3 = n > 3 ? q[r + 3].bias : 0;
+            const int32_t *xp = xcol;
+            const int32_t *wp = wblock;
+#if MT_SIMD
+            if (wide) {
+                for (int32_t g = k_groups; g > 0; --g) {
+                    int32_t x0, x1, u0, u1;
+                    MT_LD2(xp, x0, x1);
+                    MT_LD2(wp, u0, u1);
+                    a0 = __smlad(x0, u0, a0);
+                    a0 = __smlad(x1, u1, a0);
+                    MT_LD2(wp, u0, u1);
+                    a1 = __smlad(x0, u0, a1);
+                    a1 = __smlad(x1, u1, a1);
+                    MT_LD2(wp, u0, u1);
+                    a2 = __smlad(x0, u0, a2);
+                    a2 = __smlad(x1, u1, a2);
+                    MT_LD2(wp, u0, u1);
+                    a3 = __smlad(x0, u0, a3);
+                    a3 = __smlad(x1, u1, a3);
+                }
+            } else {
+                for (int32_t g = k_groups; g > 0; --g) {
+                    int32_t x0, x1, w0, w1, w2, w3;
+                    MT_LD2(xp, x0, x1);
+                    MT_LD2(wp, w0, w1);
+                    a0 = __smlad(x0, mt_sxtb16(w0), a0);
+                    a0 = __smlad(x1, mt_sxtb16_ror8(w0), a0);
+                    a1 = __smlad(x0, mt_sxtb16(w1), a1);
+                    a1 = __smlad(x1, mt_sxtb16_ror8(w1), a1);
+                    MT_LD2(wp, w2, w3);
+                    a2 = __smlad(x0, mt_sxtb16(w2), a2);
+                    a2 = __smlad(x1, mt_sxtb16_ror8(w2), a2);
+                    a3 = __smlad(x0, mt_sxtb16(w3), a3);
+                    a3 = __smlad(x1, mt_sxtb16_ror8(w3), a3);
+                }
+            }
+#else
+            for (int32_t g = 0; g < k_groups; ++g) {
+                int32_t acc[4] = {a0, a1, a2, a3};
+                for (int32_t j = 0; j < 4; ++j) {
+                    int32_t u0, u1;
+                    if (wide) {
+                        u0 = wp[(g * 4 + j) * 2];
+                        u1 = wp[(g * 4 + j) * 2 + 1];
+                    } else {
+                        u0 = mt_sxtb16(wp[g * 4 + j]);
+                        u1 = mt_sxtb16_ror8(wp[g * 4 + j]);
+                    }
+                    const int32_t x0 = xp[2 * g], x1 = xp[2 * g + 1];
+                    const int32_t s = (int32_t)(int16_t)(uint16_t)((uint32_t)x0 & 0xFFFFu) *
+                                          (int32_t)(int16_t)(uint16_t)((uint32_t)u0 & 0xFFFFu) +
+                                      (int32_t)(int16_t)(uint16_t)((uint32_t)x0 >> 16) *
+                                          (int32_t)(int16_t)(uint16_t)((uint32_t)u0 >> 16) +
+                                      (int32_t)(int16_t)(uint16_t)((uint32_t)x1 & 0xFFFFu) *
+                                          (int32_t)(int16_t)(uint16_t)((uint32_t)u1 & 0xFFFFu) +
+                                      (int32_t)(int16_t)(uint16_t)((uint32_t)x1 >> 16) *
+                                          (int32_t)(int16_t)(uint16_t)((uint32_t)u1 >> 16);
+                    acc[j] = mt_add_wrap(acc[j], s);
+                }
+                a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+            }
+#endif
+            for (int32_t j = 0; j < 4 && j < n; ++j) {
+                const mt_fast_quant *qr = &q[r + j];
+                const int32_t a = j == 0 ? a0 : (j == 1 ? a1 : (j == 2 ? a2 : a3));
+                o[r + j] = mt_requant_out(a, qr->mult, qr->lshift, qr->rnd, qr->rshift, os);
+            }
+        }
+    }
+    return MT_OK;
+}

@@ -1,0 +1,96 @@
+/* microtile fast kernels: Cortex-M DSP (SMLAD) variants of the convolution, depthwise and
+ * fully-connected kernels of mt_nn.h, bit-exact with them.
+ *
+ * Naming: mt_<op>[_variant]_s8_dsp, each with mt_<...>_get_buffer_size() for its scratch.
+ * The SIMD paths compile where __ARM_FEATURE_DSP is defined (and on hosts with
+ * MT_EMULATE_ACLE, for tests); elsewhere the same functions run portable C over the same
+ * packed data, so a project builds for any target.
+ *
+ * The compiler prepares, offline, what these kernels read (codegen/kernels.py):
+ *  - the input offset folded into the bias: bias' = bias + input_offset * sum(filter), so
+ *    the inner loops are pure int8 x int8 dot products; padding reads the input zero point,
+ *    which cancels the fold exactly as TFLite's "padding contributes nothing";
+ *  - per output channel an mt_fast_quant record (bias', multiplier, shifts) that makes the
+ *    double-rounding requantization 5 instructions (valid for the accumulator bound the
+ *    compiler checked; otherwise it keeps the portable kernel);
+ *  - the filter in the order the kernel reads it, as int8 (wide = 0) or pre-widened to
+ *    int16 pairs (wide = 1: twice the flash, no SXTB16 in the inner loop).
+ *
+ * Views and per-edge padding follow mt_nn.h exactly, so patch-based plans call these
+ * kernels on sub-windows like the portable ones.
+ *
+ * Packed filter layouts ("group" = 4 consecutive reduction values k0..k3; the reduction
+ * index of conv is (ky * kw + kx) * in_ch + ic, zero-padded to a multiple of 4):
+ *   narrow group: the 4 int8 in order;  wide group: two int32 words (k0 | k2 << 16),
+ *   (k1 | k3 << 16) (int16 halves).
+ *  - conv / conv_1x1: output channels in pairs (odd counts padded with a zero channel);
+ *    per pair, per group: channel 2j's group, then channel 2j+1's.
+ *  - fully connected: output rows in fours (padded with zero rows); per four, per group:
+ *    the group of row 4j, 4j+1, 4j+2, 4j+3.
+ *  - depthwise (depth multiplier 1): channels in fours (padded with zero channels); per
+ *    four, per tap (ky, kx): the group of the four channels' weights.
+ */
+#ifndef MT_NN_FAST_H
+#define MT_NN_FAST_H
+
+#include <stdint.h>
+
+#include "mt_nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per output channel (20 bytes; one LDM on the core). */
+typedef struct {
+    int32_t bias;   /* bias + input_offset * sum(filter), wrapped to int32 */
+    int32_t mult;   /* quantized multiplier (0 when the output is always 0) */
+    int32_t lshift; /* TFLite left shift + 1 */
+    int32_t rnd;    /* 1 << e, e = TFLite right shift (capped at 30) */
+    int32_t rshift; /* e + 1 */
+} mt_fast_quant;
+
+typedef struct {
+    int32_t input_zp; /* the value padding reads (-input_offset) */
+    int32_t output_offset;
+    int32_t act_min, act_max;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    mt_pad pad;
+    int32_t wide; /* filter packed as int16 pairs (1) or int8 (0) */
+} mt_fast_params;
+
+/* 1x1 convolution (any stride, padding allowed), filter dims {out_ch, 1, 1, in_ch}.
+ * Scratch: mt_conv_1x1_s8_dsp_get_buffer_size(fd) bytes, 4-byte aligned. */
+mt_status mt_conv_1x1_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                             const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                             const mt_view *out_v, void *scratch);
+int32_t mt_conv_1x1_s8_dsp_get_buffer_size(const mt_dims *fd);
+
+/* General convolution (im2col of two output pixels into int16 scratch + the same matrix
+ * core), any kernel, stride, dilation, padding. Scratch: _get_buffer_size(fd) bytes. */
+mt_status mt_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                         const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                         const mt_view *out_v, void *scratch);
+int32_t mt_conv_s8_dsp_get_buffer_size(const mt_dims *fd);
+
+/* Depthwise convolution, depth multiplier 1, any kernel, stride, dilation, padding
+ * (out of place); filter dims {1, kh, kw, ch}. Four channels per step (SMLABB/SMLATT).
+ * No scratch (get_buffer_size returns 0). */
+mt_status mt_depthwise_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                   const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                                   const mt_view *out_v, void *scratch);
+int32_t mt_depthwise_conv_s8_dsp_get_buffer_size(const mt_dims *fd);
+
+/* Fully connected, symmetric weights (filter zero point 0), q per output row (per-tensor
+ * layers repeat the record). Four rows per step. Scratch: one widened input row. */
+mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                    int32_t batches, int32_t in_features, const void *filter,
+                                    int32_t out_features, int8_t *out, void *scratch);
+int32_t mt_fully_connected_s8_dsp_get_buffer_size(int32_t in_features);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MT_NN_FAST_H */
