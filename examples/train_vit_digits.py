@@ -62,7 +62,7 @@ def train(epochs: int = 30, img_size: int = 32, seed: int = 0, log=print):
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         log(f"epoch {ep + 1:2d}/{epochs}  loss {total / len(xt):.4f}")
     model.eval()
     with torch.no_grad():
