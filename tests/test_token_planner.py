@@ -151,3 +151,21 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     assert r["schedule"] == "token" and r["bit_exact"], r
     assert r["schedule_detail"]["group"] < 17 or r["schedule_detail"]["qblock"] < 17
     assert r["arena_bytes"] <= budget
+
+
+def test_onnx_imported_vit_matches_and_is_exact(tmp_path) -> None:
+    """The planner recognizes the ViT the PyTorch/ONNX frontend imports (transpose_b forms)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from compiler.frontend.torch import quantize_torch
+    from compiler.models.vit import ViT
+    from compiler.models.vit import ViTConfig as TorchViTConfig
+
+    torch.manual_seed(0)
+    m = ViT(TorchViTConfig(img_size=32, patch=8, embed_dim=32, depth=2, heads=2)).eval()
+    calib = np.random.default_rng(0).normal(size=(4, 1, 32, 32)).astype(np.float32)
+    g = quantize_torch(m, torch.from_numpy(calib[:1]), calib, tmp_path / "vit.onnx")
+    assert [u.kind for u in match_units(g)] == ["embed"] + ["attention", "mlp"] * 2
+    x = image(g)
+    for grp, qb in ((1, 1), (3, 5), (17, 17)):
+        np.testing.assert_array_equal(execute(plan_token(g, "arena", grp, qb), [x])[0], reference.run(g, [x])[0])
