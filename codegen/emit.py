@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from codegen.kernels import KernelChoice, fast_params
+from codegen.kernels import KernelChoice, add_records, fast_params
 from compiler.errors import ModelError
 from compiler.ir import Graph, Op
 from compiler.lower import lower
@@ -160,7 +160,9 @@ class _Emitter:
         run it: out of place, with the scratch it asked for."""
         st = self.plan.steps[i]
         c = st.detail.get("kernel")
-        if c is None or st.in_place or (c.scratch > 0 and (st.scratch is None or st.scratch.size < c.scratch)):
+        if c is None or (st.in_place and not c.extra.get("in_place_ok")):
+            return None
+        if c.scratch > 0 and (st.scratch is None or st.scratch.size < c.scratch):
             return None
         return c
 
@@ -258,7 +260,10 @@ class _Emitter:
         return self.ptr(t)
 
     def op_add(self, i: int, op: Op) -> dict[str, Any]:
-        return self._binary(i, op)
+        ctx = self._binary(i, op)
+        if self.fast_kernel(i) is not None:
+            ctx.update({"template": "add_dsp", "recs": add_records(ctx["q"])})
+        return ctx
 
     def op_mul(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary(i, op)

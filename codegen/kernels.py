@@ -155,6 +155,8 @@ def _conv_parts(g: Graph, op: Op) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _choose(g: Graph, op: Op) -> KernelChoice | None:
     """The fast kernel for op (narrow filter), or None: the rows of the predicate table."""
+    if op.kind == "add":
+        return _choose_add(g, op)
     if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
         return None
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
@@ -185,7 +187,40 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
     return KernelChoice("mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0)
 
 
+def _add_record(mult: int, shift: int, lshift: int) -> list[int] | None:
+    """mt_fast_quant for MultiplyByQuantizedMultiplierSmallerThanOneExp of a value < 2^29."""
+    if shift > 0:
+        return None
+    e = -shift
+    if e > 30:
+        return [0, 0, lshift, 1 << 30, 31]
+    return [0, mult, lshift, 1 << e, e + 1]
+
+
+def add_records(q: dict[str, Any]) -> list[list[int]] | None:
+    """The q1, q2, qo records of mt_add_s8_dsp, or None when not exact."""
+    if q["left_shift"] > 20:
+        return None
+    recs = [
+        _add_record(q["input1_multiplier"], q["input1_shift"], q["left_shift"] + 1),
+        _add_record(q["input2_multiplier"], q["input2_shift"], q["left_shift"] + 1),
+        _add_record(q["output_multiplier"], q["output_shift"], 1),
+    ]
+    return None if any(r is None for r in recs) else recs  # type: ignore[return-value]
+
+
+def _choose_add(g: Graph, op: Op) -> KernelChoice | None:
+    a, b, y = (g.t(n) for n in (*op.inputs[:2], op.outputs[0]))
+    if not (a.shape == b.shape == y.shape) or {a.dtype, b.dtype, y.dtype} != {"int8"}:
+        return None
+    if add_records(lower(g, op)) is None:
+        return None
+    return KernelChoice("mt_add_s8_dsp", "add_dsp", 0, False, 0, extra={"in_place_ok": True})
+
+
 def packed_bytes(g: Graph, op: Op, wide: bool) -> int:
+    if op.kind == "add":
+        return 0
     w, _ = _conv_parts(g, op)
     if op.kind == "conv2d":
         n = pack_conv(w, False).size
@@ -262,7 +297,7 @@ def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
     keep the portable kernels their stage loop calls."""
     for st in plan.steps:
         c = choices.get(st.op.name)
-        if c is not None and not st.detail.get("patch") and not st.in_place:
+        if c is not None and not st.detail.get("patch") and (not st.in_place or c.extra.get("in_place_ok")):
             st.detail["kernel"] = c
 
 

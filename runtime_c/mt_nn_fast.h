@@ -89,6 +89,18 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
                                     int32_t out_features, int8_t *out, void *scratch);
 int32_t mt_fully_connected_s8_dsp_get_buffer_size(int32_t in_features);
 
+/* Elementwise int8 add (same shapes), TFLite arithmetic: each input (x + offset) << left
+ * is rescaled with its record, the sum with the output record (records as mt_fast_quant,
+ * bias unused; lshift of the inputs = left_shift + 1, of the output = 1). Exact because
+ * |(x + offset) << 20| < 2^28. */
+typedef struct {
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t act_min, act_max;
+    mt_fast_quant q1, q2, qo;
+} mt_add_fast_params;
+mt_status mt_add_s8_dsp(const mt_add_fast_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
+                        int32_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,320 @@
+"""The Cortex-M DSP kernels (runtime_c/mt_nn_fast.h) vs the golden model, byte for byte.
+
+Host part: the kernels are built three ways and each compared with `compiler.reference` on
+random convolution / depthwise / fully-connected / add cases in views inside larger
+buffers (the patch-plan contract), with the filters and records packed by
+`codegen.kernels` exactly as the firmware gets them (int8 and int16-widened):
+  - `plain`: a host build, the kernels' portable C paths;
+  - `simd`:  -DMT_EMULATE_ACLE, the SIMD code paths over runtime_c/mt_acle_host.h;
+  - `simd_asan`: the same under ASan + UBSan (a subprocess; UB aborts).
+Emulator part: the four shared MLPerf Tiny models on both boards with the fast kernels,
+bit-exact, using them, and not slower than the portable kernels (small ones on M7).
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_kernels import CC, RUNTIME, Dims, View, Window, act_tensor, conv_case, one_op, ptr, rand_i8, seeds
+
+from codegen import kernels as K
+from compiler.ir import QParams, Tensor
+from compiler.lower import lower
+from compiler.reference import run
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT.parent / "shared" / "models"
+N = int(os.environ.get("MT_FAST_CASES", "20"))
+FLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
+SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+
+
+def build(out: Path, variant: str) -> Path:
+    srcs = sorted(str(p) for p in RUNTIME.glob("*.c"))
+    extra = [] if variant == "plain" else ["-DMT_EMULATE_ACLE"]
+    if variant == "simd_asan":
+        extra += SAN
+    subprocess.run([CC, *FLAGS, *extra, f"-I{RUNTIME}", *srcs, "-o", str(out)], check=True)
+    return out
+
+
+class Pad(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("top", "bottom", "left", "right")]
+
+
+class FastParams(C.Structure):
+    _fields_ = (
+        [(n, C.c_int32) for n in ("input_zp", "output_offset", "act_min", "act_max", "stride_h", "stride_w")]
+        + [(n, C.c_int32) for n in ("dilation_h", "dilation_w")]
+        + [("pad", Pad), ("wide", C.c_int32)]
+    )
+
+
+class FastQuant(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("bias", "mult", "lshift", "rnd", "rshift")]
+
+
+class AddFastParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input1_offset", "input2_offset", "output_offset", "act_min", "act_max")] + [
+        ("q1", FastQuant),
+        ("q2", FastQuant),
+        ("qo", FastQuant),
+    ]
+
+
+@pytest.fixture(scope="module", params=["plain", "simd"])
+def lib(request, tmp_path_factory) -> C.CDLL:
+    path = os.environ.get("MT_FAST_LIB")
+    if path:
+        if request.param != "simd":
+            pytest.skip("sanitized run covers the SIMD build only")
+        return C.CDLL(path)
+    if CC is None:
+        pytest.skip("no host C compiler")
+    return C.CDLL(str(build(tmp_path_factory.mktemp("fast") / f"libmt_{request.param}.so", request.param)))
+
+
+def fparams(q: dict, stride, dil, pads, wide: bool) -> FastParams:
+    return FastParams(
+        -q["input_offset"], q["output_offset"], q["act_min"], q["act_max"], *stride, *dil, Pad(*pads), int(wide)
+    )
+
+
+def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None) -> int:
+    c = K._choose(g, op)
+    assert c is not None, "the predicate table should accept this case"
+    c.wide = wide
+    fp = K.fast_params(g, op, c)
+    packed = np.ascontiguousarray(fp["packed"])
+    fq = np.ascontiguousarray(fp["fq"])
+    q = fp["q"]
+    scratch = np.zeros(max(c.scratch, 4) // 4 + 1, np.int32)
+    if op.kind == "fully_connected":
+        p = fparams(q, (1, 1), (1, 1), (0, 0, 0, 0), wide)
+        x = xw
+        nout, nin = g.t(op.inputs[1]).shape
+        return lib.mt_fully_connected_s8_dsp(
+            C.byref(p), ptr(fq), ptr(x), x.size // nin, nin, ptr(packed), nout, ptr(yw), ptr(scratch)
+        )
+    p = fparams(q, op.attrs["stride"], op.attrs["dilation"], pads or op.attrs["pads"], wide)
+    ov = yw.view()
+    if out_hw is not None:
+        ov.h, ov.w = out_hw
+    fd = Dims(*g.t(op.inputs[1]).shape)
+    fn = getattr(lib, c.name)
+    args = (C.byref(p), ptr(fq), xw.ptr(), C.byref(xw.view()), ptr(packed), C.byref(fd), yw.ptr(), C.byref(ov))
+    return fn(*args, ptr(scratch))
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
+@pytest.mark.parametrize("kind", ["conv2d", "conv1x1", "depthwise_conv2d"])
+@pytest.mark.parametrize("seed", seeds("fastconv", N))
+def test_conv(lib, seed: int, kind: str, wide: bool) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        g, x = conv_case(rng, kind == "depthwise_conv2d")
+        op = g.ops[0]
+        w = g.t(op.inputs[1]).data
+        if kind == "conv1x1" and (w.shape[1], w.shape[2]) != (1, 1):
+            continue
+        if K._choose(g, op) is not None:
+            break
+    else:
+        pytest.skip("no case the fast kernel covers")
+    (ref,) = run(g, [x])
+    _, h, w_, c = x.shape
+    xw = Window(rng, h, w_, c, x)
+    yw = Window(rng, *ref.shape[1:])
+    assert run_fast(lib, g, op, xw, yw, wide) == 0
+    yw.check(ref[0])
+    xw.check(x[0])
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d"])
+@pytest.mark.parametrize("seed", seeds("fastpatch", max(2, N // 3)))
+def test_patches(lib, seed: int, kind: str) -> None:
+    """Output bands from clipped input windows with per-edge padding (the patch contract)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        g, x = conv_case(rng, kind == "depthwise_conv2d")
+        if K._choose(g, g.ops[0]) is not None:
+            break
+    op = g.ops[0]
+    (ref,) = run(g, [x])
+    sh = op.attrs["stride"][0]
+    dh = op.attrs["dilation"][0]
+    kh = g.t(op.inputs[1]).shape[1]
+    top, bottom, left, right = op.attrs["pads"]
+    oh = ref.shape[1]
+    split = oh // 2
+    got = np.zeros_like(ref[0])
+    for y0, y1 in ((0, split), (split, oh)):
+        if y1 <= y0:
+            continue
+        iy0 = y0 * sh - top
+        iy1 = (y1 - 1) * sh - top + (kh - 1) * dh + 1
+        lo, hi = max(iy0, 0), min(iy1, x.shape[1])
+        xs = x[0, lo:hi]
+        xw = Window(rng, *xs.shape, xs)
+        yw = Window(rng, y1 - y0, ref.shape[2], ref.shape[3])
+        pads = (lo - iy0, iy1 - hi, left, right)
+        assert run_fast(lib, g, op, xw, yw, bool(rng.random() < 0.5), pads=pads) == 0
+        got[y0:y1] = yw.inner
+    np.testing.assert_array_equal(got, ref[0])
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
+@pytest.mark.parametrize("seed", seeds("fastfc", N))
+def test_fully_connected(lib, seed: int, wide: bool) -> None:
+    rng = np.random.default_rng(seed)
+    batches, nin, nout = int(rng.integers(1, 3)), int(rng.integers(1, 80)), int(rng.integers(1, 20))
+    in_s, in_zp = float(rng.uniform(0.02, 0.1)), int(rng.integers(-128, 60))
+    per_channel = bool(rng.random() < 0.5)
+    w_s = rng.uniform(0.001, 0.02, size=nout).astype(np.float32) if per_channel else np.float32(0.01)
+    w_zp = np.zeros(nout, np.int64) if per_channel else 0
+    out_s = float(in_s * np.median(w_s) * np.sqrt(nin) * 4900 / 40 * rng.uniform(0.5, 2))
+    weights = Tensor("w", (nout, nin), "int8", QParams(w_s, w_zp), rand_i8(rng, (nout, nin)))
+    bias = Tensor("b", (nout,), "int32", None, rng.integers(-20000, 20000, size=nout).astype(np.int32))
+    act = str(rng.choice(["none", "relu", "relu6"]))
+    g = one_op(
+        "fully_connected",
+        [act_tensor("x", (batches, nin), in_s, in_zp)],
+        act_tensor("y", (batches, nout), out_s, int(rng.integers(-30, 30))),
+        {"activation": act},
+        [weights, bias],
+    )
+    x = rand_i8(rng, (batches, nin))
+    (ref,) = run(g, [x])
+    out = np.zeros(batches * nout + 8, np.int8)
+    assert run_fast(lib, g, g.ops[0], np.ascontiguousarray(x), out, wide) == 0
+    np.testing.assert_array_equal(out[: batches * nout], ref.reshape(-1))
+    assert not out[batches * nout :].any()
+
+
+@pytest.mark.parametrize("seed", seeds("fastadd", N))
+def test_add(lib, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (1, int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 9)))
+    ts = [act_tensor(n, shape, float(rng.uniform(0.01, 0.2)), int(rng.integers(-128, 127))) for n in ("a", "b", "y")]
+    g = one_op("add", ts[:2], ts[2], {"activation": str(rng.choice(["none", "relu", "relu6"]))})
+    a, b = rand_i8(rng, shape), rand_i8(rng, shape)
+    a.reshape(-1)[:2], b.reshape(-1)[:2] = (-128, 127), (127, -128)
+    (ref,) = run(g, [a, b])
+    q = lower(g, g.ops[0])
+    recs = K.add_records(q)
+    assert recs is not None
+    p = AddFastParams(
+        q["input1_offset"], q["input2_offset"], q["output_offset"], q["act_min"], q["act_max"],
+        *(FastQuant(*r) for r in recs),
+    )  # fmt: skip
+    out = np.zeros(a.size, np.int8)
+    assert lib.mt_add_s8_dsp(C.byref(p), ptr(a), ptr(b), ptr(out), a.size) == 0
+    np.testing.assert_array_equal(out, ref.reshape(-1))
+
+
+def test_exactness_guard() -> None:
+    """A layer whose accumulator could exceed the fast requantization's range keeps the
+    portable kernel; an all-zero filter channel becomes an exact constant record."""
+    q = {"input_offset": 128, "multiplier": np.array([1 << 30]), "shift": np.array([3]), "output_offset": 0}
+    q |= {"act_min": -128, "act_max": 127}
+    big = np.full((1, 4096), 127, np.int8)
+    assert K.fast_quant(big, np.zeros(1, np.int32), q, 1) is None
+    zero = np.zeros((1, 8), np.int8)
+    rec = K.fast_quant(zero, np.array([1 << 30], np.int32), q, 1)
+    assert rec is not None and rec[0, 1] == 1 << 30
+
+
+def test_buffer_sizes(lib) -> None:
+    """The scratch the planner reserves (codegen/kernels.py) is what the C kernels ask for."""
+    for dims in ((8, 1, 1, 3), (16, 1, 1, 64), (32, 3, 3, 16), (64, 10, 4, 1)):
+        fd = Dims(*dims)
+        k = (dims[1] * dims[2] * dims[3] + 3) // 4
+        if dims[1] == dims[2] == 1:
+            assert lib.mt_conv_1x1_s8_dsp_get_buffer_size(C.byref(fd)) == 16 * k
+        assert lib.mt_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 20 * k
+        assert lib.mt_depthwise_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 0
+    assert lib.mt_fully_connected_s8_dsp_get_buffer_size(640) == 8 * 160
+
+
+def test_rejects_bad_args(lib) -> None:
+    fd = Dims(4, 3, 3, 2)
+    v = View(4, 4, 3, 12, 3)
+    p = FastParams()
+    buf = np.zeros(64, np.int8)
+    assert lib.mt_conv_s8_dsp(C.byref(p), ptr(buf), ptr(buf), C.byref(v), ptr(buf), C.byref(fd), ptr(buf),
+                              C.byref(v), ptr(buf)) != 0  # fmt: skip
+
+
+@pytest.mark.skipif("MT_FAST_LIB" in os.environ, reason="already inside the sanitized run")
+def test_sanitized_run(tmp_path) -> None:
+    """The SIMD code paths (emulated intrinsics) under ASan + UBSan."""
+    if CC is None:
+        pytest.skip("no host C compiler")
+    so = build(tmp_path / "libmt_asan.so", "simd_asan")
+    libasan = subprocess.run([CC, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(libasan):
+        pytest.skip(f"{CC} has no libasan.so to preload")
+    env = dict(os.environ, MT_FAST_LIB=str(so), MT_FAST_CASES="4", LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "not emulator", __file__]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-4000:]
+
+
+def test_cortex_m_build(tmp_path) -> None:
+    """The fast kernels compile warning-free (-Wconversion -pedantic) with the DSP paths."""
+    import shutil
+
+    arm = shutil.which("arm-none-eabi-gcc")
+    if arm is None:
+        pytest.skip("arm-none-eabi-gcc not found")
+    srcs = [str(p) for p in sorted(RUNTIME.glob("*_dsp.c"))] + [str(RUNTIME / "mt_mat_2col_s8.c")]
+    for cpu in ("cortex-m4", "cortex-m7"):
+        cmd = [arm, f"-mcpu={cpu}", "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wconversion"]
+        subprocess.run([*cmd, "-pedantic", f"-I{RUNTIME}", "-c", *srcs], check=True, cwd=tmp_path)
+
+
+# -- emulator: the shared models -----------------------------------------------------------------
+
+SHARED = ["vww_96_int8", "pretrainedResnet_quant", "kws_ref_model", "ad01_int8"]
+
+
+def _toolchain() -> None:
+    import shutil
+
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+
+
+@pytest.mark.parametrize("board", ["stm32f405", "stm32f746g-disco"])
+@pytest.mark.parametrize("model", SHARED)
+def test_emulator_models(tmp_path, model: str, board: str) -> None:
+    _toolchain()
+    path = MODELS / f"{model}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    from compiler.pipeline import CompileOptions, run_model
+
+    r = run_model(path, tmp_path / "fast", CompileOptions(board=board), n_random=2)
+    assert r["bit_exact"], r
+    assert r["kernels"]["fast"], "no fast kernel was used"
+    assert r["instructions_per_mac"] < 3.0
+
+
+@pytest.mark.parametrize("model", ["kws_ref_model", "ad01_int8"])
+def test_emulator_m7_not_slower(tmp_path, model: str) -> None:
+    _toolchain()
+    from compiler.pipeline import CompileOptions, run_model
+
+    path = MODELS / f"{model}.tflite"
+    fast = run_model(path, tmp_path / "f", CompileOptions(board="stm32f746g-disco"), n_random=1)
+    port = run_model(path, tmp_path / "p", CompileOptions(board="stm32f746g-disco", kernels="portable"), n_random=1)
+    assert fast["bit_exact"] and port["bit_exact"]
+    assert port["kernels"]["fast"] == {}
+    assert fast["instructions"] < port["instructions"]
