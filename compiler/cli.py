@@ -103,6 +103,18 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--prefix", default="model", help="C symbol prefix and file name (default: model)")
         sp.add_argument("--stack", type=_size, default=None, metavar="BYTES", help="stack reserved on the board")
         sp.add_argument("--profile", action="store_true", help="per-layer instruction counters in the firmware")
+        sp.add_argument(
+            "--kernels",
+            default="fast",
+            choices=["fast", "portable"],
+            help="fast: Cortex-M DSP kernels where they apply (default); portable: plain C kernels only",
+        )
+        sp.add_argument(
+            "--no-widen",
+            dest="widen",
+            action="store_false",
+            help="keep fast-kernel filters int8 in flash (default: pre-widen to int16 while flash allows)",
+        )
         if name == "compile":
             sp.add_argument("--no-build", action="store_true", help="only write the project")
         else:
@@ -215,6 +227,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         profile=args.profile,
         stack_bytes=args.stack,
+        kernels=args.kernels,
+        widen=args.widen,
         build=not getattr(args, "no_build", False),
     )
     if args.cmd == "compile":
