@@ -80,7 +80,7 @@ def memory_from_map(map_path: Path) -> dict[str, SectionSizes]:
             continue
         size = int(m.group(3), 16)
         obj = m.group(4)
-        if not obj.endswith(".o") or size == 0:
+        if not (obj.endswith(".o") or obj.endswith(".o)")) or size == 0:
             continue
         sizes = out.setdefault(obj, SectionSizes())
         if name.startswith((".text", ".rodata")):
