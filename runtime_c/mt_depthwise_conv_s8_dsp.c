@@ -71,6 +71,42 @@ static inline int32_t wlane(const int32_t *wp, int32_t wide, int32_t j)
     } while (0)
 #endif
 
+#if MT_SIMD
+/* One 3x3 window, four channels, int16 filter: kept out of line so its 4 accumulators, 2
+ * strides and pointers get registers of their own (the generic loop nest spills). */
+static __attribute__((noinline)) void dw3x3_w16(const int8_t *s, int32_t rs, int32_t cs, const int32_t *w,
+                                                const mt_fast_quant *qc, mt_out_stage o, int8_t *op)
+{
+    int32_t a0 = qc[0].bias, a1 = qc[1].bias, a2 = qc[2].bias, a3 = qc[3].bias;
+    for (int32_t ky = 0; ky < 3; ++ky, s += rs) {
+        const int32_t x0 = mt_read_s8x4(s), x1 = mt_read_s8x4(s + cs), x2 = mt_read_s8x4(s + 2 * cs);
+        int32_t wa, wb;
+        int32_t xa = mt_sxtb16(x0), xb = mt_sxtb16_ror8(x0);
+        MT_LD2(w, wa, wb);
+        a0 = __smlabb(xa, wa, a0);
+        a2 = __smlatt(xa, wa, a2);
+        a1 = __smlabb(xb, wb, a1);
+        a3 = __smlatt(xb, wb, a3);
+        xa = mt_sxtb16(x1), xb = mt_sxtb16_ror8(x1);
+        MT_LD2(w, wa, wb);
+        a0 = __smlabb(xa, wa, a0);
+        a2 = __smlatt(xa, wa, a2);
+        a1 = __smlabb(xb, wb, a1);
+        a3 = __smlatt(xb, wb, a3);
+        xa = mt_sxtb16(x2), xb = mt_sxtb16_ror8(x2);
+        MT_LD2(w, wa, wb);
+        a0 = __smlabb(xa, wa, a0);
+        a2 = __smlatt(xa, wa, a2);
+        a1 = __smlabb(xb, wb, a1);
+        a3 = __smlatt(xb, wb, a3);
+    }
+    op[0] = mt_requant_out(a0, qc[0].mult, qc[0].lshift, qc[0].rnd, qc[0].rshift, o);
+    op[1] = mt_requant_out(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift, o);
+    op[2] = mt_requant_out(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift, o);
+    op[3] = mt_requant_out(a3, qc[3].mult, qc[3].lshift, qc[3].rnd, qc[3].rshift, o);
+}
+#endif
+
 /* The loop nest, instantiated for an int16 (wide = 1) and an int8 filter so the tap's
  * filter load has no branch. */
 static inline __attribute__((always_inline)) void dw_run(const mt_fast_params *p, const mt_fast_quant *q,
@@ -94,7 +130,20 @@ static inline __attribute__((always_inline)) void dw_run(const mt_fast_params *p
             const int32_t inside = iy0 >= 0 && ix0 >= 0 && iy0 + span_h < in_h && ix0 + span_w < in_w;
             int8_t *op = out + oy * out_v->row_stride + ox * out_v->col_stride;
             const int32_t *wp = filter;
-            for (int32_t c = 0; c < ch; c += 4, wp += group_words) {
+#if MT_SIMD
+            if (inside && wide && kh == 3 && kw == 3) {
+                const int8_t *r = in + iy0 * rs + ix0 * cs;
+                int32_t c = 0;
+                for (; c + 4 <= ch; c += 4, wp += group_words) {
+                    dw3x3_w16(r + c, drs, dcs, wp, q + c, o, op + c);
+                }
+                if (c == ch) {
+                    continue;
+                }
+            }
+#endif
+            for (int32_t c = (const int32_t *)wp == filter ? 0 : (int32_t)(wp - filter) / group_words * 4; c < ch;
+                 c += 4, wp += group_words) {
                 const int32_t n = ch - c;
                 const mt_fast_quant *qc = q + c;
                 int32_t a0 = qc[0].bias;
