@@ -22,7 +22,8 @@ def shared_model(name: str) -> Path:
 
 def have_firmware_tools() -> str | None:
     """None when arm-none-eabi-gcc, make and qemu-system-arm are all on PATH, else the reason."""
-    for tool, pkg in (("arm-none-eabi-gcc", "gcc-arm-none-eabi"), ("make", "make"), ("qemu-system-arm", "qemu-system-arm")):
+    tools = (("arm-none-eabi-gcc", "gcc-arm-none-eabi"), ("make", "make"), ("qemu-system-arm", "qemu-system-arm"))
+    for tool, pkg in tools:
         if shutil.which(tool) is None:
             return f"{tool} not on PATH (Debian package {pkg})"
     return None
