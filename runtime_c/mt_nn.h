@@ -225,6 +225,13 @@ typedef struct {
 } mt_bmm_dims;
 mt_status mt_batch_matmul_s8(const mt_bmm_params *p, const mt_bmm_dims *d, const int8_t *a, const int8_t *b,
                              int8_t *y);
+/* The same with Cortex-M DSP inner loops where B is contiguous along k (b_k == 1) or along n
+ * (b_n == 1); bit-exact with mt_batch_matmul_s8, which it falls back to otherwise (and on
+ * cores without the DSP extension). Scratch: mt_batch_matmul_s8_dsp_get_buffer_size(k) bytes,
+ * 4-byte aligned (mt_batch_matmul_s8_dsp.c). */
+mt_status mt_batch_matmul_s8_dsp(const mt_bmm_params *p, const mt_bmm_dims *d, const int8_t *a, const int8_t *b,
+                                 int8_t *y, void *scratch);
+int32_t mt_batch_matmul_s8_dsp_get_buffer_size(int32_t k);
 
 /* 4-D strided copy: out[sum i_d*out_stride[d]] = in[sum i_d*in_stride[d]] over shape. */
 typedef struct {
