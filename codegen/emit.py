@@ -387,7 +387,9 @@ class _Emitter:
             "b_batch": k * n, "b_k": 1 if tb else n, "b_n": k if tb else 1, "y_batch": m * n, "y_row": n,
         }  # fmt: skip
         call = {"dims": 0, "a": self.ptr(op.inputs[0]), "b": self.ptr(op.inputs[1]), "y": self.ptr(op.outputs[0])}
-        return {"q": q, "dims": [dims], "calls": [call]}
+        fast = self.fast_kernel(i) is not None
+        fn = "mt_batch_matmul_s8_dsp" if fast else "mt_batch_matmul_s8"
+        return {"q": q, "dims": [dims], "calls": [call], "fn": fn, "extra": f", {self.scratch_ptr(i)}" if fast else ""}
 
     # -- token-plan stages (compiler.schedule.token): loops written by codegen/token.py ----------
     def op_token_embed(self, i: int, op: Op) -> dict[str, Any]:
@@ -427,11 +429,11 @@ class _Emitter:
 
     # -- files ----------------------------------------------------------------------------
     def render(self) -> dict[str, str]:
-        stage = getattr(self.plan, "stage", None)
-        if stage is not None:  # patch plan: the stage's steps are one loop over patches
+        stages = getattr(self.plan, "stages", None)
+        if stages:  # patch plan: each stage's steps are one loop over patches
             from codegen.patch import render_stage
 
-            done = {s.index: s for s in render_stage(self, _ENV)}
+            done = {s.index: s for k in range(len(stages)) for s in render_stage(self, _ENV, k)}
             steps = [done[i] if i in done else self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
         else:
             steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]

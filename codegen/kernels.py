@@ -68,30 +68,43 @@ def acc_bound(w: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.n
 
 def fast_quant(w: np.ndarray, bias: np.ndarray | None, q: dict[str, Any], n_out: int) -> np.ndarray | None:
     """The [n_out, 5] int32 mt_fast_quant records (bias', mult, lshift, rnd, rshift), or None
-    when the fast requantization would not be bit-exact for some input."""
+    when the fast requantization would not be bit-exact for some input.
+
+    Record (runtime_c/mt_simd.h mt_requant_q): a = acc << lshift (left shift + 1),
+    out = (SMMLAR(a, mult, rnd) + (a >> 31)) >> rshift with rnd = 2^(e-1) + zp * 2^e and
+    rshift = e >= 1 (e = TFLite right shift): SRDHM, RoundingDivideByPOT and the output zero
+    point in 3 instructions. Exact while |acc << lshift| < 2^30 (then |SMMULR| <= 2^29) and
+    |rnd| + 2^29 < 2^31. Channels whose output cannot vary (all-zero filter, or a right
+    shift that rounds every reachable value to 0) become constant records: mult 0,
+    rnd = 2c + 1, rshift 1 gives c for any accumulator."""
     off = int(q["input_offset"])
+    zp = int(q["output_offset"])
     mult = np.broadcast_to(np.asarray(q["multiplier"], np.int64).reshape(-1), (n_out,))
     shift = np.broadcast_to(np.asarray(q["shift"], np.int64).reshape(-1), (n_out,))
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     bound = acc_bound(w, bias, off)
+    amax = bound * (1 << (left + 1))
     const = ~np.any(w != 0, axis=1)  # all-zero filter: the output is a constant
-    if np.any((bound * (1 << (left + 1)) >= (1 << 30)) & ~const):
+    # |SMMULR(a, mult)| <= vmax; RoundingDivideByPOT(v, e) = 0 for |v| < 2^(e-1)
+    vmax = (amax * mult + (1 << 31)) >> 32
+    zero = (right >= 1) & (vmax < (np.int64(1) << np.maximum(right - 1, 0)))
+    live = ~const & ~zero
+    if np.any((amax >= (1 << 30)) & live):
+        return None
+    e = np.where(live, right, 1)
+    rnd = (np.int64(1) << (e - 1)) + zp * (np.int64(1) << e)
+    if np.any(live & ((e < 1) | (np.abs(rnd) + (1 << 29) + 1 >= (1 << 31)))):
         return None
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
     folded = b + off * w.astype(np.int64).sum(axis=1)
     folded = ((folded + (1 << 31)) % (1 << 32)) - (1 << 31)  # int32 wrap, as the C adds do
-    dead = right > 30  # |SRDHM| < 2^29: RoundingDivideByPOT by >= 31 bits gives 0
-    e = np.where(dead, 30, right)
-    out = np.stack([folded, np.where(dead, 0, mult), left + 1, 1 << e, e + 1], axis=1)
-    if np.any(const):
-        # acc == bias for every input: record the constant c as bias' = 2 (c - zp) with
-        # multiplier 0.5 (SRDHM(2k, 2^30) = k), no right shift.
-        zp = int(q["output_offset"])
-        c = np.clip(Q.mbqm(Q.wrap32(b), mult, shift) + zp, q["act_min"], q["act_max"])
-        out[const] = np.stack(
-            [2 * (c - zp), np.full(n_out, 1 << 30), np.ones(n_out), np.ones(n_out), np.ones(n_out)], 1
-        )[const]
+    out = np.stack([folded, mult, left + 1, rnd, e], axis=1)
+    if np.any(~live):
+        c = np.where(const, Q.mbqm(Q.wrap32(b), mult, shift), 0) + zp  # zero: RDP gives 0
+        c = np.clip(c, q["act_min"], q["act_max"])
+        k = ~live
+        out[k] = np.stack([folded, np.zeros(n_out), np.zeros(n_out), 2 * c + 1, np.ones(n_out)], 1)[k]
     return out.astype(np.int32)
 
 
@@ -157,6 +170,8 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
     """The fast kernel for op (narrow filter), or None: the rows of the predicate table."""
     if op.kind == "add":
         return _choose_add(g, op)
+    if op.kind == "batch_matmul":
+        return _choose_bmm(g, op)
     if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
         return None
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
@@ -218,8 +233,17 @@ def _choose_add(g: Graph, op: Op) -> KernelChoice | None:
     return KernelChoice("mt_add_s8_dsp", "add_dsp", 0, False, 0, extra={"in_place_ok": True})
 
 
+def _choose_bmm(g: Graph, op: Op) -> KernelChoice | None:
+    """mt_batch_matmul_s8_dsp: same parameters as the portable kernel, bit-exact for any
+    quantization (it checks its fast requantization's range itself); scratch: one A row."""
+    if {g.t(n).dtype for n in (*op.inputs[:2], op.outputs[0])} != {"int8"}:
+        return None
+    k = int(lower(g, op)["k"])
+    return KernelChoice("mt_batch_matmul_s8_dsp", "batch_matmul", 16 * _groups(k), False, 0)
+
+
 def packed_bytes(g: Graph, op: Op, wide: bool) -> int:
-    if op.kind == "add":
+    if op.kind in ("add", "batch_matmul"):
         return 0
     w, _ = _conv_parts(g, op)
     if op.kind == "conv2d":
@@ -255,7 +279,7 @@ def select_kernels(
         order = sorted(choices, key=lambda n: -op_macs(graph, ops[n]) / max(choices[n].filter_bytes, 1))
         for name in order:
             c = choices[name]
-            if c.filter_bytes <= room:
+            if 0 < c.filter_bytes <= room:
                 room -= c.filter_bytes
                 c.wide = True
                 c.filter_bytes *= 2
@@ -293,20 +317,25 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
 
 
 def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
-    """Records each step's kernel in the Plan (step.detail["kernel"]); patch-stage steps
-    keep the portable kernels their stage loop calls."""
+    """Records each step's kernel in the Plan (step.detail["kernel"]), patch-stage steps
+    included (the stage loop calls it on each patch's windows): a step keeps its portable
+    kernel when it runs in place (unless the kernel allows it) or when the plan reserved
+    less scratch than the kernel asks for."""
     for st in plan.steps:
         c = choices.get(st.op.name)
-        if c is not None and not st.detail.get("patch") and (not st.in_place or c.extra.get("in_place_ok")):
-            st.detail["kernel"] = c
+        if c is None or (st.in_place and not c.extra.get("in_place_ok")):
+            continue
+        if c.scratch > 0 and (st.scratch is None or st.scratch.size < c.scratch):
+            continue
+        st.detail["kernel"] = c
 
 
 def kernel_summary(plan: Plan) -> dict[str, Any]:
     """report.json's "kernels": fast kernels per name, and the flash their filters take."""
     used: dict[str, int] = {}
     wide = narrow = 0
-    for st in plan.steps:
-        c = st.detail.get("kernel")
+    every = [c for st in plan.steps for c in [st.detail.get("kernel"), *st.detail.get("kernels", {}).values()]]
+    for c in every:
         if c is None:
             continue
         used[c.describe()] = used.get(c.describe(), 0) + 1
@@ -315,3 +344,19 @@ def kernel_summary(plan: Plan) -> dict[str, Any]:
         else:
             narrow += c.filter_bytes
     return {"fast": used, "widened_filter_bytes": wide, "int8_filter_bytes": narrow}
+
+
+def attach_stage_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
+    """Token-plan stages (compiler/schedule/token.py): each stage step records the fast kernels
+    of the ops it runs (step.detail["kernels"], op name -> choice) whose scratch fits the
+    stage's shared kernel scratch "F"; the others keep their portable kernels."""
+    for st in plan.steps:
+        u = st.detail.get("unit")
+        if u is None or not st.op.kind.startswith("token_"):
+            continue
+        room = st.detail["ws"].get("F", (0, 0))[1]
+        ks = {op.name: choices[op.name] for op in u.ops if op.name in choices and choices[op.name].scratch <= room}
+        if ks:
+            st.detail["kernels"] = ks
+            names = sorted({c.describe() for c in ks.values()})
+            st.detail["notes"] = [*st.detail.get("notes", []), f"fast kernels: {len(ks)} ops ({', '.join(names)})"]

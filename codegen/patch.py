@@ -5,6 +5,9 @@ windows are the ones `PatchPlan.patches()` lists, printed as per-step tables.
 
 Per-op parameters (quantization, filter dims, the layer's own padding) are the same structs
 the layer-by-layer templates declare; the loop copies them and sets the patch's padding.
+A step whose plan records a fast kernel (codegen/kernels.py) calls it (its packed filter,
+mt_fast_params and quant records come from the layer's *_dsp template) with the same views,
+padding and the scratch the plan reserved for that step.
 """
 
 from __future__ import annotations
@@ -44,15 +47,15 @@ def _param_decls(em: _Emitter, i: int) -> list[str]:
     return keep
 
 
-def render_stage(em: _Emitter, env: Any) -> list[StepCode]:
-    """StepCode for every stage step: the first carries the patch loop, the rest a note."""
+def render_stage(em: _Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
+    """StepCode for every step of stage k_stage: the first carries the patch loop, the rest a note."""
     from codegen.emit import StepCode
 
     plan = em.plan
-    assert isinstance(plan, PatchPlan) and plan.stage is not None
-    st = plan.stage
+    assert isinstance(plan, PatchPlan) and plan.stages
+    st = plan.stages[k_stage]
     g = em.g
-    patches = plan.patches()
+    patches = plan.patches(k_stage)
     tables = []
     decls: list[str] = []
     for k, i in enumerate(st.steps):
@@ -87,7 +90,12 @@ def render_stage(em: _Emitter, env: Any) -> list[StepCode]:
             "x2": _BASE[first.inputs[1].region] if len(first.inputs) > 1 else "A",
             "y": _BASE[first.output.region],
         }
-        if op.kind in ("conv2d", "depthwise_conv2d"):
+        fast = em.fast_kernel(i)
+        t["fast"] = fast.name if fast is not None else None
+        if fast is not None and op.kind in ("conv2d", "depthwise_conv2d"):
+            t["w"] = f"{em.p}_s{i}_wpack"  # packed by the layer template's _fast (decls above)
+            t["scratch"] = em.scratch_ptr(i)
+        elif op.kind in ("conv2d", "depthwise_conv2d"):
             b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
             t["w"] = em.const(op.inputs[1], "int8_t")
             t["b"] = em.const(b, "int32_t") if b else "NULL"
@@ -106,6 +114,7 @@ def render_stage(em: _Emitter, env: Any) -> list[StepCode]:
         output=st.output,
         first=st.steps[0],
         last=st.steps[-1],
+        typedef=k_stage == 0,
     )
     tdecl, _, body = text.partition("/*--body--*/\n")
     out = []

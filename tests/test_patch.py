@@ -158,6 +158,28 @@ def test_choose_plan_prefers_layer_then_patch_under_budget():
         choose_plan(g, 20_000)
 
 
+@pytest.mark.parametrize("name", CNN_MODELS)
+def test_patch_plans_reserve_fast_kernel_scratch(name):
+    """Fast kernels on stage steps: the plan reserves each one's scratch, no overlap, and
+    the Python executor still matches the reference."""
+    from codegen.kernels import attach_kernels, scratch_fn, select_kernels
+
+    g = _load(name)
+    choices = select_kernels(g, "cortex-m4", 1 << 20)
+    assert choices
+    plans = patch_candidates(g, io="external", scratch=scratch_fn(choices), keep=3)
+    assert plans
+    for p in plans:
+        attach_kernels(p, choices)
+        staged = [p.steps[i] for i in p.stage.steps if "kernel" in p.steps[i].detail]
+        assert staged, p.detail
+        for st in staged:
+            c = st.detail["kernel"]
+            assert c.scratch == 0 or (st.scratch is not None and st.scratch.size >= c.scratch)
+        _no_overlap(p)
+        _check(p, g)
+
+
 # -- (b) QEMU: the generated C loops over patches, bit-exact with the reference -----------
 
 
@@ -182,6 +204,16 @@ def test_qemu_shared_models(name, sram, io, tmp_path):
     g = _load(name)
     r = _qemu(g, tmp_path, sram, io=io)
     assert r["bit_exact"] and r["schedule"] == "patch"
+    # the stage loop calls the fast (DSP) kernels on the patch windows (stm32f405: Cortex-M4)
+    split = r["schedule_detail"]["split"]
+    stage = []
+    for line in (tmp_path / "out" / "plan.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[0].isdigit() and parts[1] in ("conv2d", "depthwise_conv2d", "add"):
+            stage.append(line)
+            if parts[2] == split:
+                break
+    assert any("kernel=mt_" in ln for ln in stage), stage
     assert r["mac_overhead"] == r["schedule_detail"]["mac_overhead"]
     assert "split" in r["schedule_detail"] and "grid" in r["schedule_detail"]
     if io == "external":

@@ -71,13 +71,14 @@ def execute_plan(plan: Plan, inputs: list[np.ndarray], seed: int = 0) -> dict[st
     for name, x in zip(g.inputs, inputs, strict=True):
         mem.tensor(name)[:] = np.asarray(x, np.int8).reshape(-1)
     seen: dict[str, np.ndarray] = {}
-    stage = getattr(plan, "stage", None)
-    stage_steps = set(stage.steps) if stage is not None else set()
+    stages = getattr(plan, "stages", None) or []
+    stage_of = {i: k for k, st in enumerate(stages) for i in st.steps}
     for i, step in enumerate(plan.steps):
-        if i in stage_steps:
-            if i == stage.steps[0]:
-                _run_stage(plan, mem)
-                seen[stage.output] = mem.tensor(stage.output).copy().reshape(g.t(stage.output).shape)
+        if i in stage_of:
+            st = stages[stage_of[i]]
+            if i == st.steps[0]:
+                _run_stage(plan, mem, stage_of[i])
+                seen[st.output] = mem.tensor(st.output).copy().reshape(g.t(st.output).shape)
             continue
         mem.clobber(i)
         op = step.op
@@ -91,9 +92,9 @@ def execute_plan(plan: Plan, inputs: list[np.ndarray], seed: int = 0) -> dict[st
     return seen
 
 
-def _run_stage(plan: Plan, mem: _Memory) -> None:
+def _run_stage(plan: Plan, mem: _Memory, k: int) -> None:
     g = plan.graph
-    for calls in plan.patches():  # type: ignore[attr-defined]
+    for calls in plan.patches(k):  # type: ignore[attr-defined]
         for call in calls:
             mem.clobber(call.step)
             op = g.ops[call.step]

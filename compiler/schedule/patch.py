@@ -22,13 +22,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from compiler.ir import Graph, graph_macs, op_macs
 from compiler.schedule.inplace import ELEMENTWISE_IN_PLACE, apply_in_place, dw_in_place_ok, dw_ring_bytes
-from compiler.schedule.layer import build_buffers, lower_bound, place
+from compiler.schedule.layer import ScratchFn, build_buffers, lower_bound, place
 from compiler.schedule.plan import Buffer, Plan, Step, align, step_macs
 from compiler.schedule.receptive import AxisAnalysis, Span, activation_inputs, analyze_axis, bands, patchable
 
 MAX_GRID = 8  # largest patch count per axis the search tries
+MAX_GRID_SECOND = 4  # ... for a second stage
+MAX_SECOND_OPS = 16  # longest second stage (ops) the search tries
 
 
 @dataclass(frozen=True)
@@ -85,21 +89,27 @@ class PatchStage:
 
 @dataclass
 class PatchPlan(Plan):
-    stage: PatchStage | None = None
+    stages: list[PatchStage] = field(default_factory=list)  # in step order, disjoint
 
-    def patches(self) -> list[list[PatchCall]]:
-        """[patch (row-major)][stage step] kernel calls with their buffers' final offsets."""
-        st = self.stage
-        assert st is not None
+    @property
+    def stage(self) -> PatchStage | None:
+        """The first stage (the one that reads the graph input)."""
+        return self.stages[0] if self.stages else None
+
+    def patches(self, k: int = 0) -> list[list[PatchCall]]:
+        """[patch (row-major)][stage step] kernel calls of stage k with their buffers' final offsets."""
+        st = self.stages[k]
         if st._patches is None:
             st._patches = [_patch_calls(self.graph, st, r, q, self.tensor_buffer) for r in st.rows for q in st.cols]
         return st._patches
 
 
-def stage_ok(graph: Graph, split: int) -> bool:
-    """Can graph.ops[0..split] run patch by patch with ops[split]'s output as the only
-    tensor that leaves the stage?"""
-    ops = graph.ops[: split + 1]
+def stage_ok(graph: Graph, split: int, start: int = 0) -> bool:
+    """Can graph.ops[start..split] run patch by patch with ops[split]'s output as the only
+    tensor that leaves the stage? (Its inputs are full maps computed before `start`.)"""
+    if not 0 <= start <= split < len(graph.ops):
+        return False
+    ops = graph.ops[start : split + 1]
     if not all(patchable(graph, op) for op in ops):
         return False
     out = ops[-1].outputs[0]
@@ -114,8 +124,8 @@ def stage_ok(graph: Graph, split: int) -> bool:
     return True
 
 
-def valid_splits(graph: Graph) -> list[int]:
-    return [s for s in range(len(graph.ops)) if stage_ok(graph, s)]
+def valid_splits(graph: Graph, start: int = 0) -> list[int]:
+    return [s for s in range(start, len(graph.ops)) if stage_ok(graph, s, start)]
 
 
 @dataclass
@@ -130,6 +140,9 @@ class _Storage:
         return self.base + (r - self.origin[0]) * self.row_stride + (c - self.origin[1]) * self.col_stride
 
 
+StageSpec = tuple[int, int, tuple[int, int]]  # (first op, last op, (n, m) grid of its output)
+
+
 def plan_patch(
     graph: Graph,
     split: int,
@@ -138,21 +151,121 @@ def plan_patch(
     in_place: bool = True,
     do_place: bool = True,
     cache: dict | None = None,
+    scratch: ScratchFn | None = None,
+    more: list[StageSpec] | tuple[StageSpec, ...] = (),
 ) -> PatchPlan:
     """The patch plan for stage ops[0..split] on an n x m grid of its output map
-    (do_place=False: buffers sized and timed but not placed, arena_bytes 0)."""
-    if not stage_ok(graph, split):
-        raise ValueError(f"ops[0..{split}] cannot run as a patch stage")
+    (do_place=False: buffers sized and timed but not placed, arena_bytes 0).
+
+    more: further stages (start, end, grid) later in the network, each run patch by patch
+    from its full input maps to its full output map (e.g. the inverted-residual blocks whose
+    expanded tensors bind the layer-by-layer tail); the ops between stages run layer by layer.
+
+    scratch: per-step kernel scratch bytes (codegen/kernels.py), reserved for every step,
+    stage steps included (a fast kernel's scratch depends on its filter, not on the patch,
+    so one buffer live at that step serves the largest patch)."""
+    return plan_stages(graph, [(0, split, grid), *more], io, in_place, do_place, cache, scratch)
+
+
+def plan_stages(
+    graph: Graph,
+    specs: list[StageSpec],
+    io: str = "arena",
+    in_place: bool = True,
+    do_place: bool = True,
+    cache: dict | None = None,
+    scratch: ScratchFn | None = None,
+) -> PatchPlan:
+    """A plan with patch stages ops[start..end] (disjoint, in order) and layer-by-layer
+    steps between and after them."""
     g = graph
-    steps = list(range(split + 1))
+    cache = {} if cache is None else cache  # shared by the search: per-axis analyses, layer buffers
+    prev_end = -1
+    for start, end, _ in specs:
+        if start <= prev_end or not stage_ok(g, end, start):
+            raise ValueError(f"ops[{start}..{end}] cannot run as a patch stage")
+        prev_end = end
+    bkey = ("buffers", io, scratch is not None)
+    if bkey not in cache:
+        cache[bkey] = build_buffers(g, scratch, io) if scratch is not None else build_buffers(g, io=io)
+    buffers, tb = _copy_buffers(*cache[bkey])
+    kernel_scratch = {b.first: b for b in buffers if b.region == "scratch"}
+
+    stages: list[PatchStage] = []
+    alias: dict[str, tuple[int, int]] = {}  # tensor -> (step, input position) it overwrites
+    rings: dict[int, Buffer] = {}
+    for start, end, grid in specs:
+        st = _stage(g, start, end, grid, buffers, tb, cache, in_place)
+        stages.append(st)
+        alias.update(st.alias)
+        rings.update(st.scratch)
+    in_stage = {i: st for st in stages for i in st.steps}
+    layer_steps = [i for i in range(len(g.ops)) if i not in in_stage]
+    tail = apply_in_place(g, buffers, tb, layer_steps) if in_place else {}
+
+    plan_steps = []
+    for i, op in enumerate(g.ops):
+        if i in in_stage:
+            st = in_stage[i]
+            y = op.outputs[0]
+            full = g.t(y).shape
+            per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
+            macs = per_pixel * sum(a.spans[y].n for a in st.rows) * sum(a.spans[y].n for a in st.cols)
+            sb = rings.get(i) or kernel_scratch.get(i)
+            plan_steps.append(Step(op=op, macs=macs, scratch=sb, in_place=y in alias, detail={"patch": True}))
+        else:
+            sb = tail.get(i) or kernel_scratch.get(i)
+            plan_steps.append(Step(op=op, macs=step_macs(g, op), scratch=sb, in_place=i in tail))
+    base = graph_macs(g)
+    total = sum(s.macs for s in plan_steps)
+    first = stages[0]
+    detail: dict = {
+        "split": g.ops[first.steps[-1]].name,
+        "grid": f"{first.grid[0]}x{first.grid[1]}",
+    }
+    if len(stages) > 1:
+        detail["stages"] = [
+            f"{g.ops[st.steps[0]].name}..{g.ops[st.steps[-1]].name} {st.grid[0]}x{st.grid[1]}" for st in stages
+        ]
+    detail["mac_overhead"] = round((total - base) / max(base, 1), 4)
+    detail["in_place"] = len(alias) + len(tail)
+    plan = PatchPlan(
+        graph=g,
+        schedule="patch",
+        steps=plan_steps,
+        buffers=buffers,
+        tensor_buffer=tb,
+        arena_bytes=0,
+        lower_bound=lower_bound(buffers, len(plan_steps)),
+        io=io,
+        detail=detail,
+        stages=stages,
+    )
+    if do_place:
+        plan.arena_bytes = place(buffers)
+    return plan
+
+
+def _stage(
+    g: Graph,
+    start: int,
+    split: int,
+    grid: tuple[int, int],
+    buffers: list[Buffer],
+    tb: dict[str, Buffer],
+    cache: dict,
+    in_place: bool,
+) -> PatchStage:
+    """Analyze stage ops[start..split] and rewrite its buffers (in `buffers`/`tb`): per-patch
+    buffers for its intermediates, in-place aliases and rings inside it."""
+    steps = list(range(start, split + 1))
     output = g.ops[split].outputs[0]
     _, out_h, out_w, _ = g.t(output).shape
     n, m = grid
     if not (1 <= n <= out_h and 1 <= m <= out_w):
         raise ValueError(f"grid {n}x{m} does not fit the {out_h}x{out_w} stage output")
     rbands, cbands = bands(out_h, n), bands(out_w, m)
-    cache = {} if cache is None else cache  # shared by the search: per-axis analyses, layer buffers
-    key_r, key_c = (split, 0, n), (split, 1, m)
+    key_r, key_c = (start, split, 0, n), (start, split, 1, m)
     if key_r not in cache:
         cache[key_r] = [analyze_axis(g, steps, output, 0, b) for b in rbands]
     if key_c not in cache:
@@ -163,9 +276,6 @@ def plan_patch(
     inter = [g.ops[i].outputs[0] for i in steps if g.ops[i].outputs[0] != output]
     stage_inputs = {x for i in steps for x in activation_inputs(g, g.ops[i]) if x not in produced}
 
-    if ("buffers", io) not in cache:
-        cache[("buffers", io)] = build_buffers(g, io=io)
-    buffers, tb = _copy_buffers(*cache[("buffers", io)])
     last_use = {t: max(i for i in steps if t in g.ops[i].inputs) for t in inter}
     for t in inter:  # per-patch buffers replace the layer buffers of stage intermediates
         buffers.remove(tb[t])
@@ -174,12 +284,12 @@ def plan_patch(
         producer = next(i for i in steps if g.ops[i].outputs[0] == t)
         tb[t] = Buffer(name=f"{t}[patch]", size=align(size), first=producer, last=last_use[t], tensors=[t])
         buffers.append(tb[t])
-    tb[output].first = 0
+    tb[output].first = min(tb[output].first, start)
     for x in stage_inputs:
         tb[x].last = max(tb[x].last, split)
 
     # in-place inside the stage: output written over an intermediate input that dies here
-    alias: dict[str, tuple[int, int]] = {}  # tensor -> (step, input position) it overwrites
+    alias: dict[str, tuple[int, int]] = {}
     scratch: dict[int, Buffer] = {}
     if in_place:
         for i in steps:
@@ -220,43 +330,7 @@ def plan_patch(
                         scratch[i] = Buffer(name=f"scratch{i}", size=align(ring), first=i, last=i, region="scratch")
                         buffers.append(scratch[i])
                 break
-    tail = apply_in_place(g, buffers, tb, range(split + 1, len(g.ops))) if in_place else {}
-
-    plan_steps = []
-    for i, op in enumerate(g.ops):
-        if i <= split:
-            y = op.outputs[0]
-            full = g.t(y).shape
-            per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
-            macs = per_pixel * sum(a.spans[y].n for a in rows) * sum(a.spans[y].n for a in cols)
-            plan_steps.append(
-                Step(op=op, macs=macs, scratch=scratch.get(i), in_place=y in alias, detail={"patch": True})
-            )
-        else:
-            plan_steps.append(Step(op=op, macs=step_macs(g, op), scratch=tail.get(i), in_place=i in tail))
-    base = graph_macs(g)
-    total = sum(s.macs for s in plan_steps)
-    stage = PatchStage(steps, output, grid, rows, cols, alias, stage_inputs, scratch)
-    plan = PatchPlan(
-        graph=g,
-        schedule="patch",
-        steps=plan_steps,
-        buffers=buffers,
-        tensor_buffer=tb,
-        arena_bytes=0,
-        lower_bound=lower_bound(buffers, len(plan_steps)),
-        io=io,
-        detail={
-            "split": g.ops[split].name,
-            "grid": f"{n}x{m}",
-            "mac_overhead": round((total - base) / max(base, 1), 4),
-            "in_place": len(alias) + len(tail),
-        },
-        stage=stage,
-    )
-    if do_place:
-        plan.arena_bytes = place(buffers)
-    return plan
+    return PatchStage(steps, output, grid, rows, cols, alias, stage_inputs, scratch)
 
 
 def _copy_buffers(buffers: list[Buffer], tb: dict[str, Buffer]) -> tuple[list[Buffer], dict[str, Buffer]]:
@@ -311,9 +385,18 @@ def _patch_calls(g: Graph, st: PatchStage, r: AxisAnalysis, q: AxisAnalysis, tb:
     return calls
 
 
-def patch_candidates(graph: Graph, io: str = "arena", max_grid: int = MAX_GRID, keep: int = 24) -> list[Plan]:
-    """Patch plans over every valid split and n x m grid (n, m <= max_grid), reduced to the
-    (peak, MACs) Pareto front (at most `keep` plans, spread over the front).
+def patch_candidates(
+    graph: Graph,
+    io: str = "arena",
+    max_grid: int = MAX_GRID,
+    keep: int = 24,
+    scratch: ScratchFn | None = None,
+    second_stage: bool = True,
+) -> list[Plan]:
+    """Patch plans over every valid split and n x m grid (n, m <= max_grid), and (second_stage)
+    those plans plus a second stage over the layer-by-layer tail's binding step (see
+    `_two_stage_recipes`), reduced to the (peak, MACs) Pareto front (at most `keep` plans,
+    spread over the front).
 
     Plans are sized unplaced first; walking them by MACs, a plan is placed only when its
     lower bound beats the smallest peak of every cheaper plan (else it cannot be on the front).
@@ -327,20 +410,91 @@ def patch_candidates(graph: Graph, io: str = "arena", max_grid: int = MAX_GRID, 
         for n in range(1, min(max_grid, h) + 1):
             for m in range(1, min(max_grid, w) + 1):
                 if n * m > 1:
-                    sized.append(plan_patch(graph, split, (n, m), io, do_place=False, cache=cache))
+                    sized.append(plan_patch(graph, split, (n, m), io, do_place=False, cache=cache, scratch=scratch))
     extra = (graph.t(graph.inputs[0]).nbytes + graph.t(graph.outputs[0]).nbytes) if io == "external" else 0
+    # (MACs, lower-bound estimate, sized plan or a recipe for a two-stage one)
+    cands: list[tuple[int, int, PatchPlan | tuple]] = [(p.macs, p.lower_bound, p) for p in sized]
+    if second_stage:
+        cands += _two_stage_recipes(graph, io, sized, cache, scratch)
     placed: list[PatchPlan] = []
     best = None
-    for p in sorted(sized, key=lambda p: (p.macs, p.lower_bound)):
-        if best is not None and p.lower_bound + extra >= best:
+    for _macs, lb, p in sorted(cands, key=lambda c: (c[0], c[1])):
+        if best is not None and lb + extra >= best:
             continue
+        if isinstance(p, tuple):
+            s1, grid1, spec2 = p
+            p = plan_patch(graph, s1, grid1, io, do_place=False, cache=cache, scratch=scratch, more=[spec2])
+            if best is not None and p.lower_bound + extra >= best:
+                continue
         p.arena_bytes = place(p.buffers)
         placed.append(p)
         best = plan_peak(p) if best is None else min(best, plan_peak(p))
     from compiler.schedule.layer import plan_layer
 
-    layer_peak = plan_peak(plan_layer(graph, io=io, in_place=True))
+    kw = {"scratch": scratch} if scratch is not None else {}
+    layer_peak = plan_peak(plan_layer(graph, io=io, in_place=True, **kw))
     return pareto([p for p in placed if plan_peak(p) < layer_peak], keep)
+
+
+def _live(plan: Plan) -> np.ndarray:
+    """Arena bytes live at each step (Plan.live_bytes_per_step, vectorized)."""
+    d = np.zeros(len(plan.steps) + 1, np.int64)
+    for b in plan.buffers:
+        if b.region in ("arena", "scratch") and b.first <= b.last:
+            d[max(b.first, 0)] += b.size
+            d[b.last + 1] -= b.size
+    return np.cumsum(d[:-1])
+
+
+def _two_stage_recipes(
+    graph: Graph, io: str, sized: list[PatchPlan], cache: dict, scratch: ScratchFn | None
+) -> list[tuple[int, int, tuple]]:
+    """Second stages for single-stage plans whose layer-by-layer tail binds the peak (in
+    MobileNetV2 the 28x28 inverted residuals: skip + 6x expanded tensor + output).
+
+    Per first-stage split s1, the live bytes after s1 do not depend on the first stage's
+    grid, so second stages ops[lo..hi] (lo <= binding step <= hi, grid up to
+    MAX_GRID_SECOND per axis) are sized once per split and kept on their own
+    (tail live, extra MACs) front; each first-stage plan is then paired with them, with
+    max(first-stage live, tail live) as the pair's lower-bound estimate. Returns
+    (MACs, lower bound, (s1, grid1, (lo, hi, grid2))) recipes for the caller's walk."""
+    by_split: dict[int, list[PatchPlan]] = {}
+    for p in sized:
+        assert p.stage is not None
+        by_split.setdefault(p.stage.steps[-1], []).append(p)
+    out: list[tuple[int, int, tuple]] = []
+    for s1, plans in by_split.items():
+        heads = [(p, int(_live(p)[: s1 + 1].max())) for p in plans]
+        live = _live(plans[0])
+        if s1 + 1 >= len(live):
+            continue
+        tail_peak = int(live[s1 + 1 :].max())
+        if tail_peak <= min(h for _, h in heads):
+            continue  # the tail never binds after this split
+        bind = s1 + 1 + int(np.argmax(live[s1 + 1 :]))
+        g1 = plans[0].stage.grid  # type: ignore[union-attr]
+        rest: list[tuple[int, int, tuple]] = []  # (tail live, extra MACs, spec)
+        for lo in range(s1 + 1, bind + 1):
+            for hi in valid_splits(graph, lo):
+                if hi < bind or hi - lo > MAX_SECOND_OPS:
+                    continue
+                _, h, w, _ = graph.t(graph.ops[hi].outputs[0]).shape
+                for n in range(1, min(MAX_GRID_SECOND, h) + 1):
+                    for m in range(1, min(MAX_GRID_SECOND, w) + 1):
+                        if n * m == 1:
+                            continue
+                        spec = (lo, hi, (n, m))
+                        q = plan_patch(graph, s1, g1, io, do_place=False, cache=cache, scratch=scratch, more=[spec])
+                        add = sum(q.steps[i].macs - op_macs(graph, q.steps[i].op) for i in range(lo, hi + 1))
+                        rest.append((int(_live(q)[s1 + 1 :].max()), add, spec))
+        front: list[tuple[int, int, tuple]] = []
+        for r in sorted(rest, key=lambda r: (r[1], r[0])):
+            if r[0] < tail_peak and (not front or r[0] < front[-1][0]):
+                front.append(r)
+        for p, head in heads:
+            for tail, add, spec in front:
+                out.append((p.macs + add, max(head, tail), (s1, p.stage.grid, spec)))  # type: ignore[union-attr]
+    return out
 
 
 def _peak(p: Plan) -> int:

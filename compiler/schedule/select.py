@@ -25,10 +25,10 @@ def _layer_candidates(graph: Graph, io: str, scratch: ScratchFn | None = None) -
     return [plain, ip] if ip.detail.get("in_place") and ip.arena_bytes < plain.arena_bytes else [plain]
 
 
-def _patch_candidates(graph: Graph, io: str) -> list[Plan]:
+def _patch_candidates(graph: Graph, io: str, scratch: ScratchFn | None = None) -> list[Plan]:
     from compiler.schedule.patch import patch_candidates
 
-    return patch_candidates(graph, io)
+    return patch_candidates(graph, io, scratch=scratch)
 
 
 PLANNERS: dict[str, Callable[[Graph, str], list[Plan]]] = {
@@ -37,10 +37,10 @@ PLANNERS: dict[str, Callable[[Graph, str], list[Plan]]] = {
 }
 
 
-def _token_plans(g: Graph, io: str) -> list[Plan]:
+def _token_plans(g: Graph, io: str, scratch: ScratchFn | None = None) -> list[Plan]:
     from compiler.schedule.token import candidates
 
-    return candidates(g, io)
+    return candidates(g, io, scratch)
 
 
 PLANNERS["token"] = _token_plans
@@ -70,7 +70,8 @@ def binding_step(plan: Plan) -> tuple[int, str]:
 def candidate_plans(
     graph: Graph, schedule: str = "auto", io: str = "arena", scratch: ScratchFn | None = None
 ) -> list[Plan]:
-    """scratch: per-step kernel scratch bytes (codegen/kernels.py), reserved by the layer planner."""
+    """scratch: per-step kernel scratch bytes (codegen/kernels.py), reserved by the layer and
+    patch planners (patch: stage steps too, one buffer per step for the largest patch)."""
     if schedule not in SCHEDULES:
         raise MicrotileError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     names = list(PLANNERS) if schedule == "auto" else [schedule]
@@ -80,6 +81,10 @@ def candidate_plans(
             raise MicrotileError(f"schedule {name!r} is not available yet; available: {', '.join(PLANNERS)}")
         if name == "layer" and scratch is not None:
             plans.extend(_layer_candidates(graph, io, scratch))
+        elif name == "patch" and scratch is not None:
+            plans.extend(_patch_candidates(graph, io, scratch))
+        elif name == "token" and scratch is not None:
+            plans.extend(_token_plans(graph, io, scratch))
         else:
             plans.extend(PLANNERS[name](graph, io))
     if not plans:
