@@ -19,7 +19,7 @@ from compiler.ir import Graph, graph_macs
 from compiler.pipeline import CompileOptions, load_model, run_model
 from compiler.schedule.execute import execute_plan
 from compiler.schedule.layer import plan_layer
-from compiler.schedule.patch import patch_candidates, plan_patch, valid_splits
+from compiler.schedule.patch import patch_candidates, plan_patch, plan_stages, valid_splits
 from compiler.schedule.select import choose_plan, plan_peak
 
 MODELS = Path(__file__).parents[1].parent / "shared" / "models"
@@ -180,6 +180,38 @@ def test_patch_plans_reserve_fast_kernel_scratch(name):
         _check(p, g)
 
 
+# -- two-stage plans: a second stage over the layer-by-layer tail's binding block -------
+
+
+@pytest.fixture(scope="module")
+def mbv2_small() -> Graph:
+    from compiler.builder import mobilenet_v2
+
+    return mobilenet_v2(0.35, 96, num_classes=10)
+
+
+def test_two_stage_plans_bit_exact(mbv2_small, odd):
+    g = mbv2_small
+    single = patch_candidates(g, io="external", keep=10**6, second_stage=False)
+    plans = patch_candidates(g, io="external", keep=10**6)
+    two = [p for p in plans if "stages" in p.detail]
+    assert two and min(plan_peak(p) for p in two) < min(plan_peak(p) for p in single)
+    for p in two[-3:]:  # the smallest peaks
+        assert len(p.stages) == 2 and p.stages[0].steps[-1] < p.stages[1].steps[0]
+        _no_overlap(p)
+        _check(p, g)
+    # explicit stages on the generated model: a second stage over the residual block
+    splits = valid_splits(odd)
+    lo = splits[1] + 1
+    hi = next(e for e in valid_splits(odd, lo) if odd.ops[e].kind == "add")
+    p = plan_stages(odd, [(0, splits[1], (2, 2)), (lo, hi, (3, 2))], io="external")
+    assert p.detail["stages"] and p.macs > graph_macs(odd)
+    _no_overlap(p)
+    _check(p, odd, seeds=(0, 1))
+    with pytest.raises(ValueError):
+        plan_stages(odd, [(0, splits[1], (2, 2)), (splits[1], hi, (2, 2))])
+
+
 # -- (b) QEMU: the generated C loops over patches, bit-exact with the reference -----------
 
 
@@ -224,3 +256,17 @@ def test_qemu_generated_model(odd, tmp_path):
     budget = min(plan_peak(p) for p in patch_candidates(odd)) + 2000
     r = _qemu(odd, tmp_path, budget)
     assert r["bit_exact"] and r["schedule"] == "patch"
+
+
+def test_qemu_two_stage_mobilenet_v2(mbv2_small, tmp_path):
+    """MobileNetV2 w0.35 @96 on the F746 (Cortex-M7, fast kernels): a budget below every
+    single-stage plan's peak makes the planner take a two-stage plan; bit-exact in QEMU."""
+    from codegen.kernels import scratch_fn, select_kernels
+
+    g = mbv2_small
+    sf = scratch_fn(select_kernels(g, "cortex-m7", 1 << 20))
+    single = min(plan_peak(p) for p in patch_candidates(g, io="external", scratch=sf, second_stage=False))
+    r = _qemu(g, tmp_path, single - 1, io="external", board="stm32f746g-disco")
+    assert r["bit_exact"] and r["schedule"] == "patch"
+    assert len(r["schedule_detail"]["stages"]) == 2
+    assert r["kernels"]["fast"]
