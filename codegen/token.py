@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from codegen.emit import c_array
+from codegen.kernels import KernelChoice, add_records, fast_params
 from compiler.ir import Op
 from compiler.lower import lower
 from compiler.schedule.plan import Step
@@ -23,12 +25,32 @@ def _ws(e: _Emitter, step: Step, name: str) -> str:
     return f"(A + {step.scratch.offset + step.detail['ws'][name][0]})"
 
 
-def _fc(e: _Emitter, i: int, tag: str, op: Op) -> dict[str, Any]:
+def _kernel(step: Step, op: Op) -> KernelChoice | None:
+    """The fast kernel codegen/kernels.py attached to this op of the stage (None: portable)."""
+    return step.detail.get("kernels", {}).get(op.name)
+
+
+def _fast(e: _Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) -> dict[str, Any]:
+    """A DSP kernel's packed filter (flash) and mt_fast_quant records; scratch = the stage's "F"."""
+    fp = fast_params(e.g, op, c)
+    name = f"{e.p}_s{i}_{tag}_wpack"
+    e.const_decls.append(c_array(fp["ctype"], name, fp["packed"], align=8))
+    e.flash_const_bytes += int(fp["packed"].nbytes) + int(fp["fq"].nbytes)
+    scratch = _ws(e, step, "F") if c.scratch > 0 else "NULL"
+    return {"fast": True, "kernel": c.name, "q": fp["q"], "fq": fp["fq"].tolist(), "w": name, "wide": int(c.wide),
+            "scratch": scratch}  # fmt: skip
+
+
+def _fc(e: _Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
     q = lower(e.g, op)
     out_f, in_f = e.g.t(op.inputs[1]).shape
+    c = _kernel(step, op)
+    if c is not None:
+        return {"tag": tag, "in_f": in_f, "out_f": out_f, **_fast(e, i, tag, op, c, step)}
     b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
     pc = bool(q["per_channel"])
     return {
+        "fast": False,
         "tag": tag,
         "q": q,
         "w": e.const(op.inputs[1], "int8_t"),
@@ -51,8 +73,18 @@ def _ln(e: _Emitter, i: int, op: Op) -> dict[str, Any]:
     }
 
 
-def _add(e: _Emitter, add: Op, operands: dict[str, str]) -> dict[str, Any]:
-    return {"tag": "add", "q": lower(e.g, add), "in1": operands[add.inputs[0]], "in2": operands[add.inputs[1]]}
+def _add(e: _Emitter, add: Op, operands: dict[str, str], step: Step, tag: str = "add") -> dict[str, Any]:
+    q = lower(e.g, add)
+    fast = _kernel(step, add) is not None
+    return {"tag": tag, "q": q, "in1": operands[add.inputs[0]], "in2": operands[add.inputs[1]], "fast": fast,
+            "recs": add_records(q) if fast else None}  # fmt: skip
+
+
+def _bmm(e: _Emitter, step: Step, op: Op, key: str) -> dict[str, str]:
+    """mt_batch_matmul_s8[_dsp] for the scores (key "bs") or output (key "bo") matmul."""
+    if _kernel(step, op) is None:
+        return {f"{key}_fn": "mt_batch_matmul_s8", f"{key}_extra": ""}
+    return {f"{key}_fn": "mt_batch_matmul_s8_dsp", f"{key}_extra": f", {_ws(e, step, 'F')}"}
 
 
 def _xy(e: _Emitter, step: Step) -> tuple[str, str]:
@@ -69,9 +101,10 @@ def mlp_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
     return {
         "T": inf["T"], "D": d, "G": g, "hidden": inf["hidden"], "X": x, "Y": y, "L": L, "H": H,
         "overwrite": step.detail["overwrite"],
-        "ln": _ln(e, i, inf["ln"]), "fc1": _fc(e, i, "fc1", inf["fc1"]), "fc2": _fc(e, i, "fc2", inf["fc2"]),
+        "ln": _ln(e, i, inf["ln"]), "fc1": _fc(e, i, "fc1", inf["fc1"], step),
+        "fc2": _fc(e, i, "fc2", inf["fc2"], step),
         "luts": [e.array(f"s{i}_lut{k}", "int8_t", lower(e.g, a)["lut"]) for k, a in enumerate(inf["acts"])],
-        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["fc2"].outputs[0]: L}),
+        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["fc2"].outputs[0]: L}, step),
     }  # fmt: skip
 
 
@@ -86,10 +119,11 @@ def attention_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
         "heads": inf["heads"], "dh": inf["dh"], "dvh": inf["dvh"], "dk": inf["dk"], "dv": inf["dv"],
         "a": inf["a"], "bk": inf["bk"], "bv": inf["bv"], "yo": inf["yo"],
         "ln": _ln(e, i, inf["ln"]),
-        "fq": _fc(e, i, "fq", inf["q"]), "fk": _fc(e, i, "fk", inf["k"]), "fv": _fc(e, i, "fv", inf["v"]),
-        "proj": _fc(e, i, "proj", inf["proj"]),
+        "fq": _fc(e, i, "fq", inf["q"], step), "fk": _fc(e, i, "fk", inf["k"], step),
+        "fv": _fc(e, i, "fv", inf["v"], step), "proj": _fc(e, i, "proj", inf["proj"], step),
         "bs": lower(e.g, inf["scores"]), "bo": lower(e.g, inf["attn"]), "sm": lower(e.g, inf["softmax"]),
-        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["proj"].outputs[0]: ws["L"]}),
+        **_bmm(e, step, inf["scores"], "bs"), **_bmm(e, step, inf["attn"], "bo"),
+        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["proj"].outputs[0]: ws["L"]}, step),
     }  # fmt: skip
 
 
@@ -112,11 +146,18 @@ def embed_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
         for n in add.inputs:
             if e.g.t(n).is_const:
                 operands[n] = e.const(n, "int8_t")
-        pos = _add(e, add, operands)
+        pos = _add(e, add, operands, step, "pos")
+    c = _kernel(step, conv)
+    if c is not None:
+        arrays = {"conv_fast": _fast(e, i, "conv", conv, c, step)}
+    else:
+        arrays = {
+            "conv_fast": None, "w": e.const(conv.inputs[1], "int8_t"), "b": e.const(b, "int32_t") if b else "NULL",
+            "mult": e.array(f"s{i}_conv_mult", "int32_t", q["multiplier"]),
+            "shift": e.array(f"s{i}_conv_shift", "int32_t", q["shift"]),
+        }  # fmt: skip
     return {
-        "q": q, "x": x, "Y": y, "w": e.const(conv.inputs[1], "int8_t"), "b": e.const(b, "int32_t") if b else "NULL",
-        "mult": e.array(f"s{i}_conv_mult", "int32_t", q["multiplier"]),
-        "shift": e.array(f"s{i}_conv_shift", "int32_t", q["shift"]),
+        "q": q, "x": x, "Y": y, **arrays,
         "kh": kh, "kw": kw, "iw": iw, "ic": ic, "hp": hp, "wp": wp, "D": d, "T": inf["T"],
         "tok_off": inf["token_offset"], "consts": consts, "pos": pos,
     }  # fmt: skip

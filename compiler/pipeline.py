@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from codegen.emit import CodegenOptions, render_model
-from codegen.kernels import KernelOptions, attach_kernels, kernel_summary, scratch_fn, select_kernels
+from codegen.kernels import (
+    KernelOptions,
+    attach_kernels,
+    attach_stage_kernels,
+    kernel_summary,
+    scratch_fn,
+    select_kernels,
+)
 from compiler import reference
 from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
@@ -131,6 +138,7 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         kernels = {}
         plan = choose_plan(graph, budget, opts.schedule, opts.io)
     attach_kernels(plan, kernels)
+    attach_stage_kernels(plan, kernels)
     peak = plan_peak(plan)
     stack = board.stack_bytes if opts.stack_bytes is None else opts.stack_bytes
     ram_needed = peak + stack + board.heap_bytes + RUNTIME_RESERVE

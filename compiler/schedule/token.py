@@ -41,7 +41,7 @@ import numpy as np
 
 from compiler.errors import ModelError
 from compiler.ir import VIEW_OPS, Graph, Op, op_macs
-from compiler.schedule.layer import lower_bound, place
+from compiler.schedule.layer import ScratchFn, lower_bound, place
 from compiler.schedule.plan import Buffer, Plan, Step, align
 
 CALL_OVERHEAD = 400  # MAC-equivalents per kernel call (call, argument setup, loop bookkeeping)
@@ -356,8 +356,9 @@ def _overwrites(g: Graph, u: Unit) -> bool:
     return not later
 
 
-def _workspace(u: Unit, group: int, qblock: int) -> dict[str, tuple[int, int]]:
-    """Sub-buffers of a stage's workspace: name -> (offset, size) in bytes."""
+def _workspace(u: Unit, group: int, qblock: int, kernel_scratch: int = 0) -> dict[str, tuple[int, int]]:
+    """Sub-buffers of a stage's workspace: name -> (offset, size) in bytes. "F" is the scratch
+    the stage's fast kernels share (one kernel call at a time): the largest any of them asks."""
     parts: list[tuple[str, int]] = []
     if u.kind == "attention":
         i = u.info
@@ -376,6 +377,8 @@ def _workspace(u: Unit, group: int, qblock: int) -> dict[str, tuple[int, int]]:
         hid = i["fc1"].outputs[0]
         parts = [("L", min(group, t) * d), ("H", min(group, t) * i["hidden"])]
         del hid
+    if kernel_scratch > 0:
+        parts.append(("F", kernel_scratch))
     out: dict[str, tuple[int, int]] = {}
     off = 0
     for name, size in parts:
@@ -395,9 +398,15 @@ def _calls(u: Unit, group: int, qblock: int) -> int:
 
 
 def plan_token(
-    graph: Graph, io: str = "arena", group: int = 8, qblock: int = 8, units: list[Unit] | None = None
+    graph: Graph,
+    io: str = "arena",
+    group: int = 8,
+    qblock: int = 8,
+    units: list[Unit] | None = None,
+    scratch: ScratchFn | None = None,
 ) -> Plan:
-    """The token plan of `graph` with the given knobs (see the module docstring)."""
+    """The token plan of `graph` with the given knobs (see the module docstring). `scratch`:
+    per-op kernel scratch bytes (codegen/kernels.py); a stage reserves the largest of its ops'."""
     if units is None:
         units = match_units(graph)
     if not units:
@@ -409,6 +418,7 @@ def plan_token(
         if u.kind == "embed":
             u.info["hp"] = g.t(u.info["conv"].outputs[0]).shape[1]
     start = {u.lo: u for u in units}
+    index = {id(op): k for k, op in enumerate(g.ops)}
     # step list: (op or stage, reads, writes)
     steps: list[Step] = []
     rw: list[tuple[list[str], list[str]]] = []
@@ -422,7 +432,8 @@ def plan_token(
             over = _overwrites(g, u)
             if over:
                 alias[u.x_out] = u.x_in
-            ws = _workspace(u, group, qblock)
+            ks = max((scratch(g, index[id(o)]) for o in u.ops), default=0) if scratch is not None else 0
+            ws = _workspace(u, group, qblock, ks)
             notes = _notes(u, group, qblock, over)
             detail = {"unit": u, "group": min(group, u.info["T"]), "qblock": min(qblock, u.info["T"]),
                       "overwrite": over, "ws": ws, "notes": notes}  # fmt: skip
@@ -439,14 +450,15 @@ def plan_token(
                 alias[op.outputs[0]] = op.inputs[0]
             steps.append(Step(op=op, macs=op_macs(g, op)))
             rw.append(([t for t in op.inputs if t], list(op.outputs)))
-            ws_sizes.append(0)
+            ws_sizes.append(align(scratch(g, i)) if scratch is not None else 0)
             overhead += CALL_OVERHEAD
             i += 1
     buffers, tensor_buffer = _buffers(g, rw, alias, ws_sizes, io)
     for k, s in enumerate(steps):
         if ws_sizes[k]:
             s.scratch = next(b for b in buffers if b.name == f"ws{k}")
-            s.scratch.tensors = [f"{n}@+{o}:{sz}" for n, (o, sz) in s.detail["ws"].items()]
+            if "ws" in s.detail:
+                s.scratch.tensors = [f"{n}@+{o}:{sz}" for n, (o, sz) in s.detail["ws"].items()]
     arena = place(buffers)
     detail = {
         "group": group,
@@ -539,7 +551,7 @@ def _buffers(
     return out, tb
 
 
-def candidates(graph: Graph, io: str = "arena") -> list[Plan]:
+def candidates(graph: Graph, io: str = "arena", scratch: ScratchFn | None = None) -> list[Plan]:
     """Token plans on the Pareto front of (cost, peak) over the knob grid; [] without a match."""
     units = match_units(graph)
     if not any(u.kind in ("attention", "mlp") for u in units):
@@ -549,7 +561,7 @@ def candidates(graph: Graph, io: str = "arena") -> list[Plan]:
     plans = []
     for grp in values:
         for qb in values:
-            plans.append(plan_token(graph, io, grp, qb, units))
+            plans.append(plan_token(graph, io, grp, qb, units, scratch))
     plans.sort(key=lambda p: (p.detail["cost"], p.arena_bytes))
     front: list[Plan] = []
     for p in plans:
