@@ -100,10 +100,10 @@ static __attribute__((noinline)) void dw3x3_w16(const int8_t *s, int32_t rs, int
         a1 = __smlabb(xb, wb, a1);
         a3 = __smlatt(xb, wb, a3);
     }
-    op[0] = mt_requant_out(a0, qc[0].mult, qc[0].lshift, qc[0].rnd, qc[0].rshift, o);
-    op[1] = mt_requant_out(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift, o);
-    op[2] = mt_requant_out(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift, o);
-    op[3] = mt_requant_out(a3, qc[3].mult, qc[3].lshift, qc[3].rnd, qc[3].rshift, o);
+    op[0] = mt_clamp_q(mt_requant_q(a0, qc[0].mult, qc[0].lshift, qc[0].rnd, qc[0].rshift), o);
+    op[1] = mt_clamp_q(mt_requant_q(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift), o);
+    op[2] = mt_clamp_q(mt_requant_q(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift), o);
+    op[3] = mt_clamp_q(mt_requant_q(a3, qc[3].mult, qc[3].lshift, qc[3].rnd, qc[3].rshift), o);
 }
 #endif
 
@@ -184,17 +184,17 @@ static inline __attribute__((always_inline)) void dw_run(const mt_fast_params *p
                         }
                     }
                 }
-                op[c] = mt_requant_out(a0, qc[0].mult, qc[0].lshift, qc[0].rnd, qc[0].rshift, o);
+                op[c] = mt_clamp_q(mt_requant_q(a0, qc[0].mult, qc[0].lshift, qc[0].rnd, qc[0].rshift), o);
                 if (n > 3) {
-                    op[c + 1] = mt_requant_out(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift, o);
-                    op[c + 2] = mt_requant_out(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift, o);
-                    op[c + 3] = mt_requant_out(a3, qc[3].mult, qc[3].lshift, qc[3].rnd, qc[3].rshift, o);
+                    op[c + 1] = mt_clamp_q(mt_requant_q(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift), o);
+                    op[c + 2] = mt_clamp_q(mt_requant_q(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift), o);
+                    op[c + 3] = mt_clamp_q(mt_requant_q(a3, qc[3].mult, qc[3].lshift, qc[3].rnd, qc[3].rshift), o);
                 } else {
                     if (n > 1) {
-                        op[c + 1] = mt_requant_out(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift, o);
+                        op[c + 1] = mt_clamp_q(mt_requant_q(a1, qc[1].mult, qc[1].lshift, qc[1].rnd, qc[1].rshift), o);
                     }
                     if (n > 2) {
-                        op[c + 2] = mt_requant_out(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift, o);
+                        op[c + 2] = mt_clamp_q(mt_requant_q(a2, qc[2].mult, qc[2].lshift, qc[2].rnd, qc[2].rshift), o);
                     }
                 }
             }

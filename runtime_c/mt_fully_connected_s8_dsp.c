@@ -99,7 +99,7 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
             for (int32_t j = 0; j < 4 && j < n; ++j) {
                 const mt_fast_quant *qr = &q[r + j];
                 const int32_t a = j == 0 ? a0 : (j == 1 ? a1 : (j == 2 ? a2 : a3));
-                o[r + j] = mt_requant_out(a, qr->mult, qr->lshift, qr->rnd, qr->rshift, os);
+                o[r + j] = mt_clamp_q(mt_requant_q(a, qr->mult, qr->lshift, qr->rnd, qr->rshift), os);
             }
         }
     }

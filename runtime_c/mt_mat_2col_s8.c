@@ -52,105 +52,172 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 }
 #endif
 
-#define MT_MAT_GROUP_W16()                  \
-    do {                                    \
-        int32_t x0, x1, y0, y1, u0, u1, v0, v1; \
-        MT_LD2(xp, x0, x1);                 \
-        MT_LD2(xp, y0, y1);                 \
-        MT_LD2(wp, u0, u1);                 \
-        a00 = __smlad(x0, u0, a00);         \
-        a00 = __smlad(x1, u1, a00);         \
-        a10 = __smlad(y0, u0, a10);         \
-        a10 = __smlad(y1, u1, a10);         \
-        MT_LD2(wp, v0, v1);                 \
-        a01 = __smlad(x0, v0, a01);         \
-        a01 = __smlad(x1, v1, a01);         \
-        a11 = __smlad(y0, v0, a11);         \
-        a11 = __smlad(y1, v1, a11);         \
+#if defined(__ARM_FEATURE_DSP)
+/* One group of the 2 x 2 block, int16 filter: LDM of both columns' 4 values (x0 x1 y0 y1
+ * pinned to ascending registers, as LDM's register list requires), two LDRD of the two
+ * channels' words, 8 SMLAD: 11 instructions for 16 MACs. */
+#define MT_G2X2                                    \
+    "ldmia %[xp]!, {%[x0], %[x1], %[y0], %[y1]}\n\t" \
+    "ldrd %[u0], %[u1], [%[wp]], #8\n\t"           \
+    "smlad %[a00], %[x0], %[u0], %[a00]\n\t"       \
+    "smlad %[a10], %[y0], %[u0], %[a10]\n\t"       \
+    "smlad %[a00], %[x1], %[u1], %[a00]\n\t"       \
+    "smlad %[a10], %[y1], %[u1], %[a10]\n\t"       \
+    "ldrd %[u0], %[u1], [%[wp]], #8\n\t"           \
+    "smlad %[a01], %[x0], %[u0], %[a01]\n\t"       \
+    "smlad %[a11], %[y0], %[u0], %[a11]\n\t"       \
+    "smlad %[a01], %[x1], %[u1], %[a01]\n\t"       \
+    "smlad %[a11], %[y1], %[u1], %[a11]\n\t"
+
+/* kg >= 1 groups of the block, two per loop iteration. */
+#define MT_MAC2X2_W16(xp_, wp_, kg, c00, c01, c10, c11)                                              \
+    do {                                                                                           \
+        register int32_t x0_ __asm__("r8");                                                        \
+        register int32_t x1_ __asm__("r9");                                                        \
+        register int32_t y0_ __asm__("r10");                                                       \
+        register int32_t y1_ __asm__("r11");                                                       \
+        int32_t u0_, u1_, n_ = (kg);                                                               \
+        __asm__ volatile("lsrs %[n], %[n], #1\n\t"                                                 \
+                         "bcc 2f\n\t" MT_G2X2 "2:\n\t"                                             \
+                         "cmp %[n], #0\n\t"                                                        \
+                         "beq 3f\n"                                                                \
+                         "1:\n\t" MT_G2X2 MT_G2X2 "subs %[n], %[n], #1\n\t"                        \
+                         "bne 1b\n"                                                                \
+                         "3:\n"                                                                    \
+                         : [a00] "+r"(c00), [a01] "+r"(c01), [a10] "+r"(c10), [a11] "+r"(c11),     \
+                           [xp] "+r"(xp_), [wp] "+r"(wp_), [n] "+r"(n_), [x0] "=&r"(x0_),           \
+                           [x1] "=&r"(x1_), [y0] "=&r"(y0_), [y1] "=&r"(y1_), [u0] "=&r"(u0_),    \
+                           [u1] "=&r"(u1_)                                                         \
+                         :                                                                         \
+                         : "cc", "memory");                                                        \
     } while (0)
+#endif
+
+/* Channels c, c+1 of both columns: the 2 x 2 block's accumulators over the k_groups
+ * groups; *wpp (the pair's packed filter) advances to the next pair. */
+static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int32_t k_groups, const void **wpp,
+                                                           int32_t wide, int32_t *a00, int32_t *a01, int32_t *a10,
+                                                           int32_t *a11)
+{
+    int32_t b00 = *a00, b01 = *a01, b10 = *a10, b11 = *a11;
+    const int32_t *xp = x;
+#if MT_SIMD
+    if (wide) {
+        const int32_t *wp = (const int32_t *)*wpp;
+#if defined(__ARM_FEATURE_DSP)
+        MT_MAC2X2_W16(xp, wp, k_groups, b00, b01, b10, b11);
+#else
+        for (int32_t g = k_groups; g > 0; --g) {
+            int32_t x0, x1, y0, y1, u0, u1, v0, v1;
+            MT_LD2(xp, x0, x1);
+            MT_LD2(xp, y0, y1);
+            MT_LD2(wp, u0, u1);
+            MT_LD2(wp, v0, v1);
+            b00 = __smlad(x1, u1, __smlad(x0, u0, b00));
+            b10 = __smlad(y1, u1, __smlad(y0, u0, b10));
+            b01 = __smlad(x1, v1, __smlad(x0, v0, b01));
+            b11 = __smlad(y1, v1, __smlad(y0, v0, b11));
+        }
+#endif
+        *wpp = wp;
+    } else {
+        const int8_t *wp = (const int8_t *)*wpp;
+        for (int32_t g = k_groups; g > 0; --g) {
+            int32_t x0, x1, y0, y1;
+            MT_LD2(xp, x0, x1);
+            MT_LD2(xp, y0, y1);
+            const int32_t wu = mt_read_s8x4(wp), wv = mt_read_s8x4(wp + 4);
+            wp += 8;
+            const int32_t u0 = __sxtb16(wu), u1 = mt_sxtb16_ror8(wu);
+            b00 = __smlad(x0, u0, b00);
+            b00 = __smlad(x1, u1, b00);
+            b10 = __smlad(y0, u0, b10);
+            b10 = __smlad(y1, u1, b10);
+            const int32_t v0 = __sxtb16(wv), v1 = mt_sxtb16_ror8(wv);
+            b01 = __smlad(x0, v0, b01);
+            b01 = __smlad(x1, v1, b01);
+            b11 = __smlad(y0, v0, b11);
+            b11 = __smlad(y1, v1, b11);
+        }
+        *wpp = wp;
+    }
+#else
+    const int32_t *w32 = (const int32_t *)*wpp;
+    const int8_t *w8 = (const int8_t *)*wpp;
+    for (int32_t g = 0; g < k_groups; ++g) {
+        int32_t u0, u1, v0, v1;
+        if (wide) {
+            const int32_t *wp = w32 + g * 4;
+            u0 = wp[0], u1 = wp[1], v0 = wp[2], v1 = wp[3];
+        } else {
+            const int8_t *wp = w8 + g * 8;
+            u0 = pack_s8(wp, 0, 2), u1 = pack_s8(wp, 1, 3), v0 = pack_s8(wp, 4, 6), v1 = pack_s8(wp, 5, 7);
+        }
+        const int32_t *xg = xp + 4 * g;
+        b00 = dot_group(b00, xg[0], xg[1], u0, u1);
+        b10 = dot_group(b10, xg[2], xg[3], u0, u1);
+        b01 = dot_group(b01, xg[0], xg[1], v0, v1);
+        b11 = dot_group(b11, xg[2], xg[3], v0, v1);
+    }
+    *wpp = wide ? (const void *)(w32 + 4 * k_groups) : (const void *)(w8 + 8 * k_groups);
+#endif
+    *a00 = b00, *a01 = b01, *a10 = b10, *a11 = b11;
+}
+
+/* Requantizes a block's four accumulators (records loaded before any int8 store, which
+ * could alias them) and stores column 1, then column 0. */
+static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant *q, int32_t a00, int32_t a01,
+                                                             int32_t a10, int32_t a11, mt_out_stage o,
+                                                             int8_t *o0, int8_t *o1, int32_t two_ch)
+{
+    const int32_t m0 = q[0].mult, l0 = q[0].lshift, r0 = q[0].rnd, s0 = q[0].rshift;
+    const int32_t m1 = q[1].mult, l1 = q[1].lshift, r1 = q[1].rnd, s1 = q[1].rshift;
+    const int32_t v10 = mt_requant_q(a10, m0, l0, r0, s0), v00 = mt_requant_q(a00, m0, l0, r0, s0);
+    if (two_ch) {
+        const int32_t v11 = mt_requant_q(a11, m1, l1, r1, s1), v01 = mt_requant_q(a01, m1, l1, r1, s1);
+        o1[0] = mt_clamp_q(v10, o);
+        o1[1] = mt_clamp_q(v11, o);
+        o0[0] = mt_clamp_q(v00, o);
+        o0[1] = mt_clamp_q(v01, o);
+    } else {
+        o1[0] = mt_clamp_q(v10, o);
+        o0[0] = mt_clamp_q(v00, o);
+    }
+}
+
+static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
+                                                          int32_t wide, const mt_fast_quant *q, int32_t n_out,
+                                                          mt_out_stage o, int8_t *out0, int8_t *out1)
+{
+    const void *wp = filter;
+    for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
+        int32_t a00 = q[0].bias, a01 = q[1].bias, a10 = a00, a11 = a01;
+        mac_pair(x, k_groups, &wp, wide, &a00, &a01, &a10, &a11);
+        store_pair(q, a00, a01, a10, a11, o, out0, out1, 1);
+    }
+    if (n_out & 1) {
+        /* the last pair's second channel is the packer's zero padding */
+        int32_t a00 = q[0].bias, a01 = 0, a10 = a00, a11 = 0;
+        mac_pair(x, k_groups, &wp, wide, &a00, &a01, &a10, &a11);
+        store_pair(q, a00, a01, a10, a11, o, out0, out1, 0);
+    }
+}
 
 void mt_mat_2col_s8(const int32_t *x, int32_t k_groups, const void *filter, int32_t wide,
                     const mt_fast_quant *q, int32_t n_out, const mt_fast_params *p, int8_t *out0,
                     int8_t *out1)
 {
-    const int32_t *w32 = (const int32_t *)filter;
-    const int8_t *w8 = (const int8_t *)filter;
     const mt_out_stage o = mt_out_stage_of(p);
-    for (int32_t c = 0; c < n_out; c += 2) {
-        const mt_fast_quant *q0 = &q[c];
-        const mt_fast_quant *q1 = c + 1 < n_out ? &q[c + 1] : q0;
-        int32_t a00 = q0->bias, a01 = q1->bias, a10 = q0->bias, a11 = q1->bias;
-        const int32_t *xp = x;
-#if MT_SIMD
-        if (wide) {
-            const int32_t *wp = w32 + (c >> 1) * k_groups * 4;
-            int32_t g = k_groups;
-            if (g & 1) {
-                int32_t x0, x1, y0, y1, u0, u1, v0, v1;
-                MT_LD2(xp, x0, x1);
-                MT_LD2(xp, y0, y1);
-                MT_LD2(wp, u0, u1);
-                MT_LD2(wp, v0, v1);
-                a00 = __smlad(x1, u1, __smlad(x0, u0, a00));
-                a10 = __smlad(y1, u1, __smlad(y0, u0, a10));
-                a01 = __smlad(x1, v1, __smlad(x0, v0, a01));
-                a11 = __smlad(y1, v1, __smlad(y0, v0, a11));
-                --g;
-            }
-            for (; g > 0; g -= 2) {
-                MT_MAT_GROUP_W16();
-                MT_MAT_GROUP_W16();
-            }
-        } else {
-            const int8_t *wp = w8 + (c >> 1) * k_groups * 8;
-            for (int32_t g = k_groups; g > 0; --g) {
-                int32_t x0, x1, y0, y1;
-                MT_LD2(xp, x0, x1);
-                MT_LD2(xp, y0, y1);
-                const int32_t wu = mt_read_s8x4(wp), wv = mt_read_s8x4(wp + 4);
-                wp += 8;
-                const int32_t u0 = __sxtb16(wu), u1 = mt_sxtb16_ror8(wu);
-                a00 = __smlad(x0, u0, a00);
-                a00 = __smlad(x1, u1, a00);
-                a10 = __smlad(y0, u0, a10);
-                a10 = __smlad(y1, u1, a10);
-                const int32_t v0 = __sxtb16(wv), v1 = mt_sxtb16_ror8(wv);
-                a01 = __smlad(x0, v0, a01);
-                a01 = __smlad(x1, v1, a01);
-                a11 = __smlad(y0, v0, a11);
-                a11 = __smlad(y1, v1, a11);
-            }
-        }
-#else
-        for (int32_t g = 0; g < k_groups; ++g) {
-            int32_t u0, u1, v0, v1;
-            if (wide) {
-                const int32_t *wp = w32 + ((c >> 1) * k_groups + g) * 4;
-                u0 = wp[0], u1 = wp[1], v0 = wp[2], v1 = wp[3];
-            } else {
-                const int8_t *wp = w8 + ((c >> 1) * k_groups + g) * 8;
-                u0 = pack_s8(wp, 0, 2), u1 = pack_s8(wp, 1, 3), v0 = pack_s8(wp, 4, 6), v1 = pack_s8(wp, 5, 7);
-            }
-            const int32_t *xg = xp + 4 * g;
-            a00 = dot_group(a00, xg[0], xg[1], u0, u1);
-            a10 = dot_group(a10, xg[2], xg[3], u0, u1);
-            a01 = dot_group(a01, xg[0], xg[1], v0, v1);
-            a11 = dot_group(a11, xg[2], xg[3], v0, v1);
-        }
-#endif
-        {
-            const int32_t m0 = q0->mult, l0 = q0->lshift, r0 = q0->rnd, s0 = q0->rshift;
-            const int32_t m1 = q1->mult, l1 = q1->lshift, r1 = q1->rnd, s1 = q1->rshift;
-            out0[c] = mt_requant_out(a00, m0, l0, r0, s0, o);
-            if (c + 1 < n_out) {
-                out0[c + 1] = mt_requant_out(a01, m1, l1, r1, s1, o);
-            }
-            if (out1 != 0) {
-                out1[c] = mt_requant_out(a10, m0, l0, r0, s0, o);
-                if (c + 1 < n_out) {
-                    out1[c + 1] = mt_requant_out(a11, m1, l1, r1, s1, o);
-                }
-            }
-        }
+    if (out1 == 0) {
+        out1 = out0; /* column 1 (whatever it holds) is stored first, then column 0 over it */
+    }
+    if (o.full) {
+        mt_out_stage f = o;
+        f.full = 1;
+        mat_run(x, k_groups, filter, wide, q, n_out, f, out0, out1);
+    } else {
+        mt_out_stage f = o;
+        f.full = 0;
+        mat_run(x, k_groups, filter, wide, q, n_out, f, out0, out1);
     }
 }

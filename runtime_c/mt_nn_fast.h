@@ -11,8 +11,9 @@
  *    the inner loops are pure int8 x int8 dot products; padding reads the input zero point,
  *    which cancels the fold exactly as TFLite's "padding contributes nothing";
  *  - per output channel an mt_fast_quant record (bias', multiplier, shifts) that makes the
- *    double-rounding requantization 5 instructions (valid for the accumulator bound the
- *    compiler checked; otherwise it keeps the portable kernel);
+ *    double-rounding requantization plus the output zero point 4-5 instructions (LSL,
+ *    SMMLAR, ADD, ASR, then SSAT; valid for the accumulator bound the compiler checked,
+ *    otherwise it keeps the portable kernel);
  *  - the filter in the order the kernel reads it, as int8 (wide = 0) or pre-widened to
  *    int16 pairs (wide = 1: twice the flash, no SXTB16 in the inner loop).
  *
@@ -46,8 +47,8 @@ typedef struct {
     int32_t bias;   /* bias + input_offset * sum(filter), wrapped to int32 */
     int32_t mult;   /* quantized multiplier (0 when the output is always 0) */
     int32_t lshift; /* TFLite left shift + 1 */
-    int32_t rnd;    /* 1 << e, e = TFLite right shift (capped at 30) */
-    int32_t rshift; /* e + 1 */
+    int32_t rnd;    /* 2^(e-1) + output_zp * 2^e, e = TFLite right shift >= 1 (add: 1 << e) */
+    int32_t rshift; /* e (add: e + 1); constant channels: mult 0, rnd 2c + 1, rshift 1 */
 } mt_fast_quant;
 
 typedef struct {

@@ -33,6 +33,13 @@ static inline int32_t mt_smmulr(int32_t a, int32_t b)
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
+/* SMMLAR: c + ((a * b + 2^31) >> 32) (no ACLE intrinsic). */
+static inline int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
 /* SSAT #8 (ACLE's __ssat trips -Wsign-conversion in GCC 12's arm_acle.h). */
 static inline int32_t mt_ssat8(int32_t x)
 {
@@ -74,6 +81,10 @@ static inline int32_t mt_sxtb16(int32_t x)
 static inline int32_t mt_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+}
+static inline int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((uint32_t)c + (uint32_t)mt_smmulr(a, b));
 }
 #define MT_LD2(p, a, b) \
     do {                \
@@ -155,6 +166,41 @@ static inline int8_t mt_requant_out(int32_t acc, int32_t mult, int32_t ls, int32
     const int32_t v = mt_smmulr((int32_t)((uint32_t)acc << ls), mult);
     const int32_t t = (int32_t)(((uint32_t)v << 1) + (uint32_t)rnd) + (v >> 31);
     return mt_out_s8(t >> rs, o);
+}
+
+/* The conv / depthwise / fully-connected requantization (records of codegen/kernels.py
+ * fast_quant): TFLite's MultiplyByQuantizedMultiplier plus the output zero point as
+ *   a = acc << lshift;  (SMMLAR(a, mult, rnd) + (a >> 31)) >> rshift
+ * with rnd = 2^(e-1) + zp * 2^e and rshift = e >= 1. SMMLAR adds rnd to SMMULR(a, mult)
+ * = SRDHM(acc << left, mult) exactly (|a| < 2^30), and (v + 2^(e-1) + zp 2^e - (a < 0)) >> e
+ * is RoundingDivideByPOT(v, e) + zp (ties away from zero: a < 0 whenever v < 0, and when
+ * v = 0 the -1 cannot cross a multiple of 2^e). Then SSAT and the activation clamp. */
+static inline int32_t mt_requant_q(int32_t acc, int32_t mult, int32_t ls, int32_t rnd, int32_t rs)
+{
+    const int32_t a = (int32_t)((uint32_t)acc << ls);
+    const int32_t u = mt_smmlar(a, mult, rnd);
+    return (int32_t)((uint32_t)u + (uint32_t)(a >> 31)) >> rs;
+}
+
+/* Clamp of a zero-point-adjusted value to int8 and the activation range. */
+static inline int8_t mt_clamp_q(int32_t v, mt_out_stage o)
+{
+#if MT_SIMD
+    v = mt_ssat8(v);
+    if (!o.full) {
+        v = v < o.lo ? o.lo : v;
+        v = v > o.hi ? o.hi : v;
+    }
+#else
+    v = v < o.lo ? o.lo : v;
+    v = v > o.hi ? o.hi : v;
+#endif
+    return (int8_t)v;
+}
+
+static inline int8_t mt_rq_out(int32_t acc, const mt_fast_quant *q, mt_out_stage o)
+{
+    return mt_clamp_q(mt_requant_q(acc, q->mult, q->lshift, q->rnd, q->rshift), o);
 }
 
 /* Widens n int8 values into the column layout of the matrix core: every 4 values

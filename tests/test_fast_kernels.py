@@ -226,8 +226,15 @@ def test_exactness_guard() -> None:
     big = np.full((1, 4096), 127, np.int8)
     assert K.fast_quant(big, np.zeros(1, np.int32), q, 1) is None
     zero = np.zeros((1, 8), np.int8)
-    rec = K.fast_quant(zero, np.array([1 << 30], np.int32), q, 1)
-    assert rec is not None and rec[0, 1] == 1 << 30
+    rec = K.fast_quant(zero, np.array([1000], np.int32), q, 1)
+    assert rec is not None and rec[0, 1] == 0 and rec[0, 4] == 1 and rec[0, 3] >> 1 == 127  # the constant 127
+    # a right shift that rounds every reachable accumulator to 0: constant zero point
+    q2 = q | {"shift": np.array([-30]), "multiplier": np.array([1 << 30]), "output_offset": -5}
+    rec = K.fast_quant(np.ones((1, 2), np.int8), np.zeros(1, np.int32), q2, 1)
+    assert rec is not None and rec[0, 1] == 0 and rec[0, 3] >> 1 == -5
+    # a positive shift (no right shift to fold the zero point into) keeps the portable kernel
+    q3 = q | {"shift": np.array([1]), "multiplier": np.array([1 << 30])}
+    assert K.fast_quant(np.ones((1, 2), np.int8), np.zeros(1, np.int32), q3, 1) is None
 
 
 def test_buffer_sizes(lib) -> None:
