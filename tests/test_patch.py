@@ -270,3 +270,14 @@ def test_qemu_two_stage_mobilenet_v2(mbv2_small, tmp_path):
     assert r["bit_exact"] and r["schedule"] == "patch"
     assert len(r["schedule_detail"]["stages"]) == 2
     assert r["kernels"]["fast"]
+
+
+def test_halo_cache_estimate(odd):
+    from compiler.schedule.halo import halo_cache_estimate
+
+    p = plan_patch(odd, valid_splits(odd)[4], (3, 3))
+    est = halo_cache_estimate(p)
+    assert est["recompute"]["macs"] == p.macs and est["recompute"]["peak"] == plan_peak(p)
+    assert est["2d"]["macs"] == graph_macs(odd) <= est["columns"]["macs"] <= p.macs
+    assert est["2d"]["cache_bytes"] >= est["columns"]["cache_bytes"] > 0
+    assert est["columns"]["peak"] >= plan_peak(p)
