@@ -31,6 +31,7 @@ from compiler.errors import BoardFitError, BudgetError, MicrotileError, ModelErr
 from compiler.firmware import build_project, find_toolchain, model_memory
 from compiler.ir import Graph
 from compiler.passes.io_quant import strip_io_quant
+from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.plan import Plan
 from compiler.schedule.select import choose_plan, plan_peak
 
@@ -122,6 +123,7 @@ def _weights_bytes(graph: Graph) -> int:
 
 def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _quiet) -> CompileResult:
     board = load_board(opts.board)
+    graph = split_fused_qkv(graph)  # fused qkv projections -> q, k, v (exact; the token planner's pattern)
     budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
     if budget <= 0:
         raise MicrotileError(f"SRAM budget must be positive, got {budget}")

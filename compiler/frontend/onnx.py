@@ -72,6 +72,7 @@ SUPPORTED = (
     "Sigmoid",
     "Slice",
     "Softmax",
+    "Split",
     "Squeeze",
     "Sub",
     "Transpose",
@@ -810,9 +811,26 @@ class _Importer:
         if c is not None and c > 0 and sm is not None and sm.op_type == "Softmax" and not self.qdq:
             x = a if a in self.vals else b
             self.vals[node.output[0]] = self.vals[x]
-            self.softmax_beta[node.output[0]] = c
+            self.softmax_beta[node.output[0]] = c * self.softmax_beta.get(x, 1.0)
+            return
+        mm = self._scores_matmul(node.output[0]) if c is not None and c > 0 and not self.qdq else None
+        if mm is not None:  # timm's `q = q * scale` before q @ k^T -> softmax: beta (exact in float)
+            self.vals[node.output[0]] = self.vals[a if a in self.vals else b]
+            self.softmax_beta[mm.output[0]] = c * self.softmax_beta.get(mm.output[0], 1.0)
             return
         self._binary(node, "mul", a, b)
+
+    def _scores_matmul(self, name: str) -> Any | None:
+        """The MatMul that `name` reaches through single-consumer views, when a Softmax is all
+        that reads the MatMul's output (a scale there is a scale of the softmax input)."""
+        op = self.sole_consumer(name)
+        while op is not None and op.op_type in ("Transpose", "Reshape", "Squeeze", "Unsqueeze") and op.input[0] == name:
+            name = op.output[0]
+            op = self.sole_consumer(name)
+        if op is None or op.op_type != "MatMul":
+            return None
+        sm = self.sole_consumer(op.output[0])
+        return op if sm is not None and sm.op_type == "Softmax" else None
 
     def _op_Div(self, node: Any) -> None:
         a, b = node.input
@@ -1204,6 +1222,34 @@ class _Importer:
         if 0 in st and (st[0], en[0]) != (0, 1):
             raise self.err("slicing the batch axis is not supported")
         self.vals[node.output[0]] = self._slice(node, v, st, en, node.output[0])
+
+    def _op_Split(self, node: Any) -> None:
+        """Split (e.g. the q/k/v of a fused qkv Linear after `unbind`): one slice per output."""
+        a = self.attrs(node)
+        v = self.val(node.input[0])
+        src = self.shape(v)
+        axis = int(a.get("axis", 0)) % len(src)
+        if len(node.input) > 1 and node.input[1]:
+            sizes = [int(x) for x in self.const(node.input[1], "split").reshape(-1)]
+        elif "split" in a:
+            sizes = [int(x) for x in a["split"]]
+        else:
+            n = int(a.get("num_outputs", len(node.output)))
+            step = -(-src[axis] // n)
+            sizes = [min(step, src[axis] - k * step) for k in range(n)]
+        if len(sizes) != len(node.output) or sum(sizes) != src[axis] or min(sizes) <= 0:
+            raise self.err(f"split sizes {sizes} do not cover axis {axis} of shape {list(src)}")
+        if axis == 0 and src[0] == sum(sizes) and src[0] > 1 and self._is_batch(v):
+            raise self.err("splitting the batch axis is not supported")
+        off = 0
+        for out, size in zip(node.output, sizes, strict=True):
+            if out:
+                self.vals[out] = self._slice(node, v, {axis: off}, {axis: off + size}, out)
+            off += size
+
+    def _is_batch(self, v: _Val) -> bool:
+        """ONNX axis 0 of `v` is the model's batch axis (IR axis 0), not a moved axis."""
+        return v.perm[0] == 0
 
     def _op_Gather(self, node: Any) -> None:
         a = self._check_attrs(node, {"axis": None})

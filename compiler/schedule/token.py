@@ -20,6 +20,10 @@ it does not recognize runs layer by layer (so any graph still gets a plan):
   **token-wise MLP**: the hidden [group, ratio*D] exists for `group` tokens at a time, and the
   result overwrites those tokens of X.
 
+A fused qkv projection (timm / `nn.MultiheadAttention` style: one Linear of 3*D outputs, reshaped
+and split into q, k, v) is first split into three projections by the exact rewrite
+`compiler.passes.split_qkv.split_fused_qkv`, so it matches the attention pattern too.
+
 Overwriting X is only done when nothing after the stage reads the stage's input; otherwise the
 stage writes a separate output buffer (same loops). Every stage computes exactly the bytes the
 layer-by-layer graph computes (`execute` checks it in Python, the emulator tests in QEMU).
@@ -41,6 +45,7 @@ import numpy as np
 
 from compiler.errors import ModelError
 from compiler.ir import VIEW_OPS, Graph, Op, op_macs
+from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.layer import ScratchFn, lower_bound, place
 from compiler.schedule.plan import Buffer, Plan, Step, align
 
@@ -406,8 +411,10 @@ def plan_token(
     scratch: ScratchFn | None = None,
 ) -> Plan:
     """The token plan of `graph` with the given knobs (see the module docstring). `scratch`:
-    per-op kernel scratch bytes (codegen/kernels.py); a stage reserves the largest of its ops'."""
+    per-op kernel scratch bytes (codegen/kernels.py); a stage reserves the largest of its ops'.
+    A fused qkv projection is split first (`split_fused_qkv`); the plan's graph is then the split one."""
     if units is None:
+        graph = split_fused_qkv(graph)
         units = match_units(graph)
     if not units:
         raise ModelError(f"{graph.name}: no transformer pattern found for the token planner")
@@ -553,6 +560,7 @@ def _buffers(
 
 def candidates(graph: Graph, io: str = "arena", scratch: ScratchFn | None = None) -> list[Plan]:
     """Token plans on the Pareto front of (cost, peak) over the knob grid; [] without a match."""
+    graph = split_fused_qkv(graph)
     units = match_units(graph)
     if not any(u.kind in ("attention", "mlp") for u in units):
         return []
