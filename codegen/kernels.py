@@ -147,6 +147,25 @@ def pack_fc(w: np.ndarray, wide: bool) -> np.ndarray:
     return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
 
 
+def dw3x3_scratch(out_w: int, stride_w: int) -> int:
+    """mt_depthwise_conv_3x3_s8_dsp_get_buffer_size."""
+    n = out_w + 3 if stride_w == 1 else 2 * out_w + 2
+    return 4 * (out_w + 2) + 2 * 13 * ((n + 1) & ~1)
+
+
+def pack_dw3x3(w: np.ndarray) -> np.ndarray:
+    """1x3x3xC depthwise filter -> per channel 5 int32 words of doubled weights:
+    (w00 | w01 << 16), (w10 | w11 << 16), (w20 | w21 << 16), (w02 | w12 << 16), w22."""
+    k = 2 * w.reshape(3, 3, -1).astype(np.int64)
+    lo = lambda v: v & 0xFFFF  # noqa: E731
+    words = np.stack(
+        [lo(k[0, 0]) | lo(k[0, 1]) << 16, lo(k[1, 0]) | lo(k[1, 1]) << 16, lo(k[2, 0]) | lo(k[2, 1]) << 16,
+         lo(k[0, 2]) | lo(k[1, 2]) << 16, k[2, 2]],
+        axis=1,
+    )  # fmt: skip
+    return ((words + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32).reshape(-1)
+
+
 def pack_dw(w: np.ndarray, wide: bool) -> np.ndarray:
     """1HWC depthwise filter -> channels in fours; per four, per tap, the four weights."""
     _, kh, kw, c = w.shape
@@ -195,6 +214,10 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
             return None
         if fast_quant(w.reshape(kh * kw, c).T, b, q, c) is None:
             return None
+        sw = int(op.attrs["stride"][1])
+        if (kh, kw) == (3, 3) and tuple(op.attrs["dilation"]) == (1, 1) and sw in (1, 2):
+            scratch = dw3x3_scratch(int(y.shape[2]), sw)
+            return KernelChoice("mt_depthwise_conv_3x3_s8_dsp", "depthwise_conv2d_dsp", scratch, False, 0, {"dw3x3": 1})
         return KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
     o, n_in = w.shape
     if fast_quant(w, b, q, o) is None:
@@ -271,6 +294,8 @@ def select_kernels(
         c = _choose(graph, op)
         if c is not None:
             c.filter_bytes = packed_bytes(graph, op, False)
+            if c.extra.get("dw3x3"):  # its own int16 form, not subject to widening
+                c.filter_bytes = 4 * pack_dw3x3(_conv_parts(graph, op)[0]).size
             choices[op.name] = c
     if opts.widen:
         base = sum(t.nbytes for t in graph.constants())
@@ -279,7 +304,7 @@ def select_kernels(
         order = sorted(choices, key=lambda n: -op_macs(graph, ops[n]) / max(choices[n].filter_bytes, 1))
         for name in order:
             c = choices[name]
-            if 0 < c.filter_bytes <= room:
+            if 0 < c.filter_bytes <= room and not c.extra.get("dw3x3"):
                 room -= c.filter_bytes
                 c.wide = True
                 c.filter_bytes *= 2
@@ -307,13 +332,14 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
     elif op.kind == "depthwise_conv2d":
         n_out = w.shape[3]
         fq = fast_quant(w.reshape(-1, n_out).T, b, q, n_out)
-        packed = pack_dw(w, choice.wide)
+        packed = pack_dw3x3(w) if choice.extra.get("dw3x3") else pack_dw(w, choice.wide)
     else:
         n_out = w.shape[0]
         fq = fast_quant(w, b, q, n_out)
         packed = pack_fc(w, choice.wide)
     assert fq is not None
-    return {"q": q, "fq": fq, "packed": packed, "ctype": "int32_t" if choice.wide else "int8_t"}
+    ctype = "int32_t" if choice.wide or packed.dtype == np.int32 else "int8_t"
+    return {"q": q, "fq": fq, "packed": packed, "ctype": ctype}
 
 
 def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:

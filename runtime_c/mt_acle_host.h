@@ -50,6 +50,16 @@ static inline int32_t __smlatt(int32_t a, int32_t b, int32_t c)
     return (int32_t)((uint32_t)(mt_h_hi16(a) * mt_h_hi16(b)) + (uint32_t)c);
 }
 
+static inline int32_t __smlabt(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((uint32_t)(mt_h_lo16(a) * mt_h_hi16(b)) + (uint32_t)c);
+}
+
+static inline int32_t __smlatb(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((uint32_t)(mt_h_hi16(a) * mt_h_lo16(b)) + (uint32_t)c);
+}
+
 /* SSAT #n: saturate to the signed n-bit range. */
 static inline int32_t mt_h_ssat(int32_t x, int32_t n)
 {

@@ -13,26 +13,58 @@ int32_t mt_conv_s8_dsp_get_buffer_size(const mt_dims *fd)
     return fd == 0 ? 0 : 20 * ((fd->h * fd->w * fd->c + 3) / 4);
 }
 
+/* n bytes from src to dst, a word at a time (unaligned LDR/STR on Armv7E-M). */
+static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const int32_t v = mt_read_s8x4(src + i);
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+static inline void fill_s8(int8_t *dst, int8_t v, int32_t n)
+{
+    for (int32_t i = 0; i < n; ++i) {
+        dst[i] = v;
+    }
+}
+
+/* The receptive field of output pixel (oy, ox), widened into column `col` of the pair.
+ * Where in_ch is a multiple of 4 each input run is widened in place; otherwise the field is
+ * first gathered as int8 (whole kernel rows at once when they lie inside the input and the
+ * pixels are packed), then widened in one pass. */
 static void im2col(const mt_fast_params *p, const int8_t *in, const mt_view *in_v, const mt_dims *fd, int32_t oy,
                    int32_t ox, int32_t *cols, int32_t col, int8_t *gather)
 {
-    const int32_t ic = fd->c;
+    const int32_t ic = fd->c, kw = fd->w, dw = p->dilation_w, cs = in_v->col_stride;
     const int32_t iy0 = oy * p->stride_h - p->pad.top, ix0 = ox * p->stride_w - p->pad.left;
+    const int32_t row_run = dw == 1 && cs == ic; /* a kernel row is kw * ic contiguous bytes */
+    const int32_t x_inside = ix0 >= 0 && ix0 + (kw - 1) * dw < in_v->w;
     int32_t *dst = cols + 2 * col;
     if ((ic & 3) == 0) {
         const int32_t z = mt_splat_s8x4(p->input_zp);
         const int32_t zlo = mt_sxtb16(z), zhi = mt_sxtb16_ror8(z);
         for (int32_t ky = 0; ky < fd->h; ++ky) {
             const int32_t iy = iy0 + ky * p->dilation_h;
-            for (int32_t kx = 0; kx < fd->w; ++kx) {
-                const int32_t ix = ix0 + kx * p->dilation_w;
+            const int8_t *row = in + iy * in_v->row_stride;
+            if (iy >= 0 && iy < in_v->h && x_inside && row_run) {
+                mt_widen_s8(row + ix0 * cs, kw * ic, dst, 4);
+                dst += kw * ic;
+                continue;
+            }
+            for (int32_t kx = 0; kx < kw; ++kx) {
+                const int32_t ix = ix0 + kx * dw;
                 if (iy < 0 || iy >= in_v->h || ix < 0 || ix >= in_v->w) {
                     for (int32_t g = 0; g < ic; g += 4, dst += 4) {
                         dst[0] = zlo;
                         dst[1] = zhi;
                     }
                 } else {
-                    mt_widen_s8(in + iy * in_v->row_stride + ix * in_v->col_stride, ic, dst, 4);
+                    mt_widen_s8(row + ix * cs, ic, dst, 4);
                     dst += ic;
                 }
             }
@@ -41,23 +73,27 @@ static void im2col(const mt_fast_params *p, const int8_t *in, const mt_view *in_
     }
     int8_t *g8 = gather;
     const int8_t zp = (int8_t)p->input_zp;
-    for (int32_t ky = 0; ky < fd->h; ++ky) {
+    for (int32_t ky = 0; ky < fd->h; ++ky, g8 += kw * ic) {
         const int32_t iy = iy0 + ky * p->dilation_h;
-        for (int32_t kx = 0; kx < fd->w; ++kx) {
-            const int32_t ix = ix0 + kx * p->dilation_w;
-            if (iy < 0 || iy >= in_v->h || ix < 0 || ix >= in_v->w) {
-                for (int32_t c = 0; c < ic; ++c) {
-                    *g8++ = zp;
-                }
+        if (iy < 0 || iy >= in_v->h) {
+            fill_s8(g8, zp, kw * ic);
+            continue;
+        }
+        const int8_t *row = in + iy * in_v->row_stride;
+        if (x_inside && row_run) {
+            copy_s8(g8, row + ix0 * cs, kw * ic);
+            continue;
+        }
+        for (int32_t kx = 0; kx < kw; ++kx) {
+            const int32_t ix = ix0 + kx * dw;
+            if (ix < 0 || ix >= in_v->w) {
+                fill_s8(g8 + kx * ic, zp, ic);
             } else {
-                const int8_t *s = in + iy * in_v->row_stride + ix * in_v->col_stride;
-                for (int32_t c = 0; c < ic; ++c) {
-                    *g8++ = s[c];
-                }
+                copy_s8(g8 + kx * ic, row + ix * cs, ic);
             }
         }
     }
-    mt_widen_s8(gather, fd->h * fd->w * ic, dst, 4);
+    mt_widen_s8(gather, fd->h * kw * ic, dst, 4);
 }
 
 mt_status mt_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,

@@ -83,6 +83,17 @@ mt_status mt_depthwise_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant 
                                    const mt_view *out_v, void *scratch);
 int32_t mt_depthwise_conv_s8_dsp_get_buffer_size(const mt_dims *fd);
 
+/* Depthwise 3x3, depth multiplier 1, dilation 1, stride_w 1 or 2 (any stride_h, padding,
+ * views; out of place): channel-planar int16 rows and row-sliding SMLAD with the weights in
+ * registers (mt_depthwise_conv_3x3_s8_dsp.c). Filter: per channel 5 int32 words of doubled
+ * weights (w00 | w01 << 16), (w10 | w11 << 16), (w20 | w21 << 16), (w02 | w12 << 16), w22;
+ * records as above (live channels have lshift 1, which the doubling applies).
+ * Scratch: mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(out_w, stride_w) bytes. */
+mt_status mt_depthwise_conv_3x3_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                       const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                                       const mt_view *out_v, void *scratch);
+int32_t mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(int32_t out_w, int32_t stride_w);
+
 /* Fully connected, symmetric weights (filter zero point 0), q per output row (per-tensor
  * layers repeat the record). Four rows per step. Scratch: one widened input row. */
 mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,

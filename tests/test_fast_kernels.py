@@ -21,7 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_kernels import CC, RUNTIME, Dims, View, Window, act_tensor, conv_case, one_op, ptr, rand_i8, seeds
+from test_kernels import (
+    CC,
+    RUNTIME,
+    Dims,
+    View,
+    Window,
+    act_tensor,
+    conv_case,
+    one_op,
+    out_size,
+    ptr,
+    rand_act,
+    rand_i8,
+    seeds,
+)
 
 from codegen import kernels as K
 from compiler.ir import QParams, Tensor
@@ -86,9 +100,11 @@ def fparams(q: dict, stride, dil, pads, wide: bool) -> FastParams:
     )
 
 
-def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None) -> int:
+def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None, generic=False) -> int:
     c = K._choose(g, op)
     assert c is not None, "the predicate table should accept this case"
+    if generic and c.extra.get("dw3x3"):  # the any-shape depthwise kernel instead
+        c = K.KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
     c.wide = wide
     fp = K.fast_params(g, op, c)
     packed = np.ascontiguousarray(fp["packed"])
@@ -113,12 +129,12 @@ def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=N
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
-@pytest.mark.parametrize("kind", ["conv2d", "conv1x1", "depthwise_conv2d"])
+@pytest.mark.parametrize("kind", ["conv2d", "conv1x1", "depthwise_conv2d", "depthwise_generic"])
 @pytest.mark.parametrize("seed", seeds("fastconv", N))
 def test_conv(lib, seed: int, kind: str, wide: bool) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(50):
-        g, x = conv_case(rng, kind == "depthwise_conv2d")
+        g, x = conv_case(rng, kind.startswith("depthwise"))
         op = g.ops[0]
         w = g.t(op.inputs[1]).data
         if kind == "conv1x1" and (w.shape[1], w.shape[2]) != (1, 1):
@@ -131,18 +147,56 @@ def test_conv(lib, seed: int, kind: str, wide: bool) -> None:
     _, h, w_, c = x.shape
     xw = Window(rng, h, w_, c, x)
     yw = Window(rng, *ref.shape[1:])
-    assert run_fast(lib, g, op, xw, yw, wide) == 0
+    assert run_fast(lib, g, op, xw, yw, wide, generic=kind == "depthwise_generic") == 0
     yw.check(ref[0])
     xw.check(x[0])
 
 
-@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d"])
+def dw3x3_case(rng: np.random.Generator):
+    """A 3x3 depthwise layer of the shapes mt_depthwise_conv_3x3_s8_dsp takes: stride 1 or 2,
+    odd and even widths, any padding, channel counts with and without a partial group of 4."""
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    pads = tuple(int(v) for v in rng.integers(0, 3, size=4))
+    h, w = int(rng.integers(max(1, 3 - pads[0] - pads[1]), 11)), int(rng.integers(max(1, 3 - pads[2] - pads[3]), 14))
+    c = int(rng.choice([1, 3, 4, 5, 8, 12, 13]))
+    oh, ow = out_size(h, 3, sh, 1, pads[0], pads[1]), out_size(w, 3, sw, 1, pads[2], pads[3])
+    in_s, in_zp = float(rng.uniform(0.02, 0.1)), int(rng.integers(-128, 60))
+    w_s = rng.uniform(0.001, 0.02, size=c).astype(np.float32)
+    out_s = float(in_s * np.median(w_s) * 3 * 4900 / 40 * rng.uniform(0.5, 2.0))
+    act = rand_act(rng)
+    out_zp = -128 if act in ("relu", "relu6") and rng.random() < 0.5 else int(rng.integers(-30, 30))
+    wq = QParams(w_s, np.zeros(c, dtype=np.int64), axis=3)
+    weights = Tensor("w", (1, 3, 3, c), "int8", wq, rand_i8(rng, (1, 3, 3, c)))
+    weights.data[..., 0] = 0 if rng.random() < 0.3 else weights.data[..., 0]  # a constant channel
+    bias = Tensor("b", (c,), "int32", None, rng.integers(-20000, 20000, size=c).astype(np.int32))
+    attrs = {"stride": (sh, sw), "dilation": (1, 1), "pads": pads, "activation": act, "depth_multiplier": 1}
+    y = act_tensor("y", (1, oh, ow, c), out_s, out_zp)
+    g = one_op("depthwise_conv2d", [act_tensor("x", (1, h, w, c), in_s, in_zp)], y, attrs, [weights, bias])
+    return g, rand_i8(rng, (1, h, w, c))
+
+
+@pytest.mark.parametrize("seed", seeds("fastdw3x3", 2 * N))
+def test_dw3x3(lib, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    g, x = dw3x3_case(rng)
+    op = g.ops[0]
+    c = K._choose(g, op)
+    assert c is not None and c.name == "mt_depthwise_conv_3x3_s8_dsp"
+    (ref,) = run(g, [x])
+    xw = Window(rng, *x.shape[1:], x)
+    yw = Window(rng, *ref.shape[1:])
+    assert run_fast(lib, g, op, xw, yw, False) == 0
+    yw.check(ref[0])
+    xw.check(x[0])
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "dw3x3"])
 @pytest.mark.parametrize("seed", seeds("fastpatch", max(2, N // 3)))
 def test_patches(lib, seed: int, kind: str) -> None:
     """Output bands from clipped input windows with per-edge padding (the patch contract)."""
     rng = np.random.default_rng(seed)
     for _ in range(50):
-        g, x = conv_case(rng, kind == "depthwise_conv2d")
+        g, x = conv_case(rng, kind == "depthwise_conv2d") if kind != "dw3x3" else dw3x3_case(rng)
         if K._choose(g, g.ops[0]) is not None:
             break
     op = g.ops[0]
@@ -246,6 +300,8 @@ def test_buffer_sizes(lib) -> None:
             assert lib.mt_conv_1x1_s8_dsp_get_buffer_size(C.byref(fd)) == 16 * k
         assert lib.mt_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 20 * k
         assert lib.mt_depthwise_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 0
+    for ow, sw in ((1, 1), (5, 1), (48, 1), (24, 2), (3, 2)):
+        assert lib.mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(ow, sw) == K.dw3x3_scratch(ow, sw)
     assert lib.mt_fully_connected_s8_dsp_get_buffer_size(640) == 8 * 160
 
 

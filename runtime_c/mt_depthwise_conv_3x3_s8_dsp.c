@@ -1,0 +1,277 @@
+/* mt_depthwise_conv_3x3_s8_dsp: 3x3 depthwise convolution (depth multiplier 1, dilation 1,
+ * stride 1 or 2) as row-sliding 1-D convolutions over channel-planar int16 rows.
+ *
+ * Four channels at a time, each input row the output rows need is transposed once into
+ * four planar int16 rows (LDR + SXTB16 + PKHBT/PKHTB: 14 instructions per 2 pixels x 4
+ * channels), the padding columns and rows reading the input zero point (which the bias
+ * fold of mt_nn_fast.h cancels). A ring of 3 row slots per channel holds the rows of the
+ * current output row. Then per channel and output row, with the 3 x 3 weights in
+ * registers, neighbouring taps meet in SMLAD: for two outputs x, x+1 of stride 1 each
+ * filter row costs LDRD (x, x+1 | x+2, x+3) + LDR (x+1, x+2) + SMLAD + SMLAxB twice = 6
+ * instructions for 6 MACs; stride 2: LDRD + SMLAD + SMLAxB per output and filter row.
+ * The accumulators of the row go to scratch, then one pass requantizes them (the weights
+ * and biases are doubled offline, so the record's left shift of 1 is already applied).
+ *
+ * Filter (codegen/kernels.py pack_dw3x3): per channel 5 int32 words, weights doubled:
+ *   (w00 | w01 << 16), (w10 | w11 << 16), (w20 | w21 << 16), (w02 | w12 << 16), w22.
+ * Scratch: mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(out_w, stride_w) bytes, 4-aligned.
+ */
+#include "mt_simd.h"
+
+/* Planar row length (int16 entries): every position the row pairs read, even. */
+static int32_t row_len(int32_t out_w, int32_t stride_w)
+{
+    const int32_t n = stride_w == 1 ? out_w + 3 : 2 * out_w + 2;
+    return (n + 1) & ~1;
+}
+
+int32_t mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(int32_t out_w, int32_t stride_w)
+{
+    if (out_w < 1 || stride_w < 1 || stride_w > 2) {
+        return 0;
+    }
+    /* accumulators (out_w + 1 rounded up) + 4 channels x 3 slots + one zero-point row */
+    return 4 * (out_w + 2) + 2 * 13 * row_len(out_w, stride_w);
+}
+
+#if MT_SIMD
+#define dw_smlad __smlad
+#define dw_smlabb __smlabb
+#define dw_smlabt __smlabt
+#define dw_smlatb __smlatb
+#define dw_smlatt __smlatt
+#else
+static inline int32_t dw_lo(int32_t x)
+{
+    return (int32_t)(int16_t)(uint16_t)((uint32_t)x & 0xFFFFu);
+}
+static inline int32_t dw_hi(int32_t x)
+{
+    return (int32_t)(int16_t)(uint16_t)((uint32_t)x >> 16);
+}
+static inline int32_t dw_smlad(int32_t a, int32_t b, int32_t c)
+{
+    return mt_add_wrap(c, dw_lo(a) * dw_lo(b) + dw_hi(a) * dw_hi(b));
+}
+static inline int32_t dw_smlabb(int32_t a, int32_t b, int32_t c)
+{
+    return mt_add_wrap(c, dw_lo(a) * dw_lo(b));
+}
+static inline int32_t dw_smlabt(int32_t a, int32_t b, int32_t c)
+{
+    return mt_add_wrap(c, dw_lo(a) * dw_hi(b));
+}
+static inline int32_t dw_smlatb(int32_t a, int32_t b, int32_t c)
+{
+    return mt_add_wrap(c, dw_hi(a) * dw_lo(b));
+}
+static inline int32_t dw_smlatt(int32_t a, int32_t b, int32_t c)
+{
+    return mt_add_wrap(c, dw_hi(a) * dw_hi(b));
+}
+#endif
+
+#if defined(__ARM_FEATURE_DSP)
+/* (a.lo | b.lo << 16) and (a.hi | b.hi << 16) (no ACLE intrinsic in GCC 12). */
+static inline int32_t dw_pack_lo(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline int32_t dw_pack_hi(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+/* a = p[0], b = p[1] (words), p += 2 int16 entries. */
+#define DW_LDAB(p, a, b) \
+    __asm__("ldrd %0, %1, [%2], #4" : "=r"(a), "=r"(b), "+r"(p) : "m"(*(const int32_t(*)[2])(const void *)(p)))
+#else
+static inline int32_t dw_pack_lo(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
+}
+static inline int32_t dw_pack_hi(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a >> 16) | ((uint32_t)b & 0xFFFF0000u));
+}
+#define DW_LDAB(p, a, b)              \
+    do {                              \
+        memcpy(&(a), (p), 4);         \
+        memcpy(&(b), (p) + 2, 4);     \
+        (p) += 2;                     \
+    } while (0)
+#endif
+
+static inline int32_t dw_rd32(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void dw_wr32(int16_t *p, int32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+/* Input row iy, channels c0 .. c0 + n - 1, into the planar rows dst[c] (positions pad_l ..);
+ * only positions < len are written (the others are never read). */
+static void load_row(const int8_t *src, int32_t in_w, int32_t cs, int32_t n, int16_t *const dst[4], int32_t pad_l,
+                     int32_t len)
+{
+    int32_t w = len - pad_l < in_w ? len - pad_l : in_w;
+    if (w <= 0) {
+        return;
+    }
+    if (n == 4) {
+        int16_t *d0 = dst[0] + pad_l, *d1 = dst[1] + pad_l, *d2 = dst[2] + pad_l, *d3 = dst[3] + pad_l;
+        int32_t x = 0;
+        for (; x + 2 <= w; x += 2, src += 2 * cs) {
+            const int32_t v0 = mt_read_s8x4(src), v1 = mt_read_s8x4(src + cs);
+            const int32_t a0 = mt_sxtb16(v0), b0 = mt_sxtb16_ror8(v0);
+            const int32_t a1 = mt_sxtb16(v1), b1 = mt_sxtb16_ror8(v1);
+            dw_wr32(d0 + x, dw_pack_lo(a0, a1));
+            dw_wr32(d2 + x, dw_pack_hi(a0, a1));
+            dw_wr32(d1 + x, dw_pack_lo(b0, b1));
+            dw_wr32(d3 + x, dw_pack_hi(b0, b1));
+        }
+        if (x < w) {
+            d0[x] = src[0], d1[x] = src[1], d2[x] = src[2], d3[x] = src[3];
+        }
+        return;
+    }
+    for (int32_t c = 0; c < n; ++c) {
+        int16_t *d = dst[c] + pad_l;
+        const int8_t *s = src + c;
+        for (int32_t x = 0; x < w; ++x, s += cs) {
+            d[x] = *s;
+        }
+    }
+}
+
+/* One channel, one output row: the accumulators of out_w outputs into acc[]. */
+static void mac_row(const int16_t *r0, const int16_t *r1, const int16_t *r2, const int32_t *w, int32_t bias,
+                    int32_t out_w, int32_t stride_w, int32_t *acc)
+{
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+    if (stride_w == 1) {
+        for (int32_t x = 0; x < out_w; x += 2, acc += 2) {
+            int32_t a, b, m;
+            int32_t s0 = bias, s1 = bias;
+            DW_LDAB(r0, a, b);
+            m = dw_rd32(r0 - 1);
+            s0 = dw_smlad(a, w0, s0);
+            s1 = dw_smlad(m, w0, s1);
+            s0 = dw_smlabb(b, w3, s0);
+            s1 = dw_smlatb(b, w3, s1);
+            DW_LDAB(r1, a, b);
+            m = dw_rd32(r1 - 1);
+            s0 = dw_smlad(a, w1, s0);
+            s1 = dw_smlad(m, w1, s1);
+            s0 = dw_smlabt(b, w3, s0);
+            s1 = dw_smlatt(b, w3, s1);
+            DW_LDAB(r2, a, b);
+            m = dw_rd32(r2 - 1);
+            s0 = dw_smlad(a, w2, s0);
+            s1 = dw_smlad(m, w2, s1);
+            s0 = dw_smlabb(b, w4, s0);
+            s1 = dw_smlatb(b, w4, s1);
+            acc[0] = s0;
+            acc[1] = s1;
+        }
+        return;
+    }
+    for (int32_t x = 0; x < out_w; ++x, ++acc) {
+        int32_t a, b;
+        int32_t s = bias;
+        DW_LDAB(r0, a, b);
+        s = dw_smlad(a, w0, s);
+        s = dw_smlabb(b, w3, s);
+        DW_LDAB(r1, a, b);
+        s = dw_smlad(a, w1, s);
+        s = dw_smlabt(b, w3, s);
+        DW_LDAB(r2, a, b);
+        s = dw_smlad(a, w2, s);
+        s = dw_smlabb(b, w4, s);
+        *acc = s;
+    }
+}
+
+static void requant_row(const int32_t *acc, int32_t n, const mt_fast_quant *q, mt_out_stage o, int8_t *out,
+                        int32_t cs)
+{
+    const int32_t m = q->mult, r = q->rnd, s = q->rshift;
+    if (o.full) {
+        for (int32_t x = 0; x < n; ++x, out += cs) {
+            *out = mt_clamp_q(mt_requant_q(acc[x], m, 0, r, s), (mt_out_stage){0, -128, 127, 1});
+        }
+    } else {
+        for (int32_t x = 0; x < n; ++x, out += cs) {
+            *out = mt_clamp_q(mt_requant_q(acc[x], m, 0, r, s), o);
+        }
+    }
+}
+
+mt_status mt_depthwise_conv_3x3_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                       const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                                       const mt_view *out_v, void *scratch)
+{
+    if (p == 0 || q == 0 || in == 0 || in_v == 0 || filter == 0 || fd == 0 || out == 0 || out_v == 0 ||
+        scratch == 0 || fd->n != 1 || fd->h != 3 || fd->w != 3 || fd->c != in_v->c || fd->c != out_v->c ||
+        p->stride_h < 1 || p->stride_w < 1 || p->stride_w > 2 || p->dilation_h != 1 || p->dilation_w != 1 ||
+        (const void *)in == (const void *)out) {
+        return MT_ERR_ARG;
+    }
+    const int32_t out_w = out_v->w, sw = p->stride_w, sh = p->stride_h;
+    if (out_w < 1 || out_v->h < 1) {
+        return MT_OK;
+    }
+    const int32_t len = row_len(out_w, sw), pad_l = p->pad.left;
+    int32_t *acc = (int32_t *)scratch;
+    int16_t *rows = (int16_t *)(void *)(acc + out_w + 2);
+    int16_t *zrow = rows + 12 * len;
+    const int16_t zp = (int16_t)p->input_zp;
+    for (int32_t j = 0; j < 13 * len; ++j) {
+        rows[j] = zp; /* padding columns stay at the zero point; zrow is all of it */
+    }
+    const mt_out_stage o = mt_out_stage_of(p);
+    const int32_t *wf = (const int32_t *)filter;
+    for (int32_t c0 = 0; c0 < fd->c; c0 += 4) {
+        const int32_t n = fd->c - c0 < 4 ? fd->c - c0 : 4;
+        int32_t slot_iy[3] = {-1, -1, -1};
+        for (int32_t oy = 0; oy < out_v->h; ++oy) {
+            const int32_t iy0 = oy * sh - p->pad.top;
+            const int16_t *rp[3][4];
+            for (int32_t k = 0; k < 3; ++k) {
+                const int32_t iy = iy0 + k;
+                if (iy < 0 || iy >= in_v->h) {
+                    for (int32_t c = 0; c < 4; ++c) {
+                        rp[k][c] = zrow;
+                    }
+                    continue;
+                }
+                const int32_t slot = iy % 3;
+                int16_t *const dst[4] = {rows + (slot * 4) * len, rows + (slot * 4 + 1) * len,
+                                         rows + (slot * 4 + 2) * len, rows + (slot * 4 + 3) * len};
+                if (slot_iy[slot] != iy) {
+                    load_row(in + iy * in_v->row_stride + c0, in_v->w, in_v->col_stride, n, dst, pad_l, len);
+                    slot_iy[slot] = iy;
+                }
+                for (int32_t c = 0; c < 4; ++c) {
+                    rp[k][c] = dst[c];
+                }
+            }
+            int8_t *orow = out + oy * out_v->row_stride + c0;
+            for (int32_t c = 0; c < n; ++c) {
+                const mt_fast_quant *qc = q + c0 + c;
+                mac_row(rp[0][c], rp[1][c], rp[2][c], wf + 5 * (c0 + c), (int32_t)((uint32_t)qc->bias << 1), out_w,
+                        sw, acc);
+                requant_row(acc, out_w, qc, o, orow + c, out_v->col_stride);
+            }
+        }
+    }
+    return MT_OK;
+}
