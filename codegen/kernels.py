@@ -136,9 +136,11 @@ def _interleave(groups: np.ndarray, n: int) -> np.ndarray:
 
 
 def pack_conv(w: np.ndarray, wide: bool) -> np.ndarray:
-    """OHWI conv filter -> channel pairs interleaved per group (int32 words or int8)."""
+    """OHWI conv filter -> channel pairs interleaved per group (int8, or int16 words of the
+    doubled weights: the matrix core then skips the requantization's left shift of 1, and
+    fast_params doubles the records' bias to match)."""
     blocks = _interleave(_rows_to_groups(w.reshape(w.shape[0], -1), 2), 2)
-    return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
+    return _widen_groups(2 * blocks.astype(np.int64)).reshape(-1) if wide else blocks.reshape(-1)
 
 
 def pack_fc(w: np.ndarray, wide: bool) -> np.ndarray:
@@ -329,6 +331,8 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
         n_out = w.shape[0]
         fq = fast_quant(w.reshape(n_out, -1), b, q, n_out)
         packed = pack_conv(w, choice.wide)
+        if fq is not None and choice.wide:  # doubled filter: doubled bias (wraps like the sums)
+            fq[:, 0] = Q.wrap32(2 * fq[:, 0].astype(np.int64))
     elif op.kind == "depthwise_conv2d":
         n_out = w.shape[3]
         fq = fast_quant(w.reshape(-1, n_out).T, b, q, n_out)

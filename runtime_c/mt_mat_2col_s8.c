@@ -53,43 +53,50 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 #endif
 
 #if defined(__ARM_FEATURE_DSP)
-/* One group of the 2 x 2 block, int16 filter: LDM of both columns' 4 values (x0 x1 y0 y1
- * pinned to ascending registers, as LDM's register list requires), two LDRD of the two
- * channels' words, 8 SMLAD: 11 instructions for 16 MACs. */
-#define MT_G2X2                                    \
-    "ldmia %[xp]!, {%[x0], %[x1], %[y0], %[y1]}\n\t" \
-    "ldrd %[u0], %[u1], [%[wp]], #8\n\t"           \
-    "smlad %[a00], %[x0], %[u0], %[a00]\n\t"       \
-    "smlad %[a10], %[y0], %[u0], %[a10]\n\t"       \
-    "smlad %[a00], %[x1], %[u1], %[a00]\n\t"       \
-    "smlad %[a10], %[y1], %[u1], %[a10]\n\t"       \
-    "ldrd %[u0], %[u1], [%[wp]], #8\n\t"           \
-    "smlad %[a01], %[x0], %[u0], %[a01]\n\t"       \
-    "smlad %[a11], %[y0], %[u0], %[a11]\n\t"       \
-    "smlad %[a01], %[x1], %[u1], %[a01]\n\t"       \
-    "smlad %[a11], %[y1], %[u1], %[a11]\n\t"
+/* Up to MT_MAT_UNROLL groups of the block, straight-line: a computed jump into an unrolled
+ * run of groups (2 LDM + 8 SMLAD = 10 instructions for 16 MACs, no loop counter: all 14
+ * registers hold accumulators, data and the two pointers). Longer reductions run as
+ * several chunks. Needs the frame pointer free (any -O level but -O0). */
+#define MT_MAT_UNROLL 32
+#define MT_G2X2_LDM                                      \
+    "ldmia.w %[xp]!, {%[x0], %[x1], %[y0], %[y1]}\n\t"   \
+    "ldmia.w %[wp]!, {%[u0], %[u1], %[v0], %[v1]}\n\t"   \
+    "smlad %[a00], %[x0], %[u0], %[a00]\n\t"             \
+    "smlad %[a10], %[y0], %[u0], %[a10]\n\t"             \
+    "smlad %[a00], %[x1], %[u1], %[a00]\n\t"             \
+    "smlad %[a10], %[y1], %[u1], %[a10]\n\t"             \
+    "smlad %[a01], %[x0], %[v0], %[a01]\n\t"             \
+    "smlad %[a11], %[y0], %[v0], %[a11]\n\t"             \
+    "smlad %[a01], %[x1], %[v1], %[a01]\n\t"             \
+    "smlad %[a11], %[y1], %[v1], %[a11]\n\t"
+#define MT_G4 MT_G2X2_LDM MT_G2X2_LDM MT_G2X2_LDM MT_G2X2_LDM
+#define MT_G32 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4
 
-/* kg >= 1 groups of the block, two per loop iteration. */
-#define MT_MAC2X2_W16(xp_, wp_, kg, c00, c01, c10, c11)                                              \
+#define MT_MAC2X2_W16(xp_, wp_, kg, c00, c01, c10, c11)                                            \
     do {                                                                                           \
-        register int32_t x0_ __asm__("r8");                                                        \
-        register int32_t x1_ __asm__("r9");                                                        \
-        register int32_t y0_ __asm__("r10");                                                       \
-        register int32_t y1_ __asm__("r11");                                                       \
-        int32_t u0_, u1_, n_ = (kg);                                                               \
-        __asm__ volatile("lsrs %[n], %[n], #1\n\t"                                                 \
-                         "bcc 2f\n\t" MT_G2X2 "2:\n\t"                                             \
-                         "cmp %[n], #0\n\t"                                                        \
-                         "beq 3f\n"                                                                \
-                         "1:\n\t" MT_G2X2 MT_G2X2 "subs %[n], %[n], #1\n\t"                        \
-                         "bne 1b\n"                                                                \
-                         "3:\n"                                                                    \
-                         : [a00] "+r"(c00), [a01] "+r"(c01), [a10] "+r"(c10), [a11] "+r"(c11),     \
-                           [xp] "+r"(xp_), [wp] "+r"(wp_), [n] "+r"(n_), [x0] "=&r"(x0_),           \
-                           [x1] "=&r"(x1_), [y0] "=&r"(y0_), [y1] "=&r"(y1_), [u0] "=&r"(u0_),    \
-                           [u1] "=&r"(u1_)                                                         \
-                         :                                                                         \
-                         : "cc", "memory");                                                        \
+        int32_t left_ = (kg);                                                                      \
+        while (left_ > 0) {                                                                        \
+            const int32_t n_ = left_ < MT_MAT_UNROLL ? left_ : MT_MAT_UNROLL;                      \
+            register int32_t x0_ __asm__("r0") = n_;                                               \
+            register int32_t x1_ __asm__("r1");                                                    \
+            register int32_t y0_ __asm__("r2");                                                    \
+            register int32_t y1_ __asm__("r3");                                                    \
+            register int32_t u0_ __asm__("r4");                                                    \
+            register int32_t u1_ __asm__("r5");                                                    \
+            register int32_t v0_ __asm__("r6");                                                    \
+            register int32_t v1_ __asm__("r8");                                                    \
+            left_ -= n_;                                                                           \
+            __asm__ volatile("adr.w %[u0], 9f\n\t"                                                 \
+                             "sub.w %[u0], %[u0], %[x0], lsl #5\n\t"                               \
+                             "sub.w %[u0], %[u0], %[x0], lsl #3\n\t"                               \
+                             "mov pc, %[u0]\n\t" MT_G32 "9:\n"                                     \
+                             : [a00] "+r"(c00), [a01] "+r"(c01), [a10] "+r"(c10), [a11] "+r"(c11), \
+                               [xp] "+r"(xp_), [wp] "+r"(wp_), [x0] "+r"(x0_), [x1] "=r"(x1_),     \
+                               [y0] "=r"(y0_), [y1] "=r"(y1_), [u0] "=&r"(u0_), [u1] "=r"(u1_),    \
+                               [v0] "=r"(v0_), [v1] "=r"(v1_)                                      \
+                             :                                                                     \
+                             : "memory");                                                          \
+        }                                                                                          \
     } while (0)
 #endif
 
@@ -168,10 +175,12 @@ static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int
  * could alias them) and stores column 1, then column 0. */
 static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant *q, int32_t a00, int32_t a01,
                                                              int32_t a10, int32_t a11, mt_out_stage o,
-                                                             int8_t *o0, int8_t *o1, int32_t two_ch)
+                                                             int8_t *o0, int8_t *o1, int32_t two_ch, int32_t ls)
 {
-    const int32_t m0 = q[0].mult, l0 = q[0].lshift, r0 = q[0].rnd, s0 = q[0].rshift;
-    const int32_t m1 = q[1].mult, l1 = q[1].lshift, r1 = q[1].rnd, s1 = q[1].rshift;
+    /* live channels have lshift 1 (codegen/kernels.py), constant ones multiplier 0: the
+     * shift is the constant ls (0 where the int16 filter and the bias are doubled) */
+    const int32_t m0 = q[0].mult, r0 = q[0].rnd, s0 = q[0].rshift, l0 = ls;
+    const int32_t m1 = q[1].mult, r1 = q[1].rnd, s1 = q[1].rshift, l1 = ls;
     const int32_t v10 = mt_requant_q(a10, m0, l0, r0, s0), v00 = mt_requant_q(a00, m0, l0, r0, s0);
     if (two_ch) {
         const int32_t v11 = mt_requant_q(a11, m1, l1, r1, s1), v01 = mt_requant_q(a01, m1, l1, r1, s1);
@@ -189,17 +198,18 @@ static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int3
                                                           int32_t wide, const mt_fast_quant *q, int32_t n_out,
                                                           mt_out_stage o, int8_t *out0, int8_t *out1)
 {
+    const int32_t ls = wide ? 0 : 1;
     const void *wp = filter;
     for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
         int32_t a00 = q[0].bias, a01 = q[1].bias, a10 = a00, a11 = a01;
         mac_pair(x, k_groups, &wp, wide, &a00, &a01, &a10, &a11);
-        store_pair(q, a00, a01, a10, a11, o, out0, out1, 1);
+        store_pair(q, a00, a01, a10, a11, o, out0, out1, 1, ls);
     }
     if (n_out & 1) {
         /* the last pair's second channel is the packer's zero padding */
         int32_t a00 = q[0].bias, a01 = 0, a10 = a00, a11 = 0;
         mac_pair(x, k_groups, &wp, wide, &a00, &a01, &a10, &a11);
-        store_pair(q, a00, a01, a10, a11, o, out0, out1, 0);
+        store_pair(q, a00, a01, a10, a11, o, out0, out1, 0, ls);
     }
 }
 
@@ -211,12 +221,15 @@ void mt_mat_2col_s8(const int32_t *x, int32_t k_groups, const void *filter, int3
     if (out1 == 0) {
         out1 = out0; /* column 1 (whatever it holds) is stored first, then column 0 over it */
     }
+    mt_out_stage f = o;
     if (o.full) {
-        mt_out_stage f = o;
         f.full = 1;
-        mat_run(x, k_groups, filter, wide, q, n_out, f, out0, out1);
+        if (wide) {
+            mat_run(x, k_groups, filter, 1, q, n_out, f, out0, out1);
+        } else {
+            mat_run(x, k_groups, filter, 0, q, n_out, f, out0, out1);
+        }
     } else {
-        mt_out_stage f = o;
         f.full = 0;
         mat_run(x, k_groups, filter, wide, q, n_out, f, out0, out1);
     }
