@@ -80,6 +80,8 @@ def apply_in_place(
             buffers.remove(by)
             scratch = None
             if op.kind == "depthwise_conv2d":
+                # the in-place kernel runs instead of a fast kernel: its scratch goes, the ring comes
+                buffers[:] = [b for b in buffers if not (b.region == "scratch" and b.first == i)]
                 w = graph.t(op.inputs[1]).shape
                 ys = graph.t(y).shape
                 n = dw_ring_bytes((w[1], w[2]), op.attrs["pads"][0], op.attrs["pads"][2], ys[2], ys[3])

@@ -189,7 +189,6 @@ def plan_stages(
     if bkey not in cache:
         cache[bkey] = build_buffers(g, scratch, io) if scratch is not None else build_buffers(g, io=io)
     buffers, tb = _copy_buffers(*cache[bkey])
-    kernel_scratch = {b.first: b for b in buffers if b.region == "scratch"}
 
     stages: list[PatchStage] = []
     alias: dict[str, tuple[int, int]] = {}  # tensor -> (step, input position) it overwrites
@@ -202,6 +201,7 @@ def plan_stages(
     in_stage = {i: st for st in stages for i in st.steps}
     layer_steps = [i for i in range(len(g.ops)) if i not in in_stage]
     tail = apply_in_place(g, buffers, tb, layer_steps) if in_place else {}
+    kernel_scratch = {b.first: b for b in buffers if b.region == "scratch"}
 
     plan_steps = []
     for i, op in enumerate(g.ops):
@@ -318,7 +318,8 @@ def _stage(
                 buffers.remove(by)
                 tb[y] = bx
                 alias[y] = (i, k)
-                if op.kind == "depthwise_conv2d":
+                if op.kind == "depthwise_conv2d":  # in-place kernel: no fast kernel scratch, a ring
+                    buffers[:] = [b for b in buffers if not (b.region == "scratch" and b.first == i)]
                     kh, kw = g.t(op.inputs[1]).shape[1:3]
                     c = g.t(y).shape[3]
                     ring = max(
