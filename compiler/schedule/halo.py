@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from compiler.ir import op_macs
+from compiler.ir import graph_macs, op_macs
 from compiler.schedule.layer import place
 from compiler.schedule.plan import Buffer, align
 
@@ -36,7 +36,7 @@ def _overlap(spans) -> int:
 
 
 def halo_cache_estimate(plan) -> dict[str, dict[str, int]]:
-    """kind -> {"macs", "peak", "cache_bytes"} for the plan (a PatchPlan) and its stages."""
+    """kind -> {"macs", "mac_overhead", "peak", "cache_bytes"} for the plan (a PatchPlan)."""
     from compiler.schedule.select import plan_peak
 
     g = plan.graph
@@ -72,4 +72,7 @@ def halo_cache_estimate(plan) -> dict[str, dict[str, int]]:
         arena = place(buffers)
         io = plan_peak(plan) - plan.arena_bytes
         out[kind] = {"macs": macs, "peak": arena + io, "cache_bytes": sum(b.size for b in extra)}
+    g_macs = graph_macs(g)
+    for v in out.values():
+        v["mac_overhead"] = round((v["macs"] - g_macs) / max(g_macs, 1), 4)
     return out
