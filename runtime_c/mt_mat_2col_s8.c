@@ -52,12 +52,13 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 }
 #endif
 
-#if defined(__ARM_FEATURE_DSP)
+#define MT_MAT_UNROLL 32
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
 /* Up to MT_MAT_UNROLL groups of the block, straight-line: a computed jump into an unrolled
  * run of groups (2 LDM + 8 SMLAD = 10 instructions for 16 MACs, no loop counter: all 14
  * registers hold accumulators, data and the two pointers). Longer reductions run as
- * several chunks. Needs the frame pointer free (any -O level but -O0). */
-#define MT_MAT_UNROLL 32
+ * several chunks. Built with MT_FAST_ASM (the generated Makefile sets it at -O2/-O3: at
+ * -O1/-Os/-Og GCC cannot free the 14 registers); otherwise the C loop below. */
 #define MT_G2X2_LDM                                      \
     "ldmia.w %[xp]!, {%[x0], %[x1], %[y0], %[y1]}\n\t"   \
     "ldmia.w %[wp]!, {%[u0], %[u1], %[v0], %[v1]}\n\t"   \
@@ -72,12 +73,13 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 #define MT_G4 MT_G2X2_LDM MT_G2X2_LDM MT_G2X2_LDM MT_G2X2_LDM
 #define MT_G32 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4 MT_G4
 
-#define MT_MAC2X2_W16(xp_, wp_, kg, c00, c01, c10, c11)                                            \
+/* skip = (MT_MAT_UNROLL - first chunk) * 40 bytes, computed once per call: the first chunk
+ * enters the unrolled run that far in, every further chunk (kg > MT_MAT_UNROLL) at its top. */
+#define MT_MAC2X2_W16(xp_, wp_, rest, skip, c00, c01, c10, c11)                                    \
     do {                                                                                           \
-        int32_t left_ = (kg);                                                                      \
-        while (left_ > 0) {                                                                        \
-            const int32_t n_ = left_ < MT_MAT_UNROLL ? left_ : MT_MAT_UNROLL;                      \
-            register int32_t x0_ __asm__("r0") = n_;                                               \
+        int32_t left_ = (rest), skip_ = (skip);                                                    \
+        for (;;) {                                                                                 \
+            register int32_t x0_ __asm__("r0") = skip_;                                            \
             register int32_t x1_ __asm__("r1");                                                    \
             register int32_t y0_ __asm__("r2");                                                    \
             register int32_t y1_ __asm__("r3");                                                    \
@@ -85,34 +87,40 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
             register int32_t u1_ __asm__("r5");                                                    \
             register int32_t v0_ __asm__("r6");                                                    \
             register int32_t v1_ __asm__("r8");                                                    \
-            left_ -= n_;                                                                           \
-            __asm__ volatile("adr.w %[u0], 9f\n\t"                                                 \
-                             "sub.w %[u0], %[u0], %[x0], lsl #5\n\t"                               \
-                             "sub.w %[u0], %[u0], %[x0], lsl #3\n\t"                               \
-                             "mov pc, %[u0]\n\t" MT_G32 "9:\n"                                     \
+            __asm__ volatile("adr.w %[u0], 8f\n\t"                                                 \
+                             "add %[u0], %[u0], %[x0]\n\t"                                         \
+                             "mov pc, %[u0]\n\t"                                                   \
+                             ".balign 4\n"                                                         \
+                             "8:\n\t" MT_G32                                                       \
                              : [a00] "+r"(c00), [a01] "+r"(c01), [a10] "+r"(c10), [a11] "+r"(c11), \
                                [xp] "+r"(xp_), [wp] "+r"(wp_), [x0] "+r"(x0_), [x1] "=r"(x1_),     \
                                [y0] "=r"(y0_), [y1] "=r"(y1_), [u0] "=&r"(u0_), [u1] "=r"(u1_),    \
                                [v0] "=r"(v0_), [v1] "=r"(v1_)                                      \
                              :                                                                     \
                              : "memory");                                                          \
+            if (left_ <= 0) {                                                                      \
+                break;                                                                             \
+            }                                                                                      \
+            left_ -= MT_MAT_UNROLL;                                                                \
+            skip_ = 0;                                                                             \
         }                                                                                          \
     } while (0)
 #endif
 
 /* Channels c, c+1 of both columns: the 2 x 2 block's accumulators over the k_groups
  * groups; *wpp (the pair's packed filter) advances to the next pair. */
-static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int32_t k_groups, const void **wpp,
-                                                           int32_t wide, int32_t *a00, int32_t *a01, int32_t *a10,
-                                                           int32_t *a11)
+static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int32_t k_groups, int32_t skip,
+                                                           int32_t rest, const void **wpp, int32_t wide, int32_t *a00,
+                                                           int32_t *a01, int32_t *a10, int32_t *a11)
 {
     int32_t b00 = *a00, b01 = *a01, b10 = *a10, b11 = *a11;
     const int32_t *xp = x;
+    (void)skip, (void)rest;
 #if MT_SIMD
     if (wide) {
         const int32_t *wp = (const int32_t *)*wpp;
-#if defined(__ARM_FEATURE_DSP)
-        MT_MAC2X2_W16(xp, wp, k_groups, b00, b01, b10, b11);
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+        MT_MAC2X2_W16(xp, wp, rest, skip, b00, b01, b10, b11);
 #else
         for (int32_t g = k_groups; g > 0; --g) {
             int32_t x0, x1, y0, y1, u0, u1, v0, v1;
@@ -199,16 +207,19 @@ static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int3
                                                           mt_out_stage o, int8_t *out0, int8_t *out1)
 {
     const int32_t ls = wide ? 0 : 1;
+    /* the unrolled run: the first chunk's groups (1 .. MT_MAT_UNROLL) and those after it */
+    const int32_t first = k_groups - (k_groups - 1) / MT_MAT_UNROLL * MT_MAT_UNROLL;
+    const int32_t skip = 40 * (MT_MAT_UNROLL - first), rest = k_groups - first;
     const void *wp = filter;
     for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
         int32_t a00 = q[0].bias, a01 = q[1].bias, a10 = a00, a11 = a01;
-        mac_pair(x, k_groups, &wp, wide, &a00, &a01, &a10, &a11);
+        mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
         store_pair(q, a00, a01, a10, a11, o, out0, out1, 1, ls);
     }
     if (n_out & 1) {
         /* the last pair's second channel is the packer's zero padding */
         int32_t a00 = q[0].bias, a01 = 0, a10 = a00, a11 = 0;
-        mac_pair(x, k_groups, &wp, wide, &a00, &a01, &a10, &a11);
+        mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
         store_pair(q, a00, a01, a10, a11, o, out0, out1, 0, ls);
     }
 }

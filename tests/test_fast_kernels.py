@@ -338,9 +338,13 @@ def test_cortex_m_build(tmp_path) -> None:
     if arm is None:
         pytest.skip("arm-none-eabi-gcc not found")
     srcs = [str(p) for p in sorted(RUNTIME.glob("*_dsp.c"))] + [str(RUNTIME / "mt_mat_2col_s8.c")]
-    for cpu in ("cortex-m4", "cortex-m7"):
-        cmd = [arm, f"-mcpu={cpu}", "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wconversion"]
-        subprocess.run([*cmd, "-pedantic", f"-I{RUNTIME}", "-c", *srcs], check=True, cwd=tmp_path)
+    # -O2/-O3 with the register-pinned asm runs (MT_FAST_ASM, as the generated Makefile sets
+    # it), and the other levels without, hard-float ABI included
+    for cpu, fpu in (("cortex-m4", "-mfpu=fpv4-sp-d16"), ("cortex-m7", "-mfpu=fpv5-d16")):
+        for opt in ("-O2 -DMT_FAST_ASM", "-O3 -DMT_FAST_ASM", "-O2", "-O1", "-Os", "-Og"):
+            cmd = [arm, f"-mcpu={cpu}", "-mthumb", fpu, "-mfloat-abi=hard", "-std=c99", *opt.split()]
+            cmd += ["-Wall", "-Wextra", "-Werror", "-Wconversion", "-pedantic"]
+            subprocess.run([*cmd, f"-I{RUNTIME}", "-c", *srcs], check=True, cwd=tmp_path)
 
 
 # -- emulator: the shared models -----------------------------------------------------------------
