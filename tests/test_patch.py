@@ -100,7 +100,7 @@ def test_shared_models_patch_plans_bit_exact(name):
 def test_layer_in_place_bit_exact(name):
     g = _load(name)
     for io in ("arena", "external"):
-        p = plan_layer(g, io=io, in_place=True)
+        p = plan_layer(g, io=io, in_place="all")  # every eligible op, to exercise the machinery
         assert p.arena_bytes <= plan_layer(g, io=io).arena_bytes
         assert any(s.in_place for s in p.steps)
         assert "in-place" in p.dump()

@@ -56,38 +56,79 @@ def in_place_inputs(graph: Graph, op: Op) -> list[int]:
 
 
 def apply_in_place(
-    graph: Graph, buffers: list[Buffer], tensor_buffer: dict[str, Buffer], steps: range | None = None
+    graph: Graph,
+    buffers: list[Buffer],
+    tensor_buffer: dict[str, Buffer],
+    steps: range | list[int] | None = None,
+    depthwise: str = "binding",
 ) -> dict[int, Buffer | None]:
     """Merge outputs into dying inputs for the ops in `steps` (default: all); returns
-    step -> its ring scratch buffer (None when the in-place op needs none)."""
+    step -> its ring scratch buffer (None when the in-place op needs none).
+
+    Elementwise ops go in place wherever they can: their kernels are as fast in place.
+    In-place depthwise runs a slower kernel than the fast depthwise, so it is applied only
+    to steps that bind the peak (the most live bytes), greedily, while that lowers it;
+    depthwise="all" puts every eligible depthwise in place (the smallest arena, slower)."""
+    order = list(steps) if steps is not None else list(range(len(graph.ops)))
     done: dict[int, Buffer | None] = {}
-    for i in steps if steps is not None else range(len(graph.ops)):
-        op = graph.ops[i]
-        y = op.outputs[0]
-        by = tensor_buffer.get(y)
-        if by is None or by.region != "arena" or by.first != i:
-            continue
-        for k in in_place_inputs(graph, op):
-            bx = tensor_buffer.get(op.inputs[k])
-            if bx is None or bx is by or bx.region != "arena" or bx.last != i or bx.size < by.size:
-                continue
-            if sum(1 for n in op.inputs if n and tensor_buffer.get(n) is bx) > 1:
-                continue  # the same buffer feeds two operands (x + x): keep it simple
-            bx.last = max(bx.last, by.last)
-            for t in by.tensors:
-                bx.tensors.append(t)
-                tensor_buffer[t] = bx
-            buffers.remove(by)
-            scratch = None
-            if op.kind == "depthwise_conv2d":
-                # the in-place kernel runs instead of a fast kernel: its scratch goes, the ring comes
-                buffers[:] = [b for b in buffers if not (b.region == "scratch" and b.first == i)]
-                w = graph.t(op.inputs[1]).shape
-                ys = graph.t(y).shape
-                n = dw_ring_bytes((w[1], w[2]), op.attrs["pads"][0], op.attrs["pads"][2], ys[2], ys[3])
-                if n > 0:
-                    scratch = Buffer(name=f"scratch{i}", size=align(n), first=i, last=i, region="scratch")
-                    buffers.append(scratch)
-            done[i] = scratch
+    for i in order:
+        if graph.ops[i].kind != "depthwise_conv2d" or depthwise == "all":
+            _merge(graph, buffers, tensor_buffer, i, done)
+    tried: set[int] = set()
+    while True:
+        live = _live_per_step(buffers, len(graph.ops))
+        peak = max(live, default=0)
+        binding = [
+            i
+            for i in order
+            if live[i] == peak and i not in done and i not in tried and graph.ops[i].kind == "depthwise_conv2d"
+        ]
+        if not binding:
             break
+        for i in binding:
+            tried.add(i)
+            _merge(graph, buffers, tensor_buffer, i, done)
     return done
+
+
+def _live_per_step(buffers: list[Buffer], n: int) -> list[int]:
+    live = [0] * n
+    for b in buffers:
+        if b.region in ("arena", "scratch"):
+            for i in range(max(b.first, 0), min(b.last, n - 1) + 1):
+                live[i] += b.size
+    return live
+
+
+def _merge(
+    graph: Graph, buffers: list[Buffer], tensor_buffer: dict[str, Buffer], i: int, done: dict[int, Buffer | None]
+) -> bool:
+    op = graph.ops[i]
+    y = op.outputs[0]
+    by = tensor_buffer.get(y)
+    if by is None or by.region != "arena" or by.first != i:
+        return False
+    for k in in_place_inputs(graph, op):
+        bx = tensor_buffer.get(op.inputs[k])
+        if bx is None or bx is by or bx.region != "arena" or bx.last != i or bx.size < by.size:
+            continue
+        if sum(1 for n in op.inputs if n and tensor_buffer.get(n) is bx) > 1:
+            continue  # the same buffer feeds two operands (x + x): keep it simple
+        bx.last = max(bx.last, by.last)
+        for t in by.tensors:
+            bx.tensors.append(t)
+            tensor_buffer[t] = bx
+        buffers.remove(by)
+        scratch = None
+        if op.kind == "depthwise_conv2d":
+            # the in-place kernel runs instead of a fast kernel: its scratch goes, the ring comes
+            buffers[:] = [b for b in buffers if not (b.region == "scratch" and b.first == i)]
+            w = graph.t(op.inputs[1]).shape
+            ys = graph.t(y).shape
+            n = dw_ring_bytes((w[1], w[2]), op.attrs["pads"][0], op.attrs["pads"][2], ys[2], ys[3])
+            if n > 0:
+                scratch = Buffer(name=f"scratch{i}", size=align(n), first=i, last=i, region="scratch")
+                buffers.append(scratch)
+        done[i] = scratch
+        return True
+    return False

@@ -133,7 +133,7 @@ def lower_bound(buffers: list[Buffer], n_steps: int) -> int:
     return best
 
 
-def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena", in_place: bool = False) -> Plan:
+def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena", in_place: bool | str = False) -> Plan:
     """in_place=True: depthwise/elementwise ops overwrite an input that dies at them
     (see compiler.schedule.inplace); same arithmetic, smaller arena."""
     buffers, tensor_buffer = build_buffers(graph, scratch, io)
@@ -141,7 +141,9 @@ def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena"
     if in_place:
         from compiler.schedule.inplace import apply_in_place
 
-        inplace_steps = apply_in_place(graph, buffers, tensor_buffer)
+        inplace_steps = apply_in_place(
+            graph, buffers, tensor_buffer, depthwise="all" if in_place == "all" else "binding"
+        )
     arena = place(buffers)
     steps = []
     for i, op in enumerate(graph.ops):
