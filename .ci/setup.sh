@@ -31,5 +31,9 @@ extras=""
 if [ "${1:-}" = "test" ]; then extras="[test,onnx,torch,plot]"; fi
 echo "[setup] pip install -e .${extras}"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".${extras}"
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q -e ".${extras}" >"$log" 2>&1; then
+  cat "$log"; rm -f "$log"; echo "[setup] pip install failed" >&2; exit 1
+fi
+rm -f "$log"
 echo "[setup] ready: $(.venv/bin/microtile --help >/dev/null && echo microtile) $(arm-none-eabi-gcc -dumpversion) $(qemu-system-arm --version | head -1)"
