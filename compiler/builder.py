@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.frontend.tflite_writer import same_pads
+from compiler.float_ref import activation_float as _act_float
+from compiler.frontend.tflite import same_pads
 from compiler.ir import ACTIVATIONS, Graph, Op, QParams, Tensor
 
 
@@ -554,16 +555,6 @@ def _taps(x: np.ndarray, attrs: dict, k: tuple[int, int], out_hw: tuple[int, int
                     w0 : w0 + (out_hw[1] - 1) * s[1] + 1 : s[1],
                 ],
             )
-
-
-def _act_float(z: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "relu":
-        return np.maximum(z, 0)
-    if activation == "relu6":
-        return np.clip(z, 0, 6)
-    if activation == "relu_n1_to_1":
-        return np.clip(z, -1, 1)
-    return z
 
 
 def _apply_fold(node: _Node, z: np.ndarray, fold: bool) -> np.ndarray:

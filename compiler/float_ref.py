@@ -83,7 +83,8 @@ def _value(g: Graph, env: Env, name: str) -> np.ndarray | None:
     return v
 
 
-def _act(z: np.ndarray, activation: str) -> np.ndarray:
+def activation_float(z: np.ndarray, activation: str) -> np.ndarray:
+    """A fused activation in float (relu, relu6, relu_n1_to_1 or none)."""
     if activation == "relu":
         return np.maximum(z, 0)
     if activation == "relu6":
@@ -111,7 +112,7 @@ def _conv2d(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
     z = np.einsum("nhwcij,oijc->nhwo", win, w, optimize=True)
     if b is not None:
         z = z + b
-    return _act(z, a.get("activation", "none"))
+    return activation_float(z, a.get("activation", "none"))
 
 
 def _depthwise(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
@@ -123,7 +124,7 @@ def _depthwise(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
     z = np.einsum("nhwcij,ijc->nhwc", win, w[0], optimize=True)
     if b is not None:
         z = z + b
-    return _act(z, a.get("activation", "none"))
+    return activation_float(z, a.get("activation", "none"))
 
 
 def _fc(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
@@ -132,12 +133,12 @@ def _fc(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
     z = x.reshape(n, -1, w.shape[1]) @ w.T
     if b is not None:
         z = z + b
-    return _act(z, op.attrs.get("activation", "none")).reshape((n,) + g.t(op.outputs[0]).shape[1:])
+    return activation_float(z, op.attrs.get("activation", "none")).reshape((n,) + g.t(op.outputs[0]).shape[1:])
 
 
 def _binary(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
     z = ins[0] + ins[1] if op.kind == "add" else ins[0] * ins[1]
-    return _act(z, op.attrs.get("activation", "none"))
+    return activation_float(z, op.attrs.get("activation", "none"))
 
 
 def _pool(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
@@ -151,7 +152,7 @@ def _pool(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:
         ones = np.ones((1,) + x.shape[1:3] + (1,), np.float32)
         n = _windows(ones, a["kernel"], a["stride"], (1, 1), a["pads"], out_hw).sum(axis=(-1, -2))
         z = s / n
-    return _act(z, a.get("activation", "none"))
+    return activation_float(z, a.get("activation", "none"))
 
 
 def _mean(g: Graph, op: Op, ins: list[Any]) -> np.ndarray:

@@ -257,6 +257,13 @@ def _padding(
     """TFLite SAME/VALID as explicit (top, bottom, left, right)."""
     if padding == tflite.Padding.VALID:
         return (0, 0, 0, 0)
+    return same_pads(in_hw, k_hw, stride, dil)
+
+
+def same_pads(
+    in_hw: tuple[int, ...], k_hw: tuple[int, ...], stride: tuple[int, ...], dil: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    """TFLite SAME padding as explicit (top, bottom, left, right): the odd pixel goes after."""
     out = []
     for i in range(2):
         n, k, s, d = in_hw[i], k_hw[i], stride[i], dil[i]

@@ -28,6 +28,7 @@ from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError
+from compiler.frontend.tflite import same_pads
 from compiler.ir import Graph, Op, Tensor
 
 
@@ -52,20 +53,6 @@ _ACT = {
 }
 
 _DATA_ALIGN = 16  # constant buffers start on 16-byte boundaries (TFLM reads int32 bias in place)
-
-
-def same_pads(
-    in_hw: tuple[int, ...], k_hw: tuple[int, ...], stride: tuple[int, ...], dil: tuple[int, ...]
-) -> tuple[int, int, int, int]:
-    """TFLite SAME padding as explicit (top, bottom, left, right)."""
-    out = []
-    for i in range(2):
-        n, k, s, d = in_hw[i], k_hw[i], stride[i], dil[i]
-        eff = (k - 1) * d + 1
-        o = (n + s - 1) // s
-        total = max((o - 1) * s + eff - n, 0)
-        out.append((total // 2, total - total // 2))
-    return (out[0][0], out[0][1], out[1][0], out[1][1])
 
 
 def padding_mode(
