@@ -152,6 +152,18 @@ def _summary(report: dict[str, Any]) -> str:
             f"quantized  int8 PTQ on {qz['calibration_samples']} calibration inputs; output SQNR "
             f"{qz['output_sqnr_db']} dB vs {qz['float_reference']} (per-layer table above, report.json)"
         )
+    fast = report.get("kernels", {}).get("fast", {})
+    if fast:
+        n = sum(fast.values())
+        lines.append(
+            f"kernels    {n} layer(s) on Cortex-M DSP kernels ({report['kernels']['widened_filter_bytes']:,} B of "
+            "int16 filters), the rest portable C"
+        )
+    else:
+        lines.append("kernels    portable C")
+    detail = report.get("schedule_detail") or {}
+    if detail:
+        lines.append("plan       " + ", ".join(f"{k}={v}" for k, v in detail.items())[:160])
     if "bit_exact" in report:
         lines += [
             f"stack      {_fmt_bytes(report['stack_bytes'])} (painted high-water mark during invoke)",
