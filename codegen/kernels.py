@@ -155,6 +155,15 @@ def dw3x3_scratch(out_w: int, stride_w: int) -> int:
     return 4 * (out_w + 2) + 2 * 13 * ((n + 1) & ~1)
 
 
+def dw3x3_cols_scratch(out_h: int, stride_h: int) -> int:
+    """mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size."""
+    n = out_h + 3 if stride_h == 1 else 2 * out_h + 2
+    return 2 * 4 * ((n + 1) & ~1)
+
+
+DW3X3_COLS_MAX_W = 8  # the column kernel for outputs at most this wide and at least twice as tall
+
+
 def pack_dw3x3(w: np.ndarray) -> np.ndarray:
     """1x3x3xC depthwise filter -> per channel 5 int32 words of doubled weights:
     (w00 | w01 << 16), (w10 | w11 << 16), (w20 | w21 << 16), (w02 | w12 << 16), w22."""
@@ -217,8 +226,15 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
         if fast_quant(w.reshape(kh * kw, c).T, b, q, c) is None:
             return None
         sw = int(op.attrs["stride"][1])
+        sh = int(op.attrs["stride"][0])
+        oh, ow = int(y.shape[1]), int(y.shape[2])
+        if (kh, kw) == (3, 3) and tuple(op.attrs["dilation"]) == (1, 1) and sh in (1, 2) and ow <= DW3X3_COLS_MAX_W:
+            cols = dw3x3_cols_scratch(oh, sh)
+            if oh >= 2 * ow and (sw not in (1, 2) or cols <= dw3x3_scratch(ow, sw)):  # no more scratch
+                extra = {"dw3x3": 1, "transposed": 1}
+                return KernelChoice("mt_depthwise_conv_3x3_cols_s8_dsp", "depthwise_conv2d_dsp", cols, False, 0, extra)
         if (kh, kw) == (3, 3) and tuple(op.attrs["dilation"]) == (1, 1) and sw in (1, 2):
-            scratch = dw3x3_scratch(int(y.shape[2]), sw)
+            scratch = dw3x3_scratch(ow, sw)
             return KernelChoice("mt_depthwise_conv_3x3_s8_dsp", "depthwise_conv2d_dsp", scratch, False, 0, {"dw3x3": 1})
         return KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
     o, n_in = w.shape
@@ -320,6 +336,14 @@ def scratch_fn(choices: dict[str, KernelChoice]):
         c = choices.get(graph.ops[i].name)
         return c.scratch if c is not None else 0
 
+    def window(graph: Graph, i: int, out_w: int) -> int:
+        """... for a call whose output view is out_w wide (a patch-stage call)."""
+        c = choices.get(graph.ops[i].name)
+        if c is not None and c.extra.get("dw3x3") and not c.extra.get("transposed"):  # row kernel: by width
+            return dw3x3_scratch(out_w, int(graph.ops[i].attrs["stride"][1]))
+        return c.scratch if c is not None else 0
+
+    scratch.window = window  # type: ignore[attr-defined]
     return scratch
 
 
@@ -336,7 +360,10 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
     elif op.kind == "depthwise_conv2d":
         n_out = w.shape[3]
         fq = fast_quant(w.reshape(-1, n_out).T, b, q, n_out)
-        packed = pack_dw3x3(w) if choice.extra.get("dw3x3") else pack_dw(w, choice.wide)
+        if choice.extra.get("transposed"):  # the column kernel: kernel rows <-> columns
+            packed = pack_dw3x3(w.transpose(0, 2, 1, 3))
+        else:
+            packed = pack_dw3x3(w) if choice.extra.get("dw3x3") else pack_dw(w, choice.wide)
     else:
         n_out = w.shape[0]
         fq = fast_quant(w, b, q, n_out)
@@ -355,7 +382,8 @@ def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
         c = choices.get(st.op.name)
         if c is None or (st.in_place and not c.extra.get("in_place_ok")):
             continue
-        if c.scratch > 0 and (st.scratch is None or st.scratch.size < c.scratch):
+        need = st.detail.get("kernel_scratch", c.scratch)  # a patch step: its widest call's
+        if need > 0 and (st.scratch is None or st.scratch.size < need):
             continue
         st.detail["kernel"] = c
 

@@ -215,6 +215,61 @@ static void requant_row(const int32_t *acc, int32_t n, const mt_fast_quant *q, m
     }
 }
 
+/* Column variant: one channel, one output row (a column of the layer), the requantization
+ * inside the MAC loop (no accumulator pass, no wasted second output of an odd width). */
+static inline __attribute__((always_inline)) void fused_row(const int16_t *r0, const int16_t *r1,
+                                                            const int16_t *r2, const int32_t *w, int32_t bias,
+                                                            const mt_fast_quant *q, mt_out_stage o, int32_t out_w,
+                                                            int32_t sw, int8_t *op, int32_t cs)
+{
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+    const int32_t m = q->mult, r = q->rnd, s = q->rshift;
+    int32_t x = 0;
+    if (sw == 1) {
+        for (; x + 2 <= out_w; x += 2) {
+            int32_t a, b, mm;
+            int32_t s0 = bias, s1 = bias;
+            DW_LDAB(r0, a, b);
+            mm = dw_rd32(r0 - 1);
+            s0 = dw_smlad(a, w0, s0);
+            s1 = dw_smlad(mm, w0, s1);
+            s0 = dw_smlabb(b, w3, s0);
+            s1 = dw_smlatb(b, w3, s1);
+            DW_LDAB(r1, a, b);
+            mm = dw_rd32(r1 - 1);
+            s0 = dw_smlad(a, w1, s0);
+            s1 = dw_smlad(mm, w1, s1);
+            s0 = dw_smlabt(b, w3, s0);
+            s1 = dw_smlatt(b, w3, s1);
+            DW_LDAB(r2, a, b);
+            mm = dw_rd32(r2 - 1);
+            s0 = dw_smlad(a, w2, s0);
+            s1 = dw_smlad(mm, w2, s1);
+            s0 = dw_smlabb(b, w4, s0);
+            s1 = dw_smlatb(b, w4, s1);
+            op[0] = mt_clamp_q(mt_requant_q(s0, m, 0, r, s), o);
+            op[cs] = mt_clamp_q(mt_requant_q(s1, m, 0, r, s), o);
+            op += 2 * cs;
+        }
+    }
+    const int32_t back = sw == 1 ? 1 : 0; /* DW_LDAB steps 2 positions; stride 1 moves 1 */
+    for (; x < out_w; ++x, op += cs) {
+        int32_t a, b;
+        int32_t s0 = bias;
+        DW_LDAB(r0, a, b);
+        s0 = dw_smlad(a, w0, s0);
+        s0 = dw_smlabb(b, w3, s0);
+        DW_LDAB(r1, a, b);
+        s0 = dw_smlad(a, w1, s0);
+        s0 = dw_smlabt(b, w3, s0);
+        DW_LDAB(r2, a, b);
+        s0 = dw_smlad(a, w2, s0);
+        s0 = dw_smlabb(b, w4, s0);
+        *op = mt_clamp_q(mt_requant_q(s0, m, 0, r, s), o);
+        r0 -= back, r1 -= back, r2 -= back;
+    }
+}
+
 mt_status mt_depthwise_conv_3x3_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
                                        const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
                                        const mt_view *out_v, void *scratch)
@@ -270,6 +325,96 @@ mt_status mt_depthwise_conv_3x3_s8_dsp(const mt_fast_params *p, const mt_fast_qu
                 mac_row(rp[0][c], rp[1][c], rp[2][c], wf + 5 * (c0 + c), (int32_t)((uint32_t)qc->bias << 1), out_w,
                         sw, acc);
                 requant_row(acc, out_w, qc, o, orow + c, out_v->col_stride);
+            }
+        }
+    }
+    return MT_OK;
+}
+
+/* fused_row instantiated for the int8-range activation (SSAT only) and for a clamp. */
+static __attribute__((noinline)) void fused_row_full(const int16_t *r0, const int16_t *r1, const int16_t *r2,
+                                                     const int32_t *w, int32_t bias, const mt_fast_quant *q,
+                                                     int32_t out_w, int32_t sw, int8_t *op, int32_t cs)
+{
+    fused_row(r0, r1, r2, w, bias, q, (mt_out_stage){0, -128, 127, 1}, out_w, sw, op, cs);
+}
+
+static __attribute__((noinline)) void fused_row_clamp(const int16_t *r0, const int16_t *r1, const int16_t *r2,
+                                                      const int32_t *w, int32_t bias, const mt_fast_quant *q,
+                                                      mt_out_stage o, int32_t out_w, int32_t sw, int8_t *op,
+                                                      int32_t cs)
+{
+    o.full = 0;
+    fused_row(r0, r1, r2, w, bias, q, o, out_w, sw, op, cs);
+}
+
+/* The column variant (mt_nn_fast.h): the layer transposed through its views (rows <-> columns,
+ * so the sliding runs along the tall axis), one channel at a time through a ring of 3
+ * planar rows plus a zero-point row. */
+int32_t mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(int32_t out_h, int32_t stride_h)
+{
+    if (out_h < 1 || stride_h < 1 || stride_h > 2) {
+        return 0;
+    }
+    return 2 * 4 * row_len(out_h, stride_h);
+}
+
+mt_status mt_depthwise_conv_3x3_cols_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                            const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                                            const mt_view *out_v, void *scratch)
+{
+    if (p == 0 || q == 0 || in == 0 || in_v == 0 || filter == 0 || fd == 0 || out == 0 || out_v == 0 ||
+        scratch == 0 || fd->n != 1 || fd->h != 3 || fd->w != 3 || fd->c != in_v->c || fd->c != out_v->c ||
+        p->stride_h < 1 || p->stride_w < 1 || p->stride_h > 2 || p->dilation_h != 1 || p->dilation_w != 1 ||
+        (const void *)in == (const void *)out) {
+        return MT_ERR_ARG;
+    }
+    /* transposed: a "row" is an input / output column */
+    const int32_t out_w = out_v->h, out_h = out_v->w, sw = p->stride_h, sh = p->stride_w;
+    const int32_t in_w = in_v->h, in_h = in_v->w, irs = in_v->col_stride, ics = in_v->row_stride;
+    const int32_t ors = out_v->col_stride, ocs = out_v->row_stride, pad_l = p->pad.top, pad_t = p->pad.left;
+    if (out_w < 1 || out_h < 1) {
+        return MT_OK;
+    }
+    const int32_t len = row_len(out_w, sw);
+    int16_t *rows = (int16_t *)scratch;
+    int16_t *zrow = rows + 3 * len;
+    const int32_t zz = (int32_t)(((uint32_t)p->input_zp & 0xFFFFu) * 0x10001u);
+    for (int32_t j = 0; j < 4 * len; j += 2) {
+        dw_wr32(rows + j, zz); /* padding columns stay at the zero point; zrow is all of it */
+    }
+    const int32_t wn = len - pad_l < in_w ? len - pad_l : in_w; /* input positions a row holds */
+    const mt_out_stage o = mt_out_stage_of(p);
+    const int32_t *wf = (const int32_t *)filter;
+    for (int32_t c = 0; c < fd->c; ++c) {
+        const mt_fast_quant *qc = q + c;
+        const int32_t bias = (int32_t)((uint32_t)qc->bias << 1);
+        int32_t slot_iy[3] = {-1, -1, -1};
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            const int32_t iy0 = oy * sh - pad_t;
+            const int16_t *rp[3];
+            for (int32_t k = 0; k < 3; ++k) {
+                const int32_t iy = iy0 + k;
+                if (iy < 0 || iy >= in_h) {
+                    rp[k] = zrow;
+                    continue;
+                }
+                const int32_t slot = iy % 3;
+                int16_t *d = rows + slot * len;
+                if (slot_iy[slot] != iy) {
+                    const int8_t *sp = in + iy * irs + c;
+                    int16_t *dp = d + pad_l;
+                    for (int32_t x = 0; x < wn; ++x, sp += ics) {
+                        dp[x] = *sp;
+                    }
+                    slot_iy[slot] = iy;
+                }
+                rp[k] = d;
+            }
+            if (o.full) {
+                fused_row_full(rp[0], rp[1], rp[2], wf + 5 * c, bias, qc, out_w, sw, out + oy * ors + c, ocs);
+            } else {
+                fused_row_clamp(rp[0], rp[1], rp[2], wf + 5 * c, bias, qc, o, out_w, sw, out + oy * ors + c, ocs);
             }
         }
     }

@@ -100,9 +100,20 @@ def fparams(q: dict, stride, dil, pads, wide: bool) -> FastParams:
     )
 
 
-def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None, generic=False) -> int:
+def cols_choice(g, op) -> K.KernelChoice:
+    """mt_depthwise_conv_3x3_cols_s8_dsp for a 3x3 layer whatever its shape (the predicate
+    table picks it only for tall narrow outputs)."""
+    oh, sh = g.t(op.outputs[0]).shape[1], op.attrs["stride"][0]
+    scratch = K.dw3x3_cols_scratch(oh, sh)
+    extra = {"dw3x3": 1, "transposed": 1}
+    return K.KernelChoice("mt_depthwise_conv_3x3_cols_s8_dsp", "depthwise_conv2d_dsp", scratch, False, 0, extra)
+
+
+def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None, generic=False, cols=False) -> int:
     c = K._choose(g, op)
     assert c is not None, "the predicate table should accept this case"
+    if cols:
+        c = cols_choice(g, op)
     if generic and c.extra.get("dw3x3"):  # the any-shape depthwise kernel instead
         c = K.KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
     c.wide = wide
@@ -175,28 +186,29 @@ def dw3x3_case(rng: np.random.Generator):
     return g, rand_i8(rng, (1, h, w, c))
 
 
+@pytest.mark.parametrize("cols", [False, True], ids=["rows", "cols"])
 @pytest.mark.parametrize("seed", seeds("fastdw3x3", 2 * N))
-def test_dw3x3(lib, seed: int) -> None:
+def test_dw3x3(lib, seed: int, cols: bool) -> None:
     rng = np.random.default_rng(seed)
     g, x = dw3x3_case(rng)
     op = g.ops[0]
     c = K._choose(g, op)
-    assert c is not None and c.name == "mt_depthwise_conv_3x3_s8_dsp"
+    assert c is not None and c.name.startswith("mt_depthwise_conv_3x3_")
     (ref,) = run(g, [x])
     xw = Window(rng, *x.shape[1:], x)
     yw = Window(rng, *ref.shape[1:])
-    assert run_fast(lib, g, op, xw, yw, False) == 0
+    assert run_fast(lib, g, op, xw, yw, False, cols=cols) == 0
     yw.check(ref[0])
     xw.check(x[0])
 
 
-@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "dw3x3"])
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "dw3x3", "dw3x3_cols"])
 @pytest.mark.parametrize("seed", seeds("fastpatch", max(2, N // 3)))
 def test_patches(lib, seed: int, kind: str) -> None:
     """Output bands from clipped input windows with per-edge padding (the patch contract)."""
     rng = np.random.default_rng(seed)
     for _ in range(50):
-        g, x = conv_case(rng, kind == "depthwise_conv2d") if kind != "dw3x3" else dw3x3_case(rng)
+        g, x = conv_case(rng, kind == "depthwise_conv2d") if not kind.startswith("dw3x3") else dw3x3_case(rng)
         if K._choose(g, g.ops[0]) is not None:
             break
     op = g.ops[0]
@@ -218,7 +230,8 @@ def test_patches(lib, seed: int, kind: str) -> None:
         xw = Window(rng, *xs.shape, xs)
         yw = Window(rng, y1 - y0, ref.shape[2], ref.shape[3])
         pads = (lo - iy0, iy1 - hi, left, right)
-        assert run_fast(lib, g, op, xw, yw, bool(rng.random() < 0.5), pads=pads) == 0
+        wide = bool(rng.random() < 0.5)
+        assert run_fast(lib, g, op, xw, yw, wide, pads=pads, cols=kind == "dw3x3_cols") == 0
         got[y0:y1] = yw.inner
     np.testing.assert_array_equal(got, ref[0])
 
@@ -302,6 +315,7 @@ def test_buffer_sizes(lib) -> None:
         assert lib.mt_depthwise_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 0
     for ow, sw in ((1, 1), (5, 1), (48, 1), (24, 2), (3, 2)):
         assert lib.mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(ow, sw) == K.dw3x3_scratch(ow, sw)
+        assert lib.mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(ow, sw) == K.dw3x3_cols_scratch(ow, sw)
     assert lib.mt_fully_connected_s8_dsp_get_buffer_size(640) == 8 * 160
 
 
