@@ -162,7 +162,8 @@ class _Emitter:
         c = st.detail.get("kernel")
         if c is None or (st.in_place and not c.extra.get("in_place_ok")):
             return None
-        if c.scratch > 0 and (st.scratch is None or st.scratch.size < c.scratch):
+        need = st.detail.get("kernel_scratch", c.scratch)  # a patch step: its widest call's
+        if need > 0 and (st.scratch is None or st.scratch.size < need):
             return None
         return c
 

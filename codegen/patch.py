@@ -8,6 +8,11 @@ the layer-by-layer templates declare; the loop copies them and sets the patch's 
 A step whose plan records a fast kernel (codegen/kernels.py) calls it (its packed filter,
 mt_fast_params and quant records come from the layer's *_dsp template) with the same views,
 padding and the scratch the plan reserved for that step.
+
+A stage with a halo cache (plan detail "halo_cache") computes only each patch's new columns;
+after a step's call the patch copies the columns cached from its left neighbour into its
+window and the columns its right neighbour shares into the cache (per-step load/save
+tables of row runs, empty for the first/last patch of a row band).
 """
 
 from __future__ import annotations
@@ -81,6 +86,19 @@ def render_stage(em: _Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
                 }
             )
         first = patches[0][k]
+        copies = {}
+        for name in ("load", "save"):  # halo cache: (src, dst) copies after the call
+            pairs = [getattr(pc[k], name) for pc in patches]
+            if any(c is not None for c in pairs):
+                for c in pairs:
+                    if c is not None and not all(o.region == "arena" and o.col_stride == o.c for o in c):
+                        raise ModelError(f"codegen: halo cache copy of {c[0].tensor} is not an arena row run")
+                copies[name] = [
+                    {"in": c[0].offset, "out": c[1].offset, "vi": _view(c[0]), "vo": _view(c[1])}
+                    if c is not None
+                    else {"in": 0, "out": 0, "vi": _view(None), "vo": _view(None)}
+                    for c in pairs
+                ]
         t: dict[str, Any] = {
             "step": i,
             "kind": op.kind,
@@ -89,6 +107,8 @@ def render_stage(em: _Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
             "x": _BASE[first.inputs[0].region],
             "x2": _BASE[first.inputs[1].region] if len(first.inputs) > 1 else "A",
             "y": _BASE[first.output.region],
+            "load": copies.get("load"),
+            "save": copies.get("save"),
         }
         fast = em.fast_kernel(i)
         t["fast"] = fast.name if fast is not None else None

@@ -1,6 +1,6 @@
 """Execute a Plan in numpy, byte for byte as the firmware will: one arena array, every
 tensor read and written at the offsets and strides the plan gives, the patch stage run
-patch by patch on the kernel calls of `PatchPlan.patches()`.
+patch by patch on the kernel calls of `PatchPlan.patches()` (with their halo-cache copies).
 
 Each op is computed by the golden `compiler.reference` function on the exact window and
 per-edge padding of its call, so a plan is right when `execute_plan(plan, x)` equals
@@ -104,6 +104,11 @@ def _run_stage(plan: Plan, mem: _Memory, k: int) -> None:
             o = call.output
             out = _window_op(g, op, call.pads, (1, o.h, o.w, o.c), env)
             mem.view(o.region, o.offset, o.h, o.w, o.c, o.row_stride, o.col_stride)[:] = out.reshape(o.h, o.w, o.c)
+            for copy_ in (call.load, call.save):  # halo cache: cached columns in, shared ones out
+                if copy_ is not None:
+                    a, b = copy_
+                    src = mem.view(a.region, a.offset, a.h, a.w, a.c, a.row_stride, a.col_stride).copy()
+                    mem.view(b.region, b.offset, b.h, b.w, b.c, b.row_stride, b.col_stride)[:] = src
 
 
 def _window_op(g: Graph, op: Op, pads: tuple[int, int, int, int], out_shape: tuple[int, ...], env) -> np.ndarray:

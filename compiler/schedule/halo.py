@@ -12,7 +12,8 @@ tensor overlap. StreamNet keeps the overlap instead of recomputing it:
 `halo_cache_estimate(plan)` returns MACs and peak for the plan as it is, and with each kind
 of cache added as extra buffers live across the stage (re-placed with the layer planner's
 first-fit; per-patch windows keep their size, since the kernels still read whole windows).
-An estimate for choosing whether to build it: the generated code does not cache halos.
+An estimate: "columns" is built as code by `plan_patch(..., halo_cache=True)` (see
+compiler/schedule/patch.py; its cache buffers are the ones sized here); "2d" is not.
 """
 
 from __future__ import annotations

@@ -25,14 +25,33 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from compiler.ir import Graph, graph_macs, op_macs
-from compiler.schedule.inplace import ELEMENTWISE_IN_PLACE, apply_in_place, dw_in_place_ok, dw_ring_bytes
+from compiler.schedule.inplace import (
+    ELEMENTWISE_IN_PLACE,
+    _live_per_step,
+    apply_in_place,
+    dw_in_place_ok,
+    dw_ring_bytes,
+)
 from compiler.schedule.layer import ScratchFn, build_buffers, lower_bound, place
 from compiler.schedule.plan import Buffer, Plan, Step, align, step_macs
-from compiler.schedule.receptive import AxisAnalysis, Span, activation_inputs, analyze_axis, bands, patchable
+from compiler.schedule.receptive import (
+    SPATIAL,
+    AxisAnalysis,
+    Span,
+    Window,
+    activation_inputs,
+    analyze_axis,
+    bands,
+    input_window,
+    op_geometry,
+    patchable,
+)
 
 MAX_GRID = 8  # largest patch count per axis the search tries
 MAX_GRID_SECOND = 4  # ... for a second stage
 MAX_SECOND_OPS = 16  # longest second stage (ops) the search tries
+CALL_OVERHEAD = 400  # MAC-equivalents per kernel call or cache copy (as compiler.schedule.token)
+HALO_CACHE = True  # patch_candidates' default: also try every single-stage plan with column caches
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,10 @@ class PatchCall:
     pads: tuple[int, int, int, int]  # top, bottom, left, right of this call
     in_place: bool
     macs: int
+    # halo cache (columns): after the call, copy the output's cached columns in (cache ->
+    # window), then the columns the next patch shares out (window -> cache); (src, dst)
+    load: tuple[Operand, Operand] | None = None
+    save: tuple[Operand, Operand] | None = None
 
 
 @dataclass
@@ -72,6 +95,7 @@ class PatchStage:
     alias: dict[str, tuple[int, int]]  # in-place: tensor -> (step, input position) it overwrites
     inputs: set[str]  # stage input maps (read in place)
     scratch: dict[int, Buffer] = field(default_factory=dict)  # step -> in-place ring
+    halo: dict[str, tuple[Buffer, int]] = field(default_factory=dict)  # column cache: tensor -> (buffer, cols)
     _patches: list[list[PatchCall]] | None = None
 
     @property
@@ -100,7 +124,12 @@ class PatchPlan(Plan):
         """[patch (row-major)][stage step] kernel calls of stage k with their buffers' final offsets."""
         st = self.stages[k]
         if st._patches is None:
-            st._patches = [_patch_calls(self.graph, st, r, q, self.tensor_buffer) for r in st.rows for q in st.cols]
+            cols = [None, *st.cols, None]
+            st._patches = [
+                _patch_calls(self.graph, st, r, q, self.tensor_buffer, cols[j], cols[j + 2])
+                for r in st.rows
+                for j, q in enumerate(st.cols)
+            ]
         return st._patches
 
 
@@ -148,11 +177,12 @@ def plan_patch(
     split: int,
     grid: tuple[int, int],
     io: str = "arena",
-    in_place: bool = True,
+    in_place: bool | str = True,
     do_place: bool = True,
     cache: dict | None = None,
     scratch: ScratchFn | None = None,
     more: list[StageSpec] | tuple[StageSpec, ...] = (),
+    halo_cache: bool = False,
 ) -> PatchPlan:
     """The patch plan for stage ops[0..split] on an n x m grid of its output map
     (do_place=False: buffers sized and timed but not placed, arena_bytes 0).
@@ -163,18 +193,25 @@ def plan_patch(
 
     scratch: per-step kernel scratch bytes (codegen/kernels.py), reserved for every step,
     stage steps included (a fast kernel's scratch depends on its filter, not on the patch,
-    so one buffer live at that step serves the largest patch)."""
-    return plan_stages(graph, [(0, split, grid), *more], io, in_place, do_place, cache, scratch)
+    so one buffer live at that step serves the largest patch; the 3x3 depthwise's grows with
+    the output width: sized for the widest patch call).
+
+    halo_cache: StreamNet column caching in every stage (`detail["halo_cache"]`): each
+    intermediate keeps the columns the next patch of its row band shares, in a cache live
+    across the stage, so halo columns are computed once (rows shared between bands still are
+    recomputed); no in-place depthwise inside such a stage."""
+    return plan_stages(graph, [(0, split, grid), *more], io, in_place, do_place, cache, scratch, halo_cache)
 
 
 def plan_stages(
     graph: Graph,
     specs: list[StageSpec],
     io: str = "arena",
-    in_place: bool = True,
+    in_place: bool | str = True,
     do_place: bool = True,
     cache: dict | None = None,
     scratch: ScratchFn | None = None,
+    halo_cache: bool = False,
 ) -> PatchPlan:
     """A plan with patch stages ops[start..end] (disjoint, in order) and layer-by-layer
     steps between and after them."""
@@ -190,17 +227,16 @@ def plan_stages(
         cache[bkey] = build_buffers(g, scratch, io) if scratch is not None else build_buffers(g, io=io)
     buffers, tb = _copy_buffers(*cache[bkey])
 
-    stages: list[PatchStage] = []
-    alias: dict[str, tuple[int, int]] = {}  # tensor -> (step, input position) it overwrites
-    rings: dict[int, Buffer] = {}
-    for start, end, grid in specs:
-        st = _stage(g, start, end, grid, buffers, tb, cache, in_place)
-        stages.append(st)
-        alias.update(st.alias)
-        rings.update(st.scratch)
+    stages = [_stage(g, s, e, grid, buffers, tb, cache, bool(in_place), halo_cache) for s, e, grid in specs]
+    need = _window_scratch(g, stages, buffers, scratch)
     in_stage = {i: st for st in stages for i in st.steps}
     layer_steps = [i for i in range(len(g.ops)) if i not in in_stage]
-    tail = apply_in_place(g, buffers, tb, layer_steps) if in_place else {}
+    dw_mode = "all" if in_place == "all" else "binding"
+    tail = apply_in_place(g, buffers, tb, layer_steps, depthwise=dw_mode) if in_place else {}
+    if in_place:
+        _dw_in_place(g, stages, buffers, tb, dw_mode)
+    alias = {y: a for st in stages for y, a in st.alias.items()}
+    rings = {i: b for st in stages for i, b in st.scratch.items()}
     kernel_scratch = {b.first: b for b in buffers if b.region == "scratch"}
 
     plan_steps = []
@@ -210,9 +246,12 @@ def plan_stages(
             y = op.outputs[0]
             full = g.t(y).shape
             per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
-            macs = per_pixel * sum(a.spans[y].n for a in st.rows) * sum(a.spans[y].n for a in st.cols)
+            macs = per_pixel * sum(a.spans[y].n for a in st.rows) * stage_cols(st, y)
             sb = rings.get(i) or kernel_scratch.get(i)
-            plan_steps.append(Step(op=op, macs=macs, scratch=sb, in_place=y in alias, detail={"patch": True}))
+            d: dict = {"patch": True}
+            if i in need:
+                d["kernel_scratch"] = need[i]  # the fast kernel's scratch for the widest patch call
+            plan_steps.append(Step(op=op, macs=macs, scratch=sb, in_place=y in alias, detail=d))
         else:
             sb = tail.get(i) or kernel_scratch.get(i)
             plan_steps.append(Step(op=op, macs=step_macs(g, op), scratch=sb, in_place=i in tail))
@@ -227,7 +266,13 @@ def plan_stages(
         detail["stages"] = [
             f"{g.ops[st.steps[0]].name}..{g.ops[st.steps[-1]].name} {st.grid[0]}x{st.grid[1]}" for st in stages
         ]
+    if halo_cache:
+        detail["halo_cache"] = "columns"
     detail["mac_overhead"] = round((total - base) / max(base, 1), 4)
+    # per-call cost the MACs do not show: every patch calls every stage op (the layer
+    # schedule calls it once), plus the halo-cache copies; choose_plan adds it to the MACs
+    calls = sum((st.n_patches - 1) * len(st.steps) + 2 * len(st.halo) * st.n_patches for st in stages)
+    detail["loop_overhead"] = CALL_OVERHEAD * calls
     detail["in_place"] = len(alias) + len(tail)
     plan = PatchPlan(
         graph=g,
@@ -255,6 +300,7 @@ def _stage(
     tb: dict[str, Buffer],
     cache: dict,
     in_place: bool,
+    halo_cache: bool = False,
 ) -> PatchStage:
     """Analyze stage ops[start..split] and rewrite its buffers (in `buffers`/`tb`): per-patch
     buffers for its intermediates, in-place aliases and rings inside it."""
@@ -288,50 +334,136 @@ def _stage(
     for x in stage_inputs:
         tb[x].last = max(tb[x].last, split)
 
-    # in-place inside the stage: output written over an intermediate input that dies here
-    alias: dict[str, tuple[int, int]] = {}
-    scratch: dict[int, Buffer] = {}
+    # in-place inside the stage: elementwise outputs over an intermediate input that dies
+    # there (as fast in place); depthwise later, only where it binds the peak (_dw_in_place)
+    st = PatchStage(steps, output, grid, rows, cols, {}, stage_inputs, {})
+    if halo_cache:
+        st.halo = _halo_buffers(g, st, inter)
+        buffers.extend(b for b, _ in st.halo.values())
     if in_place:
         for i in steps:
-            op = g.ops[i]
-            y = op.outputs[0]
-            if y == output:
+            if g.ops[i].kind in ELEMENTWISE_IN_PLACE:
+                _stage_merge(g, st, buffers, tb, i)
+    return st
+
+
+def _halo_buffers(g: Graph, st: PatchStage, inter: list[str]) -> dict[str, tuple[Buffer, int]]:
+    """StreamNet column caches: per intermediate tensor, the columns neighbouring patches of a
+    row band share (live across the stage), so each patch computes only its new columns.
+    Needs every tensor's column spans to move right strictly from patch to patch."""
+    out: dict[str, tuple[Buffer, int]] = {}
+    first, last = st.steps[0], st.steps[-1]
+    for t in inter:
+        spans = [q.spans[t] for q in st.cols]
+        for a, b in zip(spans, spans[1:], strict=False):
+            if not (b.lo >= a.lo and b.hi > a.hi and b.n > 0):
+                raise ValueError(f"halo cache: column spans of {t} are not monotonic")
+        w = max((max(0, a.hi - b.lo) for a, b in zip(spans, spans[1:], strict=False)), default=0)
+        if w > 0:
+            size = w * max(r.spans[t].n for r in st.rows) * g.t(t).shape[3]
+            out[t] = (Buffer(name=f"{t}[halo]", size=align(size), first=first, last=last, tensors=[]), w)
+    return out
+
+
+def _new_cols(st: PatchStage, y: str, q: AxisAnalysis, prev: AxisAnalysis | None) -> Span:
+    """The columns of y patch q computes: all of its span, or with a halo cache those right
+    of the previous patch's."""
+    s = q.spans[y]
+    if prev is None or y not in st.halo:
+        return s
+    return Span(max(s.lo, prev.spans[y].hi), s.hi)
+
+
+def stage_cols(st: PatchStage, y: str) -> int:
+    """Columns of y computed per row band, summed over the band's patches."""
+    if y not in st.halo:
+        return sum(q.spans[y].n for q in st.cols)
+    return sum(_new_cols(st, y, q, p).n for p, q in zip([None, *st.cols], st.cols, strict=False))
+
+
+def _stage_merge(g: Graph, st: PatchStage, buffers: list[Buffer], tb: dict[str, Buffer], i: int) -> bool:
+    """Stage step i writes its output over an intermediate input that dies there (depthwise:
+    the in-place kernel, its ring as the step's scratch). False when it cannot."""
+    op = g.ops[i]
+    y = op.outputs[0]
+    if y == st.output or y in st.alias or (st.halo and op.kind == "depthwise_conv2d"):
+        return False
+    acts = activation_inputs(g, op)
+    if op.kind == "depthwise_conv2d" and dw_in_place_ok(g, op):
+        cands = [0]
+    elif op.kind in ELEMENTWISE_IN_PLACE:
+        cands = list(range(len(acts)))
+    else:
+        return False
+    produced = {g.ops[j].outputs[0] for j in st.steps}
+    rows, cols = st.rows, st.cols
+    for k in cands:
+        x = acts[k]
+        if x not in produced or x == st.output or tb[x].last != i or len(set(acts)) != len(acts):
+            continue
+        if op.kind == "depthwise_conv2d" and not all(a.windows[(i, 0)].span.n >= a.spans[y].n for a in rows + cols):
+            continue
+        bx, by = tb[x], tb[y]
+        bx.last = max(bx.last, by.last)
+        bx.tensors.append(y)
+        buffers.remove(by)
+        tb[y] = bx
+        st.alias[y] = (i, k)
+        if op.kind == "depthwise_conv2d":  # in-place kernel: no fast kernel scratch, a ring
+            buffers[:] = [b for b in buffers if not (b.region == "scratch" and b.first == i)]
+            kh, kw = g.t(op.inputs[1]).shape[1:3]
+            c = g.t(y).shape[3]
+            ring = max(
+                dw_ring_bytes((kh, kw), r.windows[(i, 0)].pad_lo, q.windows[(i, 0)].pad_lo, q.spans[y].n, c)
+                for r in rows
+                for q in cols
+            )
+            if ring > 0:
+                st.scratch[i] = Buffer(name=f"scratch{i}", size=align(ring), first=i, last=i, region="scratch")
+                buffers.append(st.scratch[i])
+        return True
+    return False
+
+
+def _dw_in_place(g: Graph, stages: list[PatchStage], buffers: list[Buffer], tb: dict[str, Buffer], mode) -> None:
+    """In-place depthwise inside the stages: every eligible step (mode "all") or, as
+    `apply_in_place` does for the layer-by-layer steps, only steps that bind the peak (the
+    in-place kernel is portable and much slower than the fast depthwise), while that lowers it."""
+    by_step = {i: st for st in stages for i in st.steps if g.ops[i].kind == "depthwise_conv2d"}
+    if mode == "all":
+        for i, st in by_step.items():
+            _stage_merge(g, st, buffers, tb, i)
+        return
+    tried: set[int] = set()
+    while True:
+        live = _live_per_step(buffers, len(g.ops))
+        peak = max(live, default=0)
+        binding = [i for i in by_step if live[i] == peak and i not in tried]
+        if not binding:
+            return
+        for i in binding:
+            tried.add(i)
+            _stage_merge(g, by_step[i], buffers, tb, i)
+
+
+def _window_scratch(g: Graph, stages: list[PatchStage], buffers: list[Buffer], scratch) -> dict[int, int]:
+    """Kernel scratch of stage steps sized for the widest patch call, where the kernel's
+    scratch depends on its output width (scratch.window, codegen/kernels.py); step -> bytes."""
+    window = getattr(scratch, "window", None)
+    need: dict[int, int] = {}
+    if window is None:
+        return need
+    for st in stages:
+        for i in st.steps:
+            b = next((b for b in buffers if b.region == "scratch" and b.first == i), None)
+            if b is None:
                 continue
-            acts = activation_inputs(g, op)
-            if op.kind == "depthwise_conv2d" and dw_in_place_ok(g, op):
-                cands = [0]
-            elif op.kind in ELEMENTWISE_IN_PLACE:
-                cands = list(range(len(acts)))
-            else:
-                continue
-            for k in cands:
-                x = acts[k]
-                if x not in inter or tb[x].last != i or len(set(acts)) != len(acts):
-                    continue
-                if op.kind == "depthwise_conv2d" and not all(
-                    a.windows[(i, 0)].span.n >= a.spans[y].n for a in rows + cols
-                ):
-                    continue
-                bx, by = tb[x], tb[y]
-                bx.last = max(bx.last, by.last)
-                bx.tensors.append(y)
-                buffers.remove(by)
-                tb[y] = bx
-                alias[y] = (i, k)
-                if op.kind == "depthwise_conv2d":  # in-place kernel: no fast kernel scratch, a ring
-                    buffers[:] = [b for b in buffers if not (b.region == "scratch" and b.first == i)]
-                    kh, kw = g.t(op.inputs[1]).shape[1:3]
-                    c = g.t(y).shape[3]
-                    ring = max(
-                        dw_ring_bytes((kh, kw), r.windows[(i, 0)].pad_lo, q.windows[(i, 0)].pad_lo, q.spans[y].n, c)
-                        for r in rows
-                        for q in cols
-                    )
-                    if ring > 0:
-                        scratch[i] = Buffer(name=f"scratch{i}", size=align(ring), first=i, last=i, region="scratch")
-                        buffers.append(scratch[i])
-                break
-    return PatchStage(steps, output, grid, rows, cols, alias, stage_inputs, scratch)
+            y = g.ops[i].outputs[0]
+            n = int(window(g, i, max(q.spans[y].n for q in st.cols)))
+            if n < b.size:
+                b.size = align(n)
+                need[i] = n
+    return need
 
 
 def _copy_buffers(buffers: list[Buffer], tb: dict[str, Buffer]) -> tuple[list[Buffer], dict[str, Buffer]]:
@@ -339,13 +471,25 @@ def _copy_buffers(buffers: list[Buffer], tb: dict[str, Buffer]) -> tuple[list[Bu
     return list(new.values()), {t: new[id(b)] for t, b in tb.items()}
 
 
-def _patch_calls(g: Graph, st: PatchStage, r: AxisAnalysis, q: AxisAnalysis, tb: dict[str, Buffer]) -> list[PatchCall]:
+def _patch_calls(
+    g: Graph,
+    st: PatchStage,
+    r: AxisAnalysis,
+    q: AxisAnalysis,
+    tb: dict[str, Buffer],
+    prev: AxisAnalysis | None = None,
+    nxt: AxisAnalysis | None = None,
+) -> list[PatchCall]:
+    """The calls of patch (r, q); prev/nxt: the column bands left and right of q (halo cache)."""
     steps, output, alias = st.steps, st.output, st.alias
 
     def full_storage(t: str) -> _Storage:
         b = tb[t]
         _, _, w, c = g.t(t).shape
         return _Storage(b.region, b.offset if b.region in ("arena", "scratch") else 0, w * c, c, (0, 0))
+
+    def operand(t: str, s: _Storage, rows: Span, cols: Span) -> Operand:
+        return Operand(t, s.region, s.at(rows.lo, cols.lo), rows.n, cols.n, g.t(t).shape[3], s.row_stride, s.col_stride)
 
     store: dict[str, _Storage] = {t: full_storage(t) for t in st.inputs}
     store[output] = full_storage(output)
@@ -354,33 +498,46 @@ def _patch_calls(g: Graph, st: PatchStage, r: AxisAnalysis, q: AxisAnalysis, tb:
         op = g.ops[i]
         y = op.outputs[0]
         acts = activation_inputs(g, op)
-        ins = []
-        for k, x in enumerate(acts):
-            wr, wc = r.windows[(i, k)].span, q.windows[(i, k)].span
-            s = store[x]
-            c = g.t(x).shape[3]
-            ins.append(Operand(x, s.region, s.at(wr.lo, wc.lo), wr.n, wc.n, c, s.row_stride, s.col_stride))
         yr, yc = r.spans[y], q.spans[y]
+        new = _new_cols(st, y, q, prev)
+        if new == yc:
+            wins = [q.windows[(i, k)] for k in range(len(acts))]
+        else:  # only the columns right of the cached ones
+            geo = op_geometry(g, op, 1)
+            wins = [input_window(geo, new, g.t(x).shape[2]) if op.kind in SPATIAL else Window(new, 0, 0) for x in acts]
+        ins = tuple(operand(x, store[x], r.windows[(i, k)].span, wins[k].span) for k, x in enumerate(acts))
         cy = g.t(y).shape[3]
         if y in alias:
             _, k = alias[y]
-            src = ins[k]
-            store[y] = _Storage(src.region, src.offset, src.row_stride, src.col_stride, (yr.lo, yc.lo))
+            sx = store[acts[k]]
+            base = sx.at(r.windows[(i, k)].span.lo, q.windows[(i, k)].span.lo)
+            store[y] = _Storage(sx.region, base, sx.row_stride, sx.col_stride, (yr.lo, yc.lo))
         elif y != output:
             store[y] = _Storage("arena", tb[y].offset, yc.n * cy, cy, (yr.lo, yc.lo))
         s = store[y]
-        out = Operand(y, s.region, s.at(yr.lo, yc.lo), yr.n, yc.n, cy, s.row_stride, s.col_stride)
-        w0r, w0c = r.windows[(i, 0)], q.windows[(i, 0)]
+        load = save = None
+        if y in st.halo:
+            hb, hw = st.halo[y]
+            if new.lo > yc.lo:
+                n = Span(yc.lo, new.lo)
+                cached = Operand(y, "arena", hb.offset, yr.n, n.n, cy, hw * cy, cy)
+                load = (cached, operand(y, s, yr, n))
+            if nxt is not None and yc.hi > nxt.spans[y].lo:
+                n = Span(nxt.spans[y].lo, yc.hi)
+                save = (operand(y, s, yr, n), Operand(y, "arena", hb.offset, yr.n, n.n, cy, hw * cy, cy))
+        w0r = r.windows[(i, 0)]
         full = g.t(y).shape
         per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
         calls.append(
             PatchCall(
                 step=i,
-                inputs=tuple(ins),
-                output=out,
-                pads=(w0r.pad_lo, w0r.pad_hi, w0c.pad_lo, w0c.pad_hi),
+                inputs=ins,
+                output=operand(y, s, yr, new),
+                pads=(w0r.pad_lo, w0r.pad_hi, wins[0].pad_lo, wins[0].pad_hi),
                 in_place=y in alias,
-                macs=per_pixel * yr.n * yc.n,
+                macs=per_pixel * yr.n * new.n,
+                load=load,
+                save=save,
             )
         )
     return calls
@@ -393,30 +550,45 @@ def patch_candidates(
     keep: int = 24,
     scratch: ScratchFn | None = None,
     second_stage: bool = True,
+    halo_cache: bool | None = None,
 ) -> list[Plan]:
     """Patch plans over every valid split and n x m grid (n, m <= max_grid), and (second_stage)
     those plans plus a second stage over the layer-by-layer tail's binding step (see
-    `_two_stage_recipes`), reduced to the (peak, MACs) Pareto front (at most `keep` plans,
-    spread over the front).
+    `_two_stage_recipes`), reduced to the (peak, cost) Pareto front (cost: MACs + modelled
+    per-call overhead; at most `keep` plans, spread over the front). halo_cache (default
+    HALO_CACHE): every single-stage plan also with StreamNet column caching (fewer MACs, cache
+    buffers live across the stage); the front keeps it where it wins.
 
-    Plans are sized unplaced first; walking them by MACs, a plan is placed only when its
+    Plans are sized unplaced first; walking them by cost, a plan is placed only when its
     lower bound beats the smallest peak of every cheaper plan (else it cannot be on the front).
     """
     from compiler.schedule.select import plan_peak
 
     sized: list[PatchPlan] = []
     cache: dict = {}
+    halo_cache = HALO_CACHE if halo_cache is None else halo_cache
     for split in valid_splits(graph):
         _, h, w, _ = graph.t(graph.ops[split].outputs[0]).shape
         for n in range(1, min(max_grid, h) + 1):
             for m in range(1, min(max_grid, w) + 1):
-                if n * m > 1:
-                    sized.append(plan_patch(graph, split, (n, m), io, do_place=False, cache=cache, scratch=scratch))
+                if n * m == 1:
+                    continue
+                sized.append(plan_patch(graph, split, (n, m), io, do_place=False, cache=cache, scratch=scratch))
+                if halo_cache and m > 1:
+                    try:
+                        sized.append(
+                            plan_patch(
+                                graph, split, (n, m), io, do_place=False, cache=cache, scratch=scratch, halo_cache=True
+                            )
+                        )
+                    except ValueError:  # column spans that do not move right patch by patch
+                        pass
     extra = (graph.t(graph.inputs[0]).nbytes + graph.t(graph.outputs[0]).nbytes) if io == "external" else 0
-    # (MACs, lower-bound estimate, sized plan or a recipe for a two-stage one)
-    cands: list[tuple[int, int, PatchPlan | tuple]] = [(p.macs, p.lower_bound, p) for p in sized]
+    # (cost, lower-bound estimate, sized plan or a recipe for a two-stage one)
+    cands: list[tuple[int, int, PatchPlan | tuple]] = [(_cost(p), p.lower_bound, p) for p in sized]
     if second_stage:
-        cands += _two_stage_recipes(graph, io, sized, cache, scratch)
+        plain = [p for p in sized if not p.detail.get("halo_cache")]
+        cands += _two_stage_recipes(graph, io, plain, cache, scratch)
     placed: list[PatchPlan] = []
     best = None
     for _macs, lb, p in sorted(cands, key=lambda c: (c[0], c[1])):
@@ -458,7 +630,7 @@ def _two_stage_recipes(
     MAX_GRID_SECOND per axis) are sized once per split and kept on their own
     (tail live, extra MACs) front; each first-stage plan is then paired with them, with
     max(first-stage live, tail live) as the pair's lower-bound estimate. Returns
-    (MACs, lower bound, (s1, grid1, (lo, hi, grid2))) recipes for the caller's walk."""
+    (cost, lower bound, (s1, grid1, (lo, hi, grid2))) recipes for the caller's walk."""
     by_split: dict[int, list[PatchPlan]] = {}
     for p in sized:
         assert p.stage is not None
@@ -494,8 +666,14 @@ def _two_stage_recipes(
                 front.append(r)
         for p, head in heads:
             for tail, add, spec in front:
-                out.append((p.macs + add, max(head, tail), (s1, p.stage.grid, spec)))  # type: ignore[union-attr]
+                lo, hi, (n2, m2) = spec
+                cost = _cost(p) + add + CALL_OVERHEAD * (n2 * m2 - 1) * (hi - lo + 1)
+                out.append((cost, max(head, tail), (s1, p.stage.grid, spec)))  # type: ignore[union-attr]
     return out
+
+
+def _cost(p: Plan) -> int:
+    return p.macs + int(p.detail.get("loop_overhead", 0))
 
 
 def _peak(p: Plan) -> int:
@@ -505,9 +683,10 @@ def _peak(p: Plan) -> int:
 
 
 def pareto(plans: list, keep: int) -> list:
-    """Plans no other plan beats on both peak and MACs, fewest MACs first, thinned to `keep`."""
+    """Plans no other plan beats on both peak and cost (MACs + modelled call overhead),
+    cheapest first, thinned to `keep`."""
     front = []
-    for p in sorted(plans, key=lambda p: (p.macs, _peak(p))):
+    for p in sorted(plans, key=lambda p: (_cost(p), _peak(p))):
         if not front or _peak(p) < _peak(front[-1]):
             front.append(p)
     if len(front) > keep:
