@@ -161,7 +161,8 @@ def mbv2_rows(width: float, res: int) -> list[dict]:
     cheap1 = [p for p in single if (p.macs - base) / base <= 0.15]
     if cheap1:
         rows.append(row("patch, one stage (smallest peak, MAC overhead <= 15%)", min(cheap1, key=plan_peak)))
-    for ref in rows[-2:] if cheap1 else rows[-1:]:  # halo cache: fewest MACs at most at that peak
+    refs = {r["activation_peak_bytes"]: r for r in (rows[-2:] if cheap1 else rows[-1:])}
+    for ref in refs.values():  # halo cache: fewest MACs at most at that peak
         peak = ref["activation_peak_bytes"] + x_bytes
         fit = [p for p in single_halo if plan_peak(p) <= peak]
         if fit:

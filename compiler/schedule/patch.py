@@ -232,9 +232,11 @@ def plan_stages(
     in_stage = {i: st for st in stages for i in st.steps}
     layer_steps = [i for i in range(len(g.ops)) if i not in in_stage]
     dw_mode = "all" if in_place == "all" else "binding"
-    tail = apply_in_place(g, buffers, tb, layer_steps, depthwise=dw_mode) if in_place else {}
-    if in_place:
-        _dw_in_place(g, stages, buffers, tb, dw_mode)
+    tail: dict[int, Buffer | None] = {}
+    while in_place:  # until neither the tail nor a stage has a depthwise left that binds the peak
+        tail.update(apply_in_place(g, buffers, tb, layer_steps, depthwise=dw_mode))
+        if not _dw_in_place(g, stages, buffers, tb, dw_mode):
+            break
     alias = {y: a for st in stages for y, a in st.alias.items()}
     rings = {i: b for st in stages for i, b in st.scratch.items()}
     kernel_scratch = {b.first: b for b in buffers if b.region == "scratch"}
@@ -425,25 +427,24 @@ def _stage_merge(g: Graph, st: PatchStage, buffers: list[Buffer], tb: dict[str, 
     return False
 
 
-def _dw_in_place(g: Graph, stages: list[PatchStage], buffers: list[Buffer], tb: dict[str, Buffer], mode) -> None:
+def _dw_in_place(g: Graph, stages: list[PatchStage], buffers: list[Buffer], tb: dict[str, Buffer], mode) -> int:
     """In-place depthwise inside the stages: every eligible step (mode "all") or, as
     `apply_in_place` does for the layer-by-layer steps, only steps that bind the peak (the
     in-place kernel is portable and much slower than the fast depthwise), while that lowers it."""
     by_step = {i: st for st in stages for i in st.steps if g.ops[i].kind == "depthwise_conv2d"}
     if mode == "all":
-        for i, st in by_step.items():
-            _stage_merge(g, st, buffers, tb, i)
-        return
+        return sum(_stage_merge(g, st, buffers, tb, i) for i, st in by_step.items())
     tried: set[int] = set()
+    merged = 0
     while True:
         live = _live_per_step(buffers, len(g.ops))
         peak = max(live, default=0)
         binding = [i for i in by_step if live[i] == peak and i not in tried]
         if not binding:
-            return
+            return merged
         for i in binding:
             tried.add(i)
-            _stage_merge(g, by_step[i], buffers, tb, i)
+            merged += _stage_merge(g, by_step[i], buffers, tb, i)
 
 
 def _window_scratch(g: Graph, stages: list[PatchStage], buffers: list[Buffer], scratch) -> dict[int, int]:
@@ -599,7 +600,12 @@ def patch_candidates(
             p = plan_patch(graph, s1, grid1, io, do_place=False, cache=cache, scratch=scratch, more=[spec2])
             if best is not None and p.lower_bound + extra >= best:
                 continue
-        p.arena_bytes = place(p.buffers)
+            p.arena_bytes = place(p.buffers)
+            if p.arena_bytes > p.lower_bound:  # first fit left gaps: every depthwise in place may pack tighter
+                q = plan_patch(graph, s1, grid1, io, "all", True, cache, scratch, more=[spec2])
+                p = q if q.arena_bytes < p.arena_bytes else p
+        else:
+            p.arena_bytes = place(p.buffers)
         placed.append(p)
         best = plan_peak(p) if best is None else min(best, plan_peak(p))
     from compiler.schedule.layer import plan_layer
@@ -637,7 +643,12 @@ def _two_stage_recipes(
         by_split.setdefault(p.stage.steps[-1], []).append(p)
     out: list[tuple[int, int, tuple]] = []
     for s1, plans in by_split.items():
-        heads = [(p, int(_live(p)[: s1 + 1].max())) for p in plans]
+        # the first stage's live bytes once a second stage takes the peak from the tail: its
+        # depthwise may then go in place (_dw_in_place), so size the heads with all of them in place
+        heads = [
+            (p, int(_live(plan_patch(graph, s1, p.stage.grid, io, "all", False, cache, scratch))[: s1 + 1].max()))  # type: ignore[union-attr]
+            for p in plans
+        ]
         live = _live(plans[0])
         if s1 + 1 >= len(live):
             continue
@@ -657,7 +668,9 @@ def _two_stage_recipes(
                         if n * m == 1:
                             continue
                         spec = (lo, hi, (n, m))
-                        q = plan_patch(graph, s1, g1, io, do_place=False, cache=cache, scratch=scratch, more=[spec])
+                        q = plan_patch(
+                            graph, s1, g1, io, "all", False, cache, scratch, more=[spec]
+                        )  # lower bound: all in place
                         add = sum(q.steps[i].macs - op_macs(graph, q.steps[i].op) for i in range(lo, hi + 1))
                         rest.append((int(_live(q)[s1 + 1 :].max()), add, spec))
         front: list[tuple[int, int, tuple]] = []
