@@ -367,6 +367,18 @@ def _renode_runner() -> Any:
     return module
 
 
+def compare_with_reference(graph: Graph, xs: np.ndarray, outputs: list[np.ndarray]) -> tuple[int, int]:
+    """(max |difference|, number of inputs with any differing byte) of firmware outputs vs the golden model."""
+    max_diff = 0
+    mismatches = 0
+    for x, y in zip(xs, outputs, strict=True):
+        ref = reference.run(graph, [x])[0]
+        d = int(np.abs(ref.astype(np.int32) - y.astype(np.int32)).max())
+        max_diff = max(max_diff, d)
+        mismatches += int(d != 0)
+    return max_diff, mismatches
+
+
 def run_model(
     model: str | Path | Graph,
     out: str | Path,
@@ -404,13 +416,7 @@ def run_model(
     if len(emu.outputs) != len(xs):
         raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see emulator.log")
     log("[microtile] comparing with the reference ...")
-    max_diff = 0
-    mismatches = 0
-    for x, y in zip(xs, emu.outputs, strict=True):
-        ref = reference.run(graph, [x])[0]
-        d = int(np.abs(ref.astype(np.int32) - y.astype(np.int32)).max())
-        max_diff = max(max_diff, d)
-        mismatches += int(d != 0)
+    max_diff, mismatches = compare_with_reference(graph, xs, emu.outputs)
     report = dict(res.report)
     stack = max(emu.stack)
     io_ext = res.plan.input_bytes + res.plan.output_bytes if res.plan.io == "external" else 0

@@ -31,7 +31,6 @@ ROOT = RENODE_DIR.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from compiler import reference  # noqa: E402
 from compiler.boards import write_board_files  # noqa: E402
 from compiler.errors import MicrotileError  # noqa: E402
 from compiler.firmware import build_project, model_memory  # noqa: E402
@@ -129,7 +128,13 @@ def run_renode(
 ) -> dict[str, Any]:
     """``run_model`` for ``emulator="renode"``: build for the real part, run the Robot suite,
     compare every output byte with the reference, write and return the report."""
-    from compiler.pipeline import _write_report, load_model, make_inputs, parse_harness_output
+    from compiler.pipeline import (
+        _write_report,
+        compare_with_reference,
+        load_model,
+        make_inputs,
+        parse_harness_output,
+    )
 
     find_renode_test()  # before any work: say clearly that Renode is not here
     out = Path(out)
@@ -142,13 +147,7 @@ def run_renode(
     emu = parse_harness_output(console, graph.t(graph.outputs[0]).shape)
     if len(emu.outputs) != len(xs):
         raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see {out}")
-    max_diff = 0
-    mismatches = 0
-    for x, y in zip(xs, emu.outputs, strict=True):
-        ref = reference.run(graph, [x])[0]
-        d = int(np.abs(ref.astype(np.int32) - y.astype(np.int32)).max())
-        max_diff = max(max_diff, d)
-        mismatches += int(d != 0)
+    max_diff, mismatches = compare_with_reference(graph, xs, emu.outputs)
     report = json.loads((out / "report.json").read_text())
     model_mem, total_mem = model_memory(out, opts.prefix)
     stack = max(emu.stack)
