@@ -210,18 +210,26 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
                 report["firmware_flash_bytes"] = total_mem.flash
                 report["firmware_static_ram_bytes"] = total_mem.ram
         report.setdefault("flash_bytes", const_bytes)
-        io_ext = plan.input_bytes + plan.output_bytes if plan.io == "external" else 0
-        report["peak_sram_bytes"] = plan.arena_bytes + io_ext + report.get("model_static_ram_bytes", 0)
+        report.update(peak_sram(plan, report.get("model_static_ram_bytes", 0), stack=0))
         report["peak_sram_estimated"] = True  # stack added when measured by `run`
-        report["peak_sram_bytes_excluding_input"] = report["peak_sram_bytes"] - (
-            plan.input_bytes if plan.io == "external" else 0
-        )
         _write_report(out, report)
         return result
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def peak_sram(plan: Plan, static_ram: int, stack: int) -> dict[str, int]:
+    """Peak SRAM as DESIGN.md defines it: the arena, input/output buffers kept outside it, the
+    model's own .data/.bss and the stack high-water mark; and the same without the input
+    (meaningful with io="external": the image stays in the caller's buffer)."""
+    outside = plan.input_bytes + plan.output_bytes if plan.io == "external" else 0
+    peak = plan.arena_bytes + outside + static_ram + stack
+    return {
+        "peak_sram_bytes": peak,
+        "peak_sram_bytes_excluding_input": peak - (plan.input_bytes if plan.io == "external" else 0),
+    }
 
 
 def _write_report(out: Path, report: dict[str, Any]) -> None:
@@ -419,7 +427,6 @@ def run_model(
     max_diff, mismatches = compare_with_reference(graph, xs, emu.outputs)
     report = dict(res.report)
     stack = max(emu.stack)
-    io_ext = res.plan.input_bytes + res.plan.output_bytes if res.plan.io == "external" else 0
     static = report.get("model_static_ram_bytes", 0)
     report.update(
         {
@@ -432,12 +439,7 @@ def run_model(
             "instructions_per_input": emu.instructions,
             "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),
             "stack_bytes": stack,
-            "peak_sram_bytes": res.plan.arena_bytes + io_ext + static + stack,
-            "peak_sram_bytes_excluding_input": res.plan.arena_bytes
-            + io_ext
-            + static
-            + stack
-            - (res.plan.input_bytes if res.plan.io == "external" else 0),
+            **peak_sram(res.plan, static, stack),
             "peak_sram_estimated": False,
         }
     )

@@ -134,6 +134,7 @@ def run_renode(
         load_model,
         make_inputs,
         parse_harness_output,
+        peak_sram,
     )
 
     find_renode_test()  # before any work: say clearly that Renode is not here
@@ -152,7 +153,6 @@ def run_renode(
     model_mem, total_mem = model_memory(out, opts.prefix)
     stack = max(emu.stack)
     plan = res.plan
-    io_ext = plan.input_bytes + plan.output_bytes if plan.io == "external" else 0
     report.update(
         {
             "emulator": f"renode {RENODE_PLATFORMS[board.name]} (linked for the real part, UART console)",
@@ -170,7 +170,7 @@ def run_renode(
             "instructions_per_input": emu.instructions,
             "instructions_exact": False,
             "stack_bytes": stack,
-            "peak_sram_bytes": plan.arena_bytes + io_ext + model_mem.ram + stack,
+            **peak_sram(plan, model_mem.ram, stack),
             "peak_sram_estimated": False,
         }
     )
