@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_fast_kernels import CC, build
+from test_fast_kernels import CC, build, host_lib
 from test_transformer_kernels import BmmDims, BmmParams, act, one_op, ptr
 
 from compiler import reference
@@ -29,14 +29,7 @@ N = int(os.environ.get("MT_FAST_CASES", "20"))
 
 @pytest.fixture(scope="module", params=["plain", "simd"])
 def lib(request, tmp_path_factory) -> C.CDLL:
-    path = os.environ.get("MT_BMM_LIB")
-    if path:
-        if request.param != "simd":
-            pytest.skip("sanitized run covers the SIMD build only")
-        return C.CDLL(path)
-    if CC is None:
-        pytest.skip("no host C compiler")
-    return C.CDLL(str(build(tmp_path_factory.mktemp("bmm") / f"libmt_{request.param}.so", request.param)))
+    return host_lib(request, tmp_path_factory, "MT_BMM_LIB", "bmm")
 
 
 def attention_case(rng: np.random.Generator, tb: bool, big_shift: bool = False):

@@ -82,16 +82,22 @@ class AddFastParams(C.Structure):
     ]
 
 
-@pytest.fixture(scope="module", params=["plain", "simd"])
-def lib(request, tmp_path_factory) -> C.CDLL:
-    path = os.environ.get("MT_FAST_LIB")
+def host_lib(request, tmp_path_factory, env_var: str, stem: str) -> C.CDLL:
+    """The kernel library for a `plain`/`simd` parametrized fixture, or the prebuilt
+    (sanitized) one named by `env_var` in the sanitizer rerun."""
+    path = os.environ.get(env_var)
     if path:
         if request.param != "simd":
             pytest.skip("sanitized run covers the SIMD build only")
         return C.CDLL(path)
     if CC is None:
         pytest.skip("no host C compiler")
-    return C.CDLL(str(build(tmp_path_factory.mktemp("fast") / f"libmt_{request.param}.so", request.param)))
+    return C.CDLL(str(build(tmp_path_factory.mktemp(stem) / f"libmt_{request.param}.so", request.param)))
+
+
+@pytest.fixture(scope="module", params=["plain", "simd"])
+def lib(request, tmp_path_factory) -> C.CDLL:
+    return host_lib(request, tmp_path_factory, "MT_FAST_LIB", "fast")
 
 
 def fparams(q: dict, stride, dil, pads, wide: bool) -> FastParams:
