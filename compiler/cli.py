@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -210,25 +211,40 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     load_board(args.board)  # unknown board: clear error before reading the model
     if args.cmd == "plan":
-        from compiler.schedule.select import binding_step, candidate_plans, plan_peak
+        from compiler.errors import BudgetError
+        from compiler.planner import PlanOptions, choose_for
+        from compiler.schedule.select import binding_step, plan_peak
 
         board = load_board(args.board)
         graph = pipeline.load_model(args.model, args.calib, _log)
-        budget = args.sram if args.sram is not None else pipeline.default_budget(board)
-        plans = candidate_plans(graph, args.schedule, args.io)
-        base = min(p.macs for p in plans) or 1
-        print(f"{graph.name} on {board.name}: budget {budget:,} B")
-        print(f"{'schedule':10s} {'detail':40s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at")
+        popts = PlanOptions(sram=args.sram, schedule=args.schedule, io=args.io)
+        chosen = None
+        failure: BudgetError | None = None
+        try:
+            choice = choose_for(graph, board, popts)
+            plans, budget, chosen = choice.candidates, choice.budget, choice.plan
+        except BudgetError as e:
+            failure = e
+            plans = getattr(e, "candidates", [])
+            budget = args.sram if args.sram is not None else pipeline.default_budget(board)
+        base = min((p.macs for p in plans), default=0) or 1
+        print(f"{graph.name} on {board.name}: budget {budget:,} B  (* = the plan compile/run would pick)")
+        print(f"  {'schedule':10s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at / detail")
         for p in sorted(plans, key=plan_peak):
             i, what = binding_step(p)
-            detail = ", ".join(f"{k}={v}" for k, v in p.detail.items() if k != "mac_overhead") or "-"
+            mark = "*" if p is chosen else " "
             print(
-                f"{p.schedule:10s} {detail[:40]:40s} {plan_peak(p):>10,d} {p.macs:>12,d} "
+                f"{mark} {p.schedule:10s} {plan_peak(p):>10,d} {p.macs:>12,d} "
                 f"{(p.macs - base) / base:>7.1%}  {'yes ' if plan_peak(p) <= budget else 'no  '}  step {i} {what}"
             )
-        if args.dump:
+            detail = ", ".join(f"{k}={v}" for k, v in p.detail.items() if k != "mac_overhead")
+            for line in textwrap.wrap(detail, width=100):
+                print(f"{'':14s}{line}")
+        if failure is not None:
+            raise failure
+        if args.dump and chosen is not None:
             print()
-            print(min(plans, key=plan_peak).dump())
+            print(chosen.dump())
         return 0
 
     opts = pipeline.CompileOptions(

@@ -16,30 +16,20 @@ from typing import Any
 import numpy as np
 
 from codegen.emit import CodegenOptions, render_model
-from codegen.kernels import (
-    KernelOptions,
-    attach_kernels,
-    attach_stage_kernels,
-    kernel_summary,
-    scratch_fn,
-    select_kernels,
-)
+from codegen.kernels import kernel_summary
 from compiler import reference
 from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
-from compiler.errors import BoardFitError, BudgetError, MicrotileError, ModelError
+from compiler.errors import BoardFitError, MicrotileError, ModelError
 from compiler.firmware import build_project, find_toolchain, model_memory
 from compiler.ir import Graph
 from compiler.passes.io_quant import strip_io_quant
-from compiler.passes.split_qkv import split_fused_qkv
+from compiler.planner import RUNTIME_RESERVE, PlanOptions, choose_for, default_budget
 from compiler.schedule.plan import Plan
-from compiler.schedule.select import choose_plan, plan_peak
+from compiler.schedule.select import plan_peak
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_DIR = ROOT / "runtime_c"
-# RAM the test harness and newlib need besides the arena, the stack and the heap: their
-# .data/.bss measured from the linker map (about 2.8 KB on both boards) plus margin.
-RUNTIME_RESERVE = 4096
 
 Log = Callable[[str], None]
 
@@ -112,9 +102,16 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
     return strip_io_quant(graph)
 
 
-def default_budget(board: Board, stack_bytes: int | None = None) -> int:
-    stack = board.stack_bytes if stack_bytes is None else stack_bytes
-    return board.sram.size - stack - board.heap_bytes - RUNTIME_RESERVE
+def plan_options(opts: CompileOptions) -> PlanOptions:
+    """The planning part of the compile options (what `plan_for` decides on)."""
+    return PlanOptions(
+        sram=opts.sram,
+        schedule=opts.schedule,
+        io=opts.io,
+        kernels=opts.kernels,
+        widen=opts.widen,
+        stack_bytes=opts.stack_bytes,
+    )
 
 
 def _weights_bytes(graph: Graph) -> int:
@@ -123,24 +120,13 @@ def _weights_bytes(graph: Graph) -> int:
 
 def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _quiet) -> CompileResult:
     board = load_board(opts.board)
-    graph = split_fused_qkv(graph)  # fused qkv projections -> q, k, v (exact; the token planner's pattern)
     budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
-    if budget <= 0:
-        raise MicrotileError(f"SRAM budget must be positive, got {budget}")
     log(f"[microtile] {graph.name}: {len(graph.ops)} ops, planning for {board.name} (budget {budget} B)")
-    kernels = select_kernels(
-        graph, board.core, board.flash.size, KernelOptions(fast=opts.kernels == "fast", widen=opts.widen)
-    )
-    try:
-        plan = choose_plan(graph, budget, opts.schedule, opts.io, scratch=scratch_fn(kernels) if kernels else None)
-    except BudgetError:
-        if not kernels:
-            raise
-        log("[microtile] no plan fits with the fast kernels' scratch: portable kernels")
-        kernels = {}
-        plan = choose_plan(graph, budget, opts.schedule, opts.io)
-    attach_kernels(plan, kernels)
-    attach_stage_kernels(plan, kernels)
+    choice = choose_for(graph, board, plan_options(opts))
+    for note in choice.notes:
+        log(f"[microtile] {note}")
+    plan = choice.plan
+    graph = plan.graph
     peak = plan_peak(plan)
     stack = board.stack_bytes if opts.stack_bytes is None else opts.stack_bytes
     ram_needed = peak + stack + board.heap_bytes + RUNTIME_RESERVE

@@ -92,10 +92,9 @@ def candidate_plans(
     return plans
 
 
-def choose_plan(
-    graph: Graph, budget: int, schedule: str = "auto", io: str = "arena", scratch: ScratchFn | None = None
-) -> Plan:
-    plans = candidate_plans(graph, schedule, io, scratch)
+def pick_plan(plans: list[Plan], budget: int, schedule: str = "auto") -> Plan:
+    """The cheapest of `plans` (fewest MACs plus modelled overhead, then smallest peak) whose
+    peak fits `budget` bytes; BudgetError naming the smallest peak and its binding step if none."""
     fitting = [p for p in plans if plan_peak(p) <= budget]
     if fitting:
         return min(fitting, key=lambda p: (plan_cost(p), plan_peak(p)))
@@ -106,3 +105,11 @@ def choose_plan(
         f"SRAM budget of {budget} B: the smallest peak any plan reaches is {plan_peak(best)} B "
         f"({best.schedule} schedule), bound by step {i} {what}"
     )
+
+
+def choose_plan(
+    graph: Graph, budget: int, schedule: str = "auto", io: str = "arena", scratch: ScratchFn | None = None
+) -> Plan:
+    """Planner-level choice for a given scratch function (no kernel selection): tests and the
+    planners' own callers. The compiler's decision is `compiler.planner.plan_for`."""
+    return pick_plan(candidate_plans(graph, schedule, io, scratch), budget, schedule)

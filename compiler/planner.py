@@ -1,0 +1,117 @@
+"""`plan_for(graph, target, options) -> Plan`: the one way to get the plan the compiler would pick.
+
+`microtile plan`, `compile` and `run`, the benchmarks and `nas/` all call it, so they all see
+the same decision and the same errors:
+
+1. the kernels: per op, a Cortex-M DSP kernel where the core has one and it is exact
+   (`codegen/kernels.py` `select_kernels`), else the portable one; their scratch bytes;
+2. the candidates of every planner asked for (`compiler/schedule/select.py`: layer, patch,
+   token), each sized with that scratch;
+3. the cheapest candidate (fewest MACs plus modelled loop overhead) whose peak fits the
+   budget; when none fits with the fast kernels' scratch, the same choice with portable
+   kernels; when none fits at all, `BudgetError` naming the smallest peak and its binding step.
+
+Raises `BudgetError` (no plan fits), `MicrotileError` (unknown schedule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codegen.kernels import (
+    KernelChoice,
+    KernelOptions,
+    attach_kernels,
+    attach_stage_kernels,
+    scratch_fn,
+    select_kernels,
+)
+from compiler.boards import Board, load_board
+from compiler.errors import BudgetError, MicrotileError
+from compiler.ir import Graph
+from compiler.passes.split_qkv import split_fused_qkv
+from compiler.schedule.plan import Plan
+from compiler.schedule.select import candidate_plans, pick_plan, plan_peak
+
+# RAM the test harness and newlib need besides the arena, the stack and the heap: their
+# .data/.bss measured from the linker map (about 2.8 KB on both boards) plus margin.
+RUNTIME_RESERVE = 4096
+
+
+@dataclass
+class PlanOptions:
+    """What the user asked for. sram: budget in bytes for the plan's peak (arena + I/O kept
+    outside it); None = the board's SRAM less stack, heap and RUNTIME_RESERVE."""
+
+    sram: int | None = None
+    schedule: str = "auto"  # auto | layer | patch | token
+    io: str = "arena"  # "arena": input/output inside the arena; "external": the caller's buffers
+    kernels: str = "fast"  # "fast": DSP kernels where the core has them; "portable"
+    widen: bool = True  # pre-widen fast-kernel filters to int16 while flash allows
+    stack_bytes: int | None = None  # stack reserved on the board (None: the board's default)
+
+
+@dataclass
+class PlanChoice:
+    """Everything `plan_for` weighed: the chosen plan, every candidate (same kernels and scratch
+    as the chosen one), the budget in bytes and the kernels per op."""
+
+    plan: Plan
+    candidates: list[Plan]
+    budget: int
+    kernels: dict[str, KernelChoice] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def default_budget(board: Board, stack_bytes: int | None = None) -> int:
+    """Bytes of SRAM a plan may use on `board`: its SRAM less stack, heap and RUNTIME_RESERVE."""
+    stack = board.stack_bytes if stack_bytes is None else stack_bytes
+    return board.sram.size - stack - board.heap_bytes - RUNTIME_RESERVE
+
+
+def _board(target: Board | str) -> Board:
+    return load_board(target) if isinstance(target, str) else target
+
+
+def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = None) -> PlanChoice:
+    """`plan_for` with everything it weighed (for `microtile plan`'s table). The plans are of
+    the graph as compiled (`plan.graph`: fused qkv projections split)."""
+    opts = options or PlanOptions()
+    board = _board(target)
+    graph = split_fused_qkv(graph)  # fused qkv projections -> q, k, v (exact; the token planner's pattern)
+    budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
+    if budget <= 0:
+        raise MicrotileError(f"SRAM budget must be positive, got {budget} B")
+    kernels = select_kernels(
+        graph, board.core, board.flash.size, KernelOptions(fast=opts.kernels == "fast", widen=opts.widen)
+    )
+    notes: list[str] = []
+    plans = candidate_plans(graph, opts.schedule, opts.io, scratch=scratch_fn(kernels) if kernels else None)
+    try:
+        plan = pick_plan(plans, budget, opts.schedule)
+    except BudgetError as e:
+        if not kernels:
+            e.candidates = plans  # type: ignore[attr-defined]  # for `microtile plan`'s table
+            raise
+        notes.append("no plan fits with the fast kernels' scratch: portable kernels")
+        kernels = {}
+        plans = candidate_plans(graph, opts.schedule, opts.io)
+        try:
+            plan = pick_plan(plans, budget, opts.schedule)
+        except BudgetError as e:
+            e.candidates = plans  # type: ignore[attr-defined]  # for `microtile plan`'s table
+            raise
+    attach_kernels(plan, kernels)
+    attach_stage_kernels(plan, kernels)
+    return PlanChoice(plan=plan, candidates=plans, budget=budget, kernels=kernels, notes=notes)
+
+
+def plan_for(graph: Graph, target: Board | str, options: PlanOptions | None = None) -> Plan:
+    """The plan the compiler would pick for `graph` on `target` (a Board or a board name).
+
+    Returns a Plan whose steps carry their kernel choice (`step.detail["kernel"]`) and whose
+    peak (`plan_peak`, bytes) fits the budget. Raises BudgetError when nothing fits."""
+    return choose_for(graph, target, options).plan
+
+
+__all__ = ["PlanChoice", "PlanOptions", "RUNTIME_RESERVE", "choose_for", "default_budget", "plan_for", "plan_peak"]
