@@ -28,9 +28,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extras=""
-if [ "${1:-}" = "test" ]; then extras="[test,onnx,torch,plot]"; fi
-echo "[setup] pip install -e .${extras}"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+if [ "${1:-}" = "test" ]; then extras="[test,onnx,torch,plot,nas]"; fi
+# constraints.txt pins every dependency (and pip and the build backend): reproducible installs.
+export PIP_CONSTRAINT="$PWD/constraints.txt" PIP_DISABLE_PIP_VERSION_CHECK=1
+echo "[setup] pip install -e .${extras} (pinned by constraints.txt)"
+.venv/bin/python -m pip install -q "pip==$(sed -n 's/^pip==//p' constraints.txt)" >/dev/null 2>&1 || true
 log=$(mktemp)
 if ! .venv/bin/python -m pip install -q -e ".${extras}" >"$log" 2>&1; then
   cat "$log"; rm -f "$log"; echo "[setup] pip install failed" >&2; exit 1

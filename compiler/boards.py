@@ -17,8 +17,9 @@ from typing import Any
 import jinja2
 
 from compiler.errors import MicrotileError
+from compiler.resources import data_dir
 
-BOARDS_DIR: Path = Path(__file__).resolve().parent.parent / "boards"
+BOARDS_DIR: Path = data_dir("boards")
 TEMPLATES_DIR: Path = BOARDS_DIR / "templates"
 
 # Exit status of a firmware that took a HardFault or any unexpected exception.

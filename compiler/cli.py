@@ -47,6 +47,15 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 200000, 256K, 320KiB)") from None
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("microtile")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="microtile",
@@ -54,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"microtile {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     sub.add_parser("boards", help="list the boards microtile can target")

@@ -25,11 +25,11 @@ from compiler.firmware import build_project, find_toolchain, model_memory
 from compiler.ir import Graph
 from compiler.passes.io_quant import strip_io_quant
 from compiler.planner import RUNTIME_RESERVE, PlanOptions, choose_for, default_budget
+from compiler.resources import data_dir
 from compiler.schedule.plan import Plan
 from compiler.schedule.select import plan_peak
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_DIR = ROOT / "runtime_c"
+RUNTIME_DIR = data_dir("runtime_c")
 
 Log = Callable[[str], None]
 
@@ -352,7 +352,7 @@ def _renode_runner() -> Any:
     """renode/run_renode.py (a script beside the Renode files, not part of the package)."""
     import importlib.util
 
-    path = ROOT / "renode" / "run_renode.py"
+    path = data_dir("renode") / "run_renode.py"
     spec = importlib.util.spec_from_file_location("microtile_run_renode", path)
     if spec is None or spec.loader is None:
         raise MicrotileError(f"Renode runner not found at {path}")

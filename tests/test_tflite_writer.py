@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tflite
+from conftest import MODELS as CONFTEST_MODELS
+from conftest import shared_model
 
 from compiler.builder import GraphBuilder, tiny_cnn
 from compiler.frontend.tflite import load_tflite, parse_tflite
 from compiler.frontend.tflite_writer import WriterError, write_tflite
 from compiler.ir import Graph, Op, Tensor
 
-MODELS = Path(__file__).parents[1].parent / "shared" / "models"
+SHARED = CONFTEST_MODELS
 
 
 def _same_tensor(a: Tensor, b: Tensor, where: str) -> None:
@@ -102,9 +102,9 @@ def test_round_trip_tiny_cnn_twice() -> None:
     assert write_tflite(h) == write_tflite(parse_tflite(write_tflite(h)))
 
 
-@pytest.mark.parametrize("path", sorted(MODELS.glob("*.tflite")) if MODELS.is_dir() else [], ids=lambda p: p.stem)
-def test_round_trip_shared_models(path: Path) -> None:
-    g = load_tflite(path)
+@pytest.mark.parametrize("name", SHARED)
+def test_round_trip_shared_models(name: str) -> None:
+    g = load_tflite(shared_model(name))  # skips, with the reason, when ../shared/models is absent
     assert_equivalent(g, parse_tflite(write_tflite(g)))
 
 
