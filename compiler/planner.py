@@ -103,6 +103,7 @@ def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = 
             raise
     attach_kernels(plan, kernels)
     attach_stage_kernels(plan, kernels)
+    plan.check()  # PlanError: a planner bug (two live buffers share bytes, one outside the arena)
     return PlanChoice(plan=plan, candidates=plans, budget=budget, kernels=kernels, notes=notes)
 
 

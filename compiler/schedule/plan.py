@@ -57,6 +57,76 @@ class Buffer:
         return not (self.offset + self.size <= other.offset or other.offset + other.size <= self.offset)
 
 
+class PlanError(Exception):
+    """A Plan that breaks its own invariants (two live buffers share bytes, a buffer outside its
+    pool): a planner bug, never a user error."""
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def buffer_problems(buffers: list[Buffer], pool_bytes: int) -> list[str]:
+    """What is wrong with a placement: pairs of arena/scratch buffers live at one step that share
+    bytes, and buffers outside [0, pool_bytes). Buffers never live (first > last) are ignored.
+    Sweep over start offsets (O(n log n + overlaps)); TFLite-Micro's DoAnyBuffersOverlap checks
+    the same for one pool."""
+    out = []
+    placed = [b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0]
+    for b in placed:
+        if b.offset < 0 or b.offset + b.size > pool_bytes:
+            out.append(f"{b.name} [{b.offset}, {b.offset + b.size}) lies outside the arena of {pool_bytes} B")
+    placed.sort(key=lambda b: b.offset)
+    active: list[Buffer] = []  # buffers whose address range may still reach the next start
+    for b in placed:
+        active = [a for a in active if a.offset + a.size > b.offset]
+        for a in active:
+            if a.overlaps_in_time(b):
+                out.append(
+                    f"{a.name} [{a.offset}, {a.offset + a.size}) steps {a.first}..{a.last} and "
+                    f"{b.name} [{b.offset}, {b.offset + b.size}) steps {b.first}..{b.last} share bytes"
+                )
+        active.append(b)
+    return out
+
+
+def render_buffers(
+    buffers: list[Buffer], n_steps: int, pool_bytes: int, labels: list[str] | None = None, width: int = 64
+) -> str:
+    """A text timeline of a placement, as TFLite-Micro's PrintMemoryPlan draws it: one row per
+    step, `width` columns spanning [0, pool_bytes), each live buffer's columns filled with its
+    letter ('.' free, '!' where two live buffers share bytes), then the live KB
+    (1 KB = 1024 B). A legend maps letters to buffers (offset, size, steps)."""
+    placed = sorted(
+        (b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0),
+        key=lambda b: (b.offset, b.first, b.name),
+    )
+    letter = {id(b): _LETTERS[k % len(_LETTERS)] for k, b in enumerate(placed)}
+    scale = max(pool_bytes, max((b.offset + b.size for b in placed), default=0), 1)
+    live = live_bytes(placed, n_steps)
+    rows = []
+    for i in range(n_steps):
+        line = ["."] * width
+        owner: list[Buffer | None] = [None] * width
+        for b in placed:
+            if not b.first <= i <= b.last:
+                continue
+            lo = min(b.offset * width // scale, width - 1)
+            hi = max(lo + 1, (b.offset + b.size) * width // scale)
+            for c in range(lo, min(hi, width)):
+                o = owner[c]
+                if o is None:
+                    line[c], owner[c] = letter[id(b)], b
+                elif o.overlaps_in_space(b):  # a column two buffers merely share stays its first owner's
+                    line[c] = "!"
+        label = f" {labels[i]}" if labels else ""
+        rows.append(f"{i:>4d}{label} |{''.join(line)}| {live[i] / 1024:7.1f} KB")
+    legend = [
+        f"  {letter[id(b)]} @{b.offset:>7d} {b.size:>7d} B  steps {max(b.first, 0)}..{b.last}  {b.name}" for b in placed
+    ]
+    head = f"arena {pool_bytes} B, 1 column = {scale / width:.0f} B"
+    return "\n".join([head, *rows, *legend])
+
+
 @dataclass
 class Step:
     op: Op
@@ -98,6 +168,20 @@ class Plan:
     def live_bytes_per_step(self) -> list[int]:
         """Arena bytes live during each step (the curve MCUNetV2 plots)."""
         return live_bytes(self.buffers, len(self.steps))
+
+    def check(self) -> None:
+        """Raise PlanError unless no two arena buffers live at one step share a byte and every
+        buffer lies inside the arena (arena_bytes)."""
+        problems = buffer_problems(self.buffers, self.arena_bytes)
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise PlanError(f"plan {self.graph.name} ({self.schedule}): " + "; ".join(problems[:3]) + more)
+
+    def render(self, width: int = 64) -> str:
+        """The arena over time as text (`render_buffers`): one row per step, named by its op."""
+        w = max((len(s.op.name) for s in self.steps), default=0)
+        labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
+        return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width)
 
     def dump(self) -> str:
         g = self.graph
