@@ -132,6 +132,12 @@ class Board:
     def systick_clock_hz(self) -> int:
         return self.emulator.systick_clock_hz
 
+    def systick_clock_for(self, target: str = "emulator") -> int:
+        """The clock SysTick counts at in a build for ``target``: the emulator's ([emulator]
+        systick_clock_hz) or the part's own core clock (cpu_clock_hz; Renode's machine scripts set
+        ``sysbus.nvic Frequency`` to it, renode/README.md)."""
+        return self.cpu_clock_hz if target == "part" else self.systick_clock_hz
+
     @property
     def has_fpu(self) -> bool:
         return self.fpu not in ("", "none") and self.float_abi != "soft"
@@ -366,7 +372,7 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None, targ
         "core": board.core,
         "has_fpu": board.has_fpu,
         "cpu_clock_hz": board.cpu_clock_hz,
-        "systick_clock_hz": board.systick_clock_hz,
+        "systick_clock_hz": board.systick_clock_for(target),
         "target": target,
         "flash_origin": _hex(flash.origin),
         "flash_size": _hex(flash.size),
