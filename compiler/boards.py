@@ -70,6 +70,37 @@ class MemoryRegion:
         return self.origin + self.size
 
 
+# What a memory is ([[memory]] speed): fastest first, the order the pool planner prefers.
+MEMORY_SPEEDS = ("tcm", "sram", "flash", "external-flash", "sdram")
+# What may live in a memory ([[memory]] holds).
+MEMORY_USES = ("activations", "scratch", "weights", "stack")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the part (a pool the planner may place buffers in): ``[[memory]]`` in the
+    board TOML. origin: where the firmware is linked, the emulator's address (None: the emulator
+    has no such memory); part_origin: where the real part has it. Sizes are the part's."""
+
+    name: str
+    origin: int | None
+    part_origin: int
+    size: int
+    speed: str  # one of MEMORY_SPEEDS
+    holds: frozenset[str]  # subset of MEMORY_USES
+
+    @property
+    def end(self) -> int | None:
+        return None if self.origin is None else self.origin + self.size
+
+    def describe(self) -> str:
+        kib = f"{self.size // 1024} KiB" if self.size < 1 << 20 else f"{self.size >> 20} MiB"
+        where = f"0x{self.part_origin:08X}"
+        if self.origin != self.part_origin:
+            where += " (emulator " + ("none" if self.origin is None else f"0x{self.origin:08X}") + ")"
+        return f"{self.name} {kib} {self.speed} @{where}: {', '.join(u for u in MEMORY_USES if u in self.holds)}"
+
+
 @dataclass(frozen=True)
 class ConsoleConfig:
     """A UART the firmware prints through when built with ``CONSOLE=uart`` (transmit only)."""
@@ -123,6 +154,14 @@ class Board:
     emulator: EmulatorConfig
     console: ConsoleConfig | None = None
     path: Path | None = None
+    memories: tuple[Memory, ...] = ()  # [[memory]]: every memory of the part (pools), fastest first
+
+    def pools(self, use: str, target: str = "emulator") -> list[Memory]:
+        """Memories that may hold ``use`` (one of MEMORY_USES), fastest first; for an emulator
+        build only those the emulator has."""
+        if use not in MEMORY_USES:
+            raise ValueError(f"unknown use {use!r}; expected one of {', '.join(MEMORY_USES)}")
+        return [m for m in self.memories if use in m.holds and (target == "part" or m.origin is not None)]
 
     @property
     def qemu_machine(self) -> str:
@@ -196,6 +235,51 @@ def _region(data: dict[str, Any], key: str, where: str) -> MemoryRegion:
     return region
 
 
+def _memories(data: dict[str, Any], where: str, flash: MemoryRegion, sram: MemoryRegion) -> tuple[Memory, ...]:
+    """``[[memory]]`` tables, checked: known speeds and uses, unique names, no two overlapping in
+    either address space, [flash] one of them and [sram] (the single-pool arena) covered by
+    memories that hold activations. Sorted fastest first (MEMORY_SPEEDS), then by size."""
+    tables = data.get("memory", [])
+    if not isinstance(tables, list):
+        raise BoardConfigError(f"{where}: [[memory]] must be an array of tables")
+    out = []
+    for k, t in enumerate(tables):
+        at = f"{where} [[memory]] #{k + 1}"
+        name = _require(t, "name", str, at)
+        origin = t.get("origin")
+        part = t.get("part_origin", origin)
+        speed = _require(t, "speed", str, at)
+        holds = _require(t, "holds", list, at)
+        size = _require(t, "size", int, at)
+        if speed not in MEMORY_SPEEDS:
+            raise BoardConfigError(f"{at}: speed {speed!r} is not one of {', '.join(MEMORY_SPEEDS)}")
+        if not holds or any(u not in MEMORY_USES for u in holds):
+            raise BoardConfigError(f"{at}: holds must list some of {', '.join(MEMORY_USES)}")
+        if not isinstance(part, int) or not (origin is None or isinstance(origin, int)):
+            raise BoardConfigError(f"{at}: origin / part_origin must be integers")
+        if size <= 0 or part < 0 or part + size > 1 << 32 or (origin is not None and origin + size > 1 << 32):
+            raise BoardConfigError(f"{at}: not a valid 32-bit region")
+        out.append(Memory(name, origin, part, size, speed, frozenset(holds)))
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        raise BoardConfigError(f"{where}: [[memory]] names repeat: {names}")
+    for key in ("origin", "part_origin"):
+        spans = sorted((getattr(m, key), getattr(m, key) + m.size, m.name) for m in out if getattr(m, key) is not None)
+        for (_, end, a), (lo, _, b) in zip(spans, spans[1:], strict=False):
+            if lo < end:
+                raise BoardConfigError(f"{where}: [[memory]] {a} and {b} overlap ({key})")
+    if out:
+        if not any(m.origin == flash.origin and m.size == flash.size and "weights" in m.holds for m in out):
+            raise BoardConfigError(f"{where}: [flash] is not one of the [[memory]] tables (holding weights)")
+        pos = sram.origin
+        for m in sorted((m for m in out if m.origin is not None), key=lambda m: m.origin or 0):
+            if m.origin == pos and pos < sram.end and "activations" in m.holds:
+                pos = m.origin + m.size
+        if pos < sram.end:
+            raise BoardConfigError(f"{where}: [sram] is not covered by [[memory]] tables that hold activations")
+    return tuple(sorted(out, key=lambda m: (MEMORY_SPEEDS.index(m.speed), m.size)))
+
+
 def _console(table: dict[str, Any], where: str) -> ConsoleConfig:
     kind = _require(table, "kind", str, where)
     if kind not in CONSOLE_KINDS:
@@ -231,6 +315,7 @@ def _board_from_toml(path: Path) -> Board:
     with path.open("rb") as f:
         data = tomllib.load(f)
     emu = _require(data, "emulator", dict, where)
+    flash, sram = _region(data, "flash", where), _region(data, "sram", where)
     console = _console(data["console"], f"{where} [console]") if "console" in data else None
     emu_console = _console(emu["console"], f"{where} [emulator.console]") if "console" in emu else None
     board = Board(
@@ -241,8 +326,8 @@ def _board_from_toml(path: Path) -> Board:
         fpu=str(data.get("fpu", "none")),
         float_abi=str(data.get("float_abi", "soft")),
         cpu_clock_hz=_require(data, "cpu_clock_hz", int, where),
-        flash=_region(data, "flash", where),
-        sram=_region(data, "sram", where),
+        flash=flash,
+        sram=sram,
         stack_bytes=int(data.get("stack_bytes", 8192)),
         heap_bytes=int(data.get("heap_bytes", 4096)),
         num_irqs=int(data.get("num_irqs", 32)),
@@ -257,6 +342,7 @@ def _board_from_toml(path: Path) -> Board:
         ),
         console=console,
         path=path,
+        memories=_memories(data, where, flash, sram),
     )
     if board.name != path.stem:
         raise BoardConfigError(f"{where}: name {board.name!r} does not match the file name")
