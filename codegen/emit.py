@@ -14,7 +14,7 @@ import jinja2
 import numpy as np
 
 from codegen.kernels import KernelChoice, add_records, fast_params
-from compiler.errors import ModelError
+from compiler.errors import MicrotileError, ModelError
 from compiler.ir import Graph, Op
 from compiler.lower import lower
 from compiler.schedule.plan import Plan
@@ -501,7 +501,11 @@ def _bcast_strides(src: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
 
 
 def render_model(plan: Plan, opts: CodegenOptions | None = None) -> tuple[dict[str, str], int]:
-    """Filename -> text of the model's C files, and the bytes of constant data they hold."""
+    """Filename -> text of the model's C files, and the bytes of constant data they hold.
+    MicrotileError for a plan spread over several memory pools (compiler.schedule.pools): the
+    planner can make one, the generated code cannot address it yet."""
+    if list(plan.pool_bytes()) != ["arena"]:
+        raise MicrotileError(f"plans over several memory pools ({', '.join(plan.pool_bytes())}) are not generated yet")
     e = _Emitter(plan, opts or CodegenOptions())
     files = e.render()
     return files, e.flash_const_bytes

@@ -49,6 +49,7 @@ class Buffer:
     region: str = "arena"  # "arena" | "input" | "output" | "scratch"
     offset: int = 0
     tensors: list[str] = field(default_factory=list)
+    pool: str = "arena"  # the memory an arena/scratch buffer lives in (compiler.schedule.pools); offset is in it
 
     def overlaps_in_time(self, other: Buffer) -> bool:
         return not (self.last < other.first or other.last < self.first)
@@ -65,16 +66,28 @@ class PlanError(Exception):
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def buffer_problems(buffers: list[Buffer], pool_bytes: int) -> list[str]:
-    """What is wrong with a placement: pairs of arena/scratch buffers live at one step that share
-    bytes, and buffers outside [0, pool_bytes). Buffers never live (first > last) are ignored.
-    Sweep over start offsets (O(n log n + overlaps)); TFLite-Micro's DoAnyBuffersOverlap checks
-    the same for one pool."""
-    out = []
+def buffer_problems(buffers: list[Buffer], pool_bytes: int | dict[str, int]) -> list[str]:
+    """What is wrong with a placement: pairs of arena/scratch buffers of one pool live at one step
+    that share bytes, and buffers outside [0, size of their pool). pool_bytes: the arena size (one
+    pool, "arena") or pool name -> size. Buffers never live (first > last) are ignored. Sweep over
+    start offsets per pool (O(n log n + overlaps)); TFLite-Micro's DoAnyBuffersOverlap checks the
+    same for one pool."""
+    sizes = pool_bytes if isinstance(pool_bytes, dict) else {"arena": pool_bytes}
     placed = [b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0]
+    out = []
     for b in placed:
-        if b.offset < 0 or b.offset + b.size > pool_bytes:
-            out.append(f"{b.name} [{b.offset}, {b.offset + b.size}) lies outside the arena of {pool_bytes} B")
+        if b.pool not in sizes:
+            out.append(f"{b.name} lies in an unknown pool {b.pool!r}")
+        elif b.offset < 0 or b.offset + b.size > sizes[b.pool]:
+            what = "the arena" if b.pool == "arena" else f"pool {b.pool}"
+            out.append(f"{b.name} [{b.offset}, {b.offset + b.size}) lies outside {what} of {sizes[b.pool]} B")
+    for name in sizes:
+        out += _overlaps([b for b in placed if b.pool == name])
+    return out
+
+
+def _overlaps(placed: list[Buffer]) -> list[str]:
+    out = []
     placed.sort(key=lambda b: b.offset)
     active: list[Buffer] = []  # buffers whose address range may still reach the next start
     for b in placed:
@@ -172,16 +185,28 @@ class Plan:
     def check(self) -> None:
         """Raise PlanError unless no two arena buffers live at one step share a byte and every
         buffer lies inside the arena (arena_bytes)."""
-        problems = buffer_problems(self.buffers, self.arena_bytes)
+        problems = buffer_problems(self.buffers, self.pool_bytes())
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise PlanError(f"plan {self.graph.name} ({self.schedule}): " + "; ".join(problems[:3]) + more)
+
+    def pool_bytes(self) -> dict[str, int]:
+        """Pool name -> bytes it must provide: {"arena": arena_bytes} for a single-pool plan, or
+        what `compiler.schedule.pools.place_pools` recorded in detail["pools"]."""
+        return dict(self.detail.get("pools") or {"arena": self.arena_bytes})
 
     def render(self, width: int = 64) -> str:
         """The arena over time as text (`render_buffers`): one row per step, named by its op."""
         w = max((len(s.op.name) for s in self.steps), default=0)
         labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
-        return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width)
+        pools = self.pool_bytes()
+        if list(pools) == ["arena"]:
+            return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width)
+        parts = []
+        for name, size in pools.items():
+            mine = [b for b in self.buffers if b.pool == name]
+            parts.append(f"pool {name}:\n" + render_buffers(mine, len(self.steps), size, labels, width))
+        return "\n".join(parts)
 
     def dump(self) -> str:
         g = self.graph
