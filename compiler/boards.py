@@ -443,8 +443,12 @@ def _console_context(console: ConsoleConfig | None) -> dict[str, Any]:
     return ctx
 
 
-def board_template_context(board: Board, *, stack_bytes: int | None = None, target: str = "emulator") -> dict[str, Any]:
-    """Every value the board templates print, computed here (templates do no arithmetic)."""
+def board_template_context(
+    board: Board, *, stack_bytes: int | None = None, target: str = "emulator", pools: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Every value the board templates print, computed here (templates do no arithmetic).
+    pools: memories ([[memory]] names) a multi-pool plan uses besides [sram]: one linker region
+    and one section (.mt_pool.<name>) each."""
     flash, sram = board.memories_for(target)
     stack = board.stack_bytes if stack_bytes is None else stack_bytes
     if stack <= 0 or stack % 8:
@@ -474,18 +478,32 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None, targ
         "qemu_flags": " ".join(qemu_machine_args(board)),
         "qemu_flags_uart": " ".join(qemu_machine_args(board, console="uart")),
         "board_static_ram_note": "16 bytes of .bss (SysTick wraps, paint SP, heap top)",
+        "pools": [_pool_context(board, name, target) for name in pools],
         **_console_context(board.console_for(target)),
     }
 
 
-def render_board_files(board: Board, *, stack_bytes: int | None = None, target: str = "emulator") -> dict[str, str]:
+def _pool_context(board: Board, name: str, target: str) -> dict[str, Any]:
+    mem = next((m for m in board.memories if m.name == name), None)
+    if mem is None:
+        raise BoardConfigError(f"{board.name} has no memory {name!r}")
+    origin = mem.part_origin if target == "part" else mem.origin
+    if origin is None:
+        raise BoardConfigError(f"{board.name}'s memory {name} has no address in the emulator")
+    c = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return {"name": c, "NAME": c.upper(), "origin": _hex(origin), "size": _hex(mem.size)}
+
+
+def render_board_files(
+    board: Board, *, stack_bytes: int | None = None, target: str = "emulator", pools: tuple[str, ...] = ()
+) -> dict[str, str]:
     """Filename -> text of ``linker.ld``, ``startup.c``, ``mt_board.c``, ``mt_board.h`` and
     ``Makefile`` for a project built for ``board`` (stack reserve defaults to the board's).
 
     ``target="emulator"`` (default) links for the QEMU machine; ``"part"`` for the real part's
     addresses and console UART (Renode, hardware). The console itself (semihosting or UART) is
     chosen when building: ``make CONSOLE=uart`` or ``EXTRA_CFLAGS=-DMT_CONSOLE_UART``."""
-    context = board_template_context(board, stack_bytes=stack_bytes, target=target)
+    context = board_template_context(board, stack_bytes=stack_bytes, target=target, pools=pools)
     env = _environment()
     return {out: env.get_template(tpl).render(context) for out, tpl in BOARD_FILES.items()}
 

@@ -10,6 +10,7 @@ broken placement.
 from __future__ import annotations
 
 import pytest
+from conftest import needs_firmware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,8 @@ from codegen.emit import render_model
 from compiler.boards import load_board
 from compiler.builder import mobilenet_v2, tiny_cnn
 from compiler.errors import BudgetError, MicrotileError
-from compiler.planner import default_budget
+from compiler.pipeline import CompileOptions, run_model
+from compiler.planner import PlanOptions, choose_for, default_budget
 from compiler.schedule.layer import place, plan_layer
 from compiler.schedule.plan import Buffer, Plan, buffer_problems
 from compiler.schedule.pools import Pool, place_pools, pools_for
@@ -51,8 +53,25 @@ def test_h743_activations_beyond_the_largest_region() -> None:
     # small buffers went to the TCM first
     dtcm = [b for b in plan.buffers if b.pool == "dtcm"]
     assert dtcm and max(b.size for b in dtcm) * 4 <= 128 * 1024
+    # codegen prints layer plans over pools; patch/token plans over pools it refuses
+    plan.detail["main_pool"] = "axi_sram"
+    files, _ = render_model(plan)
+    assert "#define MODEL_POOL_DTCM_SIZE" in files["model.h"] or "dtcm" not in used
+    plan.schedule = "patch"
     with pytest.raises(MicrotileError, match="several memory pools"):
         render_model(plan)
+
+
+def test_plan_for_spreads_only_without_sram_and_only_when_nothing_fits() -> None:
+    g = mobilenet_v2(0.35, 192, num_classes=10, n_calib=1)
+    choice = choose_for(g, "stm32h743", PlanOptions(schedule="layer"))
+    assert len(choice.plan.detail["pools"]) >= 2 and choice.plan.detail["main_pool"] == "axi_sram"
+    assert any("over the pools" in n for n in choice.notes)
+    choice.plan.check()
+    with pytest.raises(BudgetError):  # an explicit --sram bounds the whole peak: no spreading
+        choose_for(g, "stm32h743", PlanOptions(schedule="layer", sram=505_856))
+    # when a single-pool plan fits (auto: a patch plan), nothing is spread
+    assert "pools" not in choose_for(tiny_cnn(), "stm32h743").plan.detail
 
 
 def test_no_pool_takes_it() -> None:
@@ -88,3 +107,22 @@ def test_random_pools_valid_or_refused(c) -> None:
     sizes = {p.name: p.size for p in pools} if "pools" in plan.detail else {"arena": plan.arena_bytes}
     assert buffer_problems(bufs, sizes) == []
     assert all(v <= sizes[k] for k, v in used.items()) or used == {"arena": plan.arena_bytes}
+
+
+@needs_firmware
+def test_multi_pool_plan_runs_bit_exact_in_qemu(tmp_path) -> None:
+    """Done-when of the memory pools: activations beyond the H743's largest region (552,960 B layer
+    by layer > 512 KB AXI SRAM) compile to a plan over DTCM, AXI SRAM and SRAM1-3 (one linker
+    section per extra pool, its size as a #define) and run bit-exact on mps2-an500."""
+    g = mobilenet_v2(0.35, 192, num_classes=10, n_calib=1)
+    out = tmp_path / "out"
+    report = run_model(g, out, CompileOptions(board="stm32h743", schedule="layer"), n_random=1)
+    assert report["bit_exact"] and report["max_abs_diff"] == 0
+    pools = report["schedule_detail"]["pools"]
+    assert len(pools) >= 2 and report["arena_bytes"] == sum(pools.values()) > 512 * 1024
+    header, linker = (out / "model.h").read_text(), (out / "linker.ld").read_text()
+    for name in pools:
+        if name != "axi_sram":
+            assert f"MODEL_POOL_{name.upper()}_SIZE {pools[name]}u" in header
+            assert f".mt_pool.{name} (NOLOAD)" in linker and f"> POOL_{name.upper()}" in linker
+    assert f"#define MODEL_ARENA_SIZE {pools['axi_sram']}u" in header
