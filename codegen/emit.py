@@ -14,10 +14,11 @@ import jinja2
 import numpy as np
 
 from codegen.kernels import KernelChoice, add_records, fast_params
-from compiler.errors import ModelError
+from compiler.errors import MicrotileError, ModelError
 from compiler.ir import Graph, Op
 from compiler.lower import lower
 from compiler.schedule.plan import Plan
+from compiler.schedule.pools import main_pool_bytes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME_ABI = 1
@@ -77,7 +78,14 @@ class _Emitter:
             return "input"
         if region == "output":
             return "output"
-        return f"(A + {offset})"
+        return f"({self.base(self.plan.tensor_buffer[tensor])} + {offset})"
+
+    def base(self, b) -> str:
+        """The C array a buffer's offset is into: the caller's arena (A), or a memory pool's own
+        static array for a plan spread over several pools (compiler.schedule.pools)."""
+        if b.pool == "arena" or b.pool == self.plan.detail.get("main_pool"):
+            return "A"
+        return f"{self.p}_pool_{_c_name(b.pool)}"
 
     def const(self, tensor: str, ctype: str) -> str:
         if tensor in self.const_names:
@@ -153,7 +161,7 @@ class _Emitter:
 
     def scratch_ptr(self, i: int) -> str:
         s = self.plan.steps[i].scratch
-        return f"(A + {s.offset})" if s is not None else "NULL"
+        return f"({self.base(s)} + {s.offset})" if s is not None else "NULL"
 
     def fast_kernel(self, i: int) -> KernelChoice | None:
         """The DSP kernel the plan chose for step i (codegen/kernels.py), when the step can
@@ -457,7 +465,13 @@ class _Emitter:
             "abi": RUNTIME_ABI,
             "model": g.name,
             "schedule": self.plan.schedule,
-            "arena_bytes": max(self.plan.arena_bytes, 4),
+            "arena_bytes": max(main_pool_bytes(self.plan), 4),
+            # memory pools besides the caller's arena: static arrays in their own linker sections
+            "pools": [
+                {"name": _c_name(n), "NAME": _c_name(n).upper(), "size": max(v, 4)}
+                for n, v in self.plan.pool_bytes().items()
+                if n not in ("arena", self.plan.detail.get("main_pool"))
+            ],
             "input_bytes": g.t(xin).nbytes,
             "output_bytes": g.t(yout).nbytes,
             "input_in_arena": in_region == "arena",
@@ -483,6 +497,11 @@ class _Emitter:
         }
 
 
+def _c_name(pool: str) -> str:
+    """A pool name as a C identifier / section name part ("sram1+sram2" -> "sram1_sram2")."""
+    return "".join(c if c.isalnum() else "_" for c in pool)
+
+
 def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:
     out, acc = [], 1
     for d in reversed(shape):
@@ -501,7 +520,14 @@ def _bcast_strides(src: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
 
 
 def render_model(plan: Plan, opts: CodegenOptions | None = None) -> tuple[dict[str, str], int]:
-    """Filename -> text of the model's C files, and the bytes of constant data they hold."""
+    """Filename -> text of the model's C files, and the bytes of constant data they hold.
+    MicrotileError for a plan spread over several memory pools (compiler.schedule.pools): the
+    planner can make one, the generated code cannot address it yet."""
+    if list(plan.pool_bytes()) != ["arena"] and (plan.schedule != "layer" or "main_pool" not in plan.detail):
+        raise MicrotileError(
+            f"{plan.schedule} plans over several memory pools ({', '.join(plan.pool_bytes())}) are not generated yet "
+            "(layer plans with a main pool are)"
+        )
     e = _Emitter(plan, opts or CodegenOptions())
     files = e.render()
     return files, e.flash_const_bytes

@@ -71,6 +71,37 @@ class MemoryRegion:
         return self.origin + self.size
 
 
+# What a memory is ([[memory]] speed): fastest first, the order the pool planner prefers.
+MEMORY_SPEEDS = ("tcm", "sram", "flash", "external-flash", "sdram")
+# What may live in a memory ([[memory]] holds).
+MEMORY_USES = ("activations", "scratch", "weights", "stack")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the part (a pool the planner may place buffers in): ``[[memory]]`` in the
+    board TOML. origin: where the firmware is linked, the emulator's address (None: the emulator
+    has no such memory); part_origin: where the real part has it. Sizes are the part's."""
+
+    name: str
+    origin: int | None
+    part_origin: int
+    size: int
+    speed: str  # one of MEMORY_SPEEDS
+    holds: frozenset[str]  # subset of MEMORY_USES
+
+    @property
+    def end(self) -> int | None:
+        return None if self.origin is None else self.origin + self.size
+
+    def describe(self) -> str:
+        kib = f"{self.size // 1024} KiB" if self.size < 1 << 20 else f"{self.size >> 20} MiB"
+        where = f"0x{self.part_origin:08X}"
+        if self.origin != self.part_origin:
+            where += " (emulator " + ("none" if self.origin is None else f"0x{self.origin:08X}") + ")"
+        return f"{self.name} {kib} {self.speed} @{where}: {', '.join(u for u in MEMORY_USES if u in self.holds)}"
+
+
 @dataclass(frozen=True)
 class ConsoleConfig:
     """A UART the firmware prints through when built with ``CONSOLE=uart`` (transmit only)."""
@@ -124,6 +155,14 @@ class Board:
     emulator: EmulatorConfig
     console: ConsoleConfig | None = None
     path: Path | None = None
+    memories: tuple[Memory, ...] = ()  # [[memory]]: every memory of the part (pools), fastest first
+
+    def pools(self, use: str, target: str = "emulator") -> list[Memory]:
+        """Memories that may hold ``use`` (one of MEMORY_USES), fastest first; for an emulator
+        build only those the emulator has."""
+        if use not in MEMORY_USES:
+            raise ValueError(f"unknown use {use!r}; expected one of {', '.join(MEMORY_USES)}")
+        return [m for m in self.memories if use in m.holds and (target == "part" or m.origin is not None)]
 
     @property
     def qemu_machine(self) -> str:
@@ -132,6 +171,12 @@ class Board:
     @property
     def systick_clock_hz(self) -> int:
         return self.emulator.systick_clock_hz
+
+    def systick_clock_for(self, target: str = "emulator") -> int:
+        """The clock SysTick counts at in a build for ``target``: the emulator's ([emulator]
+        systick_clock_hz) or the part's own core clock (cpu_clock_hz; Renode's machine scripts set
+        ``sysbus.nvic Frequency`` to it, renode/README.md)."""
+        return self.cpu_clock_hz if target == "part" else self.systick_clock_hz
 
     @property
     def has_fpu(self) -> bool:
@@ -191,6 +236,51 @@ def _region(data: dict[str, Any], key: str, where: str) -> MemoryRegion:
     return region
 
 
+def _memories(data: dict[str, Any], where: str, flash: MemoryRegion, sram: MemoryRegion) -> tuple[Memory, ...]:
+    """``[[memory]]`` tables, checked: known speeds and uses, unique names, no two overlapping in
+    either address space, [flash] one of them and [sram] (the single-pool arena) covered by
+    memories that hold activations. Sorted fastest first (MEMORY_SPEEDS), then by size."""
+    tables = data.get("memory", [])
+    if not isinstance(tables, list):
+        raise BoardConfigError(f"{where}: [[memory]] must be an array of tables")
+    out = []
+    for k, t in enumerate(tables):
+        at = f"{where} [[memory]] #{k + 1}"
+        name = _require(t, "name", str, at)
+        origin = t.get("origin")
+        part = t.get("part_origin", origin)
+        speed = _require(t, "speed", str, at)
+        holds = _require(t, "holds", list, at)
+        size = _require(t, "size", int, at)
+        if speed not in MEMORY_SPEEDS:
+            raise BoardConfigError(f"{at}: speed {speed!r} is not one of {', '.join(MEMORY_SPEEDS)}")
+        if not holds or any(u not in MEMORY_USES for u in holds):
+            raise BoardConfigError(f"{at}: holds must list some of {', '.join(MEMORY_USES)}")
+        if not isinstance(part, int) or not (origin is None or isinstance(origin, int)):
+            raise BoardConfigError(f"{at}: origin / part_origin must be integers")
+        if size <= 0 or part < 0 or part + size > 1 << 32 or (origin is not None and origin + size > 1 << 32):
+            raise BoardConfigError(f"{at}: not a valid 32-bit region")
+        out.append(Memory(name, origin, part, size, speed, frozenset(holds)))
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        raise BoardConfigError(f"{where}: [[memory]] names repeat: {names}")
+    for key in ("origin", "part_origin"):
+        spans = sorted((getattr(m, key), getattr(m, key) + m.size, m.name) for m in out if getattr(m, key) is not None)
+        for (_, end, a), (lo, _, b) in zip(spans, spans[1:], strict=False):
+            if lo < end:
+                raise BoardConfigError(f"{where}: [[memory]] {a} and {b} overlap ({key})")
+    if out:
+        if not any(m.origin == flash.origin and m.size == flash.size and "weights" in m.holds for m in out):
+            raise BoardConfigError(f"{where}: [flash] is not one of the [[memory]] tables (holding weights)")
+        pos = sram.origin
+        for m in sorted((m for m in out if m.origin is not None), key=lambda m: m.origin or 0):
+            if m.origin == pos and pos < sram.end and "activations" in m.holds:
+                pos = m.origin + m.size
+        if pos < sram.end:
+            raise BoardConfigError(f"{where}: [sram] is not covered by [[memory]] tables that hold activations")
+    return tuple(sorted(out, key=lambda m: (MEMORY_SPEEDS.index(m.speed), m.size)))
+
+
 def _console(table: dict[str, Any], where: str) -> ConsoleConfig:
     kind = _require(table, "kind", str, where)
     if kind not in CONSOLE_KINDS:
@@ -226,6 +316,7 @@ def _board_from_toml(path: Path) -> Board:
     with path.open("rb") as f:
         data = tomllib.load(f)
     emu = _require(data, "emulator", dict, where)
+    flash, sram = _region(data, "flash", where), _region(data, "sram", where)
     console = _console(data["console"], f"{where} [console]") if "console" in data else None
     emu_console = _console(emu["console"], f"{where} [emulator.console]") if "console" in emu else None
     board = Board(
@@ -236,8 +327,8 @@ def _board_from_toml(path: Path) -> Board:
         fpu=str(data.get("fpu", "none")),
         float_abi=str(data.get("float_abi", "soft")),
         cpu_clock_hz=_require(data, "cpu_clock_hz", int, where),
-        flash=_region(data, "flash", where),
-        sram=_region(data, "sram", where),
+        flash=flash,
+        sram=sram,
         stack_bytes=int(data.get("stack_bytes", 8192)),
         heap_bytes=int(data.get("heap_bytes", 4096)),
         num_irqs=int(data.get("num_irqs", 32)),
@@ -252,6 +343,7 @@ def _board_from_toml(path: Path) -> Board:
         ),
         console=console,
         path=path,
+        memories=_memories(data, where, flash, sram),
     )
     if board.name != path.stem:
         raise BoardConfigError(f"{where}: name {board.name!r} does not match the file name")
@@ -352,8 +444,12 @@ def _console_context(console: ConsoleConfig | None) -> dict[str, Any]:
     return ctx
 
 
-def board_template_context(board: Board, *, stack_bytes: int | None = None, target: str = "emulator") -> dict[str, Any]:
-    """Every value the board templates print, computed here (templates do no arithmetic)."""
+def board_template_context(
+    board: Board, *, stack_bytes: int | None = None, target: str = "emulator", pools: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Every value the board templates print, computed here (templates do no arithmetic).
+    pools: memories ([[memory]] names) a multi-pool plan uses besides [sram]: one linker region
+    and one section (.mt_pool.<name>) each."""
     flash, sram = board.memories_for(target)
     stack = board.stack_bytes if stack_bytes is None else stack_bytes
     if stack <= 0 or stack % 8:
@@ -367,7 +463,7 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None, targ
         "core": board.core,
         "has_fpu": board.has_fpu,
         "cpu_clock_hz": board.cpu_clock_hz,
-        "systick_clock_hz": board.systick_clock_hz,
+        "systick_clock_hz": board.systick_clock_for(target),
         "target": target,
         "flash_origin": _hex(flash.origin),
         "flash_size": _hex(flash.size),
@@ -383,18 +479,32 @@ def board_template_context(board: Board, *, stack_bytes: int | None = None, targ
         "qemu_flags": " ".join(qemu_machine_args(board)),
         "qemu_flags_uart": " ".join(qemu_machine_args(board, console="uart")),
         "board_static_ram_note": "16 bytes of .bss (SysTick wraps, paint SP, heap top)",
+        "pools": [_pool_context(board, name, target) for name in pools],
         **_console_context(board.console_for(target)),
     }
 
 
-def render_board_files(board: Board, *, stack_bytes: int | None = None, target: str = "emulator") -> dict[str, str]:
+def _pool_context(board: Board, name: str, target: str) -> dict[str, Any]:
+    mem = next((m for m in board.memories if m.name == name), None)
+    if mem is None:
+        raise BoardConfigError(f"{board.name} has no memory {name!r}")
+    origin = mem.part_origin if target == "part" else mem.origin
+    if origin is None:
+        raise BoardConfigError(f"{board.name}'s memory {name} has no address in the emulator")
+    c = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return {"name": c, "NAME": c.upper(), "origin": _hex(origin), "size": _hex(mem.size)}
+
+
+def render_board_files(
+    board: Board, *, stack_bytes: int | None = None, target: str = "emulator", pools: tuple[str, ...] = ()
+) -> dict[str, str]:
     """Filename -> text of ``linker.ld``, ``startup.c``, ``mt_board.c``, ``mt_board.h`` and
     ``Makefile`` for a project built for ``board`` (stack reserve defaults to the board's).
 
     ``target="emulator"`` (default) links for the QEMU machine; ``"part"`` for the real part's
     addresses and console UART (Renode, hardware). The console itself (semihosting or UART) is
     chosen when building: ``make CONSOLE=uart`` or ``EXTRA_CFLAGS=-DMT_CONSOLE_UART``."""
-    context = board_template_context(board, stack_bytes=stack_bytes, target=target)
+    context = board_template_context(board, stack_bytes=stack_bytes, target=target, pools=pools)
     env = _environment()
     return {out: env.get_template(tpl).render(context) for out, tpl in BOARD_FILES.items()}
 

@@ -217,6 +217,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 f"QEMU {b.qemu_machine}{tag}"
             )
             print(f"{'':20s} {b.description}")
+            for m in b.memories:
+                print(f"{'':20s}   {m.describe()}")
         return 0
 
     load_board(args.board)  # unknown board: clear error before reading the model

@@ -15,6 +15,7 @@ Conventions (TFLite's, so int8 TFLite models map 1:1):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +119,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -247,7 +248,7 @@ def op_macs(graph: Graph, op: Op) -> int:
     out = graph.tensors[op.outputs[0]]
     if op.kind == "conv2d":
         w = graph.tensors[op.inputs[1]]
-        return out.size * int(np.prod(w.shape[1:]))
+        return out.size * math.prod(w.shape[1:])
     if op.kind == "depthwise_conv2d":
         w = graph.tensors[op.inputs[1]]
         return out.size * w.shape[1] * w.shape[2]

@@ -27,6 +27,7 @@ from compiler.passes.io_quant import strip_io_quant
 from compiler.planner import RUNTIME_RESERVE, PlanOptions, choose_for, default_budget
 from compiler.resources import data_dir
 from compiler.schedule.plan import Plan
+from compiler.schedule.pools import main_pool_bytes
 from compiler.schedule.select import plan_peak
 
 RUNTIME_DIR = data_dir("runtime_c")
@@ -127,7 +128,8 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         log(f"[microtile] {note}")
     plan = choice.plan
     graph = plan.graph
-    peak = plan_peak(plan)
+    # the caller's arena (+ I/O outside it); other memory pools are checked by the linker
+    peak = plan_peak(plan) - plan.arena_bytes + main_pool_bytes(plan)
     stack = board.stack_bytes if opts.stack_bytes is None else opts.stack_bytes
     ram_needed = peak + stack + board.heap_bytes + RUNTIME_RESERVE
     if ram_needed > board.sram.size:
@@ -150,7 +152,8 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         stale = out / "report.json"
         if stale.exists():
             stale.unlink()
-        for name, text in render_board_files(board, stack_bytes=opts.stack_bytes).items():
+        extra_pools = tuple(n for n in plan.detail.get("pools", {}) if n != plan.detail.get("main_pool"))
+        for name, text in render_board_files(board, stack_bytes=opts.stack_bytes, pools=extra_pools).items():
             (out / name).write_text(text)
         for name, text in files.items():
             (out / name).write_text(text)

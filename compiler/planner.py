@@ -9,7 +9,9 @@ the same decision and the same errors:
    token), each sized with that scratch;
 3. the cheapest candidate (fewest MACs plus modelled loop overhead) whose peak fits the
    budget; when none fits with the fast kernels' scratch, the same choice with portable
-   kernels; when none fits at all, `BudgetError` naming the smallest peak and its binding step.
+   kernels; when none fits one memory and the board has several (and no --sram was given), the
+   cheapest layer plan spread over its memory pools (`compiler.schedule.pools`); when none fits
+   at all, `BudgetError` naming the smallest peak and its binding step.
 
 Raises `BudgetError` (no plan fits), `MicrotileError` (unknown schedule).
 """
@@ -31,7 +33,8 @@ from compiler.errors import BudgetError, MicrotileError
 from compiler.ir import Graph
 from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.plan import Plan
-from compiler.schedule.select import candidate_plans, pick_plan, plan_peak
+from compiler.schedule.pools import place_pools, pools_for
+from compiler.schedule.select import candidate_plans, pick_plan, plan_cost, plan_peak
 
 # RAM the test harness and newlib need besides the arena, the stack and the heap: their
 # .data/.bss measured from the linker map (about 2.8 KB on both boards) plus margin.
@@ -87,23 +90,60 @@ def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = 
     )
     notes: list[str] = []
     plans = candidate_plans(graph, opts.schedule, opts.io, scratch=scratch_fn(kernels) if kernels else None)
+    first = (plans, kernels)
     try:
         plan = pick_plan(plans, budget, opts.schedule)
     except BudgetError as e:
-        if not kernels:
+        spread = None if kernels else _spread(plans, board, budget, opts)
+        if spread is None and not kernels:
             e.candidates = plans  # type: ignore[attr-defined]  # for `microtile plan`'s table
             raise
-        notes.append("no plan fits with the fast kernels' scratch: portable kernels")
-        kernels = {}
-        plans = candidate_plans(graph, opts.schedule, opts.io)
-        try:
-            plan = pick_plan(plans, budget, opts.schedule)
-        except BudgetError as e:
-            e.candidates = plans  # type: ignore[attr-defined]  # for `microtile plan`'s table
-            raise
+        if spread is not None:
+            plan = spread
+            notes.append(f"no plan fits one memory: layer plan over the pools {plan.detail['pools']}")
+        else:
+            notes.append("no plan fits with the fast kernels' scratch: portable kernels")
+            kernels = {}
+            plans = candidate_plans(graph, opts.schedule, opts.io)
+            try:
+                plan = pick_plan(plans, budget, opts.schedule)
+            except BudgetError as e:
+                # last resort: one plan spread over the board's memories (fast kernels first)
+                spread = _spread(first[0], board, budget, opts)
+                if spread is not None:
+                    plans, kernels = first
+                    plan = spread
+                    notes[-1] = f"no plan fits one memory: layer plan over the pools {plan.detail['pools']}"
+                else:
+                    spread = _spread(plans, board, budget, opts)
+                    if spread is None:
+                        e.candidates = plans  # type: ignore[attr-defined]  # for `microtile plan`'s table
+                        raise
+                    plan = spread
+                    notes.append(f"no plan fits one memory: layer plan over the pools {plan.detail['pools']}")
     attach_kernels(plan, kernels)
     attach_stage_kernels(plan, kernels)
+    plan.check()  # PlanError: a planner bug (two live buffers share bytes, one outside the arena)
     return PlanChoice(plan=plan, candidates=plans, budget=budget, kernels=kernels, notes=notes)
+
+
+def _spread(plans: list[Plan], board: Board, budget: int, opts: PlanOptions) -> Plan | None:
+    """The cheapest layer plan that fits across the board's memory pools (compiler.schedule.pools)
+    when none fits the single [sram] arena: only with the board's own budget (no --sram, which
+    bounds the whole peak) and only where the board has several memories for activations."""
+    if opts.sram is not None:
+        return None
+    pools = pools_for(board, budget)
+    if len(pools) < 2:
+        return None
+    for p in sorted((p for p in plans if p.schedule == "layer"), key=lambda p: (plan_cost(p), plan_peak(p))):
+        try:
+            place_pools(p, pools)
+        except BudgetError:
+            continue
+        if "pools" in p.detail:
+            return p
+    return None
 
 
 def plan_for(graph: Graph, target: Board | str, options: PlanOptions | None = None) -> Plan:

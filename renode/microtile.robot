@@ -17,6 +17,7 @@ Suite Setup         Setup
 Suite Teardown      Teardown
 Test Teardown       Test Teardown
 Resource            ${RENODEKEYWORDS}
+Library             String
 
 
 *** Variables ***
@@ -32,6 +33,12 @@ ${TIMEOUT}          120
 ${UART}             sysbus.usart1
 # When set, everything the UART prints is also written to this file (parsed by run_renode.py).
 ${UART_LOG}         ${EMPTY}
+# SysTick clock (Hz) of the firmware build: the board's cpu_clock_hz (run_renode.py passes it from
+# boards/<board>.toml); empty keeps the machine script's default, which is the same number.
+${SYSTICK_HZ}       ${EMPTY}
+# Emulated instructions per virtual microsecond: 1000 = one per ns, so the firmware's
+# ticks * 1e9 / SYSTICK_HZ is the instruction count (renode/README.md).
+${MIPS}             1000
 
 
 *** Test Cases ***
@@ -42,8 +49,7 @@ Firmware Runs Every Input To MT_DONE With Status 0
     FOR    ${i}    IN RANGE    ${INPUTS}
         Wait For Line On Uart    ^MT_OUT ${i} [0-9a-f]+    treatAsRegex=true
         ${result}=    Wait For Line On Uart    ^MT_RESULT ${i} rc.    treatAsRegex=true
-        ${text}=    Convert To String    ${result}
-        Should Match Regexp    ${text}    MT_RESULT ${i} rc.0 instructions    invoke of input ${i} failed: ${text}
+        Should Match Regexp    ${result.Line}    MT_RESULT ${i} rc.0 instructions    invoke of input ${i} failed: ${result.Line}
     END
     Wait For Line On Uart    MT_END ${INPUTS}
     Wait For Line On Uart    MT_DONE
@@ -52,9 +58,22 @@ Firmware Runs Every Input To MT_DONE With Status 0
 *** Keywords ***
 Create Microtile Machine
     Should Not Be Empty    ${ELF}    pass the firmware: renode-test --variable ELF:/abs/path/firmware.elf ...
-    Execute Command    set elf @${ELF}
-    Execute Command    include @${CURDIR}/${BOARD}-machine.resc
+    ${elf}=    Renode Path    ${ELF}
+    ${dir}=    Renode Path    ${CURDIR}
+    Execute Command    set elf ${elf}
+    IF    '${SYSTICK_HZ}' != ''
+        Execute Command    set systick_hz ${SYSTICK_HZ}
+    END
+    Execute Command    set mips ${MIPS}
+    Execute Command    include ${dir}/${BOARD}-machine.resc
     IF    '${UART_LOG}' != ''
-        Execute Command    ${UART} CreateFileBackend @${UART_LOG} true
+        ${log}=    Renode Path    ${UART_LOG}
+        Execute Command    ${UART} CreateFileBackend ${log} true
     END
     Create Terminal Tester    ${UART}    timeout=${TIMEOUT}
+
+Renode Path
+    [Documentation]    A path as Renode's monitor reads it: @ and every space escaped (its PathToken).
+    [Arguments]    ${path}
+    ${escaped}=    Replace String    ${path}    ${SPACE}    \\${SPACE}
+    RETURN    @${escaped}

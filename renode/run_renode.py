@@ -31,7 +31,7 @@ ROOT = RENODE_DIR.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from compiler.boards import write_board_files  # noqa: E402
+from compiler.boards import load_board, write_board_files  # noqa: E402
 from compiler.errors import MicrotileError  # noqa: E402
 from compiler.firmware import build_project, model_memory  # noqa: E402
 from compiler.ir import Graph  # noqa: E402
@@ -46,7 +46,10 @@ RENODE_PLATFORMS = {
     "stm32f746g-disco": "platforms/cpus/stm32f746.repl",
 }
 # Robot variables run_renode passes (all defined in microtile.robot's *** Variables ***).
-ROBOT_VARIABLES = ("ELF", "BOARD", "INPUTS", "TIMEOUT", "UART_LOG")
+ROBOT_VARIABLES = ("ELF", "BOARD", "INPUTS", "TIMEOUT", "UART_LOG", "SYSTICK_HZ", "MIPS")
+# Emulated instructions per virtual microsecond: one per ns, QEMU's -icount shift=0 convention,
+# so the firmware's ticks * 1e9 / MT_SYSTICK_CLOCK_HZ is the instruction count.
+RENODE_MIPS = 1000
 UART_FLAGS = "-DMT_CONSOLE_UART -DMT_EMBEDDED_INPUTS"
 NOT_FOUND = (
     "renode not found ({tool} is not on PATH); the Renode scripts in renode/ are for machines with "
@@ -56,6 +59,11 @@ NOT_FOUND = (
 
 class RenodeNotFound(MicrotileError):
     """renode-test is not on PATH."""
+
+
+def renode_path(path: Path | str) -> str:
+    """A path as Renode's monitor reads it: '@' and every space escaped ('\\ ', its PathToken)."""
+    return "@" + str(path).replace(" ", "\\ ")
 
 
 def find_renode_test() -> str:
@@ -90,6 +98,9 @@ def renode_test_command(elf: Path, board: str, n_inputs: int, uart_log: Path, re
         "INPUTS": str(n_inputs),
         "TIMEOUT": str(timeout_s),
         "UART_LOG": str(Path(uart_log).resolve()),
+        # SysTick of a "part" build counts at the part's core clock (boards/<board>.toml)
+        "SYSTICK_HZ": str(load_board(board).systick_clock_for("part")),
+        "MIPS": str(RENODE_MIPS),
     }
     assert set(variables) == set(ROBOT_VARIABLES)
     command = [find_renode_test(), "-r", str(Path(results).resolve())]
@@ -164,8 +175,8 @@ def run_renode(
             "bit_exact": mismatches == 0,
             "mismatched_inputs": mismatches,
             "max_abs_diff": max_diff,
-            # SysTick-derived like under QEMU, but Renode's virtual time is not one tick per
-            # instruction: these are Renode's numbers, not comparable with QEMU -icount counts.
+            # SysTick-derived as under QEMU: the machine scripts run 1000 MIPS with SysTick at the
+            # build's clock, so ticks * 1e9 / clock counts instructions, up to Renode's time quantum.
             "instructions": int(np.median(emu.instructions)),
             "instructions_per_input": emu.instructions,
             "instructions_exact": False,
@@ -197,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             xs = make_inputs(graph, args.input, args.random, args.seed)
             _, elf = build_for_renode(graph, args.out, opts, xs)
             print(f"firmware   {elf}")
-            print(f"renode     renode -e 'set elf @{elf.resolve()}' -e 'include @{RENODE_DIR / args.board}.resc'")
+            print(
+                f"renode     renode -e 'set elf {renode_path(elf.resolve())}' "
+                f"-e 'include {renode_path(RENODE_DIR / args.board)}.resc'"
+            )
             return 0
         report = run_renode(args.model, args.out, opts, args.input, args.random, args.seed)
     except MicrotileError as e:

@@ -21,6 +21,7 @@ EXPECTED = {
     "stm32f405": ("cortex-m4", 0x08000000, 1 * MiB, 0x20000000, 128 * KiB, "netduinoplus2", 168_000_000),
     "stm32f746g-disco": ("cortex-m7", 0x0, 1 * MiB, 0x20000000, 320 * KiB, "mps2-an500", 25_000_000),
     "mps2-an500-large": ("cortex-m7", 0x0, 4 * MiB, 0x20000000, 4 * MiB, "mps2-an500", 25_000_000),
+    "stm32h743": ("cortex-m7", 0x0, 2 * MiB, 0x20020000, 512 * KiB, "mps2-an500", 25_000_000),
 }
 
 

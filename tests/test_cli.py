@@ -57,6 +57,9 @@ def test_boards_lists_both_real_boards(capsys) -> None:
     assert rc == 0
     assert "stm32f405" in out and "stm32f746g-disco" in out
     assert "not a real part" in out  # the emulator-only large board says so
+    # every board with [[memory]] tables lists its regions
+    assert "dtcm 64 KiB tcm @0x20000000" in out and "qspi 16 MiB external-flash @0x90000000" in out
+    assert "axi_sram 512 KiB sram @0x24000000 (emulator 0x20020000)" in out and "ccm 64 KiB tcm" in out
 
 
 def test_truncated_model(tmp_path, capsys) -> None:

@@ -62,6 +62,50 @@ def _robot_variables(text: str) -> dict[str, str]:
 # -- static checks (run everywhere) --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("board", RUNNER.RENODE_BOARDS)
+def test_machine_scripts_fetch_nothing_and_clock_from_the_board(board: str) -> None:
+    """(a) The stock .repl's sysbus init applies an SVD from dl.antmicro.com: the machine scripts
+    replace that init (an updating entry's `init:` overrides the included one), so nothing is
+    fetched. (b) SysTick counts at the clock the firmware divides by (the board's cpu_clock_hz for
+    a "part" build) and the CPU runs 1000 MIPS, so ticks * 1e9 / clock counts instructions."""
+    b = load_board(board)
+    text = (RENODE / f"{board}-machine.resc").read_text()
+    assert "ApplySVD" not in text.replace("without its `sysbus init` ApplySVD", "")
+    assert "http" not in "\n".join(_commands(RENODE / f"{board}-machine.resc"))
+    block = re.search(r'LoadPlatformDescriptionFromString """\n(.*?)\n"""', text, re.S)
+    assert block, "no inline platform description"
+    lines = block.group(1).splitlines()
+    assert lines[0] == f'using "{RUNNER.RENODE_PLATFORMS[board]}"'
+    i = lines.index("sysbus:")
+    assert lines[i + 1] == "    init:" and lines[i + 2].startswith("        Tag <")
+    assert all("ApplySVD" not in line for line in lines)
+    commands = _commands(RENODE / f"{board}-machine.resc")
+    assert f"$systick_hz?={b.cpu_clock_hz}" in commands and b.systick_clock_for("part") == b.cpu_clock_hz
+    assert f"$mips?={RUNNER.RENODE_MIPS}" in commands
+    assert "sysbus.nvic Frequency $systick_hz" in commands and "sysbus.cpu PerformanceInMips $mips" in commands
+    # ... after the platform is loaded, before the reset macro loads the ELF
+    assert commands.index("sysbus.nvic Frequency $systick_hz") < commands.index("runMacro $reset")
+    # the firmware built for the part divides by the same clock
+    from compiler.boards import render_board_files
+
+    header = render_board_files(b, target="part")["mt_board.h"]
+    assert f"#define MT_SYSTICK_CLOCK_HZ {b.cpu_clock_hz}u" in header
+
+
+def test_robot_reads_the_line_and_escapes_paths() -> None:
+    """(c) Wait For Line On Uart returns a TerminalTesterResult: its text is `${result.Line}`.
+    (d) Renode's PathToken ends at a space unless escaped as '\\ ': every @path goes through the
+    suite's `Renode Path` keyword (and run_renode.renode_path)."""
+    text = (RENODE / "microtile.robot").read_text()
+    assert "Should Match Regexp    ${result.Line}" in text and "Convert To String    ${result}" not in text
+    assert re.findall(r"@\$\{", text) == ["@${"], "an @${...} path not built by Renode Path"
+    assert "RETURN    @${escaped}" in text
+    assert "Replace String    ${path}    ${SPACE}    \\\\${SPACE}" in text
+    assert "Library             String" in text
+    assert RUNNER.renode_path("/tmp/my models/fw.elf") == "@/tmp/my\\ models/fw.elf"
+
+
+
 def test_renode_files_exist() -> None:
     for name in ("README.md", "microtile.robot", "run_renode.py"):
         assert (RENODE / name).is_file(), name
@@ -82,9 +126,10 @@ def test_resc_scripts_are_consistent_with_the_board(board: str) -> None:
     assert interactive[-1] == "start"
     # The machine script never starts (the Robot suite attaches its tester first).
     assert "start" not in machine
-    # Renode's stock platform for the part.
+    # Renode's stock platform for the part, included by an inline description.
     platform = RUNNER.RENODE_PLATFORMS[board]
-    assert f"machine LoadPlatformDescription @{platform}" in machine
+    assert 'machine LoadPlatformDescriptionFromString """' in machine
+    assert f'using "{platform}"' in machine
     assert re.fullmatch(r"platforms/cpus/stm32f(4|746)\.repl", platform)
     # $elf: defaulted with ?= (the caller sets it first) and loaded by the reset macro.
     assert any(line.startswith("$elf?=") for line in machine)
@@ -115,10 +160,11 @@ def test_robot_suite_references_what_exists() -> None:
     assert variables["BOARD"] in RUNNER.RENODE_BOARDS
     # Every variable the suite uses is defined in it, or by Renode's test runner.
     used = set(re.findall(r"\$\{(\w+)\}", text))
-    builtin = {"RENODEKEYWORDS", "CURDIR", "EMPTY", "i", "result", "text"}
+    builtin = {"RENODEKEYWORDS", "CURDIR", "EMPTY", "SPACE", "i", "result", "elf", "dir", "log", "path", "escaped"}
     assert used <= set(variables) | builtin, used - set(variables) - builtin
-    # The machine script it includes exists for every board.
-    assert "include @${CURDIR}/${BOARD}-machine.resc" in text
+    # The machine script it includes exists for every board; paths go through Renode Path.
+    assert "${dir}=    Renode Path    ${CURDIR}" in text
+    assert "include ${dir}/${BOARD}-machine.resc" in text
     # Renode's keywords (src/Renode/RobotFrameworkEngine) and the lines the harness prints.
     for keyword in ("Create Terminal Tester", "Start Emulation", "Wait For Line On Uart", "Execute Command"):
         assert keyword in text
@@ -150,6 +196,7 @@ def test_renode_test_command(tmp_path: Path, monkeypatch) -> None:
     cmd = RUNNER.renode_test_command(tmp_path / "fw.elf", "stm32f405", 3, tmp_path / "uart.log", tmp_path / "r", 60)
     assert cmd[0] == str(fake) and cmd[-1] == str(RENODE / "microtile.robot")
     assert f"ELF:{(tmp_path / 'fw.elf').resolve()}" in cmd and "INPUTS:3" in cmd and "BOARD:stm32f405" in cmd
+    assert "SYSTICK_HZ:168000000" in cmd and "MIPS:1000" in cmd
 
 
 def test_run_without_renode_says_so(tmp_path: Path, monkeypatch) -> None:

@@ -14,7 +14,7 @@ buffer. The arithmetic is unchanged, so results stay bit-exact.
 from __future__ import annotations
 
 from compiler.ir import Graph, Op
-from compiler.schedule.plan import Buffer, align
+from compiler.schedule.plan import Buffer, align, live_bytes
 
 ELEMENTWISE_IN_PLACE = frozenset({"add", "mul", "relu", "logistic", "hard_swish", "quantize"})
 
@@ -76,7 +76,7 @@ def apply_in_place(
             _merge(graph, buffers, tensor_buffer, i, done)
     tried: set[int] = set()
     while True:
-        live = _live_per_step(buffers, len(graph.ops))
+        live = live_bytes(buffers, len(graph.ops))
         peak = max(live, default=0)
         binding = [
             i
@@ -89,15 +89,6 @@ def apply_in_place(
             tried.add(i)
             _merge(graph, buffers, tensor_buffer, i, done)
     return done
-
-
-def _live_per_step(buffers: list[Buffer], n: int) -> list[int]:
-    live = [0] * n
-    for b in buffers:
-        if b.region in ("arena", "scratch"):
-            for i in range(max(b.first, 0), min(b.last, n - 1) + 1):
-                live[i] += b.size
-    return live
 
 
 def _merge(

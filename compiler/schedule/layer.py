@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from compiler.errors import ModelError
 from compiler.ir import VIEW_OPS, Graph
-from compiler.schedule.plan import Buffer, Plan, Step, align, step_macs
+from compiler.schedule.plan import Buffer, Plan, Step, align, live_bytes, step_macs
 
 ScratchFn = Callable[[Graph, int], int]
 
@@ -126,11 +126,7 @@ def _first_fit(order: list[Buffer]) -> dict[str, int]:
 
 def lower_bound(buffers: list[Buffer], n_steps: int) -> int:
     """The largest set of arena buffers live at once: no placement can beat it."""
-    best = 0
-    for i in range(n_steps):
-        live = sum(b.size for b in buffers if b.region in ("arena", "scratch") and b.first <= i <= b.last)
-        best = max(best, live)
-    return best
+    return max(live_bytes(buffers, n_steps), default=0)
 
 
 def plan_layer(graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena", in_place: bool | str = False) -> Plan:

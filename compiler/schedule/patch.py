@@ -20,20 +20,19 @@ split point and grid (n x m, not only square) and returns the plans on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import Graph, graph_macs, op_macs
+from compiler.ir import Graph, op_macs
 from compiler.schedule.inplace import (
     ELEMENTWISE_IN_PLACE,
-    _live_per_step,
     apply_in_place,
     dw_in_place_ok,
     dw_ring_bytes,
 )
 from compiler.schedule.layer import ScratchFn, build_buffers, lower_bound, place
-from compiler.schedule.plan import Buffer, Plan, Step, align, step_macs
+from compiler.schedule.plan import Buffer, Plan, Step, align, live_bytes
 from compiler.schedule.receptive import (
     SPATIAL,
     AxisAnalysis,
@@ -41,6 +40,7 @@ from compiler.schedule.receptive import (
     Window,
     activation_inputs,
     analyze_axis,
+    axis_prep,
     bands,
     input_window,
     op_geometry,
@@ -153,8 +153,28 @@ def stage_ok(graph: Graph, split: int, start: int = 0) -> bool:
     return True
 
 
-def valid_splits(graph: Graph, start: int = 0) -> list[int]:
-    return [s for s in range(start, len(graph.ops)) if stage_ok(graph, s, start)]
+def valid_splits(graph: Graph, start: int = 0, cache: dict | None = None) -> list[int]:
+    """Every split s >= start with ops[start..s] a valid stage (cache: a search's memo)."""
+    if cache is None:
+        return [s for s in range(start, len(graph.ops)) if stage_ok(graph, s, start)]
+    key = ("splits", start)
+    if key not in cache:
+        cache[key] = [s for s in range(start, len(graph.ops)) if _stage_ok(graph, s, start, cache)]
+    return cache[key]
+
+
+def _stage_ok(graph: Graph, split: int, start: int, cache: dict) -> bool:
+    key = ("stage_ok", start, split)
+    if key not in cache:
+        cache[key] = stage_ok(graph, split, start)
+    return cache[key]
+
+
+def _op_macs(graph: Graph, cache: dict) -> list[int]:
+    """op_macs of every op, memoized in a search's cache."""
+    if "macs" not in cache:
+        cache["macs"] = [op_macs(graph, op) for op in graph.ops]
+    return cache["macs"]
 
 
 @dataclass
@@ -219,13 +239,10 @@ def plan_stages(
     cache = {} if cache is None else cache  # shared by the search: per-axis analyses, layer buffers
     prev_end = -1
     for start, end, _ in specs:
-        if start <= prev_end or not stage_ok(g, end, start):
+        if start <= prev_end or not _stage_ok(g, end, start, cache):
             raise ValueError(f"ops[{start}..{end}] cannot run as a patch stage")
         prev_end = end
-    bkey = ("buffers", io, scratch is not None)
-    if bkey not in cache:
-        cache[bkey] = build_buffers(g, scratch, io) if scratch is not None else build_buffers(g, io=io)
-    buffers, tb = _copy_buffers(*cache[bkey])
+    buffers, tb = _copy_buffers(*_base_buffers(g, io, scratch, cache))
 
     stages = [_stage(g, s, e, grid, buffers, tb, cache, bool(in_place), halo_cache) for s, e, grid in specs]
     need = _window_scratch(g, stages, buffers, scratch)
@@ -242,13 +259,12 @@ def plan_stages(
     kernel_scratch = {b.first: b for b in buffers if b.region == "scratch"}
 
     plan_steps = []
+    op_mac = _op_macs(g, cache)
+    stage_mac = {i: m for st in stages for i, m in _stage_macs(g, st, op_mac, cache).items()}
     for i, op in enumerate(g.ops):
         if i in in_stage:
-            st = in_stage[i]
             y = op.outputs[0]
-            full = g.t(y).shape
-            per_pixel = op_macs(g, op) // max(1, full[1] * full[2])
-            macs = per_pixel * sum(a.spans[y].n for a in st.rows) * stage_cols(st, y)
+            macs = stage_mac[i]
             sb = rings.get(i) or kernel_scratch.get(i)
             d: dict = {"patch": True}
             if i in need:
@@ -256,8 +272,8 @@ def plan_stages(
             plan_steps.append(Step(op=op, macs=macs, scratch=sb, in_place=y in alias, detail=d))
         else:
             sb = tail.get(i) or kernel_scratch.get(i)
-            plan_steps.append(Step(op=op, macs=step_macs(g, op), scratch=sb, in_place=i in tail))
-    base = graph_macs(g)
+            plan_steps.append(Step(op=op, macs=op_mac[i], scratch=sb, in_place=i in tail))
+    base = sum(op_mac)
     total = sum(s.macs for s in plan_steps)
     first = stages[0]
     detail: dict = {
@@ -271,10 +287,7 @@ def plan_stages(
     if halo_cache:
         detail["halo_cache"] = "columns"
     detail["mac_overhead"] = round((total - base) / max(base, 1), 4)
-    # per-call cost the MACs do not show: every patch calls every stage op (the layer
-    # schedule calls it once), plus the halo-cache copies; choose_plan adds it to the MACs
-    calls = sum((st.n_patches - 1) * len(st.steps) + 2 * len(st.halo) * st.n_patches for st in stages)
-    detail["loop_overhead"] = CALL_OVERHEAD * calls
+    detail["loop_overhead"] = sum(_loop_overhead(st) for st in stages)
     detail["in_place"] = len(alias) + len(tail)
     plan = PatchPlan(
         graph=g,
@@ -293,6 +306,73 @@ def plan_stages(
     return plan
 
 
+def _base_buffers(g: Graph, io: str, scratch: ScratchFn | None, cache: dict) -> tuple[list[Buffer], dict[str, Buffer]]:
+    """The layer-by-layer buffers every patch plan starts from (memoized; callers copy them)."""
+    bkey = ("buffers", io, scratch is not None)
+    if bkey not in cache:
+        cache[bkey] = build_buffers(g, scratch, io) if scratch is not None else build_buffers(g, io=io)
+    return cache[bkey]
+
+
+def _stage_macs(g: Graph, st: PatchStage, op_mac: list[int], cache: dict) -> dict[int, int]:
+    """MACs of every step of stage `st`, summed over its patches (halo rows and columns
+    recomputed; with a column cache only the new columns): step -> MACs."""
+    out = {}
+    rows = _span_stats(st, 0, cache)
+    cols = None if st.halo else _span_stats(st, 1, cache)
+    for i in st.steps:
+        y = g.ops[i].outputs[0]
+        full = g.t(y).shape
+        per_pixel = op_mac[i] // max(1, full[1] * full[2])
+        out[i] = per_pixel * rows[y][0] * (cols[y][0] if cols is not None else stage_cols(st, y))
+    return out
+
+
+def _span_stats(st: PatchStage, axis: int, cache: dict) -> dict[str, tuple[int, int]]:
+    """Per stage tensor: (sum, max) of its span lengths over the stage's row (axis 0) or
+    column (1) bands, memoized per stage and band count."""
+    key = ("stats", st.steps[0], st.steps[-1], axis, st.grid[axis])
+    if key not in cache:
+        bands_ = st.rows if axis == 0 else st.cols
+        ns = {t: [a.spans[t].n for a in bands_] for t in bands_[0].spans}
+        cache[key] = {t: (sum(v), max(v)) for t, v in ns.items()}
+    return cache[key]
+
+
+def _loop_overhead(st: PatchStage) -> int:
+    """Per-call cost the MACs do not show, in MAC-equivalents: every patch calls every stage op
+    (the layer schedule calls it once), plus the halo-cache copies; the choice adds it to the MACs."""
+    return CALL_OVERHEAD * ((st.n_patches - 1) * len(st.steps) + 2 * len(st.halo) * st.n_patches)
+
+
+def _analyses(g: Graph, start: int, split: int, grid: tuple[int, int], cache: dict):
+    """Row and column band analyses of stage ops[start..split] on an n x m grid (memoized)."""
+    steps = list(range(start, split + 1))
+    output = g.ops[split].outputs[0]
+    _, out_h, out_w, _ = g.t(output).shape
+    n, m = grid
+    if not (1 <= n <= out_h and 1 <= m <= out_w):
+        raise ValueError(f"grid {n}x{m} does not fit the {out_h}x{out_w} stage output")
+    return _axis(g, steps, output, 0, n, out_h, cache), _axis(g, steps, output, 1, m, out_w, cache)
+
+
+def _axis(g: Graph, steps: list[int], output: str, axis: int, n: int, size: int, cache: dict) -> list[AxisAnalysis]:
+    """The n band analyses of one axis; bands shared between grids are analysed once."""
+    key = (steps[0], steps[-1], axis, n)
+    if key not in cache:
+        pkey = ("prep", steps[0], steps[-1], axis)
+        if pkey not in cache:
+            cache[pkey] = axis_prep(g, steps, axis)
+        out = []
+        for b in bands(size, n):
+            bkey = ("band", steps[0], steps[-1], axis, b.lo, b.hi)
+            if bkey not in cache:
+                cache[bkey] = analyze_axis(g, steps, output, axis, b, cache[pkey])
+            out.append(cache[bkey])
+        cache[key] = out
+    return cache[key]
+
+
 def _stage(
     g: Graph,
     start: int,
@@ -308,17 +388,7 @@ def _stage(
     buffers for its intermediates, in-place aliases and rings inside it."""
     steps = list(range(start, split + 1))
     output = g.ops[split].outputs[0]
-    _, out_h, out_w, _ = g.t(output).shape
-    n, m = grid
-    if not (1 <= n <= out_h and 1 <= m <= out_w):
-        raise ValueError(f"grid {n}x{m} does not fit the {out_h}x{out_w} stage output")
-    rbands, cbands = bands(out_h, n), bands(out_w, m)
-    key_r, key_c = (start, split, 0, n), (start, split, 1, m)
-    if key_r not in cache:
-        cache[key_r] = [analyze_axis(g, steps, output, 0, b) for b in rbands]
-    if key_c not in cache:
-        cache[key_c] = [analyze_axis(g, steps, output, 1, b) for b in cbands]
-    rows, cols = cache[key_r], cache[key_c]
+    rows, cols = _analyses(g, start, split, grid, cache)
 
     produced = {g.ops[i].outputs[0] for i in steps}
     inter = [g.ops[i].outputs[0] for i in steps if g.ops[i].outputs[0] != output]
@@ -437,7 +507,7 @@ def _dw_in_place(g: Graph, stages: list[PatchStage], buffers: list[Buffer], tb: 
     tried: set[int] = set()
     merged = 0
     while True:
-        live = _live_per_step(buffers, len(g.ops))
+        live = live_bytes(buffers, len(g.ops))
         peak = max(live, default=0)
         binding = [i for i in by_step if live[i] == peak and i not in tried]
         if not binding:
@@ -468,7 +538,7 @@ def _window_scratch(g: Graph, stages: list[PatchStage], buffers: list[Buffer], s
 
 
 def _copy_buffers(buffers: list[Buffer], tb: dict[str, Buffer]) -> tuple[list[Buffer], dict[str, Buffer]]:
-    new = {id(b): replace(b, tensors=list(b.tensors)) for b in buffers}
+    new = {id(b): Buffer(b.name, b.size, b.first, b.last, b.region, b.offset, list(b.tensors)) for b in buffers}
     return list(new.values()), {t: new[id(b)] for t, b in tb.items()}
 
 
@@ -560,54 +630,63 @@ def patch_candidates(
     HALO_CACHE): every single-stage plan also with StreamNet column caching (fewer MACs, cache
     buffers live across the stage); the front keeps it where it wins.
 
-    Plans are sized unplaced first; walking them by cost, a plan is placed only when its
-    lower bound beats the smallest peak of every cheaper plan (else it cannot be on the front).
-    """
+    The walk (branch and bound): candidates are taken by cost, ties by lower bound; a plan is
+    placed only when its lower bound beats the smallest peak of every cheaper plan (else it
+    cannot be on the front). Costs come from the receptive-field analyses alone; a candidate
+    is sized (buffers, in-place decisions, exact lower bound) only when `_stage_bound`, a lower
+    bound from full maps and per-patch outputs that no in-place decision can lower, does not
+    already reject it. The result is the plan list the exhaustive walk gives, at a fraction of
+    the sizing work (benchmarks/plan_time.py)."""
     from compiler.schedule.select import plan_peak
 
-    sized: list[PatchPlan] = []
     cache: dict = {}
     halo_cache = HALO_CACHE if halo_cache is None else halo_cache
-    for split in valid_splits(graph):
+    sized: list[_Single] = []
+    for split in valid_splits(graph, 0, cache):
         _, h, w, _ = graph.t(graph.ops[split].outputs[0]).shape
         for n in range(1, min(max_grid, h) + 1):
             for m in range(1, min(max_grid, w) + 1):
                 if n * m == 1:
                     continue
-                sized.append(plan_patch(graph, split, (n, m), io, do_place=False, cache=cache, scratch=scratch))
+                sized.append(_Single(graph, split, (n, m), io, cache, scratch, False))
                 if halo_cache and m > 1:
                     try:
-                        sized.append(
-                            plan_patch(
-                                graph, split, (n, m), io, do_place=False, cache=cache, scratch=scratch, halo_cache=True
-                            )
-                        )
+                        sized.append(_Single(graph, split, (n, m), io, cache, scratch, True))
                     except ValueError:  # column spans that do not move right patch by patch
                         pass
     extra = (graph.t(graph.inputs[0]).nbytes + graph.t(graph.outputs[0]).nbytes) if io == "external" else 0
-    # (cost, lower-bound estimate, sized plan or a recipe for a two-stage one)
-    cands: list[tuple[int, int, PatchPlan | tuple]] = [(_cost(p), p.lower_bound, p) for p in sized]
+    cands: list[_Cand] = [_Cand(p.cost, p.bound, p.lower_bound, p) for p in sized]
     if second_stage:
-        plain = [p for p in sized if not p.detail.get("halo_cache")]
+        plain = [p for p in sized if not p.halo]
         cands += _two_stage_recipes(graph, io, plain, cache, scratch)
     placed: list[PatchPlan] = []
     best = None
-    for _macs, lb, p in sorted(cands, key=lambda c: (c[0], c[1])):
-        if best is not None and lb + extra >= best:
-            continue
-        if isinstance(p, tuple):
-            s1, grid1, spec2 = p
-            p = plan_patch(graph, s1, grid1, io, do_place=False, cache=cache, scratch=scratch, more=[spec2])
-            if best is not None and p.lower_bound + extra >= best:
+    cands.sort(key=lambda c: c.cost)  # stable: ties keep their order, then go by lower bound
+    start = 0
+    while start < len(cands):
+        end = start
+        while end < len(cands) and cands[end].cost == cands[start].cost:
+            end += 1
+        # a candidate whose bound already fails is skipped wherever it sits among its ties
+        group = [c for c in cands[start:end] if best is None or c.bound + extra < best]
+        start = end
+        for c in sorted(group, key=lambda c: c.lb):
+            if best is not None and c.lb + extra >= best:
                 continue
-            p.arena_bytes = place(p.buffers)
-            if p.arena_bytes > p.lower_bound:  # first fit left gaps: every depthwise in place may pack tighter
-                q = plan_patch(graph, s1, grid1, io, "all", True, cache, scratch, more=[spec2])
-                p = q if q.arena_bytes < p.arena_bytes else p
-        else:
-            p.arena_bytes = place(p.buffers)
-        placed.append(p)
-        best = plan_peak(p) if best is None else min(best, plan_peak(p))
+            if isinstance(c.item, tuple):
+                s1, grid1, spec2 = c.item
+                p = plan_patch(graph, s1, grid1, io, do_place=False, cache=cache, scratch=scratch, more=[spec2])
+                if best is not None and p.lower_bound + extra >= best:
+                    continue
+                p.arena_bytes = place(p.buffers)
+                if p.arena_bytes > p.lower_bound:  # first fit left gaps: every depthwise in place may pack tighter
+                    q = plan_patch(graph, s1, grid1, io, "all", True, cache, scratch, more=[spec2])
+                    p = q if q.arena_bytes < p.arena_bytes else p
+            else:
+                p = c.item.plan
+                p.arena_bytes = place(p.buffers)
+            placed.append(p)
+            best = plan_peak(p) if best is None else min(best, plan_peak(p))
     from compiler.schedule.layer import plan_layer
 
     kw = {"scratch": scratch} if scratch is not None else {}
@@ -615,19 +694,159 @@ def patch_candidates(
     return pareto([p for p in placed if plan_peak(p) < layer_peak], keep)
 
 
+class _Lazy:
+    """A number computed on first use (an exact lower bound that needs a sized plan)."""
+
+    def __init__(self, fn) -> None:
+        self._fn, self._value = fn, None
+
+    def get(self) -> int:
+        if self._value is None:
+            self._value = int(self._fn())
+        return self._value
+
+
+@dataclass
+class _Cand:
+    """One candidate of the walk: cost, a cheap bound <= its lower bound, the lower bound
+    (lazy) and what it is: a `_Single` or a two-stage recipe (s1, grid1, (lo, hi, grid2))."""
+
+    cost: int
+    bound: int
+    exact: _Lazy
+    item: _Single | tuple
+
+    @property
+    def lb(self) -> int:
+        return self.exact.get()
+
+
+class _Single:
+    """A single-stage candidate (split, grid, halo cache): cost and `bound` from the analyses,
+    the sized plan (`plan`, unplaced) and its lower bounds on demand."""
+
+    def __init__(self, g: Graph, split: int, grid, io: str, cache: dict, scratch, halo: bool) -> None:
+        self.g, self.split, self.grid, self.io, self.cache = g, split, grid, io, cache
+        self.scratch, self.halo = scratch, halo
+        st = _stage_shape(g, 0, split, grid, cache, halo)  # ValueError: no halo cache here
+        op_mac = _op_macs(g, cache)
+        macs = sum(op_mac) + sum(m - op_mac[i] for i, m in _stage_macs(g, st, op_mac, cache).items())
+        self.cost = macs + _loop_overhead(st)
+        self.stage_bound = _stage_bound(g, st, io, scratch, cache)  # <= head
+        self.bound = max(self.stage_bound, _tail_bound(g, split, io, scratch, cache))  # <= lower_bound
+        self._plan: PatchPlan | None = None
+        self.lower_bound = _Lazy(lambda: self.plan.lower_bound)
+        self.head = _Lazy(self._head)  # live bytes in the stage with every depthwise in place
+
+    @property
+    def plan(self) -> PatchPlan:
+        if self._plan is None:
+            self._plan = plan_patch(
+                self.g,
+                self.split,
+                self.grid,
+                self.io,
+                do_place=False,
+                cache=self.cache,
+                scratch=self.scratch,
+                halo_cache=self.halo,
+            )
+        return self._plan
+
+    def _head(self) -> int:
+        q = plan_patch(self.g, self.split, self.grid, self.io, "all", False, self.cache, self.scratch)
+        return int(_live(q)[: self.split + 1].max())
+
+
+def _stage_shape(g: Graph, start: int, split: int, grid, cache: dict, halo: bool) -> PatchStage:
+    """The stage's analyses (and halo cache widths) without buffers: enough for MACs, loop
+    overhead and `_stage_bound`. ValueError as `_stage` raises it."""
+    rows, cols = _analyses(g, start, split, grid, cache)
+    steps = list(range(start, split + 1))
+    output = g.ops[split].outputs[0]
+    st = PatchStage(steps, output, grid, rows, cols, {}, set(), {})
+    if halo:
+        inter = [g.ops[i].outputs[0] for i in steps if g.ops[i].outputs[0] != output]
+        st.halo = _halo_buffers(g, st, inter)
+    return st
+
+
+def _full_live(g: Graph, start: int, split: int, io: str, scratch, cache: dict) -> list[int]:
+    """Per step of stage ops[start..split]: bytes of the full-map arena buffers live there
+    (stage inputs held to the split, the output from the start; intermediates and kernel
+    scratch left out). Memoized per stage: it does not depend on the grid."""
+    key = ("full_live", io, scratch is not None, start, split)
+    if key not in cache:
+        buffers, tb = _base_buffers(g, io, scratch, cache)
+        steps = range(start, split + 1)
+        output = g.ops[split].outputs[0]
+        produced = {g.ops[i].outputs[0] for i in steps}
+        inter = {tb[y].name for y in produced if y != output and y in tb}
+        inputs = {tb[x].name for i in steps for x in activation_inputs(g, g.ops[i]) if x not in produced and x in tb}
+        live = [0] * len(steps)
+        for b in buffers:
+            if b.region != "arena" or b.name in inter:
+                continue
+            first = min(b.first, start) if b.name == tb[output].name else b.first
+            last = max(b.last, split) if b.name in inputs else b.last
+            for k, i in enumerate(steps):
+                if first <= i <= last:
+                    live[k] += b.size
+        cache[key] = live
+    return cache[key]
+
+
+def _stage_bound(g: Graph, st: PatchStage, io: str, scratch, cache: dict) -> int:
+    """A lower bound on the live bytes of any plan with stage `st` during its steps, whatever
+    in-place decisions it makes: the full maps live there (in-place merges never free them: a
+    merge lengthens the input buffer it writes into, and that buffer is at least as large)
+    + the step's per-patch output (in place it sits in its input's per-patch buffer, whose
+    spans contain the output's) + the column caches. Kernel scratch is left out (in-place
+    depthwise and the widest-patch sizing change it)."""
+    start, split = st.steps[0], st.steps[-1]
+    full = _full_live(g, start, split, io, scratch, cache)
+    halo = sum(b.size for b, _ in st.halo.values())
+    rows, cols = _span_stats(st, 0, cache), _span_stats(st, 1, cache)
+    best = 0
+    for k, i in enumerate(st.steps):
+        y = g.ops[i].outputs[0]
+        pp = 0
+        if y != st.output:
+            pp = align(rows[y][1] * cols[y][1] * g.t(y).shape[3])
+        best = max(best, full[k] + pp + halo)
+    return best
+
+
+def _tail_bound(g: Graph, split: int, io: str, scratch, cache: dict) -> int:
+    """A lower bound on the live bytes of the layer-by-layer steps after `split`, whatever
+    in-place decisions are made there: the layer buffers live at each step (kernel scratch left
+    out) less, where the step's op may run in place, its output (a merge frees the output's
+    bytes only at its own step: afterwards the input buffer that holds it is at least as large).
+    Memoized per split."""
+    key = ("tail_bound", io, scratch is not None, split)
+    if key not in cache:
+        buffers, tb = _base_buffers(g, io, scratch, cache)
+        n = len(g.ops)
+        live = live_bytes((b for b in buffers if b.region == "arena"), n)
+        best = 0
+        for i in range(split + 1, n):
+            op = g.ops[i]
+            b = tb.get(op.outputs[0])
+            may = op.kind == "depthwise_conv2d" or op.kind in ELEMENTWISE_IN_PLACE
+            free = b.size if may and b is not None and b.region == "arena" and b.first == i else 0
+            best = max(best, live[i] - free)
+        cache[key] = best
+    return cache[key]
+
+
 def _live(plan: Plan) -> np.ndarray:
-    """Arena bytes live at each step (Plan.live_bytes_per_step, vectorized)."""
-    d = np.zeros(len(plan.steps) + 1, np.int64)
-    for b in plan.buffers:
-        if b.region in ("arena", "scratch") and b.first <= b.last:
-            d[max(b.first, 0)] += b.size
-            d[b.last + 1] -= b.size
-    return np.cumsum(d[:-1])
+    """Arena bytes live at each step (Plan.live_bytes_per_step as an array)."""
+    return np.asarray(live_bytes(plan.buffers, len(plan.steps)), np.int64)
 
 
 def _two_stage_recipes(
-    graph: Graph, io: str, sized: list[PatchPlan], cache: dict, scratch: ScratchFn | None
-) -> list[tuple[int, int, tuple]]:
+    graph: Graph, io: str, sized: list[_Single], cache: dict, scratch: ScratchFn | None
+) -> list[_Cand]:
     """Second stages for single-stage plans whose layer-by-layer tail binds the peak (in
     MobileNetV2 the 28x28 inverted residuals: skip + 6x expanded tensor + output).
 
@@ -635,31 +854,27 @@ def _two_stage_recipes(
     grid, so second stages ops[lo..hi] (lo <= binding step <= hi, grid up to
     MAX_GRID_SECOND per axis) are sized once per split and kept on their own
     (tail live, extra MACs) front; each first-stage plan is then paired with them, with
-    max(first-stage live, tail live) as the pair's lower-bound estimate. Returns
-    (cost, lower bound, (s1, grid1, (lo, hi, grid2))) recipes for the caller's walk."""
-    by_split: dict[int, list[PatchPlan]] = {}
+    max(first-stage live, tail live) as the pair's lower-bound estimate (the first-stage live
+    sized with every depthwise in place: the second stage may take the peak from the tail).
+    Sizing is lazy: a second stage is sized only when `_stage_bound` cannot rule it off the
+    front. Returns candidates whose item is (s1, grid1, (lo, hi, grid2)) for the caller's walk."""
+    by_split: dict[int, list[_Single]] = {}
     for p in sized:
-        assert p.stage is not None
-        by_split.setdefault(p.stage.steps[-1], []).append(p)
-    out: list[tuple[int, int, tuple]] = []
+        by_split.setdefault(p.split, []).append(p)
+    out: list[_Cand] = []
+    op_mac = _op_macs(graph, cache)
     for s1, plans in by_split.items():
-        # the first stage's live bytes once a second stage takes the peak from the tail: its
-        # depthwise may then go in place (_dw_in_place), so size the heads with all of them in place
-        heads = [
-            (p, int(_live(plan_patch(graph, s1, p.stage.grid, io, "all", False, cache, scratch))[: s1 + 1].max()))  # type: ignore[union-attr]
-            for p in plans
-        ]
-        live = _live(plans[0])
+        live = _live(plans[0].plan)
         if s1 + 1 >= len(live):
             continue
         tail_peak = int(live[s1 + 1 :].max())
-        if tail_peak <= min(h for _, h in heads):
+        if not any(p.stage_bound < tail_peak and p.head.get() < tail_peak for p in plans):
             continue  # the tail never binds after this split
         bind = s1 + 1 + int(np.argmax(live[s1 + 1 :]))
-        g1 = plans[0].stage.grid  # type: ignore[union-attr]
-        rest: list[tuple[int, int, tuple]] = []  # (tail live, extra MACs, spec)
+        g1 = plans[0].grid
+        rest: list[tuple[_Lazy, int, int, tuple]] = []  # (tail live, its bound, extra MACs, spec)
         for lo in range(s1 + 1, bind + 1):
-            for hi in valid_splits(graph, lo):
+            for hi in valid_splits(graph, lo, cache):
                 if hi < bind or hi - lo > MAX_SECOND_OPS:
                     continue
                 _, h, w, _ = graph.t(graph.ops[hi].outputs[0]).shape
@@ -668,21 +883,39 @@ def _two_stage_recipes(
                         if n * m == 1:
                             continue
                         spec = (lo, hi, (n, m))
-                        q = plan_patch(
-                            graph, s1, g1, io, "all", False, cache, scratch, more=[spec]
-                        )  # lower bound: all in place
-                        add = sum(q.steps[i].macs - op_macs(graph, q.steps[i].op) for i in range(lo, hi + 1))
-                        rest.append((int(_live(q)[s1 + 1 :].max()), add, spec))
+                        st2 = _stage_shape(graph, lo, hi, (n, m), cache, False)
+                        add = sum(v - op_mac[i] for i, v in _stage_macs(graph, st2, op_mac, cache).items())
+                        bound = _stage_bound(graph, st2, io, scratch, cache)
+                        rest.append((_Lazy(_tail_live(graph, s1, g1, io, cache, scratch, spec)), bound, add, spec))
         front: list[tuple[int, int, tuple]] = []
-        for r in sorted(rest, key=lambda r: (r[1], r[0])):
-            if r[0] < tail_peak and (not front or r[0] < front[-1][0]):
-                front.append(r)
-        for p, head in heads:
+        rest.sort(key=lambda r: r[2])
+        start = 0
+        while start < len(rest):
+            end = start
+            while end < len(rest) and rest[end][2] == rest[start][2]:
+                end += 1
+            limit = front[-1][0] if front else tail_peak
+            group = [r for r in rest[start:end] if r[1] < limit]  # the others cannot join the front
+            start = end
+            for lz, _, add, spec in sorted(group, key=lambda r: r[0].get()):
+                t = lz.get()
+                if t < tail_peak and (not front or t < front[-1][0]):
+                    front.append((t, add, spec))
+        for p in plans:
             for tail, add, spec in front:
                 lo, hi, (n2, m2) = spec
-                cost = _cost(p) + add + CALL_OVERHEAD * (n2 * m2 - 1) * (hi - lo + 1)
-                out.append((cost, max(head, tail), (s1, p.stage.grid, spec)))  # type: ignore[union-attr]
+                cost = p.cost + add + CALL_OVERHEAD * (n2 * m2 - 1) * (hi - lo + 1)
+                exact = _Lazy(lambda p=p, tail=tail: max(p.head.get(), tail))
+                out.append(_Cand(cost, max(p.stage_bound, tail), exact, (s1, p.grid, spec)))
     return out
+
+
+def _tail_live(graph: Graph, s1: int, g1, io: str, cache: dict, scratch, spec):
+    def fn() -> int:
+        q = plan_patch(graph, s1, g1, io, "all", False, cache, scratch, more=[spec])  # lower bound: all in place
+        return int(_live(q)[s1 + 1 :].max())
+
+    return fn
 
 
 def _cost(p: Plan) -> int:

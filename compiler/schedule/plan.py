@@ -6,7 +6,9 @@ prints it so a reader can see every buffer's offset and lifetime.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from compiler.ir import Graph, Op, op_macs
@@ -16,6 +18,24 @@ ALIGN = 4
 
 def align(n: int, a: int = ALIGN) -> int:
     return (n + a - 1) // a * a
+
+
+ARENA_REGIONS = ("arena", "scratch")
+
+
+def live_bytes(buffers: Iterable[Buffer], n_steps: int) -> list[int]:
+    """Arena bytes live during each of `n_steps` steps: the sum of the sizes of the arena and
+    scratch buffers with first <= step <= last (the curve MCUNetV2 plots; its maximum is a lower
+    bound no placement can beat). O(buffers + steps) with a difference array; the one copy of
+    this loop (layer, patch, in-place and token planners, Plan.live_bytes_per_step)."""
+    d = [0] * (n_steps + 1)
+    for b in buffers:
+        if b.region in ARENA_REGIONS:
+            lo, hi = max(b.first, 0), min(b.last, n_steps - 1)
+            if lo <= hi:
+                d[lo] += b.size
+                d[hi + 1] -= b.size
+    return list(accumulate(d[:n_steps]))
 
 
 @dataclass
@@ -29,12 +49,95 @@ class Buffer:
     region: str = "arena"  # "arena" | "input" | "output" | "scratch"
     offset: int = 0
     tensors: list[str] = field(default_factory=list)
+    pool: str = "arena"  # the memory an arena/scratch buffer lives in (compiler.schedule.pools); offset is in it
 
     def overlaps_in_time(self, other: Buffer) -> bool:
         return not (self.last < other.first or other.last < self.first)
 
     def overlaps_in_space(self, other: Buffer) -> bool:
         return not (self.offset + self.size <= other.offset or other.offset + other.size <= self.offset)
+
+
+class PlanError(Exception):
+    """A Plan that breaks its own invariants (two live buffers share bytes, a buffer outside its
+    pool): a planner bug, never a user error."""
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def buffer_problems(buffers: list[Buffer], pool_bytes: int | dict[str, int]) -> list[str]:
+    """What is wrong with a placement: pairs of arena/scratch buffers of one pool live at one step
+    that share bytes, and buffers outside [0, size of their pool). pool_bytes: the arena size (one
+    pool, "arena") or pool name -> size. Buffers never live (first > last) are ignored. Sweep over
+    start offsets per pool (O(n log n + overlaps)); TFLite-Micro's DoAnyBuffersOverlap checks the
+    same for one pool."""
+    sizes = pool_bytes if isinstance(pool_bytes, dict) else {"arena": pool_bytes}
+    placed = [b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0]
+    out = []
+    for b in placed:
+        if b.pool not in sizes:
+            out.append(f"{b.name} lies in an unknown pool {b.pool!r}")
+        elif b.offset < 0 or b.offset + b.size > sizes[b.pool]:
+            what = "the arena" if b.pool == "arena" else f"pool {b.pool}"
+            out.append(f"{b.name} [{b.offset}, {b.offset + b.size}) lies outside {what} of {sizes[b.pool]} B")
+    for name in sizes:
+        out += _overlaps([b for b in placed if b.pool == name])
+    return out
+
+
+def _overlaps(placed: list[Buffer]) -> list[str]:
+    out = []
+    placed.sort(key=lambda b: b.offset)
+    active: list[Buffer] = []  # buffers whose address range may still reach the next start
+    for b in placed:
+        active = [a for a in active if a.offset + a.size > b.offset]
+        for a in active:
+            if a.overlaps_in_time(b):
+                out.append(
+                    f"{a.name} [{a.offset}, {a.offset + a.size}) steps {a.first}..{a.last} and "
+                    f"{b.name} [{b.offset}, {b.offset + b.size}) steps {b.first}..{b.last} share bytes"
+                )
+        active.append(b)
+    return out
+
+
+def render_buffers(
+    buffers: list[Buffer], n_steps: int, pool_bytes: int, labels: list[str] | None = None, width: int = 64
+) -> str:
+    """A text timeline of a placement, as TFLite-Micro's PrintMemoryPlan draws it: one row per
+    step, `width` columns spanning [0, pool_bytes), each live buffer's columns filled with its
+    letter ('.' free, '!' where two live buffers share bytes), then the live KB
+    (1 KB = 1024 B). A legend maps letters to buffers (offset, size, steps)."""
+    placed = sorted(
+        (b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0),
+        key=lambda b: (b.offset, b.first, b.name),
+    )
+    letter = {id(b): _LETTERS[k % len(_LETTERS)] for k, b in enumerate(placed)}
+    scale = max(pool_bytes, max((b.offset + b.size for b in placed), default=0), 1)
+    live = live_bytes(placed, n_steps)
+    rows = []
+    for i in range(n_steps):
+        line = ["."] * width
+        owner: list[Buffer | None] = [None] * width
+        for b in placed:
+            if not b.first <= i <= b.last:
+                continue
+            lo = min(b.offset * width // scale, width - 1)
+            hi = max(lo + 1, (b.offset + b.size) * width // scale)
+            for c in range(lo, min(hi, width)):
+                o = owner[c]
+                if o is None:
+                    line[c], owner[c] = letter[id(b)], b
+                elif o.overlaps_in_space(b):  # a column two buffers merely share stays its first owner's
+                    line[c] = "!"
+        label = f" {labels[i]}" if labels else ""
+        rows.append(f"{i:>4d}{label} |{''.join(line)}| {live[i] / 1024:7.1f} KB")
+    legend = [
+        f"  {letter[id(b)]} @{b.offset:>7d} {b.size:>7d} B  steps {max(b.first, 0)}..{b.last}  {b.name}" for b in placed
+    ]
+    head = f"arena {pool_bytes} B, 1 column = {scale / width:.0f} B"
+    return "\n".join([head, *rows, *legend])
 
 
 @dataclass
@@ -77,10 +180,33 @@ class Plan:
 
     def live_bytes_per_step(self) -> list[int]:
         """Arena bytes live during each step (the curve MCUNetV2 plots)."""
-        out = []
-        for i in range(len(self.steps)):
-            out.append(sum(b.size for b in self.buffers if b.region in ("arena", "scratch") and b.first <= i <= b.last))
-        return out
+        return live_bytes(self.buffers, len(self.steps))
+
+    def check(self) -> None:
+        """Raise PlanError unless no two arena buffers live at one step share a byte and every
+        buffer lies inside the arena (arena_bytes)."""
+        problems = buffer_problems(self.buffers, self.pool_bytes())
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise PlanError(f"plan {self.graph.name} ({self.schedule}): " + "; ".join(problems[:3]) + more)
+
+    def pool_bytes(self) -> dict[str, int]:
+        """Pool name -> bytes it must provide: {"arena": arena_bytes} for a single-pool plan, or
+        what `compiler.schedule.pools.place_pools` recorded in detail["pools"]."""
+        return dict(self.detail.get("pools") or {"arena": self.arena_bytes})
+
+    def render(self, width: int = 64) -> str:
+        """The arena over time as text (`render_buffers`): one row per step, named by its op."""
+        w = max((len(s.op.name) for s in self.steps), default=0)
+        labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
+        pools = self.pool_bytes()
+        if list(pools) == ["arena"]:
+            return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width)
+        parts = []
+        for name, size in pools.items():
+            mine = [b for b in self.buffers if b.pool == name]
+            parts.append(f"pool {name}:\n" + render_buffers(mine, len(self.steps), size, labels, width))
+        return "\n".join(parts)
 
     def dump(self) -> str:
         g = self.graph

@@ -138,19 +138,32 @@ class AxisAnalysis:
     windows: dict[tuple[int, int], Window]
 
 
-def analyze_axis(graph: Graph, steps: list[int], output: str, axis: int, band: Span) -> AxisAnalysis:
-    """Walk the stage's ops (graph.ops[i] for i in steps, topological) backwards from the
-    stage output band along `axis` (0 rows, 1 columns)."""
-    spans: dict[str, Span] = {output: band}
-    windows: dict[tuple[int, int], Window] = {}
+AxisPrep = list[tuple[int, str, bool, Geometry1D, list[tuple[int, str, int]]]]
+
+
+def axis_prep(graph: Graph, steps: list[int], axis: int) -> AxisPrep:
+    """What `analyze_axis` reads of each step, once per stage and axis (a search analyses many
+    bands of one stage): (step, output, spatial?, geometry, [(input position, input, size)])
+    in reverse step order."""
+    out = []
     for i in reversed(steps):
         op = graph.ops[i]
-        y = op.outputs[0]
+        ins = [(k, x, graph.t(x).shape[1 + axis]) for k, x in enumerate(activation_inputs(graph, op))]
+        out.append((i, op.outputs[0], op.kind in SPATIAL, op_geometry(graph, op, axis), ins))
+    return out
+
+
+def analyze_axis(
+    graph: Graph, steps: list[int], output: str, axis: int, band: Span, prep: AxisPrep | None = None
+) -> AxisAnalysis:
+    """Walk the stage's ops (graph.ops[i] for i in steps, topological) backwards from the
+    stage output band along `axis` (0 rows, 1 columns). prep: `axis_prep(graph, steps, axis)`."""
+    spans: dict[str, Span] = {output: band}
+    windows: dict[tuple[int, int], Window] = {}
+    for i, y, spatial, geo, ins in prep if prep is not None else axis_prep(graph, steps, axis):
         out = spans.get(y, Span(0, 0))
-        geo = op_geometry(graph, op, axis)
-        for k, x in enumerate(activation_inputs(graph, op)):
-            size = graph.t(x).shape[1 + axis]
-            w = input_window(geo, out, size) if op.kind in SPATIAL else Window(out, 0, 0)
+        for k, x, size in ins:
+            w = input_window(geo, out, size) if spatial else Window(out, 0, 0)
             windows[(i, k)] = w
             prev = spans.get(x)
             spans[x] = w.span.union(prev) if prev is not None else w.span
