@@ -11,6 +11,7 @@ Errors in the user's input print one line `microtile: error: ...` and exit with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -193,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("microtile: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `microtile plan ... | head -3`: the reader left; stop quietly like other tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,8 @@ from compiler import cli
 from compiler.frontend import tflite_writer
 from compiler.frontend.tflite_writer import write_tflite
 from compiler.ir import Graph, Op, QParams, Tensor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -169,3 +175,48 @@ def test_compile_then_run_summary(tmp_path, capsys) -> None:
     assert rc == 0, err
     assert "bit-exact  yes" in out
     assert "[microtile]" in err  # progress on long work goes to stderr
+
+
+# -- microtile plan: the same decision as compile ------------------------------------------
+
+TINY_CNN = ROOT / "examples" / "models" / "tiny_cnn.tflite"
+
+
+def test_plan_marks_the_row_compile_picks_and_dumps_that_plan(tmp_path, capsys) -> None:
+    rc, out, err = _run(capsys, "plan", str(TINY_CNN), "--sram", "15000", "--dump")
+    assert rc == 0, err
+    rows = [ln for ln in out.splitlines() if ln.startswith("* ")]
+    assert len(rows) == 1, out  # exactly one row is marked
+    dump = out[out.index("\nplan tiny_cnn:") + 1 :]
+    rc, _, err = _run(capsys, "compile", str(TINY_CNN), "--sram", "15000", "--no-build", "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    assert dump.strip() == (tmp_path / "c" / "plan.txt").read_text().strip()  # --dump = what compile wrote
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert rows[0].split()[1] == report["schedule"]
+    assert f"{report['arena_bytes']:,}" in rows[0]
+
+
+def test_plan_nothing_fits_exits_2_with_compiles_message(tmp_path, capsys) -> None:
+    rc, out, err = _run(capsys, "plan", str(TINY_CNN), "--sram", "3000")
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "smallest peak" in line
+    assert not any(ln.startswith("* ") for ln in out.splitlines())  # nothing is marked
+    rc, _, err2 = _run(capsys, "compile", str(TINY_CNN), "--sram", "3000", "--no-build", "--out", str(tmp_path / "c"))
+    assert rc == 2 and _one_error_line(err2) == line
+
+
+def test_plan_detail_column_is_wrapped_not_cut(capsys) -> None:
+    rc, out, _ = _run(capsys, "plan", str(TINY_CNN), "--sram", "15000")
+    assert rc == 0
+    # a two-stage patch plan's detail is longer than one line: every stage is printed whole
+    assert "'op5_conv_2d..op7_conv_2d 1x3']" in out
+    assert max(len(ln) for ln in out.splitlines()) <= 120
+
+
+def test_plan_into_a_closed_pipe_is_quiet() -> None:
+    cmd = f"{sys.executable} -m compiler.cli plan {TINY_CNN} --sram 15000 | head -3"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert len(r.stdout.splitlines()) == 3
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
