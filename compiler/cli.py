@@ -101,8 +101,22 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sp = sub.add_parser(name, help=helptext, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         common(sp)
-        sp.add_argument("--out", required=True, type=Path, help="output folder (nothing is written outside it)")
-        sp.add_argument("--prefix", default="model", help="C symbol prefix and file name (default: model)")
+        sp.add_argument(
+            "--out",
+            required=True,
+            type=Path,
+            help="output folder: new, empty, or one microtile wrote before (it lists its files in "
+            ".microtile-manifest.json and only ever replaces or deletes those); not inside microtile's source tree",
+        )
+        sp.add_argument(
+            "--force",
+            action="store_true",
+            help="write into a non-empty folder microtile did not make: add the project beside your files, "
+            "never deleting or overwriting them",
+        )
+        sp.add_argument(
+            "--prefix", default="model", help="C identifier: symbol prefix and file name (default: model)"
+        )
         sp.add_argument("--stack", type=_size, default=None, metavar="BYTES", help="stack reserved on the board")
         sp.add_argument("--profile", action="store_true", help="per-layer instruction counters in the firmware")
         sp.add_argument(
@@ -263,6 +277,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         kernels=args.kernels,
         widen=args.widen,
         build=not getattr(args, "no_build", False),
+        force=args.force,
     )
     if args.cmd == "compile":
         res = pipeline.compile_model(args.model, args.out, opts, log=_log, calib=args.calib)

@@ -220,3 +220,109 @@ def test_plan_into_a_closed_pipe_is_quiet() -> None:
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert len(r.stdout.splitlines()) == 3
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+# -- --out: only ever microtile's own files ------------------------------------------------
+
+KWS = "kws_ref_model"
+
+
+def _compile(capsys, out, *extra: str) -> tuple[int, str, str]:
+    return _run(capsys, "compile", str(shared_model(KWS)), "--no-build", "--out", str(out), *extra)
+
+
+def test_out_foreign_folder_refused_force_adds_beside(tmp_path, capsys) -> None:
+    user = tmp_path / "user"
+    (user / "runtime").mkdir(parents=True)
+    (user / "runtime" / "mine.c").write_text("int mine;\n")
+    (user / "myapp.c").write_text("#error not microtile's\n")
+    rc, _, err = _compile(capsys, user)
+    assert rc == 2 and "--force" in _one_error_line(err)
+    assert sorted(p.name for p in user.rglob("*")) == ["mine.c", "myapp.c", "runtime"]
+    rc, _, err = _compile(capsys, user, "--force")
+    assert rc == 0, err
+    assert (user / "runtime" / "mine.c").read_text() == "int mine;\n"
+    assert (user / "myapp.c").read_text() == "#error not microtile's\n"
+    sources = (user / "sources.mk").read_text()
+    assert "model.c" in sources and "myapp.c" not in sources and "mine.c" not in sources
+    manifest = json.loads((user / ".microtile-manifest.json").read_text())
+    assert manifest["complete"] and "myapp.c" not in manifest["files"] and "model.c" in manifest["files"]
+    # a later run (manifest present) still never deletes them, and drops the stale prefix's files
+    rc, _, err = _compile(capsys, user, "--prefix", "kws")
+    assert rc == 0, err
+    assert (user / "myapp.c").exists() and (user / "runtime" / "mine.c").exists()
+    assert not (user / "model.c").exists() and (user / "kws.c").exists()
+    assert "model.c" not in (user / "sources.mk").read_text()
+
+
+def test_out_force_never_overwrites_a_foreign_file(tmp_path, capsys) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "main.c").write_text("/* my own main */\n")
+    rc, _, err = _compile(capsys, user, "--force")
+    assert rc == 2 and "main.c" in _one_error_line(err)
+    assert (user / "main.c").read_text() == "/* my own main */\n"
+
+
+@pytest.mark.parametrize("out", [".", "compiler", "runtime_c", "runtime_c/new", ".."])
+def test_out_inside_the_source_tree_refused(out, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    before = sorted(str(p) for p in (ROOT / "compiler").iterdir())
+    rc, _, err = _compile(capsys, out)
+    assert rc == 2 and "source tree" in _one_error_line(err)
+    assert sorted(str(p) for p in (ROOT / "compiler").iterdir()) == before
+    assert not (ROOT / "model.c").exists() and not (ROOT / "runtime_c" / "new").exists()
+
+
+def test_out_naming_a_file(tmp_path, capsys) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("keep\n")
+    for out in (f, f / "sub"):
+        rc, _, err = _compile(capsys, out)
+        line = _one_error_line(err)
+        assert rc == 2 and ("is a file" in line or "existing file" in line)
+    assert f.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("prefix", ["bad-name", "1model", "int", "main", ""])
+def test_prefix_must_be_a_c_identifier(tmp_path, capsys, prefix) -> None:
+    rc, _, err = _compile(capsys, tmp_path / "o", "--prefix", prefix)
+    assert rc == 2 and "--prefix" in _one_error_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("created", [True, False])
+def test_failed_run_leaves_no_final_report(tmp_path, capsys, monkeypatch, created) -> None:
+    from compiler import pipeline
+    from compiler.firmware import ToolchainError
+
+    out = tmp_path / "o"
+    if not created:
+        rc, _, err = _compile(capsys, out)
+        assert rc == 0 and (out / "report.json").exists(), err
+
+    def broken_build(project, extra_cflags=""):
+        raise ToolchainError("firmware build failed (injected)")
+
+    monkeypatch.setattr(pipeline, "find_toolchain", lambda: "arm-none-eabi-gcc")
+    monkeypatch.setattr(pipeline, "build_project", broken_build)
+    rc, _, err = _run(capsys, "run", str(shared_model(KWS)), "--out", str(out), "--random", "1")
+    assert rc == 2 and "injected" in _one_error_line(err)
+    if created:
+        assert not out.exists()  # microtile made it in this run: removed
+    else:
+        assert not (out / "report.json").exists()
+        assert (out / ".incomplete").exists()
+        assert json.loads((out / ".microtile-manifest.json").read_text())["complete"] is False
+
+
+@needs_firmware
+def test_make_builds_manifest_only_and_make_run_works(tmp_path, capsys) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "myapp.c").write_text("#error this file is not part of the project\n")
+    rc, _, err = _run(capsys, "compile", str(shared_model(KWS)), "--force", "--out", str(user))
+    assert rc == 0, err
+    r = subprocess.run(["make", "-s", "run"], cwd=user, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MT_RESULT 0 rc=0" in r.stdout and "MT_DONE" in r.stdout
