@@ -136,7 +136,20 @@ def _parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("--emulator", default="qemu", choices=["qemu", "renode"])
             sp.add_argument(
-                "--input", type=Path, default=None, help=".npy with one or more inputs (float is quantized)"
+                "--input",
+                type=Path,
+                default=None,
+                metavar="X.npy|X.npz",
+                help="inputs to run: an array (N, *shape) or one input (shape); .npz: arrays named after the "
+                "model's input. float32/64 is quantized with the input's scale; integer arrays are int8 values "
+                "as they are. NaN/inf, other dtypes, empty arrays and a wrong shape are refused before building",
+            )
+            sp.add_argument(
+                "--input-layout",
+                default="model",
+                choices=["model", "ir"],
+                help="layout of --input: model = the model file's own (NCHW for ONNX images, default); "
+                "ir = microtile's NHWC",
             )
             sp.add_argument(
                 "--random",
@@ -294,6 +307,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         emulator=args.emulator,
         log=_log,
         calib=args.calib,
+        input_layout=args.input_layout,
     )
     print(_summary(report))
     if report.get("per_step"):

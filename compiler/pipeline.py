@@ -22,6 +22,7 @@ from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
 from compiler.errors import BoardFitError, MicrotileError, ModelError
 from compiler.firmware import build_project, find_toolchain, model_memory
+from compiler.inputs import InputError, check_input, read_input_file
 from compiler.ir import Graph
 from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
@@ -286,31 +287,28 @@ def compile_model(
 # -- run ----------------------------------------------------------------------------------
 
 
-def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, seed: int = 0) -> np.ndarray:
-    """[N, *input_shape] int8 inputs: from a .npy file (float is quantized) or seeded random."""
+def make_inputs(
+    graph: Graph,
+    input_path: str | Path | np.ndarray | None,
+    n_random: int = 3,
+    seed: int = 0,
+    layout: str = "model",
+    arrays: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """[N, *IR input shape] int8 inputs: from a .npy/.npz file or an array, checked and converted
+    by `compiler/inputs.py` (`layout`: "model" = the model file's layout, "ir" = NHWC), or `n_random`
+    seeded random ones. `arrays`: the file already read by `read_input_file`. Raises InputError."""
     t = graph.t(graph.inputs[0])
     if input_path is None:
+        if n_random < 1:
+            raise InputError(f"--random {n_random}: need at least one input")
         rng = np.random.default_rng(seed)
         return rng.integers(-128, 128, size=(n_random, *t.shape), dtype=np.int8)
-    try:
-        x = np.load(input_path, allow_pickle=False)
-    except Exception as e:
-        raise ModelError(f"{input_path}: cannot read input array ({e})") from None
-    if x.size % t.size != 0:
-        raise ModelError(
-            f"{input_path}: {x.size} values do not make whole inputs of shape {t.shape} ({t.size} values each)"
-        )
-    if np.issubdtype(x.dtype, np.floating):
-        q = t.quant
-        assert q is not None
-        if "input_perms" in graph.meta:  # ONNX model: float inputs in the model's (NCHW) layout
-            from compiler.passes.quantize import to_ir_layout
-
-            x = to_ir_layout(graph, x, str(input_path), graph.inputs[0])
-        x = np.clip(np.round(x / q.s) + q.zp, -128, 127)
-    elif x.min() < -128 or x.max() > 127:
-        raise ModelError(f"{input_path}: integer input values outside int8 range")
-    return x.astype(np.int8).reshape(-1, *t.shape)
+    if isinstance(input_path, np.ndarray):
+        return check_input(graph, {"": input_path}, "input array", layout)
+    if arrays is None:
+        arrays = read_input_file(input_path)
+    return check_input(graph, arrays, str(input_path), layout)
 
 
 def write_embedded_inputs(out: str | Path, xs: np.ndarray) -> Path:
@@ -419,14 +417,16 @@ def run_model(
     model: str | Path | Graph,
     out: str | Path,
     opts: CompileOptions,
-    input_path: str | Path | None = None,
+    input_path: str | Path | np.ndarray | None = None,
     n_random: int = 3,
     seed: int = 0,
     emulator: str = "qemu",
     log: Log = _quiet,
     calib: str | Path | np.ndarray | None = None,
+    input_layout: str = "model",
 ) -> dict[str, Any]:
-    """Compile, build, run in the emulator, compare with the reference; returns the report."""
+    """Compile, build, run in the emulator, compare with the reference; returns the report.
+    `--out` and `--input` are checked before anything is compiled or built."""
     if emulator == "renode":  # renode/run_renode.py: real-part build, UART console, renode-test
         return _renode_runner().run_renode(model, out, opts, input_path, n_random, seed, log, calib)
     if emulator != "qemu":
@@ -434,8 +434,10 @@ def run_model(
     out = Path(out)
     check_prefix(opts.prefix)
     od = OutDir(out, force=opts.force)  # refuse an unsafe --out before any work
+    arrays = read_input_file(input_path) if isinstance(input_path, str | Path) else None
     graph = model if isinstance(model, Graph) else load_model(model, calib, log)
-    xs = make_inputs(graph, input_path, n_random, seed)  # a bad --input fails before compile and build
+    # a bad --input fails here, before compile and build
+    xs = make_inputs(graph, input_path, n_random, seed, layout=input_layout, arrays=arrays)
     opts.build = True
     try:
         res = compile_graph(graph, out, opts, log, outdir=od, final=False)
