@@ -109,6 +109,9 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
     else:
         raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
     from compiler.passes import quantize as ptq
+    from compiler.passes.validate import validate
+
+    validate(graph, str(path))  # declared shapes, buffers, attributes, quantization: before any planning
 
     if ptq.is_float_graph(graph):
         if calib is None:
