@@ -11,6 +11,7 @@ Errors in the user's input print one line `microtile: error: ...` and exit with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -110,8 +111,22 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sp = sub.add_parser(name, help=helptext, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         common(sp)
-        sp.add_argument("--out", required=True, type=Path, help="output folder (nothing is written outside it)")
-        sp.add_argument("--prefix", default="model", help="C symbol prefix and file name (default: model)")
+        sp.add_argument(
+            "--out",
+            required=True,
+            type=Path,
+            help="output folder: new, empty, or one microtile wrote before (it lists its files in "
+            ".microtile-manifest.json and only ever replaces or deletes those); not inside microtile's source tree",
+        )
+        sp.add_argument(
+            "--force",
+            action="store_true",
+            help="write into a non-empty folder microtile did not make: add the project beside your files, "
+            "never deleting or overwriting them",
+        )
+        sp.add_argument(
+            "--prefix", default="model", help="C identifier: symbol prefix and file name (default: model)"
+        )
         sp.add_argument("--stack", type=_size, default=None, metavar="BYTES", help="stack reserved on the board")
         sp.add_argument("--profile", action="store_true", help="per-layer instruction counters in the firmware")
         sp.add_argument(
@@ -131,7 +146,20 @@ def _parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("--emulator", default="qemu", choices=["qemu", "renode"])
             sp.add_argument(
-                "--input", type=Path, default=None, help=".npy with one or more inputs (float is quantized)"
+                "--input",
+                type=Path,
+                default=None,
+                metavar="X.npy|X.npz",
+                help="inputs to run: an array (N, *shape) or one input (shape); .npz: arrays named after the "
+                "model's input. float32/64 is quantized with the input's scale; integer arrays are int8 values "
+                "as they are. NaN/inf, other dtypes, empty arrays and a wrong shape are refused before building",
+            )
+            sp.add_argument(
+                "--input-layout",
+                default="model",
+                choices=["model", "ir"],
+                help="layout of --input: model = the model file's own (NCHW for ONNX images, default); "
+                "ir = microtile's NHWC",
             )
             sp.add_argument(
                 "--random",
@@ -203,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("microtile: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `microtile plan ... | head -3`: the reader left; stop quietly like other tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -270,6 +302,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         kernels=args.kernels,
         widen=args.widen,
         build=not getattr(args, "no_build", False),
+        force=args.force,
     )
     if args.cmd == "compile":
         res = pipeline.compile_model(args.model, args.out, opts, log=_log, calib=args.calib)
@@ -286,6 +319,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         emulator=args.emulator,
         log=_log,
         calib=args.calib,
+        input_layout=args.input_layout,
     )
     print(_summary(report))
     if report.get("per_step"):

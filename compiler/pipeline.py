@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +22,9 @@ from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
 from compiler.errors import BoardFitError, MicrotileError, ModelError
 from compiler.firmware import build_project, find_toolchain, model_memory
+from compiler.inputs import InputError, check_input, read_input_file
 from compiler.ir import Graph
+from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
 from compiler.planner import RUNTIME_RESERVE, PlanOptions, choose_for, default_budget
 from compiler.resources import data_dir
@@ -55,6 +57,28 @@ class CompileOptions:
     build: bool = True  # build the ELF when arm-none-eabi-gcc is available
     kernels: str = "fast"  # "fast": DSP kernels where the core has them (codegen/kernels.py); "portable"
     widen: bool = True  # pre-widen fast-kernel filters to int16 while flash allows (flash for speed)
+    force: bool = False  # write into a non-empty folder microtile did not make (never deleting its files)
+
+
+# file names of the generated project besides <prefix>.c/.h: a prefix must not collide with them
+_PROJECT_NAMES = {"main", "startup", "mt_board", "mt_inputs", "sources", "plan", "report", "input", "runtime"}
+_C_KEYWORDS = set(
+    "auto break case char const continue default do double else enum extern float for goto if inline int long "
+    "register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while "
+    "_Bool _Complex _Imaginary".split()
+)
+
+
+def check_prefix(prefix: str) -> None:
+    """`--prefix` must be a C identifier (it names `<prefix>_invoke` and `<prefix>.c`), not a C
+    keyword nor a name the project already uses. Raises MicrotileError."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", prefix or ""):
+        raise MicrotileError(
+            f"--prefix {prefix!r}: must be a C identifier (letters, digits, _; not starting with a digit; "
+            "at most 32 characters)"
+        )
+    if prefix in _C_KEYWORDS or prefix in _PROJECT_NAMES or prefix.startswith("mt_"):
+        raise MicrotileError(f"--prefix {prefix!r}: a C keyword or a name the generated project uses itself")
 
 
 @dataclass
@@ -86,6 +110,9 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
     else:
         raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
     from compiler.passes import quantize as ptq
+    from compiler.passes.validate import validate
+
+    validate(graph, str(path))  # declared shapes, buffers, attributes, quantization: before any planning
 
     if ptq.is_float_graph(graph):
         if calib is None:
@@ -119,7 +146,20 @@ def _weights_bytes(graph: Graph) -> int:
     return sum(t.nbytes for t in graph.constants())
 
 
-def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _quiet) -> CompileResult:
+def compile_graph(
+    graph: Graph,
+    out: Path,
+    opts: CompileOptions,
+    log: Log = _quiet,
+    outdir: OutDir | None = None,
+    final: bool = True,
+) -> CompileResult:
+    """Plan `graph`, write the C project into `out` (the rules of `compiler/outdir.py`), build it
+    when asked and the toolchain is there; report.json is written last. With `final=False`
+    (`run_model`), the caller finishes the folder `outdir` (or removes it on failure).
+
+    Raises BudgetError, BoardFitError, OutputError, ToolchainError (one-line MicrotileErrors)."""
+    check_prefix(opts.prefix)
     board = load_board(opts.board)
     budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
     log(f"[microtile] {graph.name}: {len(graph.ops)} ops, planning for {board.name} (budget {budget} B)")
@@ -146,24 +186,17 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         raise BoardFitError(
             f"model constants need {const_bytes} B of flash plus code; {board.name} has {board.flash.size} B"
         )
-    created = not out.exists()
+    od = outdir if outdir is not None else OutDir(out, force=opts.force)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        stale = out / "report.json"
-        if stale.exists():
-            stale.unlink()
+        od.begin()
         extra_pools = tuple(n for n in plan.detail.get("pools", {}) if n != plan.detail.get("main_pool"))
         for name, text in render_board_files(board, stack_bytes=opts.stack_bytes, pools=extra_pools).items():
-            (out / name).write_text(text)
+            od.write(name, text)
         for name, text in files.items():
-            (out / name).write_text(text)
-        rt = out / "runtime"
-        if rt.exists():
-            shutil.rmtree(rt)
-        rt.mkdir()
+            od.write(name, text)
         for f in sorted(RUNTIME_DIR.glob("*.[ch]")):
-            shutil.copy2(f, rt / f.name)
-        (out / "plan.txt").write_text(plan.dump() + "\n")
+            od.copy(f, f"runtime/{f.name}")
+        od.write("plan.txt", plan.dump() + "\n")
         report: dict[str, Any] = {
             "model": graph.name,
             "board": board.name,
@@ -182,6 +215,9 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         if "quantization" in graph.meta:
             report["quantization"] = graph.meta["quantization"]
         result = CompileResult(graph=graph, plan=plan, board=board, out=out, report=report)
+        # a sample input (seeded random int8) so `make run` works on the project as written
+        od.write("input.bin", make_inputs(graph, None, n_random=1, seed=0).tobytes())
+        od.write_sources()
         if opts.build:
             try:
                 find_toolchain()
@@ -201,11 +237,12 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
         report.setdefault("flash_bytes", const_bytes)
         report.update(peak_sram(plan, report.get("model_static_ram_bytes", 0), stack=0))
         report["peak_sram_estimated"] = True  # stack added when measured by `run`
-        _write_report(out, report)
+        if final:  # compile alone: the project is done; `run` finishes it after the emulator
+            od.finish(_report_text(report))
         return result
     except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        if final:
+            od.fail()
         raise
 
 
@@ -221,9 +258,14 @@ def peak_sram(plan: Plan, static_ram: int, stack: int) -> dict[str, int]:
     }
 
 
+def _report_text(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=_json_default) + "\n"
+
+
 def _write_report(out: Path, report: dict[str, Any]) -> None:
+    """Replace report.json of a finished microtile folder (the Renode runner's last step)."""
     tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    tmp.write_text(_report_text(report))
     tmp.replace(out / "report.json")
 
 
@@ -242,38 +284,37 @@ def _json_default(o: Any) -> Any:
 def compile_model(
     model: str | Path, out: str | Path, opts: CompileOptions, log: Log = _quiet, calib: str | Path | None = None
 ) -> CompileResult:
+    check_prefix(opts.prefix)
+    od = OutDir(out, force=opts.force)  # refuse an unsafe --out before reading the model
     graph = load_model(model, calib, log)
-    return compile_graph(graph, Path(out), opts, log)
+    return compile_graph(graph, Path(out), opts, log, outdir=od)
 
 
 # -- run ----------------------------------------------------------------------------------
 
 
-def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, seed: int = 0) -> np.ndarray:
-    """[N, *input_shape] int8 inputs: from a .npy file (float is quantized) or seeded random."""
+def make_inputs(
+    graph: Graph,
+    input_path: str | Path | np.ndarray | None,
+    n_random: int = 3,
+    seed: int = 0,
+    layout: str = "model",
+    arrays: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """[N, *IR input shape] int8 inputs: from a .npy/.npz file or an array, checked and converted
+    by `compiler/inputs.py` (`layout`: "model" = the model file's layout, "ir" = NHWC), or `n_random`
+    seeded random ones. `arrays`: the file already read by `read_input_file`. Raises InputError."""
     t = graph.t(graph.inputs[0])
     if input_path is None:
+        if n_random < 1:
+            raise InputError(f"--random {n_random}: need at least one input")
         rng = np.random.default_rng(seed)
         return rng.integers(-128, 128, size=(n_random, *t.shape), dtype=np.int8)
-    try:
-        x = np.load(input_path, allow_pickle=False)
-    except Exception as e:
-        raise ModelError(f"{input_path}: cannot read input array ({e})") from None
-    if x.size % t.size != 0:
-        raise ModelError(
-            f"{input_path}: {x.size} values do not make whole inputs of shape {t.shape} ({t.size} values each)"
-        )
-    if np.issubdtype(x.dtype, np.floating):
-        q = t.quant
-        assert q is not None
-        if "input_perms" in graph.meta:  # ONNX model: float inputs in the model's (NCHW) layout
-            from compiler.passes.quantize import to_ir_layout
-
-            x = to_ir_layout(graph, x, str(input_path), graph.inputs[0])
-        x = np.clip(np.round(x / q.s) + q.zp, -128, 127)
-    elif x.min() < -128 or x.max() > 127:
-        raise ModelError(f"{input_path}: integer input values outside int8 range")
-    return x.astype(np.int8).reshape(-1, *t.shape)
+    if isinstance(input_path, np.ndarray):
+        return check_input(graph, {"": input_path}, "input array", layout)
+    if arrays is None:
+        arrays = read_input_file(input_path)
+    return check_input(graph, arrays, str(input_path), layout)
 
 
 def write_embedded_inputs(out: str | Path, xs: np.ndarray) -> Path:
@@ -306,6 +347,8 @@ def write_embedded_inputs(out: str | Path, xs: np.ndarray) -> Path:
     lines.append("};")
     path = Path(out) / "mt_inputs.c"
     path.write_text("\n".join(lines) + "\n")
+    if (Path(out) / ".microtile-manifest.json").exists():
+        adopt(out, "mt_inputs.c")  # generated: in the manifest and in sources.mk
     return path
 
 
@@ -380,36 +423,52 @@ def run_model(
     model: str | Path | Graph,
     out: str | Path,
     opts: CompileOptions,
-    input_path: str | Path | None = None,
+    input_path: str | Path | np.ndarray | None = None,
     n_random: int = 3,
     seed: int = 0,
     emulator: str = "qemu",
     log: Log = _quiet,
     calib: str | Path | np.ndarray | None = None,
+    input_layout: str = "model",
 ) -> dict[str, Any]:
-    """Compile, build, run in the emulator, compare with the reference; returns the report."""
+    """Compile, build, run in the emulator, compare with the reference; returns the report.
+    `--out` and `--input` are checked before anything is compiled or built."""
     if emulator == "renode":  # renode/run_renode.py: real-part build, UART console, renode-test
         return _renode_runner().run_renode(model, out, opts, input_path, n_random, seed, log, calib)
     if emulator != "qemu":
         raise MicrotileError(f"unknown emulator {emulator!r}: expected 'qemu' or 'renode'")
     out = Path(out)
+    check_prefix(opts.prefix)
+    od = OutDir(out, force=opts.force)  # refuse an unsafe --out before any work
+    arrays = read_input_file(input_path) if isinstance(input_path, str | Path) else None
     graph = model if isinstance(model, Graph) else load_model(model, calib, log)
+    # a bad --input fails here, before compile and build
+    xs = make_inputs(graph, input_path, n_random, seed, layout=input_layout, arrays=arrays)
     opts.build = True
-    res = compile_graph(graph, out, opts, log)
-    if res.elf is None:
-        find_toolchain()  # raises the clear error
-    xs = make_inputs(graph, input_path, n_random, seed)
-    (out / "input.bin").write_bytes(xs.tobytes())
-    log(f"[microtile] running {len(xs)} input(s) in QEMU {res.board.qemu_machine} ...")
-    er = run_qemu(res.elf, res.board, cwd=out, timeout_s=900)
-    (out / "emulator.log").write_text(er.stdout + er.stderr)
-    if er.timed_out or er.exit_code != 0:
-        raise MicrotileError(
-            f"firmware did not finish cleanly in QEMU (exit {er.exit_code}{', timed out' if er.timed_out else ''}); "
-            f"see {out / 'emulator.log'}"
-        )
+    try:
+        res = compile_graph(graph, out, opts, log, outdir=od, final=False)
+        if res.elf is None:
+            find_toolchain()  # raises the clear error
+        od.write("input.bin", xs.tobytes())
+        log(f"[microtile] running {len(xs)} input(s) in QEMU {res.board.qemu_machine} ...")
+        er = run_qemu(res.elf, res.board, cwd=out, timeout_s=900)
+        od.write("emulator.log", er.stdout + er.stderr)
+        if er.timed_out or er.exit_code != 0:
+            raise MicrotileError(
+                f"firmware did not finish cleanly in QEMU (exit {er.exit_code}"
+                f"{', timed out' if er.timed_out else ''}); see {out / 'emulator.log'}"
+            )
+        report = _run_report(graph, res, xs, er.stdout, log)
+        od.finish(_report_text(report))
+    except BaseException:
+        od.fail()
+        raise
+    return report
+
+
+def _run_report(graph: Graph, res: CompileResult, xs: np.ndarray, stdout: str, log: Log) -> dict[str, Any]:
     out_t = graph.t(graph.outputs[0])
-    emu = parse_harness_output(er.stdout, out_t.shape)
+    emu = parse_harness_output(stdout, out_t.shape)
     if len(emu.outputs) != len(xs):
         raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see emulator.log")
     log("[microtile] comparing with the reference ...")
@@ -434,5 +493,4 @@ def run_model(
     )
     if emu.steps:
         report["per_step"] = emu.steps
-    _write_report(out, report)
     return report

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,8 @@ from compiler import cli
 from compiler.frontend import tflite_writer
 from compiler.frontend.tflite_writer import write_tflite
 from compiler.ir import Graph, Op, QParams, Tensor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -172,3 +178,154 @@ def test_compile_then_run_summary(tmp_path, capsys) -> None:
     assert rc == 0, err
     assert "bit-exact  yes" in out
     assert "[microtile]" in err  # progress on long work goes to stderr
+
+
+# -- microtile plan: the same decision as compile ------------------------------------------
+
+TINY_CNN = ROOT / "examples" / "models" / "tiny_cnn.tflite"
+
+
+def test_plan_marks_the_row_compile_picks_and_dumps_that_plan(tmp_path, capsys) -> None:
+    rc, out, err = _run(capsys, "plan", str(TINY_CNN), "--sram", "15000", "--dump")
+    assert rc == 0, err
+    rows = [ln for ln in out.splitlines() if ln.startswith("* ")]
+    assert len(rows) == 1, out  # exactly one row is marked
+    dump = out[out.index("\nplan tiny_cnn:") + 1 :]
+    rc, _, err = _run(capsys, "compile", str(TINY_CNN), "--sram", "15000", "--no-build", "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    assert dump.strip() == (tmp_path / "c" / "plan.txt").read_text().strip()  # --dump = what compile wrote
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert rows[0].split()[1] == report["schedule"]
+    assert f"{report['arena_bytes']:,}" in rows[0]
+
+
+def test_plan_nothing_fits_exits_2_with_compiles_message(tmp_path, capsys) -> None:
+    rc, out, err = _run(capsys, "plan", str(TINY_CNN), "--sram", "3000")
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "smallest peak" in line
+    assert not any(ln.startswith("* ") for ln in out.splitlines())  # nothing is marked
+    rc, _, err2 = _run(capsys, "compile", str(TINY_CNN), "--sram", "3000", "--no-build", "--out", str(tmp_path / "c"))
+    assert rc == 2 and _one_error_line(err2) == line
+
+
+def test_plan_detail_column_is_wrapped_not_cut(capsys) -> None:
+    rc, out, _ = _run(capsys, "plan", str(TINY_CNN), "--sram", "15000")
+    assert rc == 0
+    # a two-stage patch plan's detail is longer than one line: every stage is printed whole
+    assert "'op5_conv_2d..op7_conv_2d 1x3']" in out
+    assert max(len(ln) for ln in out.splitlines()) <= 120
+
+
+def test_plan_into_a_closed_pipe_is_quiet() -> None:
+    cmd = f"{sys.executable} -m compiler.cli plan {TINY_CNN} --sram 15000 | head -3"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert len(r.stdout.splitlines()) == 3
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+# -- --out: only ever microtile's own files ------------------------------------------------
+
+KWS = "kws_ref_model"
+
+
+def _compile(capsys, out, *extra: str) -> tuple[int, str, str]:
+    return _run(capsys, "compile", str(shared_model(KWS)), "--no-build", "--out", str(out), *extra)
+
+
+def test_out_foreign_folder_refused_force_adds_beside(tmp_path, capsys) -> None:
+    user = tmp_path / "user"
+    (user / "runtime").mkdir(parents=True)
+    (user / "runtime" / "mine.c").write_text("int mine;\n")
+    (user / "myapp.c").write_text("#error not microtile's\n")
+    rc, _, err = _compile(capsys, user)
+    assert rc == 2 and "--force" in _one_error_line(err)
+    assert sorted(p.name for p in user.rglob("*")) == ["mine.c", "myapp.c", "runtime"]
+    rc, _, err = _compile(capsys, user, "--force")
+    assert rc == 0, err
+    assert (user / "runtime" / "mine.c").read_text() == "int mine;\n"
+    assert (user / "myapp.c").read_text() == "#error not microtile's\n"
+    sources = (user / "sources.mk").read_text()
+    assert "model.c" in sources and "myapp.c" not in sources and "mine.c" not in sources
+    manifest = json.loads((user / ".microtile-manifest.json").read_text())
+    assert manifest["complete"] and "myapp.c" not in manifest["files"] and "model.c" in manifest["files"]
+    # a later run (manifest present) still never deletes them, and drops the stale prefix's files
+    rc, _, err = _compile(capsys, user, "--prefix", "kws")
+    assert rc == 0, err
+    assert (user / "myapp.c").exists() and (user / "runtime" / "mine.c").exists()
+    assert not (user / "model.c").exists() and (user / "kws.c").exists()
+    assert "model.c" not in (user / "sources.mk").read_text()
+
+
+def test_out_force_never_overwrites_a_foreign_file(tmp_path, capsys) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "main.c").write_text("/* my own main */\n")
+    rc, _, err = _compile(capsys, user, "--force")
+    assert rc == 2 and "main.c" in _one_error_line(err)
+    assert (user / "main.c").read_text() == "/* my own main */\n"
+
+
+@pytest.mark.parametrize("out", [".", "compiler", "runtime_c", "runtime_c/new", ".."])
+def test_out_inside_the_source_tree_refused(out, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    before = sorted(str(p) for p in (ROOT / "compiler").iterdir())
+    rc, _, err = _compile(capsys, out)
+    assert rc == 2 and "source tree" in _one_error_line(err)
+    assert sorted(str(p) for p in (ROOT / "compiler").iterdir()) == before
+    assert not (ROOT / "model.c").exists() and not (ROOT / "runtime_c" / "new").exists()
+
+
+def test_out_naming_a_file(tmp_path, capsys) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("keep\n")
+    for out in (f, f / "sub"):
+        rc, _, err = _compile(capsys, out)
+        line = _one_error_line(err)
+        assert rc == 2 and ("is a file" in line or "existing file" in line)
+    assert f.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("prefix", ["bad-name", "1model", "int", "main", ""])
+def test_prefix_must_be_a_c_identifier(tmp_path, capsys, prefix) -> None:
+    rc, _, err = _compile(capsys, tmp_path / "o", "--prefix", prefix)
+    assert rc == 2 and "--prefix" in _one_error_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("created", [True, False])
+def test_failed_run_leaves_no_final_report(tmp_path, capsys, monkeypatch, created) -> None:
+    from compiler import pipeline
+    from compiler.firmware import ToolchainError
+
+    out = tmp_path / "o"
+    if not created:
+        rc, _, err = _compile(capsys, out)
+        assert rc == 0 and (out / "report.json").exists(), err
+
+    def broken_build(project, extra_cflags=""):
+        raise ToolchainError("firmware build failed (injected)")
+
+    monkeypatch.setattr(pipeline, "find_toolchain", lambda: "arm-none-eabi-gcc")
+    monkeypatch.setattr(pipeline, "build_project", broken_build)
+    rc, _, err = _run(capsys, "run", str(shared_model(KWS)), "--out", str(out), "--random", "1")
+    assert rc == 2 and "injected" in _one_error_line(err)
+    if created:
+        assert not out.exists()  # microtile made it in this run: removed
+    else:
+        assert not (out / "report.json").exists()
+        assert (out / ".incomplete").exists()
+        assert json.loads((out / ".microtile-manifest.json").read_text())["complete"] is False
+
+
+@needs_firmware
+def test_make_builds_manifest_only_and_make_run_works(tmp_path, capsys) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "myapp.c").write_text("#error this file is not part of the project\n")
+    rc, _, err = _run(capsys, "compile", str(shared_model(KWS)), "--force", "--out", str(user))
+    assert rc == 0, err
+    r = subprocess.run(["make", "-s", "run"], cwd=user, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MT_RESULT 0 rc=0" in r.stdout and "MT_DONE" in r.stdout

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from compiler.errors import ModelError, UnsupportedOpError
+from compiler.errors import MicrotileError, ModelError, UnsupportedOpError
 from compiler.ir import Graph, Op, QParams, Tensor
 
 try:
@@ -118,8 +119,55 @@ def load_onnx(path: str | Path) -> Graph:
 
 
 def import_onnx(model: Any, name: str = "model", source: str = "<onnx>") -> Graph:
-    """Convert an in-memory `onnx.ModelProto` (see `load_onnx`)."""
-    return _Importer(model, name, source).run()
+    """Convert an in-memory `onnx.ModelProto` (see `load_onnx`). A corrupted model is a
+    ModelError: `validate_onnx` checks names and attributes first; anything the importer then
+    trips over is reported on one line too, never as a traceback."""
+    validate_onnx(model, source)
+    try:
+        return _Importer(model, name, source).run()
+    except MicrotileError:
+        raise
+    except Exception as e:  # a corrupt field this importer did not foresee: still the model's fault
+        raise ModelError(f"{source}: malformed ONNX model ({type(e).__name__}: {e})") from None
+
+
+_POSITIVE_ATTRS = ("strides", "dilations", "kernel_shape")
+
+
+def validate_onnx(model: Any, source: str) -> None:
+    """Names are text, windows (strides, dilations, kernel_shape) >= 1 and of one length, pads >= 0
+    (2 per spatial axis), group >= 1, initializers decodable to their declared dims. ModelError."""
+    g = model.graph
+    for vi in list(g.input) + list(g.output):
+        if not isinstance(vi.name, str) or not vi.name:
+            raise ModelError(f"{source}: graph input/output with an invalid name {vi.name!r}")
+    for init in g.initializer:
+        if not isinstance(init.name, str):
+            raise ModelError(f"{source}: initializer with an invalid name {init.name!r}")
+        if any(int(d) < 0 for d in init.dims):
+            raise ModelError(f"{source}: initializer {init.name!r} has negative dims {list(init.dims)}")
+    for k, node in enumerate(g.node):
+        names = [node.op_type, node.name, *node.input, *node.output]
+        if not all(isinstance(x, str) for x in names) or not node.output:
+            raise ModelError(f"{source}: node {k} has invalid (non-text) names or no output")
+        label = f"{source}: {node.op_type} node {node.name or node.output[0]!r}"
+        lengths = set()
+        for attr in node.attribute:
+            if not isinstance(attr.name, str):
+                raise ModelError(f"{label}: attribute with an invalid name")
+            vals = list(attr.ints)
+            if attr.name in _POSITIVE_ATTRS:
+                if not vals or any(v < 1 for v in vals):
+                    raise ModelError(f"{label}: {attr.name}={vals} must be integers >= 1")
+                lengths.add(len(vals))
+            elif attr.name == "pads" and node.op_type != "Pad":
+                if len(vals) % 2 or any(v < 0 for v in vals):
+                    raise ModelError(f"{label}: pads={vals} must be 2 integers >= 0 per spatial axis")
+                lengths.add(len(vals) // 2)
+            elif attr.name == "group" and attr.i < 1:
+                raise ModelError(f"{label}: group={attr.i} must be >= 1")
+        if len(lengths) > 1:
+            raise ModelError(f"{label}: strides, dilations, kernel_shape and pads disagree on the number of axes")
 
 
 def node_label(node: Any) -> str:
@@ -379,7 +427,9 @@ class _Importer:
 
         feeds = {x: self.consts[x] for x in node.input if x}
         try:
-            outs = ReferenceEvaluator(node).run(None, feeds)
+            with np.errstate(all="ignore"), warnings.catch_warnings():  # a corrupt constant: the error
+                warnings.simplefilter("ignore")  # below, not numpy's warnings
+                outs = ReferenceEvaluator(node).run(None, feeds)
         except Exception as e:
             raise self.err(f"cannot fold constant node ({type(e).__name__}: {e})") from None
         for name, v in zip(node.output, outs, strict=False):

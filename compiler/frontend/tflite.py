@@ -180,6 +180,7 @@ class _Importer:
             stride = (o.StrideH(), o.StrideW())
             dil = (o.DilationHFactor(), o.DilationWFactor())
             x, w = g.t(ins[0]), g.t(ins[1])
+            _check_window(self.source, node, stride, dil, x.shape, w.shape)
             pads = _padding(o.Padding(), x.shape[1:3], w.shape[1:3], stride, dil)
             a = {"stride": stride, "dilation": dil, "pads": pads, "activation": _act(o)}
             if kind == "DEPTHWISE_CONV_2D":
@@ -196,6 +197,7 @@ class _Importer:
             o = options(tflite.Pool2DOptions)
             stride = (o.StrideH(), o.StrideW())
             kernel = (o.FilterHeight(), o.FilterWidth())
+            _check_window(self.source, node, stride + kernel, (1, 1), g.t(ins[0]).shape, (1, *kernel, 1))
             pads = _padding(o.Padding(), g.t(ins[0]).shape[1:3], kernel, stride, (1, 1))
             a = {"kernel": kernel, "stride": stride, "pads": pads, "activation": _act(o)}
             g.add_op(Op("avg_pool2d" if kind.startswith("AVERAGE") else "max_pool2d", node, ins, outs, a))
@@ -238,6 +240,16 @@ class _Importer:
             t = g.t(n)
             if t.dtype == "int8" and t.quant is None:
                 raise ModelError(f"{self.source}: node {node} ({kind}) output {n!r} has no quantization")
+
+
+def _check_window(
+    source: str, node: str, stride: tuple[int, ...], dil: tuple[int, ...], x: tuple[int, ...], w: tuple[int, ...]
+) -> None:
+    """Strides, dilations (and pool kernels, passed with the strides) >= 1; input and filter of rank 4."""
+    if any(int(v) < 1 for v in (*stride, *dil)):
+        raise ModelError(f"{source}: node {node}: strides/dilations/kernel {list(stride) + list(dil)} must be >= 1")
+    if len(x) != 4 or len(w) != 4 or min(*x, *w) < 1:
+        raise ModelError(f"{source}: node {node}: input {list(x)} and filter {list(w)} must be 4-D with sizes >= 1")
 
 
 def _act(o: Any) -> str:

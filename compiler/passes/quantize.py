@@ -394,27 +394,31 @@ def float_tensors(
     except ImportError:
         return env, "compiler.float_ref"
     names: dict[str, list[Any]] = float_graph.meta.get("onnx_names", {})
-    model = onnx.load(path)
-    have = {o.name for o in model.graph.output}
-    produced = {o for n in model.graph.node for o in n.output if o}
-    want = {v[0] for k, v in names.items() if k in env} & produced
-    for n in sorted(want - have):
-        model.graph.output.append(onnx.ValueInfoProto(name=n))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    out_names = [o.name for o in sess.get_outputs()]
-    perms = float_graph.meta.get("input_perms", {})
-    onnx_in = float_graph.meta.get("onnx_input_names", {})
-    per_sample: list[dict[str, np.ndarray]] = []
-    for i in range(arrays[0].shape[0]):
-        feeds = {}
-        for name, a in zip(float_graph.inputs, arrays, strict=True):
-            perm = perms.get(name, list(range(a.ndim)))
-            feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
-        res = sess.run(out_names, feeds)
-        per_sample.append(dict(zip(out_names, res, strict=True)))
+    try:
+        model = onnx.load(path)
+        have = {o.name for o in model.graph.output}
+        produced = {o for n in model.graph.node for o in n.output if o}
+        want = {v[0] for k, v in names.items() if k in env} & produced
+        for n in sorted(want - have):
+            model.graph.output.append(onnx.ValueInfoProto(name=n))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.log_severity_level = 4  # errors come back as one line below, not as onnxruntime's own log
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        out_names = [o.name for o in sess.get_outputs()]
+        perms = float_graph.meta.get("input_perms", {})
+        onnx_in = float_graph.meta.get("onnx_input_names", {})
+        per_sample: list[dict[str, np.ndarray]] = []
+        for i in range(arrays[0].shape[0]):
+            feeds = {}
+            for name, a in zip(float_graph.inputs, arrays, strict=True):
+                perm = perms.get(name, list(range(a.ndim)))
+                feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
+            res = sess.run(out_names, feeds)
+            per_sample.append(dict(zip(out_names, res, strict=True)))
+    except Exception as e:  # onnxruntime's own multi-line errors: one line, naming the model
+        raise ModelError(f"{path}: onnxruntime cannot run the model on the calibration data: {_first_line(e)}") \
+            from None
     got: dict[str, np.ndarray] = dict(env)
     for ir, (oname, perm) in names.items():
         if ir not in env or oname not in per_sample[0]:
@@ -423,6 +427,11 @@ def float_tensors(
         if arr.shape == env[ir].shape:
             got[ir] = arr
     return got, "onnxruntime"
+
+
+def _first_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}"
 
 
 def sqnr_report(
