@@ -1,7 +1,8 @@
-"""Import int8 TFLite flatbuffers into the microtile IR.
+"""Import int8 (and int16x8, uint8-edged) TFLite flatbuffers into the microtile IR.
 
-Supported builtin ops are listed in `SUPPORTED`; anything else is refused with a
-`ModelError` naming the op, its node index and the supported list.
+Supported builtin ops and their dtype/quantization schemes are declared in
+`compiler/ops_support.py`; every operator is checked against them here, and anything else is
+refused with a `ModelError` naming the op, its node, the tensor and what is supported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError, UnsupportedOpError
 from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.ops_support import SUPPORT, check_op
 
 _TYPES = {
     TensorType.INT8: "int8",
@@ -30,28 +32,7 @@ _ACT = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 
 _BO_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 
-SUPPORTED = (
-    "CONV_2D",
-    "DEPTHWISE_CONV_2D",
-    "FULLY_CONNECTED",
-    "ADD",
-    "MUL",
-    "AVERAGE_POOL_2D",
-    "MAX_POOL_2D",
-    "MEAN",
-    "PAD",
-    "PADV2",
-    "RESHAPE",
-    "SQUEEZE",
-    "CONCATENATION",
-    "SOFTMAX",
-    "LOGISTIC",
-    "HARD_SWISH",
-    "RELU",
-    "RELU6",
-    "QUANTIZE",
-    "DEQUANTIZE",
-)
+SUPPORTED = tuple(SUPPORT)  # the declared ops (compiler/ops_support.py)
 
 
 def load_tflite(path: str | Path) -> Graph:
@@ -87,6 +68,8 @@ class _Importer:
         self.sg = self.model.Subgraphs(0)
         self.graph = Graph(name=_c_ident(name))
         self.names: dict[int, str] = {}
+        self.graph_inputs = {int(i) for i in self.sg.InputsAsNumpy()} if self.sg.InputsLength() else set()
+        self.graph_outputs = {int(i) for i in self.sg.OutputsAsNumpy()} if self.sg.OutputsLength() else set()
 
     # -- tensors --------------------------------------------------------------------------
     def tensor(self, idx: int) -> str:
@@ -163,6 +146,17 @@ class _Importer:
                     "int8-quantized TFLite models are supported (convert with "
                     "optimizations=[tf.lite.Optimize.DEFAULT] and a representative dataset)"
                 )
+        # the declared dtypes and quantization schemes (compiler/ops_support.py): refuse the rest here
+        tensors = self.graph.tensors
+        check_op(
+            kind,
+            node,
+            [tensors[n] if n else None for n in ins],
+            [tensors[n] if n else None for n in outs],
+            at_input=bool(ins) and int(op.InputsAsNumpy()[0]) in self.graph_inputs,
+            at_output=bool(outs) and int(op.OutputsAsNumpy()[0]) in self.graph_outputs,
+            source=self.source,
+        )
         opts = op.BuiltinOptions()
         g = self.graph
         a: dict[str, Any] = {}
@@ -230,6 +224,13 @@ class _Importer:
         elif kind in ("RELU", "RELU6"):
             hi = float("inf") if kind == "RELU" else 6.0
             g.add_op(Op("relu", node, ins, outs, {"min": 0.0, "max": hi}))
+        elif kind == "TRANSPOSE":
+            perm_t = g.t(ins[1])
+            rank = len(g.t(ins[0]).shape)
+            perm = tuple(int(v) % max(rank, 1) for v in perm_t.data.reshape(-1))  # const: checked above
+            if sorted(perm) != list(range(rank)):
+                raise ModelError(f"{self.source}: node {node} (TRANSPOSE): perm {perm} is not a permutation of {rank}")
+            g.add_op(Op("transpose", node, ins[:1], outs, {"perm": perm}))
         elif kind == "QUANTIZE":
             g.add_op(Op("quantize", node, ins, outs, {}))
         elif kind == "DEQUANTIZE":

@@ -365,6 +365,30 @@ class _Writer:
 
             return self.opcode(BO.PAD, 2), [ins[0], p_idx], outs, BOpt.PadOptions, opt
 
+        if k == "reshape" and "squeeze_dims" in a:  # written as SQUEEZE (imported back as reshape)
+            dims = sorted(int(d) % len(x.shape) for d in a["squeeze_dims"])
+            if any(x.shape[d] != 1 for d in dims) or tuple(
+                s for i, s in enumerate(x.shape) if i not in dims
+            ) != tuple(y.shape):
+                raise WriterError(f"node {op.name}: squeeze_dims {dims} do not take {x.shape} to {y.shape}")
+
+            def opt(b: Any) -> int:
+                v = self.ivec(dims)
+                tflite.SqueezeOptionsStart(b)
+                tflite.SqueezeOptionsAddSqueezeDims(b, v)
+                return tflite.SqueezeOptionsEnd(b)
+
+            return self.opcode(BO.SQUEEZE, 1), [ins[0]], outs, BOpt.SqueezeOptions, opt
+
+        if k == "transpose":
+            perm = self.const_tensor(f"{op.name}_perm", np.asarray(a["perm"], dtype=np.int32))
+
+            def opt(b: Any) -> int:
+                tflite.TransposeOptionsStart(b)
+                return tflite.TransposeOptionsEnd(b)
+
+            return self.opcode(BO.TRANSPOSE, 2), [ins[0], perm], outs, BOpt.TransposeOptions, opt
+
         if k == "reshape":
             shape = np.asarray(y.shape, dtype=np.int32)
             s_idx = self.const_tensor(f"{op.name}_shape", shape)

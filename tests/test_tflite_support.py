@@ -1,0 +1,248 @@
+"""The TFLite op declarations (compiler/ops_support.py) against TFLite-Micro, byte for byte.
+
+Each test builds a small IR graph by hand (any dtype: int8, int16, uint8, float32 edges),
+serializes it with `compiler.frontend.tflite_writer`, re-imports it through
+`compiler.frontend.tflite.parse_tflite` (so the declarations check it exactly as `plan`,
+`compile` and `run` do), and compares `compiler.reference` with the `tflite-micro`
+interpreter on random inputs. Refusals are checked too: a model outside the declarations is
+refused at import with one line naming the op, the node and the tensor.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import reference
+from compiler.errors import ModelError
+from compiler.frontend.tflite import load_tflite, parse_tflite
+from compiler.frontend.tflite_writer import write_tflite
+from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.ops_support import SUPPORT, UnsupportedSchemeError, declared_tests, support_matrix
+from compiler.tflm import TflmModel, tflm_available
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT.parent / "shared" / "cases"
+needs_tflm = pytest.mark.skipif(not tflm_available(), reason="tflite-micro package not installed")
+
+_RANGE = {"int8": (-128, 128), "uint8": (0, 256), "int16": (-32768, 32768), "int32": (-(1 << 20), 1 << 20)}
+
+
+def random_input(t: Tensor, rng: np.random.Generator) -> np.ndarray:
+    if t.dtype == "float32":
+        return rng.uniform(-4.0, 4.0, t.shape).astype(np.float32)
+    lo, hi = _RANGE[t.dtype]
+    return rng.integers(lo, hi, t.shape).astype(t.dtype)
+
+
+def oracle(g: Graph, n: int = 4, seed: int = 0) -> Graph:
+    """Write g, import it (declarations checked), run TFLM and the reference on n random inputs;
+    assert identical bytes. Returns the imported graph."""
+    buf = write_tflite(g)
+    imported = parse_tflite(buf, name=g.name)
+    model = TflmModel(buf)
+    rng = np.random.default_rng(seed)
+    for trial in range(n):
+        xs = [random_input(imported.t(name), rng) for name in imported.inputs]
+        want = model.invoke(*xs, n_outputs=len(imported.outputs))
+        got = reference.run(imported, xs)
+        for name, w, r in zip(imported.outputs, want, got, strict=True):
+            w = np.asarray(w).reshape(r.shape)
+            assert w.dtype == r.dtype, f"{g.name}: output {name} dtype {r.dtype}, TFLM {w.dtype}"
+            if not np.array_equal(w, r):
+                bad = np.flatnonzero(w != r)
+                raise AssertionError(
+                    f"{g.name}: output {name} differs from TFLM on input {trial}: {bad.size}/{w.size} values, "
+                    f"first at {bad[0]}: tflm {w.flat[bad[0]]} ref {r.flat[bad[0]]}\n{imported.dump()}"
+                )
+    return imported
+
+
+class G:
+    """A tiny hand-written graph: tensors by dtype and quantization, ops in order."""
+
+    def __init__(self, name: str, seed: int = 0) -> None:
+        self.g = Graph(name=name)
+        self.rng = np.random.default_rng(seed)
+
+    def t(self, shape, dtype="int8", scale=None, zp=0, data=None, axis=0) -> str:
+        name = self.g.unique_name(f"t{len(self.g.tensors)}")
+        q = None if scale is None else QParams(np.asarray(scale, np.float32), np.asarray(zp), axis)
+        self.g.add_tensor(Tensor(name, tuple(shape), dtype, q, data))
+        return name
+
+    def input(self, shape, dtype="int8", scale=0.05, zp=0) -> str:
+        n = self.t(shape, dtype, scale if dtype != "float32" else None, zp)
+        self.g.inputs.append(n)
+        return n
+
+    def op(self, kind: str, ins: list[str], out: str, **attrs) -> str:
+        self.g.add_op(Op(kind, f"op{len(self.g.ops)}_{kind}", ins, [out], attrs))
+        return out
+
+    def output(self, *names: str) -> Graph:
+        self.g.outputs.extend(names)
+        self.g.verify()
+        return self.g
+
+
+# -- declarations -------------------------------------------------------------------------------
+
+
+def test_every_scheme_names_an_existing_test() -> None:
+    """The support matrix claims nothing without an oracle test: each named test exists."""
+    for ref in declared_tests():
+        path, _, name = ref.partition("::")
+        text = (ROOT / path).read_text()
+        assert re.search(rf"^def {re.escape(name)}\(", text, re.M), f"{ref} is declared but does not exist"
+
+
+def test_support_matrix_is_generated() -> None:
+    """runtime_c/SUPPORT_TFLITE.md is `python -m compiler.ops_support` output, not hand-written."""
+    path = ROOT / "runtime_c" / "SUPPORT_TFLITE.md"
+    assert path.read_text() == support_matrix(), "regenerate: python -m compiler.ops_support > " + str(path)
+
+
+def test_shared_models_import() -> None:
+    models = sorted((ROOT.parent / "shared" / "models").glob("*.tflite"))
+    if not models:
+        pytest.skip("shared models not found")
+    for m in models:
+        load_tflite(m)
+
+
+def _refusal(g: Graph) -> str:
+    with pytest.raises(UnsupportedSchemeError) as e:
+        parse_tflite(write_tflite(g), name=g.name)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_refusals_name_op_node_tensor() -> None:
+    # conv weights with a zero point (TFLM ignores it: never computed)
+    b = G("conv_wzp")
+    x = b.input((1, 4, 4, 2))
+    w = b.t((3, 1, 1, 2), "int8", [0.02, 0.03, 0.01], [3, 3, 3], np.ones((3, 1, 1, 2), np.int8))
+    y = b.t((1, 4, 4, 3), "int8", 0.1, 0)
+    b.op("conv2d", [x, w], y, stride=(1, 1), dilation=(1, 1), pads=(0, 0, 0, 0), activation="none")
+    msg = _refusal(b.output(y))
+    assert "op0_conv2d" not in msg and "node op0_conv_2d (CONV_2D): input 1" in msg and "zero point" in msg
+    # int16 activations in an op that only declares int8
+    b = G("pool16")
+    x = b.input((1, 4, 4, 2), "int16", 0.001, 0)
+    y = b.t((1, 2, 2, 2), "int16", 0.001, 0)
+    b.op("max_pool2d", [x], y, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), activation="none")
+    msg = _refusal(b.output(y))
+    assert "(MAX_POOL_2D): input 0 't0' is int16" in msg and "supported: int8" in msg
+    # a float QUANTIZE that is not at the graph input (the firmware has no float path)
+    b = G("mid_float")
+    x = b.input((1, 8), "int8", 0.05, 0)
+    f = b.t((1, 8), "float32")
+    b.op("dequantize", [x], f)
+    y = b.t((1, 8), "int8", 0.05, 0)
+    b.op("quantize", [f], y)
+    msg = _refusal(b.output(y))
+    assert "(DEQUANTIZE): output 0" in msg and "graph output" in msg
+
+
+def test_cli_refuses_at_import(capsys) -> None:
+    """plan, compile and run stop at the same line for a model outside the declarations."""
+    from compiler import cli
+
+    path = CASES / "int16_layer_inside_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    try:
+        load_tflite(path)
+    except ModelError as e:
+        want = str(e)
+    else:
+        pytest.skip("the model is supported now (test_shared_cases_exact holds it)")
+    for cmd in (["plan", str(path)], ["compile", str(path), "--out", "/nonexistent/x"]):
+        assert cli.main([*cmd, "--board", "stm32f405"]) == 2
+        assert want in capsys.readouterr().err
+
+
+# -- ops without an oracle test before ------------------------------------------------------------
+
+
+@needs_tflm
+@pytest.mark.parametrize(
+    "shape,perm",
+    [((1, 3, 5, 4), (0, 2, 3, 1)), ((1, 3, 5, 4), (0, 3, 1, 2)), ((2, 6, 5), (2, 0, 1)), ((4, 7), (1, 0)),
+     ((1, 2, 3, 4), (3, 2, 1, 0))],
+)
+def test_transpose(shape, perm) -> None:
+    b = G("transpose")
+    x = b.input(shape, "int8", 0.07, -3)
+    y = b.t(tuple(shape[p] for p in perm), "int8", 0.07, -3)
+    b.op("transpose", [x], y, perm=perm)
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize(
+    "shape,dims,out", [((1, 1, 1, 10), (1, 2), (1, 10)), ((1, 5, 1, 3), (2,), (1, 5, 3)), ((1, 1, 6), (0, 1), (6,))]
+)
+def test_squeeze(shape, dims, out) -> None:
+    b = G("squeeze")
+    x = b.input(shape, "int8", 0.1, 4)
+    y = b.t(out, "int8", 0.1, 4)
+    b.op("reshape", [x], y, squeeze_dims=dims)
+    g = oracle(b.output(y))
+    assert g.ops[0].kind == "reshape"
+
+
+@needs_tflm
+@pytest.mark.parametrize("value", (-128, -5, 0, 77, 127))
+def test_padv2(value: int) -> None:
+    b = G("padv2")
+    x = b.input((1, 4, 5, 3), "int8", 0.1, -7)
+    c = b.t((1,), "int8", 0.1, -7, np.asarray([value], np.int8))
+    y = b.t((1, 6, 8, 3), "int8", 0.1, -7)
+    b.op("pad", [x, c], y, paddings=((0, 0), (1, 1), (2, 1), (0, 0)))
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("scale,zp", [(0.05, 0), (0.031, -17), (0.2, 100)])
+def test_float_io_quantize(scale: float, zp: int) -> None:
+    """float32 -> QUANTIZE int8 at the input, DEQUANTIZE at the output (both at the model edge)."""
+    b = G("float_io")
+    x = b.input((1, 6, 6, 3), "float32")
+    q = b.t((1, 6, 6, 3), "int8", scale, zp)
+    b.op("quantize", [x], q)
+    p = b.t((1, 3, 3, 3), "int8", scale, zp)
+    b.op("max_pool2d", [q], p, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), activation="none")
+    y = b.t((1, 3, 3, 3), "float32")
+    b.op("dequantize", [p], y)
+    oracle(b.output(y), n=6)
+
+
+@needs_tflm
+@pytest.mark.parametrize("kind", ("conv2d", "depthwise_conv2d", "fully_connected"))
+def test_fused_relu_n1_to_1(kind: str) -> None:
+    from compiler.builder import GraphBuilder
+
+    b = GraphBuilder(f"{kind}_n1", seed=5)
+    x = b.input((1, 6, 6, 4) if kind != "fully_connected" else (1, 12))
+    if kind == "conv2d":
+        y = b.conv2d(x, 5, 3, activation="relu_n1_to_1")
+    elif kind == "depthwise_conv2d":
+        y = b.depthwise_conv2d(x, 3, activation="relu_n1_to_1")
+    else:
+        y = b.fully_connected(x, 7, activation="relu_n1_to_1")
+    b.output(y)
+    g = b.build(n_calib=4, input_range=(-3.0, 3.0))
+    assert g.ops[-1].attrs["activation"] == "relu_n1_to_1"
+    oracle(g)
+
+
+def test_declared_ops_cover_importer() -> None:
+    from compiler.frontend import tflite as importer
+
+    assert set(importer.SUPPORTED) == set(SUPPORT)
