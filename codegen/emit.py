@@ -357,7 +357,15 @@ class _Emitter:
     op_logistic = _unary
     op_hard_swish = _unary
     op_relu = _unary
-    op_quantize = _unary
+
+    def op_quantize(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        src, dst = self.g.t(op.inputs[0]).dtype, self.g.t(op.outputs[0]).dtype
+        fn = REQUANTIZE_KERNELS.get((src, dst))
+        if fn is None:
+            raise ModelError(f"codegen: QUANTIZE {src} -> {dst} ({op.name}) has no C kernel")
+        ctx.update({"fn": fn, "in_ct": C_TYPES[src], "out_ct": C_TYPES[dst]})
+        return ctx
 
     # -- transformer ops (layer by layer; codegen/token.py emits the token-plan loops) ------
     def op_layer_norm(self, i: int, op: Op) -> dict[str, Any]:
@@ -445,8 +453,10 @@ class _Emitter:
                 "supported yet (one input, one output)"
             )
         for n in g.inputs + g.outputs:
-            if g.t(n).dtype != "int8":
-                raise ModelError(f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8 is required")
+            if g.t(n).dtype not in C_TYPES:
+                raise ModelError(
+                    f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8, uint8 or int16 is required"
+                )
         xin, yout = g.inputs[0], g.outputs[0]
         in_region, in_off = self.plan.location(xin)
         out_region, out_off = self.plan.location(yout)
@@ -466,6 +476,10 @@ class _Emitter:
             "output_offset": out_off,
             "input_shape": "x".join(map(str, g.t(xin).shape)),
             "output_shape": "x".join(map(str, g.t(yout).shape)),
+            "input_dtype": g.t(xin).dtype,
+            "output_dtype": g.t(yout).dtype,
+            "in_ct": C_TYPES[g.t(xin).dtype],
+            "out_ct": C_TYPES[g.t(yout).dtype],
             "input_scale": f"{xq.s:.9g}" if xq else "1",
             "input_zp": xq.zp if xq else 0,
             "output_scale": f"{yq.s:.9g}" if yq else "1",
@@ -481,6 +495,19 @@ class _Emitter:
             f"{self.p}.h": _ENV.get_template("model/model.h.j2").render(ctx),
             "main.c": _ENV.get_template("project/main.c.j2").render(ctx),
         }
+
+
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t"}
+
+# QUANTIZE (src dtype, dst dtype) -> its runtime_c kernel
+REQUANTIZE_KERNELS = {
+    ("int8", "int8"): "mt_requantize_s8",
+    ("uint8", "int8"): "mt_requantize_u8_s8",
+    ("int8", "uint8"): "mt_requantize_s8_u8",
+    ("int8", "int16"): "mt_requantize_s8_s16",
+    ("int16", "int8"): "mt_requantize_s16_s8",
+    ("int16", "int16"): "mt_requantize_s16",
+}
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:

@@ -247,11 +247,13 @@ def compile_model(
 
 
 def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, seed: int = 0) -> np.ndarray:
-    """[N, *input_shape] int8 inputs: from a .npy file (float is quantized) or seeded random."""
+    """[N, *input_shape] inputs of the input's dtype (int8, uint8 or int16): from a .npy file
+    (float is quantized) or seeded random over the dtype's whole range."""
     t = graph.t(graph.inputs[0])
+    info = np.iinfo(t.dtype)
     if input_path is None:
         rng = np.random.default_rng(seed)
-        return rng.integers(-128, 128, size=(n_random, *t.shape), dtype=np.int8)
+        return rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype)
     try:
         x = np.load(input_path, allow_pickle=False)
     except Exception as e:
@@ -267,10 +269,10 @@ def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, 
             from compiler.passes.quantize import to_ir_layout
 
             x = to_ir_layout(graph, x, str(input_path), graph.inputs[0])
-        x = np.clip(np.round(x / q.s) + q.zp, -128, 127)
-    elif x.min() < -128 or x.max() > 127:
-        raise ModelError(f"{input_path}: integer input values outside int8 range")
-    return x.astype(np.int8).reshape(-1, *t.shape)
+        x = np.clip(np.round(x / q.s) + q.zp, info.min, info.max)
+    elif x.min() < info.min or x.max() > info.max:
+        raise ModelError(f"{input_path}: integer input values outside {t.dtype} range")
+    return x.astype(t.dtype).reshape(-1, *t.shape)
 
 
 def write_embedded_inputs(out: str | Path, xs: np.ndarray) -> Path:
@@ -315,7 +317,7 @@ class EmulatorRun:
     stdout: str
 
 
-def parse_harness_output(stdout: str, out_shape: tuple[int, ...]) -> EmulatorRun:
+def parse_harness_output(stdout: str, out_shape: tuple[int, ...], dtype: str = "int8") -> EmulatorRun:
     outs: dict[int, np.ndarray] = {}
     instr: dict[int, int] = {}
     stack: dict[int, int] = {}
@@ -325,7 +327,8 @@ def parse_harness_output(stdout: str, out_shape: tuple[int, ...]) -> EmulatorRun
         if not parts:
             continue
         if parts[0] == "MT_OUT":
-            outs[int(parts[1])] = np.frombuffer(bytes.fromhex(parts[2]), dtype=np.int8).reshape(out_shape)
+            raw = np.frombuffer(bytes.fromhex(parts[2]), dtype=np.dtype(dtype).newbyteorder("<"))
+            outs[int(parts[1])] = raw.astype(dtype).reshape(out_shape)
         elif parts[0] == "MT_RESULT":
             kv = dict(p.split("=", 1) for p in parts[2:])
             if kv.get("rc") != "0":
@@ -406,7 +409,7 @@ def run_model(
             f"see {out / 'emulator.log'}"
         )
     out_t = graph.t(graph.outputs[0])
-    emu = parse_harness_output(er.stdout, out_t.shape)
+    emu = parse_harness_output(er.stdout, out_t.shape, out_t.dtype)
     if len(emu.outputs) != len(xs):
         raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see emulator.log")
     log("[microtile] comparing with the reference ...")

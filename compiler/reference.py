@@ -267,9 +267,10 @@ def quantize(g: Graph, op: Op, env: Env) -> np.ndarray:
     if p["mode"] == "float":
         s = np.float32(y.quant.scale[0])
         q = Q.round_half_away((x.astype(np.float32) / s).astype(np.float32)).astype(np.int64) + p["output_zp"]
-    else:
+    else:  # TFLite-Micro reference_ops::Requantize, any of int8/uint8/int16 in and out
         q = Q.mbqm(x.astype(np.int64) - p["input_zp"], p["multiplier"], p["shift"]) + p["output_zp"]
-    return _clamp8(q)
+    info = np.iinfo(y.dtype)
+    return np.clip(q, info.min, info.max)
 
 
 def dequantize(g: Graph, op: Op, env: Env) -> np.ndarray:

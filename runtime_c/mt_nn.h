@@ -181,6 +181,13 @@ typedef struct {
     int32_t input_zp, output_zp, multiplier, shift;
 } mt_requantize_params;
 mt_status mt_requantize_s8(const mt_requantize_params *p, const int8_t *in, int8_t *out, int32_t size);
+/* The same across dtypes (QUANTIZE at uint8 model edges and around int16 layers); the result
+ * is clamped to the output type's range. */
+mt_status mt_requantize_u8_s8(const mt_requantize_params *p, const uint8_t *in, int8_t *out, int32_t size);
+mt_status mt_requantize_s8_u8(const mt_requantize_params *p, const int8_t *in, uint8_t *out, int32_t size);
+mt_status mt_requantize_s8_s16(const mt_requantize_params *p, const int8_t *in, int16_t *out, int32_t size);
+mt_status mt_requantize_s16_s8(const mt_requantize_params *p, const int16_t *in, int8_t *out, int32_t size);
+mt_status mt_requantize_s16(const mt_requantize_params *p, const int16_t *in, int16_t *out, int32_t size);
 
 /* Zero-point padding of an NHWC tensor: copies `in` into the interior of `out` and fills
  * the border with pad_value. Spatial only: out_v->c == in_v->c and

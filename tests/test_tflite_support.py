@@ -246,3 +246,64 @@ def test_declared_ops_cover_importer() -> None:
     from compiler.frontend import tflite as importer
 
     assert set(importer.SUPPORTED) == set(SUPPORT)
+
+
+# -- uint8 at the model edges ----------------------------------------------------------------------
+
+
+@needs_tflm
+@pytest.mark.parametrize(
+    "s_in,z_in,s_out,z_out",
+    [(0.02, 128, 0.02, 0), (0.02, 0, 0.02, -128), (0.013, 131, 0.05, -3), (0.1, 7, 0.0031, 2), (1.0, 255, 0.5, 127)],
+)
+def test_uint8_quantize(s_in: float, z_in: int, s_out: float, z_out: int) -> None:
+    """QUANTIZE uint8 -> int8 and int8 -> uint8, same scale (TFLM's xor-128 path) and rescaling."""
+    b = G("u8_to_s8")
+    x = b.input((1, 5, 7, 3), "uint8", s_in, z_in)
+    y = b.t((1, 5, 7, 3), "int8", s_out, z_out)
+    b.op("quantize", [x], y)
+    oracle(b.output(y))
+    b = G("s8_to_u8")
+    x = b.input((1, 5, 7, 3), "int8", s_out, z_out)
+    y = b.t((1, 5, 7, 3), "uint8", s_in, z_in)
+    b.op("quantize", [x], y)
+    oracle(b.output(y))
+
+
+# -- in the emulator: firmware == reference == TFLite-Micro ------------------------------------------
+
+
+def qemu_exact(model: Path | bytes, tmp_path: Path, n: int = 3) -> dict:
+    """Run `model` (a .tflite path or bytes) through `microtile run` in QEMU (firmware vs the
+    reference) and the same inputs through TFLM (reference vs TFLM); returns the report."""
+    from compiler.pipeline import CompileOptions, make_inputs, run_model
+    from tests.conftest import have_firmware_tools
+
+    why = have_firmware_tools()
+    if why is not None:
+        pytest.skip(why)
+    if not tflm_available():
+        pytest.skip("tflite-micro package not installed")
+    if isinstance(model, bytes):
+        path = tmp_path / "model.tflite"
+        path.write_bytes(model)
+    else:
+        path = model
+        if not path.is_file():
+            pytest.skip(f"{path} not found")
+    report = run_model(path, tmp_path / "out", CompileOptions(board="stm32f405"), n_random=n)
+    assert report["bit_exact"], report
+    g = load_tflite(path)
+    tflm = TflmModel(path)
+    for x in make_inputs(g, None, n):
+        want = np.asarray(tflm.invoke(x)[0])
+        got = reference.run(g, [x])[0]
+        assert want.dtype == got.dtype and np.array_equal(want.reshape(got.shape), got)
+    return report
+
+
+def test_uint8_io_case_in_qemu(tmp_path) -> None:
+    """../shared/cases/uint8_io.tflite: uint8 in and out, uint8 buffers in the generated API."""
+    qemu_exact(CASES / "uint8_io.tflite", tmp_path)
+    header = (tmp_path / "out" / "model.h").read_text()
+    assert "int model_invoke(void *arena, const uint8_t *input, uint8_t *output);" in header
