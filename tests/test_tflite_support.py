@@ -307,3 +307,40 @@ def test_uint8_io_case_in_qemu(tmp_path) -> None:
     qemu_exact(CASES / "uint8_io.tflite", tmp_path)
     header = (tmp_path / "out" / "model.h").read_text()
     assert "int model_invoke(void *arena, const uint8_t *input, uint8_t *output);" in header
+
+
+def nchw_model(seed: int = 0) -> Graph:
+    """A PyTorch-layout model as the TFLite converter writes it: NCHW input, TRANSPOSE to NHWC,
+    conv + relu, depthwise, mean, fully connected."""
+    rng = np.random.default_rng(seed)
+    b = G("nchw_leading_transpose", seed)
+    x = b.input((1, 3, 12, 10), "int8", 0.05, -4)
+    h = b.t((1, 12, 10, 3), "int8", 0.05, -4)
+    b.op("transpose", [x], h, perm=(0, 2, 3, 1))
+    w = b.t((6, 3, 3, 3), "int8", rng.uniform(0.005, 0.02, 6), np.zeros(6, np.int64),
+            rng.integers(-127, 128, (6, 3, 3, 3)).astype(np.int8))
+    bias = b.t((6,), "int32", None, 0, rng.integers(-2000, 2000, 6).astype(np.int32))
+    c = b.t((1, 6, 5, 6), "int8", 0.06, -128)
+    b.op("conv2d", [h, w, bias], c, stride=(2, 2), dilation=(1, 1), pads=(0, 1, 0, 1), activation="relu")
+    dw = b.t((1, 3, 3, 6), "int8", rng.uniform(0.005, 0.02, 6), np.zeros(6, np.int64),
+             rng.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8), axis=3)
+    d = b.t((1, 6, 5, 6), "int8", 0.04, 3)
+    b.op("depthwise_conv2d", [c, dw], d, stride=(1, 1), dilation=(1, 1), pads=(1, 1, 1, 1), activation="none",
+         depth_multiplier=1)
+    m = b.t((1, 6), "int8", 0.03, 1)
+    b.op("mean", [d], m, axes=(1, 2), keep_dims=False)
+    fw = b.t((4, 6), "int8", 0.01, 0, rng.integers(-127, 128, (4, 6)).astype(np.int8))
+    y = b.t((1, 4), "int8", 0.02, -2)
+    b.op("fully_connected", [m, fw], y, activation="none")
+    return b.output(y)
+
+
+@needs_tflm
+def test_leading_transpose_model() -> None:
+    g = oracle(nchw_model(), n=6)
+    assert g.ops[0].kind == "transpose"
+
+
+def test_leading_transpose_in_qemu(tmp_path) -> None:
+    """A model with a leading TRANSPOSE (PyTorch NCHW input) runs bit-exact in the emulator."""
+    qemu_exact(write_tflite(nchw_model()), tmp_path)
