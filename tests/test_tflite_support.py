@@ -327,10 +327,10 @@ def nchw_model(seed: int = 0) -> Graph:
     d = b.t((1, 6, 5, 6), "int8", 0.04, 3)
     b.op("depthwise_conv2d", [c, dw], d, stride=(1, 1), dilation=(1, 1), pads=(1, 1, 1, 1), activation="none",
          depth_multiplier=1)
-    m = b.t((1, 6), "int8", 0.03, 1)
+    m = b.t((1, 6), "int8", 0.02, 1)
     b.op("mean", [d], m, axes=(1, 2), keep_dims=False)
     fw = b.t((4, 6), "int8", 0.01, 0, rng.integers(-127, 128, (4, 6)).astype(np.int8))
-    y = b.t((1, 4), "int8", 0.02, -2)
+    y = b.t((1, 4), "int8", 0.3, -2)
     b.op("fully_connected", [m, fw], y, activation="none")
     return b.output(y)
 
