@@ -140,7 +140,7 @@ class _Emitter:
             "xv": self.view(x),
             "yv": self.view(y),
             "w": self.const(w, "int8_t"),
-            "b": self.const(b, "int32_t") if b else "NULL",
+            "b": self.const(b, "int64_t" if self.g.t(b).dtype == "int64" else "int32_t") if b else "NULL",
             "fd": dict(zip("nhwc", wt.shape, strict=True)),
             "mult": self.array(f"s{i}_mult", "int32_t", q["multiplier"]),
             "shift": self.array(f"s{i}_shift", "int32_t", q["shift"]),
@@ -180,10 +180,19 @@ class _Emitter:
         return ctx
 
     def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): portable only
+            return self._conv_s16(i, op)
         c = self.fast_kernel(i)
         if c is not None:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
         return self._conv_common(i, op)
+
+    def _conv_s16(self, i: int, op: Op) -> dict[str, Any]:
+        b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        ctx = self._conv_common(i, op)
+        wide = b is not None and self.g.t(b).dtype == "int64"
+        ctx.update({"template": "conv2d_s16", "b64": ctx["b"] if wide else "NULL", "b32": "NULL" if wide else ctx["b"]})
+        return ctx
 
     def _fast_conv_ctx(self, op: Op) -> dict[str, Any]:
         x, y = op.inputs[0], op.outputs[0]

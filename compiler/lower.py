@@ -51,8 +51,15 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["input_offset"] = -_zp(g, x)
         p["weights_offset"] = -int(wq.zero_point[0])
         p["output_offset"] = _zp(g, y)
-        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), out_s, _zp(g, y))
+        info = np.iinfo(g.t(y).dtype)  # int8, or int16 in the 16x8 kernels (zero points 0 there)
+        p["act_min"], p["act_max"] = Q.activation_range(
+            op.attrs.get("activation", "none"), out_s, _zp(g, y), int(info.min), int(info.max)
+        )
         p["per_channel"] = bool(wq.scale.size > 1)
+        b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        # 16x8: an int64 bias (or none) means an int64 accumulator and the 15-bit-multiplier MBQM
+        # (Q.mbqm64); an int32 bias the int32 accumulator and the usual MBQM (TFLM conv.cc)
+        p["acc64"] = g.t(x).dtype == "int16" and (b is None or g.t(b).dtype == "int64")
     elif k == "add":
         s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
         left_shift = 20

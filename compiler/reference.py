@@ -68,8 +68,13 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride, dil, out_hw) -> np.ndarray
 
 
 def _requant(acc: np.ndarray, p: dict) -> np.ndarray:
-    acc = Q.mbqm(acc, p["multiplier"], p["shift"]) + p["output_offset"]
-    return _clamp8(acc, p["act_min"], p["act_max"])
+    """Requantize int32 (or, 16x8 with an int64 bias, int64) accumulators and clamp; the
+    caller's output dtype (int8 or int16) holds the result."""
+    if p.get("acc64"):
+        acc = Q.mbqm64(acc, p["multiplier"], p["shift"]) + p["output_offset"]
+    else:
+        acc = Q.mbqm(Q.wrap32(acc), p["multiplier"], p["shift"]) + p["output_offset"]
+    return np.clip(acc, p["act_min"], p["act_max"])
 
 
 def conv2d(g: Graph, op: Op, env: Env) -> np.ndarray:

@@ -65,6 +65,14 @@ mt_status mt_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, const int8_t
                      const int32_t *bias, int8_t *out, const mt_view *out_v, void *scratch);
 int32_t mt_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
 
+/* 16x8 convolution (TFLite's int16 activations, zero point 0, with int8 symmetric weights):
+ * the same views and padding as mt_conv_s8 (input_offset unused). bias64 (int64 accumulator,
+ * 64-bit MultiplyByQuantizedMultiplier) or bias32 (int32 accumulator, the usual MBQM), at most
+ * one of them; neither: the int64 path without bias. act_min/act_max: the int16 clamp. */
+mt_status mt_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in, const mt_view *in_v,
+                      const int8_t *filter, const mt_dims *fd, const int64_t *bias64, const int32_t *bias32,
+                      int16_t *out, const mt_view *out_v);
+
 /* Depthwise convolution with depth multiplier m: output channel oc reads input channel
  * oc / m. Out of place it needs no scratch (get_buffer_size returns 0). Called with
  * out == in it is mt_depthwise_conv_inplace_s8 (m = 1, stride 1, same strides), and then

@@ -19,7 +19,7 @@ import pytest
 from compiler.ir import Graph, Op, QParams, Tensor
 from compiler.lower import lower
 from compiler.reference import run
-from tests.test_kernels import CC, ROOT, build_library
+from tests.test_kernels import CC, ROOT, ConvParams, Dims, Pad, PcQuant, View, build_library
 
 N_CASES = int(os.environ.get("MT_KERNEL_CASES", "12"))
 
@@ -78,6 +78,67 @@ def test_requantize(lib, src: str, dst: str, fn: str) -> None:
         assert rc == 0
         assert np.array_equal(out[16 : 16 + n], want), f"{fn} case {case}"
         assert (out[:16] == np.asarray(0x5A).astype(dst)).all() and (out[16 + n :] == out[0]).all()
+
+
+def _conv16_case(rng: np.random.Generator, bias: str) -> Graph:
+    h, w, ic, oc = (int(v) for v in rng.integers(1, 9, 4))
+    kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+    sh, sw, dh, dw = (int(v) for v in rng.integers(1, 3, 4))
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    top, bottom, left, right = (int(v) for v in rng.integers(0, 2, 4))
+    oh = (h + top + bottom - eh) // sh + 1
+    ow = (w + left + right - ew) // sw + 1
+    if oh < 1 or ow < 1:
+        top = bottom = left = right = 0
+        h, w = max(h, eh), max(w, ew)
+        oh, ow = (h - eh) // sh + 1, (w - ew) // sw + 1
+    s_x, s_y = 1e-4, float(rng.uniform(3e-5, 2e-4)) * np.sqrt(kh * kw * ic)
+    g = Graph("c16")
+    g.add_tensor(Tensor("x", (1, h, w, ic), "int16", QParams(s_x, 0)))
+    wq = QParams(rng.uniform(0.002, 0.02, oc).astype(np.float32), np.zeros(oc, np.int64), 0)
+    g.add_tensor(Tensor("w", (oc, kh, kw, ic), "int8", wq, rng.integers(-127, 128, (oc, kh, kw, ic))))
+    ins = ["x", "w"]
+    if bias != "none":
+        hi = 1 << (24 if bias == "int64" else 16)
+        g.add_tensor(Tensor("b", (oc,), bias, None, rng.integers(-hi, hi, oc)))
+        ins.append("b")
+    g.add_tensor(Tensor("y", (1, oh, ow, oc), "int16", QParams(s_y, 0)))
+    act = ("none", "relu", "relu6")[int(rng.integers(0, 3))]
+    attrs = {"stride": (sh, sw), "dilation": (dh, dw), "pads": (top, bottom, left, right), "activation": act}
+    g.add_op(Op("conv2d", "c", ins, ["y"], attrs))
+    g.inputs, g.outputs = ["x"], ["y"]
+    return g
+
+
+@pytest.mark.parametrize("bias", ("int64", "int32", "none"))
+def test_conv_s16(lib, bias: str) -> None:
+    rng = np.random.default_rng({"int64": 1, "int32": 2, "none": 3}[bias])
+    for case in range(N_CASES):
+        g = _conv16_case(rng, bias)
+        op = g.ops[0]
+        x = rng.integers(-32768, 32768, g.t("x").shape).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, op)
+        t, bo, le, ri = op.attrs["pads"]
+        params = ConvParams(0, q["output_offset"], *op.attrs["stride"], *op.attrs["dilation"], Pad(t, bo, le, ri),
+                            q["act_min"], q["act_max"])
+        mult = q["multiplier"].astype(np.int32)
+        shift = q["shift"].astype(np.int32)
+        quant = PcQuant(mult.ctypes.data, shift.ctypes.data)
+        _, h, w, c = x.shape
+        _, oh, ow, oc = want.shape
+        in_v, out_v = View(h, w, c, w * c, c), View(oh, ow, oc, ow * oc, oc)
+        wt = g.t("w").data
+        fd = Dims(*wt.shape)
+        b = g.t("b").data if bias != "none" else None
+        b64 = C.c_void_p(b.ctypes.data) if bias == "int64" else None
+        b32 = C.c_void_p(b.ctypes.data) if bias == "int32" else None
+        out, optr = guarded(want.size, "int16")
+        rc = lib.mt_conv_s16(C.byref(params), C.byref(quant), C.c_void_p(x.ctypes.data), C.byref(in_v),
+                             C.c_void_p(wt.ctypes.data), C.byref(fd), b64, b32, optr, C.byref(out_v))
+        assert rc == 0
+        assert np.array_equal(out[16 : 16 + want.size].reshape(want.shape), want), f"case {case}: {g.dump()}"
+        assert (out[:16] == 0x5A).all() and (out[16 + want.size :] == 0x5A).all()
 
 
 @pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="already inside the sanitized run")

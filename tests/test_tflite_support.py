@@ -149,22 +149,24 @@ def test_refusals_name_op_node_tensor() -> None:
     assert "(DEQUANTIZE): output 0" in msg and "graph output" in msg
 
 
-def test_cli_refuses_at_import(capsys) -> None:
+def test_cli_refuses_at_import(capsys, tmp_path) -> None:
     """plan, compile and run stop at the same line for a model outside the declarations."""
     from compiler import cli
 
-    path = CASES / "int16_layer_inside_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    try:
+    b = G("pool16")
+    x = b.input((1, 4, 4, 2), "int16", 0.001, 0)
+    y = b.t((1, 2, 2, 2), "int16", 0.001, 0)
+    b.op("max_pool2d", [x], y, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), activation="none")
+    path = tmp_path / "pool16.tflite"
+    path.write_bytes(write_tflite(b.output(y)))
+    with pytest.raises(ModelError) as e:
         load_tflite(path)
-    except ModelError as e:
-        want = str(e)
-    else:
-        pytest.skip("the model is supported now (test_shared_cases_exact holds it)")
-    for cmd in (["plan", str(path)], ["compile", str(path), "--out", "/nonexistent/x"]):
+    want = str(e.value)
+    for cmd in (["plan", str(path)], ["compile", str(path), "--out", str(tmp_path / "c")],
+                ["run", str(path), "--out", str(tmp_path / "r")]):
         assert cli.main([*cmd, "--board", "stm32f405"]) == 2
         assert want in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
 
 
 # -- ops without an oracle test before ------------------------------------------------------------
@@ -344,3 +346,83 @@ def test_leading_transpose_model() -> None:
 def test_leading_transpose_in_qemu(tmp_path) -> None:
     """A model with a leading TRANSPOSE (PyTorch NCHW input) runs bit-exact in the emulator."""
     qemu_exact(write_tflite(nchw_model()), tmp_path)
+
+
+# -- int16x8 ---------------------------------------------------------------------------------------
+
+
+@needs_tflm
+@pytest.mark.parametrize(
+    "src,dst,s_in,s_out,z_in,z_out",
+    [("int8", "int16", 0.05, 0.0005, 3, 0), ("int8", "int16", 0.02, 0.00003, -128, 0),
+     ("int16", "int8", 0.0004, 0.05, 0, -7), ("int16", "int8", 0.001, 0.002, 0, 100),
+     ("int16", "int16", 0.0004, 0.0011, 0, 0), ("int16", "int16", 0.001, 0.0001, 0, 0)],
+)
+def test_quantize_16(src: str, dst: str, s_in: float, s_out: float, z_in: int, z_out: int) -> None:
+    b = G(f"q_{src}_{dst}")
+    x = b.input((1, 4, 6, 5), src, s_in, z_in)
+    y = b.t((1, 4, 6, 5), dst, s_out, z_out)
+    b.op("quantize", [x], y)
+    oracle(b.output(y))
+
+
+def conv16_graph(
+    kernel: tuple[int, int], stride: int, padding: str, dilation: int, bias: str, act: str, seed: int,
+    shape: tuple[int, ...] = (1, 9, 8, 3), out_c: int = 4,
+) -> Graph:
+    """QUANTIZE int8->int16, a 16x8 CONV_2D, QUANTIZE int16->int8 (TFLite's 16x8 mode inside int8)."""
+    from compiler.frontend.tflite import same_pads
+
+    rng = np.random.default_rng(seed)
+    b = G("conv16", seed)
+    x8 = b.input(shape, "int8", 0.05, 2)
+    x = b.t(shape, "int16", 0.05 * 128 / 32768 * 1.3, 0)
+    b.op("quantize", [x8], x)
+    kh, kw = kernel
+    w_s = rng.uniform(0.003, 0.02, out_c)
+    w = b.t((out_c, kh, kw, shape[3]), "int8", w_s, np.zeros(out_c, np.int64),
+            rng.integers(-127, 128, (out_c, kh, kw, shape[3])).astype(np.int8))
+    ins = [x, w]
+    if bias != "none":
+        hi = 1 << (22 if bias == "int64" else 16)
+        ins.append(b.t((out_c,), bias, None, 0, rng.integers(-hi, hi, out_c).astype(bias)))
+    pads = (0, 0, 0, 0) if padding == "valid" else same_pads(shape[1:3], kernel, (stride, stride), (dilation, dilation))
+    oh = (shape[1] + pads[0] + pads[1] - (kh - 1) * dilation - 1) // stride + 1
+    ow = (shape[2] + pads[2] + pads[3] - (kw - 1) * dilation - 1) // stride + 1
+    s_y = 6.0 * float(np.sqrt(kh * kw * shape[3])) / 32768
+    y = b.t((1, oh, ow, out_c), "int16", s_y, 0)
+    b.op("conv2d", ins, y, stride=(stride, stride), dilation=(dilation, dilation), pads=pads, activation=act)
+    y8 = b.t((1, oh, ow, out_c), "int8", s_y * 200, -1)
+    b.op("quantize", [y], y8)
+    return b.output(y8, y) if seed % 2 else b.output(y8)
+
+
+CONV16_CASES = [
+    ((3, 3), 1, "same", 1, "int64", "none"),
+    ((3, 3), 2, "same", 1, "int64", "relu"),
+    ((1, 1), 1, "valid", 1, "int64", "none"),
+    ((5, 3), 1, "valid", 2, "int64", "relu6"),
+    ((3, 3), 2, "valid", 1, "int32", "none"),
+    ((2, 2), 1, "same", 1, "none", "relu_n1_to_1"),
+]
+
+
+@needs_tflm
+@pytest.mark.parametrize("kernel,stride,padding,dilation,bias,act", CONV16_CASES)
+def test_conv2d_16x8(kernel, stride, padding, dilation, bias, act) -> None:
+    for seed in range(2):
+        g = oracle(conv16_graph(kernel, stride, padding, dilation, bias, act, seed))
+        assert g.t(g.ops[1].outputs[0]).dtype == "int16"
+
+
+def test_int16_layer_inside_int8_case_in_qemu(tmp_path) -> None:
+    """../shared/cases/int16_layer_inside_int8.tflite (QUANTIZE to int16, a 16x8 CONV_2D with
+    int64 bias, QUANTIZE back): bit-exact with TFLite-Micro in the emulator."""
+    qemu_exact(CASES / "int16_layer_inside_int8.tflite", tmp_path)
+
+
+@pytest.mark.parametrize("case", [0, 4])
+def test_conv16_in_qemu(tmp_path, case: int) -> None:
+    """A 16x8 conv between int8 QUANTIZEs (int64 bias / int32 bias) in the emulator."""
+    kernel, stride, padding, dilation, bias, act = CONV16_CASES[case]
+    qemu_exact(write_tflite(conv16_graph(kernel, stride, padding, dilation, bias, act, seed=0)), tmp_path)
