@@ -209,6 +209,10 @@ class _Emitter:
         }
 
     def op_depthwise_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: portable only
+            ctx = self._conv_common(i, op)
+            ctx.update({"template": "depthwise_conv2d_s16", "depth_multiplier": op.attrs["depth_multiplier"]})
+            return ctx
         c = self.fast_kernel(i)
         if c is not None:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
@@ -226,11 +230,16 @@ class _Emitter:
             return self._fast(i, op, c, {**ctx, "in_f": in_f, "out_f": out_f})
         b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
         out_f, in_f = self.g.t(w).shape
+        b64 = b is not None and self.g.t(b).dtype == "int64"
+        s16 = self.g.t(x).dtype == "int16"  # 16x8: mt_fully_connected_s16, int64 or int32 bias
         return {
+            "template": "fully_connected_s16" if s16 else "fully_connected",
+            "b64": self.const(b, "int64_t") if b64 else "NULL",
+            "b32": self.const(b, "int32_t") if b and not b64 else "NULL",
             "x": self.ptr(x),
             "y": self.ptr(y),
             "w": self.const(w, "int8_t"),
-            "b": self.const(b, "int32_t") if b else "NULL",
+            "b": self.const(b, "int64_t" if b64 else "int32_t") if b else "NULL",
             "mult": self.array(
                 f"s{i}_mult", "int32_t", q["multiplier"][:1] if not q["per_channel"] else q["multiplier"]
             ),
@@ -247,7 +256,14 @@ class _Emitter:
         a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
         ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q}
         sa, sb, sy = self.g.t(a).shape, self.g.t(b).shape, self.g.t(y).shape
-        if sa == sb == sy:
+        if self.g.t(y).dtype == "int16":  # mt_add_s16 / mt_mul_s16: always the broadcast form
+            ctx["template"] = f"{op.kind}_s16"
+            ctx["broadcast"] = {
+                "shape": list(self.nhwc4(sy)),
+                "s1": _bcast_strides(self.nhwc4(sa), self.nhwc4(sy)),
+                "s2": _bcast_strides(self.nhwc4(sb), self.nhwc4(sy)),
+            }
+        elif sa == sb == sy:
             ctx["broadcast"] = None
             ctx["size"] = self.g.t(y).size
         else:
@@ -266,7 +282,7 @@ class _Emitter:
 
     def ptr_or_const(self, t: str) -> str:
         if self.g.t(t).is_const:
-            return self.const(t, "int8_t")
+            return self.const(t, C_TYPES.get(self.g.t(t).dtype, "int8_t"))
         return self.ptr(t)
 
     def op_add(self, i: int, op: Op) -> dict[str, Any]:
@@ -278,7 +294,7 @@ class _Emitter:
     def op_mul(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary(i, op)
 
-    def _pool(self, i: int, op: Op) -> dict[str, Any]:
+    def _pool_ctx(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
         x, y = op.inputs[0], op.outputs[0]
         return {
@@ -297,6 +313,12 @@ class _Emitter:
 
     def op_max_pool2d(self, i: int, op: Op) -> dict[str, Any]:
         return self._pool(i, op)
+
+    def _pool(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._pool_ctx(i, op)
+        if self.g.t(op.inputs[0]).dtype == "int16":
+            ctx.update({"template": "pool_s16", "fn": f"mt_{op.kind.removesuffix('2d')}_s16"})
+        return ctx
 
     def op_mean(self, i: int, op: Op) -> dict[str, Any]:
         x = op.inputs[0]

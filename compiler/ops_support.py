@@ -94,6 +94,7 @@ W8 = Slot(("int8",), quant="channel", zp="zero", const=True)
 W8_FC = Slot(("int8",), quant="channel", const=True)  # per-tensor filter zero point allowed (see lower)
 B32 = Slot(("int32",), quant="any", const=True, optional=True)
 B64 = Slot(("int64", "int32"), quant="any", const=True, optional=True)
+B64_ONLY = Slot(("int64",), quant="any", const=True, optional=True)
 IDX32 = Slot(("int32",), quant="none", const=True)
 IDX = Slot(("int32", "int64"), quant="none", const=True)
 F32 = Slot(("float32",), quant="none")
@@ -124,35 +125,45 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "DEPTHWISE_CONV_2D",
             (_s("int8", "int8", [I8, W8, B32], [I8], impl=(REF, C, DSP), kernels=("mt_depthwise_conv_s8",),
-                note="depth multiplier", test=f"{T_OPS}::test_depthwise_conv2d"),),
+                note="depth multiplier", test=f"{T_OPS}::test_depthwise_conv2d"),
+             _s("int16x8", "int16", [I16, W8, B64_ONLY], [I16], kernels=("mt_depthwise_conv_s16",),
+                note="int64 bias (TFLM reads an int32 one as int64)", test=f"{T_TFL}::test_depthwise_conv2d_16x8"),),
             "depthwise_conv2d",
         ),
         OpSupport(
             "FULLY_CONNECTED",
             (_s("int8", "int8", [I8, W8_FC, B32], [I8], impl=(REF, C, DSP), kernels=("mt_fully_connected_s8",),
-                note="per-tensor filter zero point", test=f"{T_OPS}::test_fully_connected"),),
+                note="per-tensor filter zero point", test=f"{T_OPS}::test_fully_connected"),
+             _s("int16x8", "int16", [I16, W8, B64], [I16], kernels=("mt_fully_connected_s16",),
+                note="int64 or int32 bias", test=f"{T_TFL}::test_fully_connected_16x8"),),
             "fully_connected",
         ),
         OpSupport(
             "ADD",
             (_s("int8", "int8", [I8, I8], [I8], impl=(REF, C, DSP), kernels=("mt_add_s8", "mt_add_broadcast_s8"),
-                note="4-D broadcast", test=f"{T_OPS}::test_binary"),),
+                note="4-D broadcast", test=f"{T_OPS}::test_binary"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_add_s16",), note="4-D broadcast",
+                test=f"{T_TFL}::test_binary_16"),),
             "add",
         ),
         OpSupport(
             "MUL",
             (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_mul_s8", "mt_mul_broadcast_s8"),
-                note="4-D broadcast", test=f"{T_OPS}::test_binary"),),
+                note="4-D broadcast", test=f"{T_OPS}::test_binary"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_mul_s16",), note="4-D broadcast",
+                test=f"{T_TFL}::test_binary_16"),),
             "mul",
         ),
         OpSupport(
             "AVERAGE_POOL_2D",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_avg_pool_s8",), test=f"{T_OPS}::test_pool"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_avg_pool_s8",), test=f"{T_OPS}::test_pool"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_avg_pool_s16",), test=f"{T_TFL}::test_pool_16"),),
             "avg_pool2d",
         ),
         OpSupport(
             "MAX_POOL_2D",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_max_pool_s8",), test=f"{T_OPS}::test_pool"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_max_pool_s8",), test=f"{T_OPS}::test_pool"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_max_pool_s16",), test=f"{T_TFL}::test_pool_16"),),
             "max_pool2d",
         ),
         OpSupport(
@@ -176,7 +187,9 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "RESHAPE",
             (_s("int8", "int8", [I8, Slot(("int32",), quant="none", optional=True)], [I8], same_quant=True,
-                note="a view (no kernel)", test=f"{T_OPS}::test_reshape"),),
+                note="a view (no kernel)", test=f"{T_OPS}::test_reshape"),
+             _s("int16", "int16", [I16, Slot(("int32",), quant="none", optional=True)], [I16], same_quant=True,
+                note="a view (no kernel)", test=f"{T_TFL}::test_reshape_16"),),
             "reshape",
         ),
         OpSupport(

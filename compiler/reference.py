@@ -126,7 +126,7 @@ def add(g: Graph, op: Op, env: Env) -> np.ndarray:
     sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
     sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
     raw = Q.mbqm_smaller_than_one(sa + sb, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
-    return _clamp8(raw, p["act_min"], p["act_max"])
+    return np.clip(raw, p["act_min"], p["act_max"])  # int8 or int16 range (lower)
 
 
 def mul(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -134,7 +134,7 @@ def mul(g: Graph, op: Op, env: Env) -> np.ndarray:
     a, b = _broadcast(g, op, env)
     prod = (a + p["input1_offset"]) * (b + p["input2_offset"])
     raw = Q.mbqm(prod, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
-    return _clamp8(raw, p["act_min"], p["act_max"])
+    return np.clip(raw, p["act_min"], p["act_max"])  # int8 or int16 range (lower)
 
 
 def avg_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -149,7 +149,7 @@ def avg_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
     half = n // 2
     num = np.where(s > 0, s + half, s - half)
     q = np.where(num >= 0, num // n, -((-num) // n))  # C division truncates
-    return _clamp8(q, p["act_min"], p["act_max"])
+    return np.clip(q, p["act_min"], p["act_max"])
 
 
 def max_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -157,9 +157,9 @@ def max_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     kh, kw = op.attrs["kernel"]
     oshape = g.t(op.outputs[0]).shape
-    xp = _pad_hw(x, op.attrs["pads"], -1000)
+    xp = _pad_hw(x, op.attrs["pads"], -(1 << 40))  # below any int8/int16 value
     m = _windows(xp, kh, kw, op.attrs["stride"], (1, 1), oshape[1:3]).max(axis=(-1, -2))
-    return _clamp8(m, p["act_min"], p["act_max"])
+    return np.clip(m, p["act_min"], p["act_max"])
 
 
 def mean(g: Graph, op: Op, env: Env) -> np.ndarray:

@@ -6,15 +6,6 @@
 #include "mt_nn.h"
 #include "mt_quant.h"
 
-/* MultiplyByQuantizedMultiplier(int64_t x, ...) of tensorflow/lite/kernels/internal/common.cc. */
-static int32_t mbqm64(int64_t x, int32_t multiplier, int32_t shift)
-{
-    const int64_t reduced = multiplier < 0x7FFF0000 ? (int64_t)((multiplier + (1 << 15)) >> 16) : 0x7FFF;
-    const int32_t total = 15 - shift;
-    const int64_t v = x * reduced + ((int64_t)1 << (total - 1));
-    return mt_wrap32(v >> total); /* arithmetic shift, as the reference */
-}
-
 mt_status mt_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in, const mt_view *in_v,
                       const int8_t *filter, const mt_dims *fd, const int64_t *bias64, const int32_t *bias32,
                       int16_t *out, const mt_view *out_v)
@@ -56,7 +47,7 @@ mt_status mt_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, const int16
                 if (bias32 != 0) {
                     v = mt_mbqm(mt_wrap32(acc + bias32[oc]), q->multiplier[oc], q->shift[oc]);
                 } else {
-                    v = mbqm64(acc + (bias64 != 0 ? bias64[oc] : 0), q->multiplier[oc], q->shift[oc]);
+                    v = mt_mbqm64(acc + (bias64 != 0 ? bias64[oc] : 0), q->multiplier[oc], q->shift[oc]);
                 }
                 v += p->output_offset;
                 o[oc] = (int16_t)mt_clamp(v, p->act_min, p->act_max);

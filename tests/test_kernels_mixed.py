@@ -16,10 +16,25 @@ import sys
 import numpy as np
 import pytest
 
+from codegen.emit import _bcast_strides
 from compiler.ir import Graph, Op, QParams, Tensor
 from compiler.lower import lower
 from compiler.reference import run
-from tests.test_kernels import CC, ROOT, ConvParams, Dims, Pad, PcQuant, View, build_library
+from tests.test_kernels import (
+    CC,
+    ROOT,
+    AddParams,
+    Broadcast,
+    ConvParams,
+    Dims,
+    FcParams,
+    MulParams,
+    Pad,
+    PcQuant,
+    PoolParams,
+    View,
+    build_library,
+)
 
 N_CASES = int(os.environ.get("MT_KERNEL_CASES", "12"))
 
@@ -139,6 +154,152 @@ def test_conv_s16(lib, bias: str) -> None:
         assert rc == 0
         assert np.array_equal(out[16 : 16 + want.size].reshape(want.shape), want), f"case {case}: {g.dump()}"
         assert (out[:16] == 0x5A).all() and (out[16 + want.size :] == 0x5A).all()
+
+
+def _vp(a: np.ndarray | None) -> C.c_void_p | None:
+    return None if a is None else C.c_void_p(a.ctypes.data)
+
+
+def _check(out: np.ndarray, want: np.ndarray, what: str) -> None:
+    assert np.array_equal(out[16 : 16 + want.size].reshape(want.shape), want), what
+    assert (out[:16] == 0x5A).all() and (out[16 + want.size :] == 0x5A).all(), f"{what}: guard bytes"
+
+
+def test_depthwise_conv_s16(lib) -> None:
+    rng = np.random.default_rng(7)
+    for case in range(N_CASES):
+        h, w, c = (int(v) for v in rng.integers(1, 8, 3))
+        m, kh, kw, sh, sw, dh, dw = (int(v) for v in rng.integers(1, 3, 7))
+        top, left = (int(v) for v in rng.integers(0, 2, 2))
+        h, w = max(h, (kh - 1) * dh + 1), max(w, (kw - 1) * dw + 1)
+        oh, ow = (h + top - (kh - 1) * dh - 1) // sh + 1, (w + left - (kw - 1) * dw - 1) // sw + 1
+        oc = c * m
+        g = Graph("dw16")
+        g.add_tensor(Tensor("x", (1, h, w, c), "int16", QParams(1e-4, 0)))
+        wq = QParams(rng.uniform(0.002, 0.02, oc).astype(np.float32), np.zeros(oc, np.int64), 3)
+        g.add_tensor(Tensor("w", (1, kh, kw, oc), "int8", wq, rng.integers(-127, 128, (1, kh, kw, oc))))
+        ins = ["x", "w"]
+        if case % 3:
+            g.add_tensor(Tensor("b", (oc,), "int64", None, rng.integers(-(1 << 24), 1 << 24, oc)))
+            ins.append("b")
+        g.add_tensor(Tensor("y", (1, oh, ow, oc), "int16", QParams(float(rng.uniform(1e-4, 6e-4)) * kh * kw, 0)))
+        act = ("none", "relu", "relu6")[case % 3]
+        attrs = {"stride": (sh, sw), "dilation": (dh, dw), "pads": (top, 0, left, 0), "activation": act,
+                 "depth_multiplier": m}
+        g.add_op(Op("depthwise_conv2d", "d", ins, ["y"], attrs))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, (1, h, w, c)).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = ConvParams(0, q["output_offset"], sh, sw, dh, dw, Pad(top, 0, left, 0), q["act_min"], q["act_max"])
+        mult, shift = q["multiplier"].astype(np.int32), q["shift"].astype(np.int32)
+        quant = PcQuant(mult.ctypes.data, shift.ctypes.data)
+        wt = g.t("w").data
+        bias = g.t("b").data if "b" in g.tensors else None
+        out, optr = guarded(want.size, "int16")
+        rc = lib.mt_depthwise_conv_s16(C.byref(params), C.byref(quant), C.c_int32(m), _vp(x),
+                                       C.byref(View(h, w, c, w * c, c)), _vp(wt), C.byref(Dims(*wt.shape)),
+                                       _vp(bias), optr, C.byref(View(oh, ow, oc, ow * oc, oc)))
+        assert rc == 0
+        _check(out, want, f"dw16 case {case}")
+
+
+@pytest.mark.parametrize("bias", ("int64", "int32", "none"))
+def test_fully_connected_s16(lib, bias: str) -> None:
+    rng = np.random.default_rng(len(bias))
+    for case in range(N_CASES):
+        batches, n_in, n_out = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 10))
+        per_channel = bool(case % 2)
+        g = Graph("fc16")
+        g.add_tensor(Tensor("x", (batches, n_in), "int16", QParams(1e-4, 0)))
+        ws = rng.uniform(0.002, 0.02, n_out if per_channel else 1).astype(np.float32)
+        g.add_tensor(Tensor("w", (n_out, n_in), "int8", QParams(ws, np.zeros(ws.size, np.int64), 0),
+                            rng.integers(-127, 128, (n_out, n_in))))
+        ins = ["x", "w"]
+        if bias != "none":
+            hi = 1 << (26 if bias == "int64" else 18)
+            g.add_tensor(Tensor("b", (n_out,), bias, None, rng.integers(-hi, hi, n_out)))
+            ins.append("b")
+        g.add_tensor(Tensor("y", (batches, n_out), "int16", QParams(float(rng.uniform(1e-4, 3e-4)) * n_in, 0)))
+        g.add_op(Op("fully_connected", "f", ins, ["y"], {"activation": ("none", "relu")[case % 2]}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, (batches, n_in)).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = FcParams(0, q["weights_offset"], q["output_offset"], q["act_min"], q["act_max"])
+        mult, shift = q["multiplier"].astype(np.int32), q["shift"].astype(np.int32)
+        quant = PcQuant(mult.ctypes.data, shift.ctypes.data)
+        b = g.t("b").data if bias != "none" else None
+        out, optr = guarded(want.size, "int16")
+        rc = lib.mt_fully_connected_s16(C.byref(params), C.byref(quant), C.c_int32(int(per_channel)), _vp(x),
+                                        C.c_int32(batches), C.c_int32(n_in), _vp(g.t("w").data),
+                                        _vp(b) if bias == "int64" else None, _vp(b) if bias == "int32" else None,
+                                        C.c_int32(n_out), optr)
+        assert rc == 0
+        _check(out, want, f"fc16 {bias} case {case}")
+
+
+BCAST = [((1, 3, 4, 5), (1, 3, 4, 5)), ((1, 3, 4, 5), (1, 1, 1, 5)), ((1, 3, 1, 5), (1, 1, 4, 1)), ((2, 6), (1, 6))]
+
+
+@pytest.mark.parametrize("kind", ("add", "mul"))
+def test_binary_s16(lib, kind: str) -> None:
+    rng = np.random.default_rng(11 if kind == "add" else 12)
+    for case in range(N_CASES):
+        sa, sb = BCAST[case % len(BCAST)]
+        out_shape = tuple(max(p, q) for p, q in zip(sa, sb, strict=True))
+        s1, s2 = (float(v) for v in rng.uniform(1e-4, 4e-4, 2))
+        so = float(rng.uniform(1e-4, 4e-4)) if kind == "add" else s1 * s2 * 32768 * float(rng.uniform(1, 8))
+        g = Graph("b16")
+        g.add_tensor(Tensor("a", sa, "int16", QParams(s1, 0)))
+        g.add_tensor(Tensor("b", sb, "int16", QParams(s2, 0)))
+        g.add_tensor(Tensor("y", out_shape, "int16", QParams(so, 0)))
+        g.add_op(Op(kind, "o", ["a", "b"], ["y"], {"activation": ("none", "relu", "relu6")[case % 3]}))
+        g.inputs, g.outputs = ["a", "b"], ["y"]
+        a = rng.integers(-32768, 32768, sa).astype(np.int16)
+        b = rng.integers(-32768, 32768, sb).astype(np.int16)
+        want = run(g, [a, b])[0]
+        q = lower(g, g.ops[0])
+        pad = lambda s: (1,) * (4 - len(s)) + tuple(s)  # noqa: E731
+        bc = Broadcast((C.c_int32 * 4)(*pad(out_shape)), (C.c_int32 * 4)(*_bcast_strides(pad(sa), pad(out_shape))),
+                       (C.c_int32 * 4)(*_bcast_strides(pad(sb), pad(out_shape))))
+        if kind == "add":
+            names = [f[0] for f in AddParams._fields_]
+            params = AddParams(*(int(q[n]) for n in names))
+        else:
+            names = [f[0] for f in MulParams._fields_]
+            params = MulParams(*(int(q[n]) for n in names))
+        out, optr = guarded(want.size, "int16")
+        rc = getattr(lib, f"mt_{kind}_s16")(C.byref(params), C.byref(bc), _vp(a), _vp(b), optr)
+        assert rc == 0
+        _check(out, want, f"{kind}16 case {case}")
+
+
+@pytest.mark.parametrize("kind", ("avg_pool2d", "max_pool2d"))
+def test_pool_s16(lib, kind: str) -> None:
+    rng = np.random.default_rng(13)
+    for case in range(N_CASES):
+        h, w, c = (int(v) for v in rng.integers(1, 9, 3))
+        kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, 4))
+        top, left = int(rng.integers(0, min(kh, 2))), int(rng.integers(0, min(kw, 2)))
+        h, w = max(h, kh), max(w, kw)
+        oh, ow = (h + top - kh) // sh + 1, (w + left - kw) // sw + 1
+        g = Graph("p16")
+        g.add_tensor(Tensor("x", (1, h, w, c), "int16", QParams(3e-4, 0)))
+        g.add_tensor(Tensor("y", (1, oh, ow, c), "int16", QParams(3e-4, 0)))
+        attrs = {"kernel": (kh, kw), "stride": (sh, sw), "pads": (top, 0, left, 0),
+                 "activation": ("none", "relu", "relu6")[case % 3]}
+        g.add_op(Op(kind, "p", ["x"], ["y"], attrs))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, (1, h, w, c)).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = PoolParams(kh, kw, sh, sw, Pad(top, 0, left, 0), q["act_min"], q["act_max"])
+        out, optr = guarded(want.size, "int16")
+        fn = getattr(lib, f"mt_{kind.removesuffix('2d')}_s16")
+        rc = fn(C.byref(params), _vp(x), C.byref(View(h, w, c, w * c, c)), optr, C.byref(View(oh, ow, c, ow * c, c)))
+        assert rc == 0
+        _check(out, want, f"{kind}16 case {case}")
 
 
 @pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="already inside the sanitized run")
