@@ -73,10 +73,13 @@ class _Emitter:
     # -- helpers --------------------------------------------------------------------------
     def ptr(self, tensor: str) -> str:
         region, offset = self.plan.location(tensor)
-        if region == "input":
-            return "input"
-        if region == "output":
-            return "output"
+        if region in ("input", "output"):  # the caller's buffer (io="external"): its parameter name
+            names = self.g.inputs if region == "input" else self.g.outputs
+            if len(names) == 1:
+                return region
+            b = self.plan.tensor_buffer[tensor]
+            k = next(i for i, n in enumerate(names) if n == b.name or n in b.tensors)
+            return f"{region}{k}"
         return f"(A + {offset})"
 
     def const(self, tensor: str, ctype: str) -> str:
@@ -467,6 +470,14 @@ class _Emitter:
         st = _contiguous_strides(self.g.t(op.inputs[0]).shape)
         return self._strided(op, st, int(np.dot(op.attrs["begin"], st)))
 
+    def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
+        """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""
+        one = len(names) == 1
+        return [
+            _io_entry(self.g, self.plan, n, kind if one else f"{kind}{k}", "" if one else str(k))
+            for k, n in enumerate(names)
+        ]
+
     # -- files ----------------------------------------------------------------------------
     def render(self) -> dict[str, str]:
         stages = getattr(self.plan, "stages", None)
@@ -478,20 +489,13 @@ class _Emitter:
         else:
             steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
         g = self.g
-        if len(g.inputs) != 1 or len(g.outputs) != 1:
-            raise ModelError(
-                f"codegen: models with {len(g.inputs)} inputs and {len(g.outputs)} outputs are not "
-                "supported yet (one input, one output)"
-            )
         for n in g.inputs + g.outputs:
             if g.t(n).dtype not in C_TYPES:
                 raise ModelError(
                     f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8, uint8 or int16 is required"
                 )
-        xin, yout = g.inputs[0], g.outputs[0]
-        in_region, in_off = self.plan.location(xin)
-        out_region, out_off = self.plan.location(yout)
-        xq, yq = g.t(xin).quant, g.t(yout).quant
+        ios = {"inputs": self.io_list(g.inputs, "input"), "outputs": self.io_list(g.outputs, "output")}
+        x0, y0 = ios["inputs"][0], ios["outputs"][0]
         ctx = {
             "p": self.p,
             "P": self.p.upper(),
@@ -499,22 +503,28 @@ class _Emitter:
             "model": g.name,
             "schedule": self.plan.schedule,
             "arena_bytes": max(self.plan.arena_bytes, 4),
-            "input_bytes": g.t(xin).nbytes,
-            "output_bytes": g.t(yout).nbytes,
-            "input_in_arena": in_region == "arena",
-            "output_in_arena": out_region == "arena",
-            "input_offset": in_off,
-            "output_offset": out_off,
-            "input_shape": "x".join(map(str, g.t(xin).shape)),
-            "output_shape": "x".join(map(str, g.t(yout).shape)),
-            "input_dtype": g.t(xin).dtype,
-            "output_dtype": g.t(yout).dtype,
-            "in_ct": C_TYPES[g.t(xin).dtype],
-            "out_ct": C_TYPES[g.t(yout).dtype],
-            "input_scale": f"{xq.s:.9g}" if xq else "1",
-            "input_zp": xq.zp if xq else 0,
-            "output_scale": f"{yq.s:.9g}" if yq else "1",
-            "output_zp": yq.zp if yq else 0,
+            **ios,
+            "n_in": len(g.inputs),
+            "n_out": len(g.outputs),
+            "in_bytes_total": sum(t["bytes"] for t in ios["inputs"]),
+            "out_bytes_total": sum(t["bytes"] for t in ios["outputs"]),
+            # the single-input/output names the one-input, one-output API keeps
+            "input_bytes": x0["bytes"],
+            "output_bytes": y0["bytes"],
+            "input_in_arena": x0["in_arena"],
+            "output_in_arena": y0["in_arena"],
+            "input_offset": x0["offset"],
+            "output_offset": y0["offset"],
+            "input_shape": x0["shape"],
+            "output_shape": y0["shape"],
+            "input_dtype": x0["dtype"],
+            "output_dtype": y0["dtype"],
+            "in_ct": x0["ct"],
+            "out_ct": y0["ct"],
+            "input_scale": x0["scale"],
+            "input_zp": x0["zp"],
+            "output_scale": y0["scale"],
+            "output_zp": y0["zp"],
             "macs": self.plan.macs,
             "n_steps": len(steps),
             "steps": steps,
@@ -539,6 +549,25 @@ REQUANTIZE_KERNELS = {
     ("int16", "int8"): "mt_requantize_s16_s8",
     ("int16", "int16"): "mt_requantize_s16",
 }
+
+
+def _io_entry(g: Graph, plan: Plan, name: str, param: str, suffix: str) -> dict[str, Any]:
+    t = g.t(name)
+    region, offset = plan.location(name)
+    q = t.quant
+    return {
+        "tensor": name,
+        "param": param,  # the invoke parameter: input/output, or input<k>/output<k> with several
+        "suffix": suffix,  # macro suffix: "" for one input (output), else the index
+        "bytes": t.nbytes,
+        "in_arena": region == "arena",
+        "offset": offset,
+        "shape": "x".join(map(str, t.shape)),
+        "dtype": t.dtype,
+        "ct": C_TYPES[t.dtype],
+        "scale": f"{q.s:.9g}" if q else "1",
+        "zp": q.zp if q else 0,
+    }
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:

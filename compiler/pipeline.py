@@ -175,6 +175,8 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
             "weights_bytes": weights,
             "const_bytes": const_bytes,
             "kernels": kernel_summary(plan),
+            "model_inputs": io_spec(graph, graph.inputs),
+            "model_outputs": io_spec(graph, graph.outputs),
         }
         if "quantization" in graph.meta:
             report["quantization"] = graph.meta["quantization"]
@@ -247,8 +249,8 @@ def compile_model(
 
 
 def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, seed: int = 0) -> np.ndarray:
-    """[N, *input_shape] inputs of the input's dtype (int8, uint8 or int16): from a .npy file
-    (float is quantized) or seeded random over the dtype's whole range."""
+    """[N, *input_shape] inputs of the (first) input's dtype (int8, uint8 or int16): from a .npy
+    file (float is quantized) or seeded random over the dtype's whole range."""
     t = graph.t(graph.inputs[0])
     info = np.iinfo(t.dtype)
     if input_path is None:
@@ -258,9 +260,16 @@ def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, 
         x = np.load(input_path, allow_pickle=False)
     except Exception as e:
         raise ModelError(f"{input_path}: cannot read input array ({e})") from None
-    if x.size % t.size != 0:
+    return _coerce_input(graph, graph.inputs[0], x, str(input_path))
+
+
+def _coerce_input(graph: Graph, name: str, x: np.ndarray, source: str) -> np.ndarray:
+    """x as [N, *shape] of input `name`'s dtype: float values are quantized, integers range-checked."""
+    t = graph.t(name)
+    info = np.iinfo(t.dtype)
+    if x.size == 0 or x.size % t.size != 0:
         raise ModelError(
-            f"{input_path}: {x.size} values do not make whole inputs of shape {t.shape} ({t.size} values each)"
+            f"{source}: {x.size} values do not make whole inputs of shape {t.shape} ({t.size} values each)"
         )
     if np.issubdtype(x.dtype, np.floating):
         q = t.quant
@@ -268,11 +277,55 @@ def make_inputs(graph: Graph, input_path: str | Path | None, n_random: int = 3, 
         if "input_perms" in graph.meta:  # ONNX model: float inputs in the model's (NCHW) layout
             from compiler.passes.quantize import to_ir_layout
 
-            x = to_ir_layout(graph, x, str(input_path), graph.inputs[0])
+            x = to_ir_layout(graph, x, source, name)
         x = np.clip(np.round(x / q.s) + q.zp, info.min, info.max)
     elif x.min() < info.min or x.max() > info.max:
-        raise ModelError(f"{input_path}: integer input values outside {t.dtype} range")
+        raise ModelError(f"{source}: integer input values outside {t.dtype} range")
     return x.astype(t.dtype).reshape(-1, *t.shape)
+
+
+def make_input_sets(
+    graph: Graph, input_path: str | Path | None, n_random: int = 3, seed: int = 0
+) -> list[list[np.ndarray]]:
+    """Per inference, one array per graph input (in graph.inputs order). A model with several
+    inputs reads a .npz (arrays named as the inputs, input0.., or np.savez's arr_0..), each
+    [N, *shape]; without a file, seeded random values over each dtype's range."""
+    if len(graph.inputs) == 1 and (input_path is None or Path(input_path).suffix != ".npz"):
+        return [[x] for x in make_inputs(graph, input_path, n_random, seed)]
+    per: list[np.ndarray] = []
+    if input_path is None:
+        rng = np.random.default_rng(seed)
+        for name in graph.inputs:
+            t = graph.t(name)
+            info = np.iinfo(t.dtype)
+            per.append(rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype))
+    else:
+        try:
+            z = np.load(input_path, allow_pickle=False)
+            arrays = {k: z[k] for k in z.files}
+        except Exception as e:
+            raise ModelError(f"{input_path}: cannot read a .npz of inputs ({e})") from None
+        for k, name in enumerate(graph.inputs):
+            key = next((c for c in (name, f"input{k}", f"arr_{k}") if c in arrays), None)
+            if key is None:
+                raise ModelError(f"{input_path}: no array for model input {k} ({name!r}; keys {sorted(arrays)})")
+            per.append(_coerce_input(graph, name, arrays[key], f"{input_path}[{key}]"))
+        if len({len(a) for a in per}) != 1:
+            raise ModelError(f"{input_path}: the inputs hold different numbers of samples {[len(a) for a in per]}")
+    return [[a[i] for a in per] for i in range(len(per[0]))]
+
+
+def io_spec(graph: Graph, names: list[str]) -> list[dict[str, Any]]:
+    """report.json's description of the model's inputs or outputs."""
+    out = []
+    for n in names:
+        t = graph.t(n)
+        q = t.quant
+        out.append(
+            {"name": n, "shape": list(t.shape), "dtype": t.dtype, "scale": q.s if q is not None else None,
+             "zero_point": q.zp if q is not None else None}
+        )
+    return out
 
 
 def write_embedded_inputs(out: str | Path, xs: np.ndarray) -> Path:
@@ -376,6 +429,31 @@ def compare_with_reference(graph: Graph, xs: np.ndarray, outputs: list[np.ndarra
     return max_diff, mismatches
 
 
+def _split_outputs(raw: np.ndarray, outs: list) -> list[np.ndarray]:
+    """The harness's concatenated output bytes as one array per graph output (little-endian)."""
+    parts, pos = [], 0
+    data = np.asarray(raw, np.uint8).tobytes()
+    for t in outs:
+        chunk = data[pos : pos + t.nbytes]
+        parts.append(np.frombuffer(chunk, np.dtype(t.dtype).newbyteorder("<")).astype(t.dtype).reshape(t.shape))
+        pos += t.nbytes
+    return parts
+
+
+def _compare_sets(
+    graph: Graph, xs: list[list[np.ndarray]], outputs: list[list[np.ndarray]]
+) -> tuple[int, int, list[int]]:
+    """(max |difference|, inputs with any differing byte, max |difference| per output)."""
+    per = [0] * len(graph.outputs)
+    mismatches = 0
+    for x, ys in zip(xs, outputs, strict=True):
+        refs = reference.run(graph, x)
+        ds = [int(np.abs(r.astype(np.int64) - y.astype(np.int64)).max()) for r, y in zip(refs, ys, strict=True)]
+        per = [max(a, b) for a, b in zip(per, ds, strict=True)]
+        mismatches += int(any(ds))
+    return max(per), mismatches, per
+
+
 def run_model(
     model: str | Path | Graph,
     out: str | Path,
@@ -398,8 +476,9 @@ def run_model(
     res = compile_graph(graph, out, opts, log)
     if res.elf is None:
         find_toolchain()  # raises the clear error
-    xs = make_inputs(graph, input_path, n_random, seed)
-    (out / "input.bin").write_bytes(xs.tobytes())
+    xs = make_input_sets(graph, input_path, n_random, seed)
+    (out / "input.bin").write_bytes(b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+                                             for s in xs for a in s))
     log(f"[microtile] running {len(xs)} input(s) in QEMU {res.board.qemu_machine} ...")
     er = run_qemu(res.elf, res.board, cwd=out, timeout_s=900)
     (out / "emulator.log").write_text(er.stdout + er.stderr)
@@ -408,12 +487,14 @@ def run_model(
             f"firmware did not finish cleanly in QEMU (exit {er.exit_code}{', timed out' if er.timed_out else ''}); "
             f"see {out / 'emulator.log'}"
         )
-    out_t = graph.t(graph.outputs[0])
-    emu = parse_harness_output(er.stdout, out_t.shape, out_t.dtype)
+    outs = [graph.t(n) for n in graph.outputs]
+    total = sum(t.nbytes for t in outs)
+    emu = parse_harness_output(er.stdout, (total,), "uint8")  # every output back to back, raw bytes
     if len(emu.outputs) != len(xs):
         raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see emulator.log")
+    got = [_split_outputs(raw, outs) for raw in emu.outputs]
     log("[microtile] comparing with the reference ...")
-    max_diff, mismatches = compare_with_reference(graph, xs, emu.outputs)
+    max_diff, mismatches, per_output = _compare_sets(graph, xs, got)
     report = dict(res.report)
     stack = max(emu.stack)
     static = report.get("model_static_ram_bytes", 0)
@@ -424,6 +505,7 @@ def run_model(
             "bit_exact": mismatches == 0,
             "mismatched_inputs": mismatches,
             "max_abs_diff": max_diff,
+            "max_abs_diff_per_output": per_output,
             "instructions": int(np.median(emu.instructions)),
             "instructions_per_input": emu.instructions,
             "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),

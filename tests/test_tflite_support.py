@@ -100,6 +100,18 @@ def test_every_scheme_names_an_existing_test() -> None:
         assert re.search(rf"^def {re.escape(name)}\(", text, re.M), f"{ref} is declared but does not exist"
 
 
+def test_every_declared_kernel_exists() -> None:
+    """Each scheme's C kernels are declared in mt_nn.h and live in runtime_c/<name>.c; every
+    accepted scheme has a portable C implementation (else compile would fail late)."""
+    header = (ROOT / "runtime_c" / "mt_nn.h").read_text()
+    for decl in SUPPORT.values():
+        for s in decl.schemes:
+            assert "C" in s.impl and "reference" in s.impl, f"{decl.op} {s.name}"
+            for k in s.kernels:
+                assert re.search(rf"\b{k}\(", header), f"{decl.op} {s.name}: {k} not in mt_nn.h"
+                assert (ROOT / "runtime_c" / f"{k}.c").is_file(), f"{k}.c missing"
+
+
 def test_support_matrix_is_generated() -> None:
     """runtime_c/SUPPORT_TFLITE.md is `python -m compiler.ops_support` output, not hand-written."""
     path = ROOT / "runtime_c" / "SUPPORT_TFLITE.md"
@@ -275,10 +287,10 @@ def test_uint8_quantize(s_in: float, z_in: int, s_out: float, z_out: int) -> Non
 # -- in the emulator: firmware == reference == TFLite-Micro ------------------------------------------
 
 
-def qemu_exact(model: Path | bytes, tmp_path: Path, n: int = 3) -> dict:
+def qemu_exact(model: Path | bytes, tmp_path: Path, n: int = 3, io: str = "arena") -> dict:
     """Run `model` (a .tflite path or bytes) through `microtile run` in QEMU (firmware vs the
     reference) and the same inputs through TFLM (reference vs TFLM); returns the report."""
-    from compiler.pipeline import CompileOptions, make_inputs, run_model
+    from compiler.pipeline import CompileOptions, make_input_sets, run_model
     from tests.conftest import have_firmware_tools
 
     why = have_firmware_tools()
@@ -293,14 +305,15 @@ def qemu_exact(model: Path | bytes, tmp_path: Path, n: int = 3) -> dict:
         path = model
         if not path.is_file():
             pytest.skip(f"{path} not found")
-    report = run_model(path, tmp_path / "out", CompileOptions(board="stm32f405"), n_random=n)
+    report = run_model(path, tmp_path / "out", CompileOptions(board="stm32f405", io=io), n_random=n)
     assert report["bit_exact"], report
     g = load_tflite(path)
     tflm = TflmModel(path)
-    for x in make_inputs(g, None, n):
-        want = np.asarray(tflm.invoke(x)[0])
-        got = reference.run(g, [x])[0]
-        assert want.dtype == got.dtype and np.array_equal(want.reshape(got.shape), got)
+    for xs in make_input_sets(g, None, n):
+        want = tflm.invoke(*xs, n_outputs=len(g.outputs))
+        for w, r in zip(want, reference.run(g, xs), strict=True):
+            w = np.asarray(w)
+            assert w.dtype == r.dtype and np.array_equal(w.reshape(r.shape), r)
     return report
 
 
@@ -571,3 +584,62 @@ def test_int16_block() -> None:
 
 def test_int16_block_in_qemu(tmp_path) -> None:
     qemu_exact(write_tflite(int16_block()), tmp_path)
+
+
+# -- several inputs and outputs --------------------------------------------------------------------
+
+
+def multi_io_model() -> Graph:
+    """Two inputs (int8, uint8) and three outputs (int8, int8, int16)."""
+    b = G("multi_io")
+    x = b.input((1, 6, 6, 4), "int8", 0.05, -2)
+    u = b.input((1, 6, 6, 4), "uint8", 0.04, 128)
+    z = b.t((1, 6, 6, 4), "int8", 0.04, 0)
+    b.op("quantize", [u], z)
+    s = b.t((1, 6, 6, 4), "int8", 0.08, 1)
+    b.op("add", [x, z], s, activation="none")
+    p = b.t((1, 3, 3, 4), "int8", 0.08, 1)
+    b.op("max_pool2d", [s], p, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), activation="relu")
+    w = b.t((1, 3, 3, 4), "int16", 0.08 / 256, 0)
+    b.op("quantize", [p], w)
+    return b.output(s, p, w)
+
+
+@needs_tflm
+def test_multi_io_oracle() -> None:
+    oracle(multi_io_model(), n=4)
+
+
+@pytest.mark.parametrize("io", ("arena", "external"))
+def test_multi_io_in_qemu(tmp_path, io: str) -> None:
+    """Several inputs and outputs: typed parameters in the generated API, the harness, report.json."""
+    report = qemu_exact(write_tflite(multi_io_model()), tmp_path, io=io)
+    assert [t["dtype"] for t in report["model_inputs"]] == ["int8", "uint8"]
+    assert [t["dtype"] for t in report["model_outputs"]] == ["int8", "int8", "int16"]
+    assert len(report["max_abs_diff_per_output"]) == 3
+    header = (tmp_path / "out" / "model.h").read_text()
+    assert ("int model_invoke(void *arena, const int8_t *input0, const uint8_t *input1, int8_t *output0, "
+            "int8_t *output1, int16_t *output2);") in header
+    assert "#define MODEL_NUM_OUTPUTS 3" in header
+
+
+def test_multi_io_npz_input(tmp_path) -> None:
+    """`--input X.npz` for a model with several inputs: arrays by input name or position."""
+    from compiler.pipeline import make_input_sets
+
+    g = load_tflite_bytes(write_tflite(multi_io_model()), tmp_path)
+    a = np.arange(2 * 144, dtype=np.int64).reshape(2, 1, 6, 6, 4) % 200 - 100
+    u = np.full((2, 1, 6, 6, 4), 0.5, np.float32)  # float: quantized with the input's scale
+    np.savez(tmp_path / "x.npz", a, u)
+    sets = make_input_sets(g, tmp_path / "x.npz")
+    assert len(sets) == 2 and sets[0][0].dtype == np.int8 and sets[0][1].dtype == np.uint8
+    assert int(sets[1][1].flat[0]) == round(0.5 / 0.04) + 128
+    np.savez(tmp_path / "bad.npz", a)
+    with pytest.raises(ModelError, match="no array for model input 1"):
+        make_input_sets(g, tmp_path / "bad.npz")
+
+
+def load_tflite_bytes(buf: bytes, tmp_path: Path) -> Graph:
+    path = tmp_path / "m.tflite"
+    path.write_bytes(buf)
+    return load_tflite(path)

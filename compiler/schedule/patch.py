@@ -565,8 +565,8 @@ def patch_candidates(
     """
     from compiler.schedule.select import plan_peak
 
-    if any(t.dtype != "int8" for t in graph.activations()):
-        return []  # the patch stages run the int8 kernels only
+    if any(t.dtype != "int8" for t in graph.activations()) or len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return []  # the patch stages run the int8 kernels only, on one input and one output
     sized: list[PatchPlan] = []
     cache: dict = {}
     halo_cache = HALO_CACHE if halo_cache is None else halo_cache
