@@ -297,6 +297,32 @@ class _Emitter:
     def op_mul(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary(i, op)
 
+    def _binary_bcast(self, i: int, op: Op, with_params: bool) -> dict[str, Any]:
+        """SUB, MAXIMUM, MINIMUM: one kernel in the 4-D broadcast form (compiler/ops_support.py)."""
+        a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
+        dt = self.g.t(y).dtype
+        sa, sb, sy = (self.nhwc4(self.g.t(n).shape) for n in (a, b, y))
+        return {
+            "template": "binary_bcast",
+            "fn": f"mt_{op.kind}_{'s16' if dt == 'int16' else 's8'}",
+            "ct": C_TYPES[dt],
+            "with_params": with_params,
+            "q": lower(self.g, op) if with_params else {},
+            "a": self.ptr_or_const(a),
+            "b": self.ptr_or_const(b),
+            "y": self.ptr(y),
+            "broadcast": {"shape": list(sy), "s1": _bcast_strides(sa, sy), "s2": _bcast_strides(sb, sy)},
+        }
+
+    def op_sub(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, True)
+
+    def op_maximum(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, False)
+
+    def op_minimum(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, False)
+
     def _pool_ctx(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
         x, y = op.inputs[0], op.outputs[0]
@@ -450,15 +476,23 @@ class _Emitter:
 
         return mlp_ctx(self, i, self.plan.steps[i])
 
-    def _strided(self, op: Op, in_strides: list[int], base: int) -> dict[str, Any]:
-        ys = self.g.t(op.outputs[0]).shape
+    def _strided(
+        self, op: Op, in_strides: list[int], base: int, shape: tuple[int, ...] | None = None
+    ) -> dict[str, Any]:
+        ys = tuple(shape) if shape is not None else self.g.t(op.outputs[0]).shape
         if len(ys) > 4:
             raise ModelError(f"codegen: {op.kind} of rank {len(ys)} ({op.name}) is not supported (rank <= 4)")
         pad = 4 - len(ys)
         out_st = _contiguous_strides(ys)
         s = {"shape": [1] * pad + list(ys), "in_stride": [0] * pad + in_strides, "out_stride": [0] * pad + out_st}
-        x = self.ptr(op.inputs[0])
-        return {"s": s, "x": f"({x} + {base})" if base else x, "y": self.ptr(op.outputs[0])}
+        ct = C_TYPES.get(self.g.t(op.inputs[0]).dtype, "int8_t")
+        x = f"(const {ct} *)(const void *)({self.ptr(op.inputs[0])})"
+        return {
+            "s": s,
+            "x": f"({x} + {base})" if base else x,
+            "y": f"({ct} *)(void *)({self.ptr(op.outputs[0])})",
+            "fn": "mt_copy_strided_s16" if ct == "int16_t" else "mt_copy_strided_s8",
+        }
 
     def op_transpose(self, i: int, op: Op) -> dict[str, Any]:
         lower(self.g, op)
@@ -468,7 +502,8 @@ class _Emitter:
     def op_slice(self, i: int, op: Op) -> dict[str, Any]:
         lower(self.g, op)
         st = _contiguous_strides(self.g.t(op.inputs[0]).shape)
-        return self._strided(op, st, int(np.dot(op.attrs["begin"], st)))
+        # the loops run over the slice's own (full-rank) size: STRIDED_SLICE may drop axes after it
+        return self._strided(op, st, int(np.dot(op.attrs["begin"], st)), op.attrs["size"])
 
     def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
         """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""

@@ -60,9 +60,9 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         # 16x8: an int64 bias (or none) means an int64 accumulator and the 15-bit-multiplier MBQM
         # (Q.mbqm64); an int32 bias the int32 accumulator and the usual MBQM (TFLM conv.cc)
         p["acc64"] = g.t(x).dtype == "int16" and (b is None or g.t(b).dtype == "int64")
-    elif k == "add":
+    elif k in ("add", "sub"):
         s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
-        left_shift = 15 if g.t(y).dtype == "int16" else 20  # TFLM add_common.cc
+        left_shift = 15 if g.t(y).dtype == "int16" else 20  # TFLM add_common.cc, sub.cc
         twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
         p["left_shift"] = left_shift
         p["input1_offset"] = -_zp(g, op.inputs[0])

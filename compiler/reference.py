@@ -129,6 +129,27 @@ def add(g: Graph, op: Op, env: Env) -> np.ndarray:
     return np.clip(raw, p["act_min"], p["act_max"])  # int8 or int16 range (lower)
 
 
+def sub(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite SUB (int8, int16): ADD's rescaling, the second scaled input subtracted."""
+    p = lower(g, op)
+    a, b = _broadcast(g, op, env)
+    ls = 1 << p["left_shift"]
+    sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
+    sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
+    raw = Q.mbqm_smaller_than_one(Q.wrap32(sa - sb), p["output_multiplier"], p["output_shift"]) + p["output_offset"]
+    return np.clip(raw, p["act_min"], p["act_max"])
+
+
+def maximum(g: Graph, op: Op, env: Env) -> np.ndarray:
+    a, b = _broadcast(g, op, env)
+    return np.maximum(a, b)
+
+
+def minimum(g: Graph, op: Op, env: Env) -> np.ndarray:
+    a, b = _broadcast(g, op, env)
+    return np.minimum(a, b)
+
+
 def mul(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     a, b = _broadcast(g, op, env)
@@ -350,6 +371,9 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "fully_connected": fully_connected,
     "add": add,
     "mul": mul,
+    "sub": sub,
+    "maximum": maximum,
+    "minimum": minimum,
     "avg_pool2d": avg_pool2d,
     "max_pool2d": max_pool2d,
     "mean": mean,

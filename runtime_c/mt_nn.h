@@ -165,6 +165,14 @@ mt_status mt_add_s16(const mt_add_params *p, const mt_broadcast *b, const int16_
                      int16_t *out);
 mt_status mt_mul_s16(const mt_mul_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
                      int16_t *out);
+/* SUB: ADD's parameters and rescaling, the second scaled input subtracted (int8: left shift
+ * 20; int16: 15). MAXIMUM / MINIMUM of the raw int8 values (TFLite-Micro does not rescale). */
+mt_status mt_sub_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t *in1, const int8_t *in2,
+                    int8_t *out);
+mt_status mt_sub_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
+                     int16_t *out);
+mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
+mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 /* Softmax along the last axis of [rows, depth] (output scale 1/256, zero point -128). */
 typedef struct {
@@ -275,6 +283,7 @@ typedef struct {
     int32_t out_stride[4];
 } mt_strided;
 mt_status mt_copy_strided_s8(const mt_strided *s, const int8_t *in, int8_t *out);
+mt_status mt_copy_strided_s16(const mt_strided *s, const int16_t *in, int16_t *out);
 
 #ifdef __cplusplus
 }

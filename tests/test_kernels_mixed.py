@@ -54,7 +54,7 @@ class RequantParams(C.Structure):
 
 
 _RANGE = {"int8": (-128, 128), "uint8": (0, 256), "int16": (-32768, 32768)}
-_ZP = {"int8": (-128, 128), "uint8": (0, 256), "int16": (0, 1)}
+_ZP = {"int8": (-128, 128), "uint8": (0, 256), "int16": (0, 1)}  # int16: symmetric
 
 
 def guarded(n: int, dtype: str, guard: int = 16) -> tuple[np.ndarray, C.c_void_p]:
@@ -242,37 +242,68 @@ def test_fully_connected_s16(lib, bias: str) -> None:
 BCAST = [((1, 3, 4, 5), (1, 3, 4, 5)), ((1, 3, 4, 5), (1, 1, 1, 5)), ((1, 3, 1, 5), (1, 1, 4, 1)), ((2, 6), (1, 6))]
 
 
-@pytest.mark.parametrize("kind", ("add", "mul"))
-def test_binary_s16(lib, kind: str) -> None:
-    rng = np.random.default_rng(11 if kind == "add" else 12)
+@pytest.mark.parametrize("kind,dtype", [("add", "int16"), ("mul", "int16"), ("sub", "int16"), ("sub", "int8"),
+                                        ("maximum", "int8"), ("minimum", "int8")])
+def test_binary_bcast(lib, kind: str, dtype: str) -> None:
+    rng = np.random.default_rng(len(kind) * 10 + len(dtype))
     for case in range(N_CASES):
         sa, sb = BCAST[case % len(BCAST)]
         out_shape = tuple(max(p, q) for p, q in zip(sa, sb, strict=True))
-        s1, s2 = (float(v) for v in rng.uniform(1e-4, 4e-4, 2))
-        so = float(rng.uniform(1e-4, 4e-4)) if kind == "add" else s1 * s2 * 32768 * float(rng.uniform(1, 8))
-        g = Graph("b16")
-        g.add_tensor(Tensor("a", sa, "int16", QParams(s1, 0)))
-        g.add_tensor(Tensor("b", sb, "int16", QParams(s2, 0)))
-        g.add_tensor(Tensor("y", out_shape, "int16", QParams(so, 0)))
-        g.add_op(Op(kind, "o", ["a", "b"], ["y"], {"activation": ("none", "relu", "relu6")[case % 3]}))
+        base = 1e-4 if dtype == "int16" else 0.02
+        s1, s2 = (float(v) * base for v in rng.uniform(1, 4, 2))
+        so = float(rng.uniform(1, 4)) * base if kind != "mul" else s1 * s2 * 32768 * float(rng.uniform(1, 8))
+        zs = [0, 0, 0] if dtype == "int16" else [int(v) for v in rng.integers(-128, 128, 3)]
+        g = Graph("b")
+        g.add_tensor(Tensor("a", sa, dtype, QParams(s1, zs[0])))
+        g.add_tensor(Tensor("b", sb, dtype, QParams(s2, zs[1])))
+        g.add_tensor(Tensor("y", out_shape, dtype, QParams(so, zs[2])))
+        attrs = {} if kind in ("maximum", "minimum") else {"activation": ("none", "relu", "relu6")[case % 3]}
+        g.add_op(Op(kind, "o", ["a", "b"], ["y"], attrs))
         g.inputs, g.outputs = ["a", "b"], ["y"]
-        a = rng.integers(-32768, 32768, sa).astype(np.int16)
-        b = rng.integers(-32768, 32768, sb).astype(np.int16)
+        a = rng.integers(*_RANGE[dtype], sa).astype(dtype)
+        b = rng.integers(*_RANGE[dtype], sb).astype(dtype)
         want = run(g, [a, b])[0]
         q = lower(g, g.ops[0])
         pad = lambda s: (1,) * (4 - len(s)) + tuple(s)  # noqa: E731
         bc = Broadcast((C.c_int32 * 4)(*pad(out_shape)), (C.c_int32 * 4)(*_bcast_strides(pad(sa), pad(out_shape))),
                        (C.c_int32 * 4)(*_bcast_strides(pad(sb), pad(out_shape))))
-        if kind == "add":
-            names = [f[0] for f in AddParams._fields_]
-            params = AddParams(*(int(q[n]) for n in names))
+        out, optr = guarded(want.size, dtype)
+        fn = getattr(lib, f"mt_{kind}_{'s16' if dtype == 'int16' else 's8'}")
+        if kind in ("maximum", "minimum"):
+            rc = fn(C.byref(bc), _vp(a), _vp(b), optr)
         else:
-            names = [f[0] for f in MulParams._fields_]
-            params = MulParams(*(int(q[n]) for n in names))
-        out, optr = guarded(want.size, "int16")
-        rc = getattr(lib, f"mt_{kind}_s16")(C.byref(params), C.byref(bc), _vp(a), _vp(b), optr)
+            cls = MulParams if kind == "mul" else AddParams
+            params = cls(*(int(q[f[0]]) for f in cls._fields_))
+            rc = fn(C.byref(params), C.byref(bc), _vp(a), _vp(b), optr)
         assert rc == 0
-        _check(out, want, f"{kind}16 case {case}")
+        _check(out, want, f"{kind} {dtype} case {case}")
+
+
+def test_copy_strided_s16(lib) -> None:
+    rng = np.random.default_rng(21)
+    for case in range(N_CASES):
+        rank = int(rng.integers(2, 5))
+        shape = tuple(int(v) for v in rng.integers(1, 6, rank))
+        perm = tuple(int(v) for v in rng.permutation(rank))
+        g = Graph("t16")
+        g.add_tensor(Tensor("x", shape, "int16", QParams(1e-3, 0)))
+        g.add_tensor(Tensor("y", tuple(shape[p] for p in perm), "int16", QParams(1e-3, 0)))
+        g.add_op(Op("transpose", "t", ["x"], ["y"], {"perm": perm}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, shape).astype(np.int16)
+        want = run(g, [x])[0]
+        st = np.cumprod((1,) + shape[::-1])[:-1][::-1]  # contiguous element strides
+        pad = 4 - rank
+        spec = Strided((C.c_int32 * 4)(*([1] * pad + list(want.shape))),
+                       (C.c_int32 * 4)(*([0] * pad + [int(st[p]) for p in perm])),
+                       (C.c_int32 * 4)(*([0] * pad + [int(v) for v in np.cumprod((1,) + want.shape[::-1])[:-1][::-1]])))
+        out, optr = guarded(want.size, "int16")
+        assert lib.mt_copy_strided_s16(C.byref(spec), _vp(x), optr) == 0
+        _check(out, want, f"transpose16 case {case}")
+
+
+class Strided(C.Structure):
+    _fields_ = [("shape", C.c_int32 * 4), ("in_stride", C.c_int32 * 4), ("out_stride", C.c_int32 * 4)]
 
 
 @pytest.mark.parametrize("kind", ("avg_pool2d", "max_pool2d"))

@@ -643,3 +643,142 @@ def load_tflite_bytes(buf: bytes, tmp_path: Path) -> Graph:
     path = tmp_path / "m.tflite"
     path.write_bytes(buf)
     return load_tflite(path)
+
+
+# -- more int8 (and int16) ops ----------------------------------------------------------------------
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+@pytest.mark.parametrize("sa,sb", [((1, 5, 4, 6), (1, 5, 4, 6)), ((1, 5, 4, 6), (1, 1, 1, 6)),
+                                   ((1, 1, 4, 1), (1, 5, 1, 6)), ((3, 7), (3, 7))])
+def test_sub(dtype: str, sa, sb) -> None:
+    zp = 0 if dtype == "int16" else None
+    base = 1e-4 if dtype == "int16" else 0.03
+    for act, (s1, s2, so, z1, z2, zo) in zip(
+        ("none", "relu", "relu6"),
+        [(1.0, 3.0, 4.0, 3, -7, 1), (2.0, 2.0, 1.0, -128, 0, -5), (3.0, 1.0, 2.0, 100, 4, -128)], strict=True
+    ):
+        b = G(f"sub_{dtype}")
+        x = b.input(sa, dtype, s1 * base, zp if zp is not None else z1)
+        z = b.input(sb, dtype, s2 * base, zp if zp is not None else z2)
+        out = tuple(max(p, q) for p, q in zip(sa, sb, strict=True))
+        y = b.t(out, dtype, so * base, zp if zp is not None else zo)
+        b.op("sub", [x, z], y, activation=act)
+        oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("kind", ("maximum", "minimum"))
+@pytest.mark.parametrize("sa,sb", [((1, 5, 4, 6), (1, 5, 4, 6)), ((1, 5, 4, 6), (1, 1, 1, 6)), ((2, 9), (1, 9))])
+def test_maximum_minimum(kind: str, sa, sb) -> None:
+    b = G(kind)
+    x = b.input(sa, "int8", 0.05, 3)
+    z = b.input(sb, "int8", 0.05, 3)
+    y = b.t(tuple(max(p, q) for p, q in zip(sa, sb, strict=True)), "int8", 0.05, 3)
+    b.op(kind, [x, z], y)
+    oracle(b.output(y))
+    b = G(f"{kind}_const")  # against a constant (as ReLU-like clamps are exported)
+    x = b.input(sa, "int8", 0.05, 3)
+    c = b.t(sb, "int8", 0.05, 3, np.random.default_rng(1).integers(-128, 128, sb).astype(np.int8))
+    y = b.t(tuple(max(p, q) for p, q in zip(sa, sb, strict=True)), "int8", 0.05, 3)
+    b.op(kind, [x, c], y)
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+@pytest.mark.parametrize("shape,begin,size", [((1, 6, 5, 4), (0, 1, 2, 0), (1, 3, 2, 4)),
+                                              ((1, 6, 5, 4), (0, 0, 0, 1), (1, 6, 5, 2)), ((4, 9), (1, 3), (2, 6))])
+def test_slice(dtype: str, shape, begin, size) -> None:
+    s, z = (3e-4, 0) if dtype == "int16" else (0.05, -4)
+    b = G(f"slice_{dtype}")
+    x = b.input(shape, dtype, s, z)
+    y = b.t(size, dtype, s, z)
+    b.op("slice", [x], y, begin=begin, size=size)
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+@pytest.mark.parametrize(
+    "shape,st,out",
+    [((1, 6, 5, 4), {"begin": [0, 1, -3, 0], "end": [1, 5, 5, 3]}, (1, 4, 3, 3)),
+     ((1, 6, 5, 4), {"begin": [0, 2, 0, 0], "end": [1, 3, 0, 0], "end_mask": 0b1100, "shrink_axis_mask": 0b0010},
+      (1, 5, 4)),
+     ((3, 8), {"begin": [1, 0], "end": [0, -2], "begin_mask": 0b10, "end_mask": 0b01}, (2, 6))],
+)
+def test_strided_slice(dtype: str, shape, st, out) -> None:
+    s, z = (3e-4, 0) if dtype == "int16" else (0.05, -4)
+    b = G(f"strided_slice_{dtype}")
+    x = b.input(shape, dtype, s, z)
+    y = b.t(out, dtype, s, z)
+    b.op("slice", [x], y, begin=(0,) * len(shape), size=out, strided=st)  # attrs re-derived at import
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+@pytest.mark.parametrize("shape,axis,out", [((1, 10), 1, (1, 1, 10)), ((1, 4, 6), -1, (1, 4, 6, 1))])
+def test_expand_dims(dtype: str, shape, axis, out) -> None:
+    s, z = (3e-4, 0) if dtype == "int16" else (0.05, -4)
+    b = G(f"expand_{dtype}")
+    x = b.input(shape, dtype, s, z)
+    y = b.t(out, dtype, s, z)
+    b.op("reshape", [x], y, expand_axis=axis)
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("shape,perm", [((1, 3, 5, 4), (0, 2, 3, 1)), ((2, 6, 5), (2, 0, 1)), ((4, 7), (1, 0))])
+def test_transpose_16(shape, perm) -> None:
+    b = G("transpose16")
+    x = b.input(shape, "int16", 3e-4, 0)
+    y = b.t(tuple(shape[p] for p in perm), "int16", 3e-4, 0)
+    b.op("transpose", [x], y, perm=perm)
+    oracle(b.output(y))
+
+
+def data_ops_model(seed: int = 0) -> Graph:
+    """SUB, MAXIMUM, MINIMUM, SLICE, STRIDED_SLICE (shrink), EXPAND_DIMS in int8, then QUANTIZE to
+    int16 and TRANSPOSE, SLICE, SUB (with a constant) in int16, and back to int8."""
+    rng = np.random.default_rng(seed)
+    b = G("data_ops", seed)
+    x = b.input((1, 6, 5, 4), "int8", 0.05, -3)
+    z = b.input((1, 1, 5, 4), "int8", 0.04, 5)
+    d = b.t((1, 6, 5, 4), "int8", 0.08, 2)
+    b.op("sub", [x, z], d, activation="none")
+    c = b.t((1, 1, 1, 4), "int8", 0.08, 2, rng.integers(-60, 60, (1, 1, 1, 4)).astype(np.int8))
+    mx = b.t((1, 6, 5, 4), "int8", 0.08, 2)
+    b.op("maximum", [d, c], mx)
+    mn = b.t((1, 6, 5, 4), "int8", 0.08, 2)
+    b.op("minimum", [mx, b.t((1, 6, 5, 4), "int8", 0.08, 2, rng.integers(-128, 128, (1, 6, 5, 4)).astype(np.int8))],
+         mn)
+    sl = b.t((1, 4, 3, 4), "int8", 0.08, 2)
+    b.op("slice", [mn], sl, begin=(0, 1, 1, 0), size=(1, 4, 3, 4))
+    ss = b.t((1, 3, 4), "int8", 0.08, 2)
+    b.op("slice", [sl], ss, begin=(0,) * 4, size=(1, 3, 4),
+         strided={"begin": [0, 1, 0, 0], "end": [1, 2, 0, 0], "end_mask": 0b1100, "shrink_axis_mask": 0b0010})
+    e = b.t((1, 3, 4, 1), "int8", 0.08, 2)
+    b.op("reshape", [ss], e, expand_axis=3)
+    w = b.t((1, 3, 4, 1), "int16", 0.08 * 256 / 32768, 0)
+    b.op("quantize", [e], w)
+    t = b.t((1, 4, 1, 3), "int16", 0.08 * 256 / 32768, 0)
+    b.op("transpose", [w], t, perm=(0, 2, 3, 1))
+    s2 = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768, 0)
+    b.op("slice", [t], s2, begin=(0, 1, 0, 1), size=(1, 3, 1, 2))
+    k = b.t((1, 1, 1, 2), "int16", 1e-3, 0, np.asarray([[[[1500, -2500]]]], np.int16))
+    u = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 2, 0)
+    b.op("sub", [s2, k], u, activation="none")
+    y = b.t((1, 3, 1, 2), "int8", 0.1, -1)
+    b.op("quantize", [u], y)
+    return b.output(y)
+
+
+@needs_tflm
+def test_data_ops_oracle() -> None:
+    oracle(data_ops_model(), n=6)
+
+
+def test_data_ops_in_qemu(tmp_path) -> None:
+    qemu_exact(write_tflite(data_ops_model()), tmp_path)

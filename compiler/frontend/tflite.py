@@ -115,6 +115,18 @@ class _Importer:
         self.names[idx] = name
         return name
 
+    def strided_slice(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
+        g = self.graph
+        x = g.t(ins[0])
+        begin, end, strides = ([int(v) for v in g.t(n).data.reshape(-1)] for n in ins[1:4])
+        a = _strided_slice_attrs(x.shape, begin, end, strides, o)
+        if not a or int(np.prod(a["size"])) != g.t(outs[0]).size:
+            raise ModelError(
+                f"{self.source}: node {node} (STRIDED_SLICE): only unit strides without ellipsis/new-axis masks "
+                f"are supported (begin {begin}, end {end}, strides {strides})"
+            )
+        return Op("slice", node, ins[:1], outs, a)
+
     # -- ops ------------------------------------------------------------------------------
     def run(self) -> Graph:
         g = self.graph
@@ -183,9 +195,25 @@ class _Importer:
             o = options(tflite.FullyConnectedOptions)
             a = {"activation": _act(o) if o else "none"}
             g.add_op(Op("fully_connected", node, ins, outs, a))
-        elif kind in ("ADD", "MUL"):
-            o = options(tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
+        elif kind in ("ADD", "MUL", "SUB"):
+            o = options({"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}[kind])
             g.add_op(Op(kind.lower(), node, ins, outs, {"activation": _act(o) if o else "none"}))
+        elif kind in ("MAXIMUM", "MINIMUM"):
+            g.add_op(Op(kind.lower(), node, ins, outs, {}))
+        elif kind == "SLICE":
+            x = g.t(ins[0])
+            begin = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            size = [int(v) for v in g.t(ins[2]).data.reshape(-1)]
+            size = [x.shape[d] - begin[d] if s < 0 else s for d, s in enumerate(size)]
+            if len(begin) != len(x.shape) or len(size) != len(begin) or any(
+                b < 0 or b + n > x.shape[d] for d, (b, n) in enumerate(zip(begin, size, strict=True))
+            ):
+                raise ModelError(f"{self.source}: node {node} (SLICE): begin {begin} size {size} outside {x.shape}")
+            g.add_op(Op("slice", node, ins[:1], outs, {"begin": tuple(begin), "size": tuple(size)}))
+        elif kind == "EXPAND_DIMS":
+            g.add_op(Op("reshape", node, ins[:1], outs, {}))
+        elif kind == "STRIDED_SLICE":
+            g.add_op(self.strided_slice(node, ins, outs, options(tflite.StridedSliceOptions)))
         elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             o = options(tflite.Pool2DOptions)
             stride = (o.StrideH(), o.StrideW())
@@ -239,6 +267,30 @@ class _Importer:
             t = g.t(n)
             if t.dtype == "int8" and t.quant is None:
                 raise ModelError(f"{self.source}: node {node} ({kind}) output {n!r} has no quantization")
+
+
+def _strided_slice_attrs(shape: tuple[int, ...], begin: list[int], end: list[int], strides: list[int], o: Any) -> dict:
+    """STRIDED_SLICE with unit strides as a `slice` (begin, size); masks as TFLite's StridedSlice
+    (begin_mask/end_mask: that axis from its start/to its end; shrink_axis_mask: one element,
+    the axis dropped from the output shape). Ellipsis/new-axis masks and other strides: None."""
+    if o is not None and (o.EllipsisMask() or o.NewAxisMask()):
+        return {}
+    if any(s != 1 for s in strides) or not (len(begin) == len(end) == len(shape)):
+        return {}
+    bm, em, sm = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o is not None else (0, 0, 0)
+    b_out, s_out = [], []
+    for d, n in enumerate(shape):
+        b = 0 if bm >> d & 1 else (begin[d] + n if begin[d] < 0 else begin[d])
+        if sm >> d & 1:
+            e = b + 1
+        else:
+            e = n if em >> d & 1 else (end[d] + n if end[d] < 0 else end[d])
+        b, e = max(0, min(b, n)), max(0, min(e, n))
+        if e <= b:
+            return {}
+        b_out.append(b)
+        s_out.append(e - b)
+    return {"begin": tuple(b_out), "size": tuple(s_out)}
 
 
 def _act(o: Any) -> str:
