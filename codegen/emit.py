@@ -74,10 +74,13 @@ class _Emitter:
     # -- helpers --------------------------------------------------------------------------
     def ptr(self, tensor: str) -> str:
         region, offset = self.plan.location(tensor)
-        if region == "input":
-            return "input"
-        if region == "output":
-            return "output"
+        if region in ("input", "output"):  # the caller's buffer (io="external"): its parameter name
+            names = self.g.inputs if region == "input" else self.g.outputs
+            if len(names) == 1:
+                return region
+            b = self.plan.tensor_buffer[tensor]
+            k = next(i for i, n in enumerate(names) if n == b.name or n in b.tensors)
+            return f"{region}{k}"
         return f"({self.base(self.plan.tensor_buffer[tensor])} + {offset})"
 
     def base(self, b) -> str:
@@ -148,7 +151,7 @@ class _Emitter:
             "xv": self.view(x),
             "yv": self.view(y),
             "w": self.const(w, "int8_t"),
-            "b": self.const(b, "int32_t") if b else "NULL",
+            "b": self.const(b, "int64_t" if self.g.t(b).dtype == "int64" else "int32_t") if b else "NULL",
             "fd": dict(zip("nhwc", wt.shape, strict=True)),
             "mult": self.array(f"s{i}_mult", "int32_t", q["multiplier"]),
             "shift": self.array(f"s{i}_shift", "int32_t", q["shift"]),
@@ -188,10 +191,19 @@ class _Emitter:
         return ctx
 
     def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): portable only
+            return self._conv_s16(i, op)
         c = self.fast_kernel(i)
         if c is not None:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
         return self._conv_common(i, op)
+
+    def _conv_s16(self, i: int, op: Op) -> dict[str, Any]:
+        b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        ctx = self._conv_common(i, op)
+        wide = b is not None and self.g.t(b).dtype == "int64"
+        ctx.update({"template": "conv2d_s16", "b64": ctx["b"] if wide else "NULL", "b32": "NULL" if wide else ctx["b"]})
+        return ctx
 
     def _fast_conv_ctx(self, op: Op) -> dict[str, Any]:
         x, y = op.inputs[0], op.outputs[0]
@@ -208,6 +220,10 @@ class _Emitter:
         }
 
     def op_depthwise_conv2d(self, i: int, op: Op) -> dict[str, Any]:
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: portable only
+            ctx = self._conv_common(i, op)
+            ctx.update({"template": "depthwise_conv2d_s16", "depth_multiplier": op.attrs["depth_multiplier"]})
+            return ctx
         c = self.fast_kernel(i)
         if c is not None:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
@@ -225,11 +241,16 @@ class _Emitter:
             return self._fast(i, op, c, {**ctx, "in_f": in_f, "out_f": out_f})
         b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
         out_f, in_f = self.g.t(w).shape
+        b64 = b is not None and self.g.t(b).dtype == "int64"
+        s16 = self.g.t(x).dtype == "int16"  # 16x8: mt_fully_connected_s16, int64 or int32 bias
         return {
+            "template": "fully_connected_s16" if s16 else "fully_connected",
+            "b64": self.const(b, "int64_t") if b64 else "NULL",
+            "b32": self.const(b, "int32_t") if b and not b64 else "NULL",
             "x": self.ptr(x),
             "y": self.ptr(y),
             "w": self.const(w, "int8_t"),
-            "b": self.const(b, "int32_t") if b else "NULL",
+            "b": self.const(b, "int64_t" if b64 else "int32_t") if b else "NULL",
             "mult": self.array(
                 f"s{i}_mult", "int32_t", q["multiplier"][:1] if not q["per_channel"] else q["multiplier"]
             ),
@@ -246,7 +267,14 @@ class _Emitter:
         a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
         ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q}
         sa, sb, sy = self.g.t(a).shape, self.g.t(b).shape, self.g.t(y).shape
-        if sa == sb == sy:
+        if self.g.t(y).dtype == "int16":  # mt_add_s16 / mt_mul_s16: always the broadcast form
+            ctx["template"] = f"{op.kind}_s16"
+            ctx["broadcast"] = {
+                "shape": list(self.nhwc4(sy)),
+                "s1": _bcast_strides(self.nhwc4(sa), self.nhwc4(sy)),
+                "s2": _bcast_strides(self.nhwc4(sb), self.nhwc4(sy)),
+            }
+        elif sa == sb == sy:
             ctx["broadcast"] = None
             ctx["size"] = self.g.t(y).size
         else:
@@ -265,7 +293,7 @@ class _Emitter:
 
     def ptr_or_const(self, t: str) -> str:
         if self.g.t(t).is_const:
-            return self.const(t, "int8_t")
+            return self.const(t, C_TYPES.get(self.g.t(t).dtype, "int8_t"))
         return self.ptr(t)
 
     def op_add(self, i: int, op: Op) -> dict[str, Any]:
@@ -277,7 +305,33 @@ class _Emitter:
     def op_mul(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary(i, op)
 
-    def _pool(self, i: int, op: Op) -> dict[str, Any]:
+    def _binary_bcast(self, i: int, op: Op, with_params: bool) -> dict[str, Any]:
+        """SUB, MAXIMUM, MINIMUM: one kernel in the 4-D broadcast form (compiler/ops_support.py)."""
+        a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
+        dt = self.g.t(y).dtype
+        sa, sb, sy = (self.nhwc4(self.g.t(n).shape) for n in (a, b, y))
+        return {
+            "template": "binary_bcast",
+            "fn": f"mt_{op.kind}_{'s16' if dt == 'int16' else 's8'}",
+            "ct": C_TYPES[dt],
+            "with_params": with_params,
+            "q": lower(self.g, op) if with_params else {},
+            "a": self.ptr_or_const(a),
+            "b": self.ptr_or_const(b),
+            "y": self.ptr(y),
+            "broadcast": {"shape": list(sy), "s1": _bcast_strides(sa, sy), "s2": _bcast_strides(sb, sy)},
+        }
+
+    def op_sub(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, True)
+
+    def op_maximum(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, False)
+
+    def op_minimum(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, False)
+
+    def _pool_ctx(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
         x, y = op.inputs[0], op.outputs[0]
         return {
@@ -296,6 +350,12 @@ class _Emitter:
 
     def op_max_pool2d(self, i: int, op: Op) -> dict[str, Any]:
         return self._pool(i, op)
+
+    def _pool(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._pool_ctx(i, op)
+        if self.g.t(op.inputs[0]).dtype == "int16":
+            ctx.update({"template": "pool_s16", "fn": f"mt_{op.kind.removesuffix('2d')}_s16"})
+        return ctx
 
     def op_mean(self, i: int, op: Op) -> dict[str, Any]:
         x = op.inputs[0]
@@ -365,7 +425,15 @@ class _Emitter:
     op_logistic = _unary
     op_hard_swish = _unary
     op_relu = _unary
-    op_quantize = _unary
+
+    def op_quantize(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        src, dst = self.g.t(op.inputs[0]).dtype, self.g.t(op.outputs[0]).dtype
+        fn = REQUANTIZE_KERNELS.get((src, dst))
+        if fn is None:
+            raise ModelError(f"codegen: QUANTIZE {src} -> {dst} ({op.name}) has no C kernel")
+        ctx.update({"fn": fn, "in_ct": C_TYPES[src], "out_ct": C_TYPES[dst]})
+        return ctx
 
     # -- transformer ops (layer by layer; codegen/token.py emits the token-plan loops) ------
     def op_layer_norm(self, i: int, op: Op) -> dict[str, Any]:
@@ -416,15 +484,23 @@ class _Emitter:
 
         return mlp_ctx(self, i, self.plan.steps[i])
 
-    def _strided(self, op: Op, in_strides: list[int], base: int) -> dict[str, Any]:
-        ys = self.g.t(op.outputs[0]).shape
+    def _strided(
+        self, op: Op, in_strides: list[int], base: int, shape: tuple[int, ...] | None = None
+    ) -> dict[str, Any]:
+        ys = tuple(shape) if shape is not None else self.g.t(op.outputs[0]).shape
         if len(ys) > 4:
             raise ModelError(f"codegen: {op.kind} of rank {len(ys)} ({op.name}) is not supported (rank <= 4)")
         pad = 4 - len(ys)
         out_st = _contiguous_strides(ys)
         s = {"shape": [1] * pad + list(ys), "in_stride": [0] * pad + in_strides, "out_stride": [0] * pad + out_st}
-        x = self.ptr(op.inputs[0])
-        return {"s": s, "x": f"({x} + {base})" if base else x, "y": self.ptr(op.outputs[0])}
+        ct = C_TYPES.get(self.g.t(op.inputs[0]).dtype, "int8_t")
+        x = f"(const {ct} *)(const void *)({self.ptr(op.inputs[0])})"
+        return {
+            "s": s,
+            "x": f"({x} + {base})" if base else x,
+            "y": f"({ct} *)(void *)({self.ptr(op.outputs[0])})",
+            "fn": "mt_copy_strided_s16" if ct == "int16_t" else "mt_copy_strided_s8",
+        }
 
     def op_transpose(self, i: int, op: Op) -> dict[str, Any]:
         lower(self.g, op)
@@ -434,7 +510,16 @@ class _Emitter:
     def op_slice(self, i: int, op: Op) -> dict[str, Any]:
         lower(self.g, op)
         st = _contiguous_strides(self.g.t(op.inputs[0]).shape)
-        return self._strided(op, st, int(np.dot(op.attrs["begin"], st)))
+        # the loops run over the slice's own (full-rank) size: STRIDED_SLICE may drop axes after it
+        return self._strided(op, st, int(np.dot(op.attrs["begin"], st)), op.attrs["size"])
+
+    def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
+        """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""
+        one = len(names) == 1
+        return [
+            _io_entry(self.g, self.plan, n, kind if one else f"{kind}{k}", "" if one else str(k))
+            for k, n in enumerate(names)
+        ]
 
     # -- files ----------------------------------------------------------------------------
     def render(self) -> dict[str, str]:
@@ -447,18 +532,13 @@ class _Emitter:
         else:
             steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
         g = self.g
-        if len(g.inputs) != 1 or len(g.outputs) != 1:
-            raise ModelError(
-                f"codegen: models with {len(g.inputs)} inputs and {len(g.outputs)} outputs are not "
-                "supported yet (one input, one output)"
-            )
         for n in g.inputs + g.outputs:
-            if g.t(n).dtype != "int8":
-                raise ModelError(f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8 is required")
-        xin, yout = g.inputs[0], g.outputs[0]
-        in_region, in_off = self.plan.location(xin)
-        out_region, out_off = self.plan.location(yout)
-        xq, yq = g.t(xin).quant, g.t(yout).quant
+            if g.t(n).dtype not in C_TYPES:
+                raise ModelError(
+                    f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8, uint8 or int16 is required"
+                )
+        ios = {"inputs": self.io_list(g.inputs, "input"), "outputs": self.io_list(g.outputs, "output")}
+        x0, y0 = ios["inputs"][0], ios["outputs"][0]
         ctx = {
             "p": self.p,
             "P": self.p.upper(),
@@ -472,18 +552,28 @@ class _Emitter:
                 for n, v in self.plan.pool_bytes().items()
                 if n not in ("arena", self.plan.detail.get("main_pool"))
             ],
-            "input_bytes": g.t(xin).nbytes,
-            "output_bytes": g.t(yout).nbytes,
-            "input_in_arena": in_region == "arena",
-            "output_in_arena": out_region == "arena",
-            "input_offset": in_off,
-            "output_offset": out_off,
-            "input_shape": "x".join(map(str, g.t(xin).shape)),
-            "output_shape": "x".join(map(str, g.t(yout).shape)),
-            "input_scale": f"{xq.s:.9g}" if xq else "1",
-            "input_zp": xq.zp if xq else 0,
-            "output_scale": f"{yq.s:.9g}" if yq else "1",
-            "output_zp": yq.zp if yq else 0,
+            **ios,
+            "n_in": len(g.inputs),
+            "n_out": len(g.outputs),
+            "in_bytes_total": sum(t["bytes"] for t in ios["inputs"]),
+            "out_bytes_total": sum(t["bytes"] for t in ios["outputs"]),
+            # the single-input/output names the one-input, one-output API keeps
+            "input_bytes": x0["bytes"],
+            "output_bytes": y0["bytes"],
+            "input_in_arena": x0["in_arena"],
+            "output_in_arena": y0["in_arena"],
+            "input_offset": x0["offset"],
+            "output_offset": y0["offset"],
+            "input_shape": x0["shape"],
+            "output_shape": y0["shape"],
+            "input_dtype": x0["dtype"],
+            "output_dtype": y0["dtype"],
+            "in_ct": x0["ct"],
+            "out_ct": y0["ct"],
+            "input_scale": x0["scale"],
+            "input_zp": x0["zp"],
+            "output_scale": y0["scale"],
+            "output_zp": y0["zp"],
             "macs": self.plan.macs,
             "n_steps": len(steps),
             "steps": steps,
@@ -500,6 +590,38 @@ class _Emitter:
 def _c_name(pool: str) -> str:
     """A pool name as a C identifier / section name part ("sram1+sram2" -> "sram1_sram2")."""
     return "".join(c if c.isalnum() else "_" for c in pool)
+
+
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t"}
+
+# QUANTIZE (src dtype, dst dtype) -> its runtime_c kernel
+REQUANTIZE_KERNELS = {
+    ("int8", "int8"): "mt_requantize_s8",
+    ("uint8", "int8"): "mt_requantize_u8_s8",
+    ("int8", "uint8"): "mt_requantize_s8_u8",
+    ("int8", "int16"): "mt_requantize_s8_s16",
+    ("int16", "int8"): "mt_requantize_s16_s8",
+    ("int16", "int16"): "mt_requantize_s16",
+}
+
+
+def _io_entry(g: Graph, plan: Plan, name: str, param: str, suffix: str) -> dict[str, Any]:
+    t = g.t(name)
+    region, offset = plan.location(name)
+    q = t.quant
+    return {
+        "tensor": name,
+        "param": param,  # the invoke parameter: input/output, or input<k>/output<k> with several
+        "suffix": suffix,  # macro suffix: "" for one input (output), else the index
+        "bytes": t.nbytes,
+        "in_arena": region == "arena",
+        "offset": offset,
+        "shape": "x".join(map(str, t.shape)),
+        "dtype": t.dtype,
+        "ct": C_TYPES[t.dtype],
+        "scale": f"{q.s:.9g}" if q else "1",
+        "zp": q.zp if q else 0,
+    }
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:

@@ -37,6 +37,9 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "fully_connected": ("activation",),
     "add": ("activation",),
     "mul": ("activation",),
+    "sub": ("activation",),  # TFLite SUB: add's arithmetic with the second scaled input subtracted
+    "maximum": (),  # TFLite MAXIMUM/MINIMUM: elementwise on the raw quantized values (broadcast)
+    "minimum": (),
     "avg_pool2d": ("kernel", "stride", "pads", "activation"),
     "max_pool2d": ("kernel", "stride", "pads", "activation"),
     "mean": ("axes", "keep_dims"),

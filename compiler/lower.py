@@ -51,11 +51,18 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["input_offset"] = -_zp(g, x)
         p["weights_offset"] = -int(wq.zero_point[0])
         p["output_offset"] = _zp(g, y)
-        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), out_s, _zp(g, y))
+        info = np.iinfo(g.t(y).dtype)  # int8, or int16 in the 16x8 kernels (zero points 0 there)
+        p["act_min"], p["act_max"] = Q.activation_range(
+            op.attrs.get("activation", "none"), out_s, _zp(g, y), int(info.min), int(info.max)
+        )
         p["per_channel"] = bool(wq.scale.size > 1)
-    elif k == "add":
+        b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        # 16x8: an int64 bias (or none) means an int64 accumulator and the 15-bit-multiplier MBQM
+        # (Q.mbqm64); an int32 bias the int32 accumulator and the usual MBQM (TFLM conv.cc)
+        p["acc64"] = g.t(x).dtype == "int16" and (b is None or g.t(b).dtype == "int64")
+    elif k in ("add", "sub"):
         s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
-        left_shift = 20
+        left_shift = 15 if g.t(y).dtype == "int16" else 20  # TFLM add_common.cc, sub.cc
         twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
         p["left_shift"] = left_shift
         p["input1_offset"] = -_zp(g, op.inputs[0])
@@ -64,16 +71,16 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["input1_multiplier"], p["input1_shift"] = Q.quantize_multiplier(s1 / twice_max)
         p["input2_multiplier"], p["input2_shift"] = Q.quantize_multiplier(s2 / twice_max)
         p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(twice_max / ((1 << left_shift) * so))
-        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), so, _zp(g, y))
+        p["act_min"], p["act_max"] = _act_range(g, op, so)
     elif k == "mul":
         s1, s2, so = _scale(g, op.inputs[0]), _scale(g, op.inputs[1]), _scale(g, y)
         p["input1_offset"] = -_zp(g, op.inputs[0])
         p["input2_offset"] = -_zp(g, op.inputs[1])
         p["output_offset"] = _zp(g, y)
         p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(s1 * s2 / so)
-        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), so, _zp(g, y))
+        p["act_min"], p["act_max"] = _act_range(g, op, so)
     elif k in ("avg_pool2d", "max_pool2d"):
-        p["act_min"], p["act_max"] = Q.activation_range(op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y))
+        p["act_min"], p["act_max"] = _act_range(g, op, _scale(g, y))
     elif k == "mean":
         xs = g.t(x).shape
         n = int(np.prod([xs[a] for a in op.attrs["axes"]]))
@@ -160,6 +167,13 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
             raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
     return p
+
+
+def _act_range(g: Graph, op: Op, out_scale: float) -> tuple[int, int]:
+    """The fused activation's clamp within the output dtype's range (int8 or int16)."""
+    y = op.outputs[0]
+    info = np.iinfo(g.t(y).dtype)
+    return Q.activation_range(op.attrs.get("activation", "none"), out_scale, _zp(g, y), int(info.min), int(info.max))
 
 
 def _downscale_to_int16(m: int) -> int:

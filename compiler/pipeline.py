@@ -22,7 +22,7 @@ from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
 from compiler.errors import BoardFitError, MicrotileError, ModelError
 from compiler.firmware import build_project, find_toolchain, model_memory
-from compiler.inputs import InputError, check_input, read_input_file
+from compiler.inputs import InputError, check_input, check_inputs, read_input_file
 from compiler.ir import Graph
 from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
@@ -211,12 +211,14 @@ def compile_graph(
             "weights_bytes": weights,
             "const_bytes": const_bytes,
             "kernels": kernel_summary(plan),
+            "model_inputs": io_spec(graph, graph.inputs),
+            "model_outputs": io_spec(graph, graph.outputs),
         }
         if "quantization" in graph.meta:
             report["quantization"] = graph.meta["quantization"]
         result = CompileResult(graph=graph, plan=plan, board=board, out=out, report=report)
         # a sample input (seeded random int8) so `make run` works on the project as written
-        od.write("input.bin", make_inputs(graph, None, n_random=1, seed=0).tobytes())
+        od.write("input.bin", _input_bytes(make_input_sets(graph, None, n_random=1, seed=0)))
         od.write_sources()
         if opts.build:
             try:
@@ -301,20 +303,66 @@ def make_inputs(
     layout: str = "model",
     arrays: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """[N, *IR input shape] int8 inputs: from a .npy/.npz file or an array, checked and converted
-    by `compiler/inputs.py` (`layout`: "model" = the model file's layout, "ir" = NHWC), or `n_random`
-    seeded random ones. `arrays`: the file already read by `read_input_file`. Raises InputError."""
+    """[N, *IR input shape] inputs of a single-input model, of its dtype (int8, uint8 or int16):
+    from a .npy/.npz file or an array, checked and converted by `compiler/inputs.py` (`layout`:
+    "model" = the model file's layout, "ir" = NHWC), or `n_random` seeded random ones over the
+    dtype's whole range. `arrays`: the file already read by `read_input_file`. Raises InputError."""
     t = graph.t(graph.inputs[0])
     if input_path is None:
         if n_random < 1:
             raise InputError(f"--random {n_random}: need at least one input")
+        info = np.iinfo(t.dtype)
         rng = np.random.default_rng(seed)
-        return rng.integers(-128, 128, size=(n_random, *t.shape), dtype=np.int8)
+        return rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype)
     if isinstance(input_path, np.ndarray):
         return check_input(graph, {"": input_path}, "input array", layout)
     if arrays is None:
         arrays = read_input_file(input_path)
     return check_input(graph, arrays, str(input_path), layout)
+
+
+def make_input_sets(
+    graph: Graph,
+    input_path: str | Path | np.ndarray | None,
+    n_random: int = 3,
+    seed: int = 0,
+    layout: str = "model",
+    arrays: dict[str, np.ndarray] | None = None,
+) -> list[list[np.ndarray]]:
+    """Per inference, one array per graph input (in graph.inputs order). A model with several
+    inputs reads a .npz (arrays named as the inputs, input0.., or np.savez's arr_0..), each
+    [N, *shape]; without a file, seeded random values over each dtype's range. Raises InputError."""
+    if len(graph.inputs) == 1:
+        return [[x] for x in make_inputs(graph, input_path, n_random, seed, layout, arrays)]
+    if input_path is None:
+        if n_random < 1:
+            raise InputError(f"--random {n_random}: need at least one input")
+        rng = np.random.default_rng(seed)
+        per = []
+        for name in graph.inputs:
+            t = graph.t(name)
+            info = np.iinfo(t.dtype)
+            per.append(rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype))
+    else:
+        if isinstance(input_path, np.ndarray):
+            arrays, source = {"": input_path}, "input array"
+        else:
+            arrays, source = (arrays if arrays is not None else read_input_file(input_path)), str(input_path)
+        per = check_inputs(graph, arrays, source, layout)
+    return [[a[i] for a in per] for i in range(len(per[0]))]
+
+
+def io_spec(graph: Graph, names: list[str]) -> list[dict[str, Any]]:
+    """report.json's description of the model's inputs or outputs."""
+    out = []
+    for n in names:
+        t = graph.t(n)
+        q = t.quant
+        out.append(
+            {"name": n, "shape": list(t.shape), "dtype": t.dtype, "scale": q.s if q is not None else None,
+             "zero_point": q.zp if q is not None else None}
+        )
+    return out
 
 
 def write_embedded_inputs(out: str | Path, xs: np.ndarray) -> Path:
@@ -361,7 +409,7 @@ class EmulatorRun:
     stdout: str
 
 
-def parse_harness_output(stdout: str, out_shape: tuple[int, ...]) -> EmulatorRun:
+def parse_harness_output(stdout: str, out_shape: tuple[int, ...], dtype: str = "int8") -> EmulatorRun:
     outs: dict[int, np.ndarray] = {}
     instr: dict[int, int] = {}
     stack: dict[int, int] = {}
@@ -371,7 +419,8 @@ def parse_harness_output(stdout: str, out_shape: tuple[int, ...]) -> EmulatorRun
         if not parts:
             continue
         if parts[0] == "MT_OUT":
-            outs[int(parts[1])] = np.frombuffer(bytes.fromhex(parts[2]), dtype=np.int8).reshape(out_shape)
+            raw = np.frombuffer(bytes.fromhex(parts[2]), dtype=np.dtype(dtype).newbyteorder("<"))
+            outs[int(parts[1])] = raw.astype(dtype).reshape(out_shape)
         elif parts[0] == "MT_RESULT":
             kv = dict(p.split("=", 1) for p in parts[2:])
             if kv.get("rc") != "0":
@@ -419,6 +468,31 @@ def compare_with_reference(graph: Graph, xs: np.ndarray, outputs: list[np.ndarra
     return max_diff, mismatches
 
 
+def _split_outputs(raw: np.ndarray, outs: list) -> list[np.ndarray]:
+    """The harness's concatenated output bytes as one array per graph output (little-endian)."""
+    parts, pos = [], 0
+    data = np.asarray(raw, np.uint8).tobytes()
+    for t in outs:
+        chunk = data[pos : pos + t.nbytes]
+        parts.append(np.frombuffer(chunk, np.dtype(t.dtype).newbyteorder("<")).astype(t.dtype).reshape(t.shape))
+        pos += t.nbytes
+    return parts
+
+
+def _compare_sets(
+    graph: Graph, xs: list[list[np.ndarray]], outputs: list[list[np.ndarray]]
+) -> tuple[int, int, list[int]]:
+    """(max |difference|, inputs with any differing byte, max |difference| per output)."""
+    per = [0] * len(graph.outputs)
+    mismatches = 0
+    for x, ys in zip(xs, outputs, strict=True):
+        refs = reference.run(graph, x)
+        ds = [int(np.abs(r.astype(np.int64) - y.astype(np.int64)).max()) for r, y in zip(refs, ys, strict=True)]
+        per = [max(a, b) for a, b in zip(per, ds, strict=True)]
+        mismatches += int(any(ds))
+    return max(per), mismatches, per
+
+
 def run_model(
     model: str | Path | Graph,
     out: str | Path,
@@ -443,13 +517,13 @@ def run_model(
     arrays = read_input_file(input_path) if isinstance(input_path, str | Path) else None
     graph = model if isinstance(model, Graph) else load_model(model, calib, log)
     # a bad --input fails here, before compile and build
-    xs = make_inputs(graph, input_path, n_random, seed, layout=input_layout, arrays=arrays)
+    xs = make_input_sets(graph, input_path, n_random, seed, layout=input_layout, arrays=arrays)
     opts.build = True
     try:
         res = compile_graph(graph, out, opts, log, outdir=od, final=False)
         if res.elf is None:
             find_toolchain()  # raises the clear error
-        od.write("input.bin", xs.tobytes())
+        od.write("input.bin", _input_bytes(xs))
         log(f"[microtile] running {len(xs)} input(s) in QEMU {res.board.qemu_machine} ...")
         er = run_qemu(res.elf, res.board, cwd=out, timeout_s=900)
         od.write("emulator.log", er.stdout + er.stderr)
@@ -466,13 +540,20 @@ def run_model(
     return report
 
 
-def _run_report(graph: Graph, res: CompileResult, xs: np.ndarray, stdout: str, log: Log) -> dict[str, Any]:
-    out_t = graph.t(graph.outputs[0])
-    emu = parse_harness_output(stdout, out_t.shape)
+def _input_bytes(xs: list[list[np.ndarray]]) -> bytes:
+    """input.bin: per inference, every input back to back, little-endian."""
+    return b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for s in xs for a in s)
+
+
+def _run_report(graph: Graph, res: CompileResult, xs: list[list[np.ndarray]], stdout: str, log: Log) -> dict[str, Any]:
+    outs = [graph.t(n) for n in graph.outputs]
+    total = sum(t.nbytes for t in outs)
+    emu = parse_harness_output(stdout, (total,), "uint8")  # every output back to back, raw bytes
     if len(emu.outputs) != len(xs):
         raise MicrotileError(f"firmware printed {len(emu.outputs)} outputs for {len(xs)} inputs; see emulator.log")
+    got = [_split_outputs(raw, outs) for raw in emu.outputs]
     log("[microtile] comparing with the reference ...")
-    max_diff, mismatches = compare_with_reference(graph, xs, emu.outputs)
+    max_diff, mismatches, per_output = _compare_sets(graph, xs, got)
     report = dict(res.report)
     stack = max(emu.stack)
     static = report.get("model_static_ram_bytes", 0)
@@ -483,6 +564,7 @@ def _run_report(graph: Graph, res: CompileResult, xs: np.ndarray, stdout: str, l
             "bit_exact": mismatches == 0,
             "mismatched_inputs": mismatches,
             "max_abs_diff": max_diff,
+            "max_abs_diff_per_output": per_output,
             "instructions": int(np.median(emu.instructions)),
             "instructions_per_input": emu.instructions,
             "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),

@@ -84,6 +84,16 @@ def mbqm(x: np.ndarray | int, multiplier: np.ndarray | int, shift: np.ndarray | 
     return rdbypot(srdhm(wrap32(x * (np.int64(1) << left)), multiplier), right)
 
 
+def mbqm64(x: np.ndarray | int, multiplier: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """TFLite MultiplyByQuantizedMultiplier(int64_t x, ...) of the 16x8 kernels: the multiplier
+    rounded to 15 bits, one rounding shift by 15 - shift (|x| < 2^47), the result cast to int32.
+    Source: tensorflow/lite/kernels/internal/common.cc (tflite-micro)."""
+    x, multiplier, shift = _i64(x), _i64(multiplier), _i64(shift)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - shift
+    return wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+
+
 def mbqm_smaller_than_one(x: np.ndarray | int, multiplier: np.ndarray | int, shift: np.ndarray | int):
     """TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0)."""
     return rdbypot(srdhm(x, multiplier), -_i64(shift))

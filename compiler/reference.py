@@ -68,8 +68,13 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride, dil, out_hw) -> np.ndarray
 
 
 def _requant(acc: np.ndarray, p: dict) -> np.ndarray:
-    acc = Q.mbqm(acc, p["multiplier"], p["shift"]) + p["output_offset"]
-    return _clamp8(acc, p["act_min"], p["act_max"])
+    """Requantize int32 (or, 16x8 with an int64 bias, int64) accumulators and clamp; the
+    caller's output dtype (int8 or int16) holds the result."""
+    if p.get("acc64"):
+        acc = Q.mbqm64(acc, p["multiplier"], p["shift"]) + p["output_offset"]
+    else:
+        acc = Q.mbqm(Q.wrap32(acc), p["multiplier"], p["shift"]) + p["output_offset"]
+    return np.clip(acc, p["act_min"], p["act_max"])
 
 
 def conv2d(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -121,7 +126,28 @@ def add(g: Graph, op: Op, env: Env) -> np.ndarray:
     sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
     sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
     raw = Q.mbqm_smaller_than_one(sa + sb, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
-    return _clamp8(raw, p["act_min"], p["act_max"])
+    return np.clip(raw, p["act_min"], p["act_max"])  # int8 or int16 range (lower)
+
+
+def sub(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite SUB (int8, int16): ADD's rescaling, the second scaled input subtracted."""
+    p = lower(g, op)
+    a, b = _broadcast(g, op, env)
+    ls = 1 << p["left_shift"]
+    sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
+    sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
+    raw = Q.mbqm_smaller_than_one(Q.wrap32(sa - sb), p["output_multiplier"], p["output_shift"]) + p["output_offset"]
+    return np.clip(raw, p["act_min"], p["act_max"])
+
+
+def maximum(g: Graph, op: Op, env: Env) -> np.ndarray:
+    a, b = _broadcast(g, op, env)
+    return np.maximum(a, b)
+
+
+def minimum(g: Graph, op: Op, env: Env) -> np.ndarray:
+    a, b = _broadcast(g, op, env)
+    return np.minimum(a, b)
 
 
 def mul(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -129,7 +155,7 @@ def mul(g: Graph, op: Op, env: Env) -> np.ndarray:
     a, b = _broadcast(g, op, env)
     prod = (a + p["input1_offset"]) * (b + p["input2_offset"])
     raw = Q.mbqm(prod, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
-    return _clamp8(raw, p["act_min"], p["act_max"])
+    return np.clip(raw, p["act_min"], p["act_max"])  # int8 or int16 range (lower)
 
 
 def avg_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -144,7 +170,7 @@ def avg_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
     half = n // 2
     num = np.where(s > 0, s + half, s - half)
     q = np.where(num >= 0, num // n, -((-num) // n))  # C division truncates
-    return _clamp8(q, p["act_min"], p["act_max"])
+    return np.clip(q, p["act_min"], p["act_max"])
 
 
 def max_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -152,9 +178,9 @@ def max_pool2d(g: Graph, op: Op, env: Env) -> np.ndarray:
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     kh, kw = op.attrs["kernel"]
     oshape = g.t(op.outputs[0]).shape
-    xp = _pad_hw(x, op.attrs["pads"], -1000)
+    xp = _pad_hw(x, op.attrs["pads"], -(1 << 40))  # below any int8/int16 value
     m = _windows(xp, kh, kw, op.attrs["stride"], (1, 1), oshape[1:3]).max(axis=(-1, -2))
-    return _clamp8(m, p["act_min"], p["act_max"])
+    return np.clip(m, p["act_min"], p["act_max"])
 
 
 def mean(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -267,9 +293,10 @@ def quantize(g: Graph, op: Op, env: Env) -> np.ndarray:
     if p["mode"] == "float":
         s = np.float32(y.quant.scale[0])
         q = Q.round_half_away((x.astype(np.float32) / s).astype(np.float32)).astype(np.int64) + p["output_zp"]
-    else:
+    else:  # TFLite-Micro reference_ops::Requantize, any of int8/uint8/int16 in and out
         q = Q.mbqm(x.astype(np.int64) - p["input_zp"], p["multiplier"], p["shift"]) + p["output_zp"]
-    return _clamp8(q)
+    info = np.iinfo(y.dtype)
+    return np.clip(q, info.min, info.max)
 
 
 def dequantize(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -344,6 +371,9 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "fully_connected": fully_connected,
     "add": add,
     "mul": mul,
+    "sub": sub,
+    "maximum": maximum,
+    "minimum": minimum,
     "avg_pool2d": avg_pool2d,
     "max_pool2d": max_pool2d,
     "mean": mean,

@@ -65,6 +65,14 @@ mt_status mt_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, const int8_t
                      const int32_t *bias, int8_t *out, const mt_view *out_v, void *scratch);
 int32_t mt_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
 
+/* 16x8 convolution (TFLite's int16 activations, zero point 0, with int8 symmetric weights):
+ * the same views and padding as mt_conv_s8 (input_offset unused). bias64 (int64 accumulator,
+ * 64-bit MultiplyByQuantizedMultiplier) or bias32 (int32 accumulator, the usual MBQM), at most
+ * one of them; neither: the int64 path without bias. act_min/act_max: the int16 clamp. */
+mt_status mt_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in, const mt_view *in_v,
+                      const int8_t *filter, const mt_dims *fd, const int64_t *bias64, const int32_t *bias32,
+                      int16_t *out, const mt_view *out_v);
+
 /* Depthwise convolution with depth multiplier m: output channel oc reads input channel
  * oc / m. Out of place it needs no scratch (get_buffer_size returns 0). Called with
  * out == in it is mt_depthwise_conv_inplace_s8 (m = 1, stride 1, same strides), and then
@@ -74,6 +82,11 @@ mt_status mt_depthwise_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, in
                                const mt_dims *fd, const int32_t *bias, int8_t *out,
                                const mt_view *out_v, void *scratch);
 int32_t mt_depthwise_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
+/* 16x8 depthwise convolution (int16 activations, zero point 0, int8 symmetric weights, int64
+ * bias or none): the views and padding of mt_depthwise_conv_s8, out of place only. */
+mt_status mt_depthwise_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, int32_t depth_multiplier,
+                                const int16_t *in, const mt_view *in_v, const int8_t *filter, const mt_dims *fd,
+                                const int64_t *bias, int16_t *out, const mt_view *out_v);
 
 /* In-place depthwise convolution: the output overwrites the input in `buf`; output pixel
  * (y, x) lands where input pixel (y, x) was. Depth multiplier 1, stride 1, any kernel,
@@ -98,6 +111,11 @@ mt_status mt_fully_connected_s8(const mt_fc_params *p, const mt_pc_quant *q, int
                                 const int8_t *in, int32_t batches, int32_t in_features,
                                 const int8_t *filter, const int32_t *bias, int32_t out_features,
                                 int8_t *out);
+/* 16x8 fully connected: int16 in/out (zero point 0), int8 symmetric weights; bias64 (int64
+ * accumulator) or bias32 (int32 accumulator), at most one; input_offset unused. */
+mt_status mt_fully_connected_s16(const mt_fc_params *p, const mt_pc_quant *q, int32_t per_channel,
+                                 const int16_t *in, int32_t batches, int32_t in_features, const int8_t *filter,
+                                 const int64_t *bias64, const int32_t *bias32, int32_t out_features, int16_t *out);
 
 /* Pooling over (kh, kw) windows; padding cells are excluded from both the max and the
  * average's count (TFLite semantics). */
@@ -110,6 +128,10 @@ mt_status mt_avg_pool_s8(const mt_pool_params *p, const int8_t *in, const mt_vie
                          const mt_view *out_v);
 mt_status mt_max_pool_s8(const mt_pool_params *p, const int8_t *in, const mt_view *in_v, int8_t *out,
                          const mt_view *out_v);
+mt_status mt_avg_pool_s16(const mt_pool_params *p, const int16_t *in, const mt_view *in_v, int16_t *out,
+                          const mt_view *out_v);
+mt_status mt_max_pool_s16(const mt_pool_params *p, const int16_t *in, const mt_view *in_v, int16_t *out,
+                          const mt_view *out_v);
 
 /* Elementwise add / mul with TFLite's int8 arithmetic. Broadcasting: the caller passes
  * up to 4-D shapes (NHWC) with strides of 0 for broadcast dimensions. */
@@ -137,6 +159,20 @@ mt_status mt_add_broadcast_s8(const mt_add_params *p, const mt_broadcast *b, con
 mt_status mt_mul_s8(const mt_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int32_t size);
 mt_status mt_mul_broadcast_s8(const mt_mul_params *p, const mt_broadcast *b, const int8_t *in1,
                               const int8_t *in2, int8_t *out);
+/* int16 ADD (left_shift 15, TFLM's general int16 path) and MUL, always in the broadcast form
+ * (same shapes: the output's contiguous strides). */
+mt_status mt_add_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
+                     int16_t *out);
+mt_status mt_mul_s16(const mt_mul_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
+                     int16_t *out);
+/* SUB: ADD's parameters and rescaling, the second scaled input subtracted (int8: left shift
+ * 20; int16: 15). MAXIMUM / MINIMUM of the raw int8 values (TFLite-Micro does not rescale). */
+mt_status mt_sub_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t *in1, const int8_t *in2,
+                    int8_t *out);
+mt_status mt_sub_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
+                     int16_t *out);
+mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
+mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 /* Softmax along the last axis of [rows, depth] (output scale 1/256, zero point -128). */
 typedef struct {
@@ -181,6 +217,13 @@ typedef struct {
     int32_t input_zp, output_zp, multiplier, shift;
 } mt_requantize_params;
 mt_status mt_requantize_s8(const mt_requantize_params *p, const int8_t *in, int8_t *out, int32_t size);
+/* The same across dtypes (QUANTIZE at uint8 model edges and around int16 layers); the result
+ * is clamped to the output type's range. */
+mt_status mt_requantize_u8_s8(const mt_requantize_params *p, const uint8_t *in, int8_t *out, int32_t size);
+mt_status mt_requantize_s8_u8(const mt_requantize_params *p, const int8_t *in, uint8_t *out, int32_t size);
+mt_status mt_requantize_s8_s16(const mt_requantize_params *p, const int8_t *in, int16_t *out, int32_t size);
+mt_status mt_requantize_s16_s8(const mt_requantize_params *p, const int16_t *in, int8_t *out, int32_t size);
+mt_status mt_requantize_s16(const mt_requantize_params *p, const int16_t *in, int16_t *out, int32_t size);
 
 /* Zero-point padding of an NHWC tensor: copies `in` into the interior of `out` and fills
  * the border with pad_value. Spatial only: out_v->c == in_v->c and
@@ -240,6 +283,7 @@ typedef struct {
     int32_t out_stride[4];
 } mt_strided;
 mt_status mt_copy_strided_s8(const mt_strided *s, const int8_t *in, int8_t *out);
+mt_status mt_copy_strided_s16(const mt_strided *s, const int16_t *in, int16_t *out);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,16 @@ static inline int32_t mt_mbqm(int32_t x, int32_t multiplier, int32_t shift)
     return mt_rdbypot(mt_srdhm(mt_shl_wrap32(x, left), multiplier), right);
 }
 
+/* TFLite MultiplyByQuantizedMultiplier(int64_t x, ...) of the 16x8 kernels
+ * (tensorflow/lite/kernels/internal/common.cc): the multiplier rounded to 15 bits, one
+ * rounding shift by 15 - shift; |x| < 2^47, shift in [-31, 7]; the result cast to int32. */
+static inline int32_t mt_mbqm64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int64_t reduced = multiplier < 0x7FFF0000 ? (int64_t)((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+    const int32_t total = 15 - shift;
+    return mt_wrap32((x * reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
 /* TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0). */
 static inline int32_t mt_mbqm_smaller_than_one(int32_t x, int32_t multiplier, int32_t shift)
 {

@@ -1,7 +1,8 @@
-"""Import int8 TFLite flatbuffers into the microtile IR.
+"""Import int8 (and int16x8, uint8-edged) TFLite flatbuffers into the microtile IR.
 
-Supported builtin ops are listed in `SUPPORTED`; anything else is refused with a
-`ModelError` naming the op, its node index and the supported list.
+Supported builtin ops and their dtype/quantization schemes are declared in
+`compiler/ops_support.py`; every operator is checked against them here, and anything else is
+refused with a `ModelError` naming the op, its node, the tensor and what is supported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError, UnsupportedOpError
 from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.ops_support import SUPPORT, check_op
 
 _TYPES = {
     TensorType.INT8: "int8",
@@ -30,28 +32,7 @@ _ACT = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 
 _BO_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 
-SUPPORTED = (
-    "CONV_2D",
-    "DEPTHWISE_CONV_2D",
-    "FULLY_CONNECTED",
-    "ADD",
-    "MUL",
-    "AVERAGE_POOL_2D",
-    "MAX_POOL_2D",
-    "MEAN",
-    "PAD",
-    "PADV2",
-    "RESHAPE",
-    "SQUEEZE",
-    "CONCATENATION",
-    "SOFTMAX",
-    "LOGISTIC",
-    "HARD_SWISH",
-    "RELU",
-    "RELU6",
-    "QUANTIZE",
-    "DEQUANTIZE",
-)
+SUPPORTED = tuple(SUPPORT)  # the declared ops (compiler/ops_support.py)
 
 
 def load_tflite(path: str | Path) -> Graph:
@@ -87,6 +68,8 @@ class _Importer:
         self.sg = self.model.Subgraphs(0)
         self.graph = Graph(name=_c_ident(name))
         self.names: dict[int, str] = {}
+        self.graph_inputs = {int(i) for i in self.sg.InputsAsNumpy()} if self.sg.InputsLength() else set()
+        self.graph_outputs = {int(i) for i in self.sg.OutputsAsNumpy()} if self.sg.OutputsLength() else set()
 
     # -- tensors --------------------------------------------------------------------------
     def tensor(self, idx: int) -> str:
@@ -132,6 +115,18 @@ class _Importer:
         self.names[idx] = name
         return name
 
+    def strided_slice(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
+        g = self.graph
+        x = g.t(ins[0])
+        begin, end, strides = ([int(v) for v in g.t(n).data.reshape(-1)] for n in ins[1:4])
+        a = _strided_slice_attrs(x.shape, begin, end, strides, o)
+        if not a or int(np.prod(a["size"])) != g.t(outs[0]).size:
+            raise ModelError(
+                f"{self.source}: node {node} (STRIDED_SLICE): only unit strides without ellipsis/new-axis masks "
+                f"are supported (begin {begin}, end {end}, strides {strides})"
+            )
+        return Op("slice", node, ins[:1], outs, a)
+
     # -- ops ------------------------------------------------------------------------------
     def run(self) -> Graph:
         g = self.graph
@@ -163,6 +158,17 @@ class _Importer:
                     "int8-quantized TFLite models are supported (convert with "
                     "optimizations=[tf.lite.Optimize.DEFAULT] and a representative dataset)"
                 )
+        # the declared dtypes and quantization schemes (compiler/ops_support.py): refuse the rest here
+        tensors = self.graph.tensors
+        check_op(
+            kind,
+            node,
+            [tensors[n] if n else None for n in ins],
+            [tensors[n] if n else None for n in outs],
+            at_input=bool(ins) and int(op.InputsAsNumpy()[0]) in self.graph_inputs,
+            at_output=bool(outs) and int(op.OutputsAsNumpy()[0]) in self.graph_outputs,
+            source=self.source,
+        )
         opts = op.BuiltinOptions()
         g = self.graph
         a: dict[str, Any] = {}
@@ -190,9 +196,25 @@ class _Importer:
             o = options(tflite.FullyConnectedOptions)
             a = {"activation": _act(o) if o else "none"}
             g.add_op(Op("fully_connected", node, ins, outs, a))
-        elif kind in ("ADD", "MUL"):
-            o = options(tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
+        elif kind in ("ADD", "MUL", "SUB"):
+            o = options({"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}[kind])
             g.add_op(Op(kind.lower(), node, ins, outs, {"activation": _act(o) if o else "none"}))
+        elif kind in ("MAXIMUM", "MINIMUM"):
+            g.add_op(Op(kind.lower(), node, ins, outs, {}))
+        elif kind == "SLICE":
+            x = g.t(ins[0])
+            begin = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            size = [int(v) for v in g.t(ins[2]).data.reshape(-1)]
+            size = [x.shape[d] - begin[d] if s < 0 else s for d, s in enumerate(size)]
+            if len(begin) != len(x.shape) or len(size) != len(begin) or any(
+                b < 0 or b + n > x.shape[d] for d, (b, n) in enumerate(zip(begin, size, strict=True))
+            ):
+                raise ModelError(f"{self.source}: node {node} (SLICE): begin {begin} size {size} outside {x.shape}")
+            g.add_op(Op("slice", node, ins[:1], outs, {"begin": tuple(begin), "size": tuple(size)}))
+        elif kind == "EXPAND_DIMS":
+            g.add_op(Op("reshape", node, ins[:1], outs, {}))
+        elif kind == "STRIDED_SLICE":
+            g.add_op(self.strided_slice(node, ins, outs, options(tflite.StridedSliceOptions)))
         elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             o = options(tflite.Pool2DOptions)
             stride = (o.StrideH(), o.StrideW())
@@ -232,6 +254,13 @@ class _Importer:
         elif kind in ("RELU", "RELU6"):
             hi = float("inf") if kind == "RELU" else 6.0
             g.add_op(Op("relu", node, ins, outs, {"min": 0.0, "max": hi}))
+        elif kind == "TRANSPOSE":
+            perm_t = g.t(ins[1])
+            rank = len(g.t(ins[0]).shape)
+            perm = tuple(int(v) % max(rank, 1) for v in perm_t.data.reshape(-1))  # const: checked above
+            if sorted(perm) != list(range(rank)):
+                raise ModelError(f"{self.source}: node {node} (TRANSPOSE): perm {perm} is not a permutation of {rank}")
+            g.add_op(Op("transpose", node, ins[:1], outs, {"perm": perm}))
         elif kind == "QUANTIZE":
             g.add_op(Op("quantize", node, ins, outs, {}))
         elif kind == "DEQUANTIZE":
@@ -250,6 +279,30 @@ def _check_window(
         raise ModelError(f"{source}: node {node}: strides/dilations/kernel {list(stride) + list(dil)} must be >= 1")
     if len(x) != 4 or len(w) != 4 or min(*x, *w) < 1:
         raise ModelError(f"{source}: node {node}: input {list(x)} and filter {list(w)} must be 4-D with sizes >= 1")
+
+
+def _strided_slice_attrs(shape: tuple[int, ...], begin: list[int], end: list[int], strides: list[int], o: Any) -> dict:
+    """STRIDED_SLICE with unit strides as a `slice` (begin, size); masks as TFLite's StridedSlice
+    (begin_mask/end_mask: that axis from its start/to its end; shrink_axis_mask: one element,
+    the axis dropped from the output shape). Ellipsis/new-axis masks and other strides: None."""
+    if o is not None and (o.EllipsisMask() or o.NewAxisMask()):
+        return {}
+    if any(s != 1 for s in strides) or not (len(begin) == len(end) == len(shape)):
+        return {}
+    bm, em, sm = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o is not None else (0, 0, 0)
+    b_out, s_out = [], []
+    for d, n in enumerate(shape):
+        b = 0 if bm >> d & 1 else (begin[d] + n if begin[d] < 0 else begin[d])
+        if sm >> d & 1:
+            e = b + 1
+        else:
+            e = n if em >> d & 1 else (end[d] + n if end[d] < 0 else end[d])
+        b, e = max(0, min(b, n)), max(0, min(e, n))
+        if e <= b:
+            return {}
+        b_out.append(b)
+        s_out.append(e - b)
+    return {"begin": tuple(b_out), "size": tuple(s_out)}
 
 
 def _act(o: Any) -> str:

@@ -316,6 +316,57 @@ class _Writer:
             otype = BOpt.AddOptions if k == "add" else BOpt.MulOptions
             return self.opcode(code, 2), ins, outs, otype, opt
 
+        if k == "sub":
+
+            def opt(b: Any) -> int:
+                tflite.SubOptionsStart(b)
+                tflite.SubOptionsAddFusedActivationFunction(b, act)
+                return tflite.SubOptionsEnd(b)
+
+            return self.opcode(BO.SUB, 2), ins, outs, BOpt.SubOptions, opt
+
+        if k in ("maximum", "minimum"):
+
+            def opt(b: Any) -> int:
+                tflite.MaximumMinimumOptionsStart(b)
+                return tflite.MaximumMinimumOptionsEnd(b)
+
+            code = BO.MAXIMUM if k == "maximum" else BO.MINIMUM
+            return self.opcode(code, 2), ins, outs, BOpt.MaximumMinimumOptions, opt
+
+        if k == "slice" and "strided" in a:  # written as STRIDED_SLICE (unit strides, masks as given)
+            st = a["strided"]
+            ivs = [self.const_tensor(f"{op.name}_{n}", np.asarray(st[n], dtype=np.int32)) for n in ("begin", "end")]
+            ones = self.const_tensor(f"{op.name}_strides", np.ones(len(x.shape), dtype=np.int32))
+
+            def opt(b: Any) -> int:
+                tflite.StridedSliceOptionsStart(b)
+                tflite.StridedSliceOptionsAddBeginMask(b, int(st.get("begin_mask", 0)))
+                tflite.StridedSliceOptionsAddEndMask(b, int(st.get("end_mask", 0)))
+                tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(st.get("shrink_axis_mask", 0)))
+                return tflite.StridedSliceOptionsEnd(b)
+
+            return self.opcode(BO.STRIDED_SLICE, 2), [ins[0], *ivs, ones], outs, BOpt.StridedSliceOptions, opt
+
+        if k == "reshape" and "expand_axis" in a:  # written as EXPAND_DIMS
+            ax = self.const_tensor(f"{op.name}_axis", np.asarray([a["expand_axis"]], dtype=np.int32))
+
+            def opt(b: Any) -> int:
+                tflite.ExpandDimsOptionsStart(b)
+                return tflite.ExpandDimsOptionsEnd(b)
+
+            return self.opcode(BO.EXPAND_DIMS, 1), [ins[0], ax], outs, BOpt.ExpandDimsOptions, opt
+
+        if k == "slice":
+            begin = self.const_tensor(f"{op.name}_begin", np.asarray(a["begin"], dtype=np.int32))
+            size = self.const_tensor(f"{op.name}_size", np.asarray(a["size"], dtype=np.int32))
+
+            def opt(b: Any) -> int:
+                tflite.SliceOptionsStart(b)
+                return tflite.SliceOptionsEnd(b)
+
+            return self.opcode(BO.SLICE, 2), [ins[0], begin, size], outs, BOpt.SliceOptions, opt
+
         if k in ("avg_pool2d", "max_pool2d"):
             kernel, stride = tuple(a["kernel"]), tuple(a["stride"])
             pad = padding_mode(op.name, a["pads"], x.shape[1:3], kernel, stride, (1, 1), y.shape[1:3])
@@ -364,6 +415,30 @@ class _Writer:
                 return tflite.PadOptionsEnd(b)
 
             return self.opcode(BO.PAD, 2), [ins[0], p_idx], outs, BOpt.PadOptions, opt
+
+        if k == "reshape" and "squeeze_dims" in a:  # written as SQUEEZE (imported back as reshape)
+            dims = sorted(int(d) % len(x.shape) for d in a["squeeze_dims"])
+            if any(x.shape[d] != 1 for d in dims) or tuple(
+                s for i, s in enumerate(x.shape) if i not in dims
+            ) != tuple(y.shape):
+                raise WriterError(f"node {op.name}: squeeze_dims {dims} do not take {x.shape} to {y.shape}")
+
+            def opt(b: Any) -> int:
+                v = self.ivec(dims)
+                tflite.SqueezeOptionsStart(b)
+                tflite.SqueezeOptionsAddSqueezeDims(b, v)
+                return tflite.SqueezeOptionsEnd(b)
+
+            return self.opcode(BO.SQUEEZE, 1), [ins[0]], outs, BOpt.SqueezeOptions, opt
+
+        if k == "transpose":
+            perm = self.const_tensor(f"{op.name}_perm", np.asarray(a["perm"], dtype=np.int32))
+
+            def opt(b: Any) -> int:
+                tflite.TransposeOptionsStart(b)
+                return tflite.TransposeOptionsEnd(b)
+
+            return self.opcode(BO.TRANSPOSE, 2), [ins[0], perm], outs, BOpt.TransposeOptions, opt
 
         if k == "reshape":
             shape = np.asarray(y.shape, dtype=np.int32)

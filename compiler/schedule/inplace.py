@@ -28,7 +28,7 @@ def dw_ring_bytes(kernel_hw: tuple[int, int], pad_top: int, pad_left: int, out_w
 
 def dw_in_place_ok(graph: Graph, op: Op) -> bool:
     """Depthwise ops the in-place kernel supports (shape check is the caller's)."""
-    if op.kind != "depthwise_conv2d":
+    if op.kind != "depthwise_conv2d" or graph.t(op.inputs[0]).dtype != "int8":
         return False
     pads = op.attrs["pads"]
     return (
