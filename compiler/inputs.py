@@ -12,7 +12,8 @@ A shape that fits only the other layout is refused with a message naming both sh
 guessing). dtype rules:
 
 - float32 / float64: finite; quantized with the input's scale and zero point
-  (`q = clamp(round(x / s) + zp, lo, hi)` over the input's dtype, round half to even as numpy does);
+  (`q = clamp(round(x / s) + zp, lo, hi)` over the input's dtype, as TFLite-Micro's QUANTIZE does
+  it: float32 division, rounding half away from zero);
 - integer (any integer dtype whose values all lie in the input dtype's range: int8 [-128, 127],
   uint8 [0, 255], int16 [-32768, 32767]): already quantized values, taken as is;
 - anything else (bool, float16, complex, strings, objects), NaN/inf, integers out of range,
@@ -132,7 +133,9 @@ def _check_one(graph: Graph, name: str, x: np.ndarray, source: str, layout: str)
         q = t.quant
         if q is None:
             raise InputError(f"{source}: the model input has no quantization parameters to quantize float data")
-        x = np.clip(np.round(x.astype(np.float64) / q.s) + q.zp, info.min, info.max)
+        # TFLite-Micro's AffineQuantize: float32 x / scale, std::round (half away from zero), + zp
+        v = (x.astype(np.float32) / np.float32(q.s)).astype(np.float64)
+        x = np.clip(np.trunc(v + np.copysign(0.5, v)) + q.zp, info.min, info.max)
     else:
         lo, hi = int(x.min()), int(x.max())
         if lo < info.min or hi > info.max:
