@@ -82,6 +82,8 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
         except ImportError:
             raise ModelError(f"{path}: ONNX import is not available in this build") from None
         graph = load_onnx(path)
+        for note in graph.meta.get("import_notes", []):
+            log(f"[microtile] {note}")
     else:
         raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
     from compiler.passes import quantize as ptq

@@ -82,7 +82,12 @@ SUPPORTED = (
 _FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Expand", "Range", "Where", "Pow", "Sqrt", "Neg", "Floor", "Ceil")
 
 NHWC = (0, 2, 3, 1)
+# op kinds that act on the last axis or elementwise: a leading size-1 axis changes nothing in them
+_BATCH_FREE = frozenset(
+    "reshape fully_connected add mul batch_matmul softmax layer_norm gelu relu logistic hard_swish quantize".split()
+)
 MIN_OPSET = 13
+MIN_UPGRADE = 7  # oldest opset onnx.version_converter upgrades reliably
 
 
 def _c_name(name: str) -> str:
@@ -135,6 +140,7 @@ class _Importer:
         self.vals: dict[str, _Val] = {}
         self.nodes = list(model.graph.node)
         self.consumers: dict[str, list[Any]] = {}
+        self.producer: dict[str, Any] = {o: n for n in self.nodes for o in n.output if o}
         for n in self.nodes:
             for i in n.input:
                 if i:
@@ -150,6 +156,7 @@ class _Importer:
         self.onnx_names: dict[str, list[Any]] = {}
         self._ir_const_q: dict[str, tuple[np.ndarray, QParams]] = {}  # IR const -> (ints, quant)
         self.node: Any = None
+        self.batch_n = 0  # the fixed batch N > 1 of the exported model (compiled for batch 1), else 0
 
     # -- errors ---------------------------------------------------------------------------
     def err(self, msg: str, node: Any = None) -> ModelError:
@@ -163,8 +170,14 @@ class _Importer:
     # -- top level ------------------------------------------------------------------------
     def run(self) -> Graph:
         opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if MIN_UPGRADE <= opset < MIN_OPSET:
+            self._upgrade(opset)
+            opset = MIN_OPSET
         if opset < MIN_OPSET:
-            raise ModelError(f"{self.source}: opset {opset} is not supported (export with opset {MIN_OPSET} or newer)")
+            raise ModelError(
+                f"{self.source}: opset {opset} is not supported (opsets {MIN_UPGRADE}-{MIN_OPSET - 1} are upgraded; "
+                f"export with opset {MIN_OPSET} or newer)"
+            )
         self.opset = opset
         for init in self.model.graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
@@ -185,6 +198,7 @@ class _Importer:
         self._dce()
         self._fuse_activations()
         self._dce()
+        self._lead_batch()
         self.g.meta["onnx_names"] = self.onnx_names
         self.g.verify()
         if self.qdq:
@@ -194,6 +208,23 @@ class _Importer:
             qg.meta.update(self.g.meta)
             return qg
         return self.g
+
+    def _upgrade(self, opset: int) -> None:
+        """Opsets 7-12 (old exports, the ONNX package's PyTorch conformance models) upgraded to 13 with
+        `onnx.version_converter`; the node it cannot convert is named in the refusal."""
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(self.model, MIN_OPSET)
+        except Exception as e:
+            msg = str(e).strip().splitlines()
+            where = next((ln for ln in msg if "op_type" in ln or "Node" in ln), msg[-1] if msg else type(e).__name__)
+            raise ModelError(
+                f"{self.source}: opset {opset} could not be upgraded to {MIN_OPSET} by onnx.version_converter "
+                f"({where.strip()[:200]})"
+            ) from None
+        self.__init__(model, self.g.name, self.source)  # type: ignore[misc]
+        self.g.meta["onnx_upgraded_from"] = opset
 
     def _inputs(self) -> None:
         for vi in self.model.graph.input:
@@ -218,9 +249,18 @@ class _Importer:
                     f"{self.source}: input {vi.name!r} has element type "
                     f"{onnx.TensorProto.DataType.Name(tt.elem_type)}{at}; float32 inputs are required"
                 )
-            if dims[0] != 1:
-                raise ModelError(f"{self.source}: input {vi.name!r} has batch {dims[0]}{at}; batch must be 1")
             perm = NHWC if len(dims) == 4 else _ident(len(dims))
+            if len(dims) == 3 and dims[0] != 1 and dims[1] == 1:
+                perm = (1, 0, 2)  # sequence-first [T, 1, D] (nn.MultiheadAttention's default): IR [1, T, D]
+            elif dims[0] != 1:
+                if self.batch_n not in (0, dims[0]):
+                    raise ModelError(f"{self.source}: inputs with different batch sizes{at}; batch must be 1")
+                self.batch_n = int(dims[0])
+                self.g.meta["onnx_batch"] = self.batch_n
+                self.g.meta.setdefault("import_notes", []).append(
+                    f"{Path(self.source).name}: input {vi.name!r} has a fixed batch of {dims[0]}; compiling for batch 1"
+                )
+                dims[0] = 1
             shape = tuple(dims[p] for p in perm)
             name = self.new_tensor(vi.name, shape)
             self.g.inputs.append(name)
@@ -474,6 +514,8 @@ class _Importer:
             return True
         if op == "HardSigmoid" and self._hard_swish(node):
             return True
+        if op == "Tanh" and self._gelu_tanh(node):
+            return True
         return False
 
     def _mark(self, *nodes: Any) -> None:
@@ -520,6 +562,74 @@ class _Importer:
         y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "none"}, out)
         self.bind(out, y, v.perm)
         self._mark(*nodes)
+        return True
+
+    def _gelu_tail(self, add: Any, x: str) -> tuple[list[Any], str] | None:
+        """The `* x * 0.5` after GELU's `1 + erf/tanh(..)` Add: (nodes, output) or None.
+        Accepts (1 + t) * x * 0.5, (1 + t) * 0.5 * x and (0.5 x) * (1 + t), in either operand order."""
+        m1 = self.sole_consumer(add.output[0])
+        if m1 is None or m1.op_type != "Mul":
+            return None
+        o = self._other(m1, add.output[0])
+        if o == x or self.scalar(o) == 0.5:
+            m2 = self.sole_consumer(m1.output[0])
+            want = 0.5 if o == x else None
+            if m2 is None or m2.op_type != "Mul":
+                return None
+            o2 = self._other(m2, m1.output[0])
+            if (want is not None and self.scalar(o2) != want) or (want is None and o2 != x):
+                return None
+            return [m1, m2], m2.output[0]
+        half = self.producer.get(o)
+        if half is None or half.op_type != "Mul" or x not in half.input or self.scalar(self._other(half, x)) != 0.5:
+            return None
+        return [m1], m1.output[0]
+
+    def _gelu_tanh(self, node: Any) -> bool:
+        # PyTorch's GELU(approximate="tanh") below opset 20 (and HF's NewGELU):
+        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), matched backwards from the Tanh; the
+        # nodes before it (already emitted) become dead and are dropped.
+        def mul_by(name: str, c: float) -> str | None:
+            n = self.producer.get(name)
+            if n is None or n.op_type != "Mul":
+                return None
+            for a, b in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+                v = self.scalar(a)
+                if v is not None and abs(v - c) <= 1e-4 * abs(c):
+                    return b
+            return None
+
+        inner = mul_by(node.input[0], math.sqrt(2.0 / math.pi))
+        add0 = self.producer.get(inner) if inner else None
+        if add0 is None or add0.op_type != "Add":
+            return False
+        x = next((a for a in add0.input if a in self.vals and mul_by(self._other(add0, a), 0.044715)), None)
+        if x is None:
+            return False
+        cube = mul_by(self._other(add0, x), 0.044715)
+        cn = self.producer.get(cube) if cube else None
+        if cn is None:
+            return False
+        if cn.op_type == "Pow":
+            if cn.input[0] != x or self.scalar(cn.input[1]) != 3.0:
+                return False
+        elif cn.op_type == "Mul":
+            sq = next((self.producer.get(a) for a in cn.input if a != x), None)
+            if x not in cn.input or sq is None or sq.op_type != "Mul" or list(sq.input) != [x, x]:
+                return False
+        else:
+            return False
+        add1 = self.sole_consumer(node.output[0])
+        if add1 is None or add1.op_type != "Add" or self.scalar(self._other(add1, node.output[0])) != 1.0:
+            return False
+        tail = self._gelu_tail(add1, x)
+        if tail is None:
+            return False
+        nodes, out = tail
+        v = self.val(x)
+        y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "tanh"}, out)
+        self.bind(out, y, v.perm)
+        self._mark(node, add1, *nodes)
         return True
 
     def _reduce_axes(self, node: Any, rank: int) -> tuple[list[int], bool] | None:
@@ -662,17 +772,58 @@ class _Importer:
             raise self.err(f"input {name!r} has rank {len(v.perm)}; only 4-D NCHW tensors are supported here")
         return self.materialize(v, NHWC)
 
+    def _nhwc_or_1d(self, name: str) -> tuple[_Val, bool]:
+        """A 4-D NCHW input as NHWC, or a 3-D NCL one (Conv1d, pools on sequences) as NHWC [N, 1, L, C]
+        (a view); the flag says which."""
+        v = self.val(name)
+        if len(v.perm) != 3:
+            return self._nhwc(name), False
+        v = self.materialize(v, (0, 2, 1))
+        n, length, c = self.g.t(v.ir).shape
+        r = self.emit("reshape", [v.ir], (n, 1, length, c), {}, f"{v.ir}_2d")
+        if v.ir in self.act_q:
+            self.act_q[r] = self.act_q[v.ir]
+        return _Val(r, NHWC), True
+
+    @staticmethod
+    def _attrs_2d(a: dict[str, Any], lists: tuple[str, ...], pads: str) -> dict[str, Any]:
+        """1-D spatial attributes as 2-D ones over (1, L)."""
+        a = dict(a)
+        for key in lists:
+            if key in a:
+                a[key] = [1] + [int(x) for x in a[key]]
+        if pads in a:
+            b, e = (int(x) for x in a[pads])
+            a[pads] = [0, b, 0, e]
+        return a
+
+    def _bind_spatial(self, onnx_name: str, y: str, one_d: bool) -> None:
+        if not one_d:
+            self.bind(onnx_name, y, NHWC)
+            return
+        n, _, length, c = self.g.t(y).shape
+        r = self.emit("reshape", [y], (n, length, c), {}, f"{y}_1d")
+        self.bind(onnx_name, r, (0, 2, 1))
+
     def _op_Conv(self, node: Any) -> None:
         a = self._check_attrs(
             node,
             {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None, "auto_pad": None},
         )
-        v = self._nhwc(node.input[0])
+        v, one_d = self._nhwc_or_1d(node.input[0])
         n, h, w, c = self.g.t(v.ir).shape
         wname = node.input[1]
         wt = self.const(wname, "weights")
+        if one_d and wt.ndim == 3:  # Conv1d: weights [O, I, K] -> [O, I, 1, K]
+            wt = wt[:, :, None, :]
+            if wname in self.const_q:
+                ints, q = self.const_q[wname]
+                self.const_q[f"{wname}__2d"] = (ints[:, :, None, :], q)
+            wname = f"{wname}__2d"
+            self.consts[wname] = wt
+            a = self._attrs_2d(a, ("kernel_shape", "strides", "dilations"), "pads")
         if wt.ndim != 4:
-            raise self.err(f"only 2-D convolutions are supported (weights of rank {wt.ndim})")
+            raise self.err(f"only 1-D and 2-D convolutions are supported (weights of rank {wt.ndim})")
         o, ig, kh, kw = wt.shape
         group = int(a.get("group", 1))
         s, d, pads, (oh, ow) = self._spatial(node, (h, w), (kh, kw), a)
@@ -694,26 +845,51 @@ class _Importer:
         b = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
         ins.append(self.const_ir(bias or "", b, None, f"{out}_b"))
         y = self.emit(kind, [v.ir] + ins, (n, oh, ow, o), attrs, out)
-        self.bind(out, y, NHWC)
+        self._bind_spatial(out, y, one_d)
 
     def _pool(self, node: Any, kind: str) -> None:
-        allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None, "ceil_mode": 0}
+        allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None, "ceil_mode": (0, 1)}
         if kind == "max_pool2d":
-            allowed.update({"dilations": ((1, 1), [1, 1]), "storage_order": 0})
+            allowed.update({"dilations": ((1, 1), [1, 1], (1,), [1]), "storage_order": 0})
         else:
             allowed["count_include_pad"] = None
         a = self._check_attrs(node, allowed)
         if len(node.output) > 1 and node.output[1]:
             raise self.err("the Indices output of MaxPool is not supported")
-        v = self._nhwc(node.input[0])
+        v, one_d = self._nhwc_or_1d(node.input[0])
         n, h, w, c = self.g.t(v.ir).shape
         k = tuple(a["kernel_shape"])
+        if one_d:
+            a = self._attrs_2d(a, ("kernel_shape", "strides", "dilations"), "pads")
+            k = (1, k[0])
         s, _, pads, (oh, ow) = self._spatial(node, (h, w), k, a)
+        if a.get("ceil_mode", 0):
+            # ONNX/PyTorch ceil_mode: ceil((in + pads - k) / s) + 1 windows, the last one starting inside
+            # the input or the leading pad; the extra windows read bottom/right padding that is never
+            # counted (avg: count over real and explicit-pad elements only; max: padding is -inf)
+            ext = []
+            for i, (size, lo, hi) in enumerate(((h, pads[0], pads[1]), (w, pads[2], pads[3]))):
+                o = -(-(size + lo + hi - k[i]) // s[i]) + 1
+                if (o - 1) * s[i] >= size + lo:
+                    o -= 1
+                ext.append(max((o - 1) * s[i] + k[i] - (size + lo + hi), 0))
+            pads = (pads[0], pads[1] + ext[0], pads[2], pads[3] + ext[1])
+            oh = (h + pads[0] + pads[1] - k[0]) // s[0] + 1
+            ow = (w + pads[2] + pads[3] - k[1]) // s[1] + 1
         if kind == "avg_pool2d" and a.get("count_include_pad", 0) and any(pads):
-            raise self.err("unsupported attribute count_include_pad=1 with padding (padding is never counted)")
+            # padding counted in the divisor: pad explicitly with zeros (the int8 pad writes the
+            # zero point), then average over windows that hold no implicit padding, except the
+            # ceil_mode overhang, which PyTorch and onnxruntime do not count either
+            explicit = self._spatial(node, (h, w), k, a)[2]
+            if any(explicit):
+                src = self.g.t(v.ir).shape
+                shape = (src[0], src[1] + explicit[0] + explicit[1], src[2] + explicit[2] + explicit[3], src[3])
+                paddings = ((0, 0), (explicit[0], explicit[1]), (explicit[2], explicit[3]), (0, 0))
+                v = _Val(self.emit("pad", [v.ir], shape, {"paddings": paddings}, f"{node.output[0]}_pad"), NHWC)
+                pads = (0, pads[1] - explicit[1], 0, pads[3] - explicit[3])
         attrs = {"kernel": (int(k[0]), int(k[1])), "stride": s, "pads": pads, "activation": "none"}
         y = self.emit(kind, [v.ir], (n, oh, ow, c), attrs, node.output[0])
-        self.bind(node.output[0], y, NHWC)
+        self._bind_spatial(node.output[0], y, one_d)
 
     def _op_MaxPool(self, node: Any) -> None:
         self._pool(node, "max_pool2d")
@@ -722,10 +898,10 @@ class _Importer:
         self._pool(node, "avg_pool2d")
 
     def _op_GlobalAveragePool(self, node: Any) -> None:
-        v = self._nhwc(node.input[0])
+        v, one_d = self._nhwc_or_1d(node.input[0])
         n, _, _, c = self.g.t(v.ir).shape
         y = self.emit("mean", [v.ir], (n, 1, 1, c), {"axes": (1, 2), "keep_dims": True}, node.output[0])
-        self.bind(node.output[0], y, NHWC)
+        self._bind_spatial(node.output[0], y, one_d)
 
     def _op_ReduceMean(self, node: Any) -> None:
         self._check_attrs(node, {"axes": None, "keepdims": None, "noop_with_empty_axes": 0})
@@ -1021,6 +1197,8 @@ class _Importer:
         shape = sa[:-1] + (sb[-1],)
         y = self.emit("batch_matmul", [va.ir, vb.ir], shape, {"transpose_b": tb}, node.output[0])
         self.bind(node.output[0], y, _ident(ra))
+        if node.output[0] in self.softmax_beta:  # ONNX's scores carry the scale the IR moved into softmax
+            self.g.meta.setdefault("onnx_scale", {})[y] = float(self.softmax_beta[node.output[0]])
 
     def _op_Gemm(self, node: Any) -> None:
         a = self._check_attrs(node, {"alpha": None, "beta": None, "transA": 0, "transB": None})
@@ -1053,12 +1231,10 @@ class _Importer:
         src = self.shape(v)
         if int(np.prod(src)) != int(np.prod(target)):
             raise self.err(f"cannot reshape {list(src)} to {list(target)}")
-        if target and target[0] != src[0]:
-            raise self.err(f"reshape {list(src)} -> {list(target)} changes the batch axis")
         out = node.output[0]
         res = self._view_reshape(v, target)
         if res is None:
-            if len(target) == 2:
+            if len(target) == 2 and v.perm[0] == 0 and target[0] == src[0]:
                 self.flat_src[out] = v
             v = self.materialize(v, _ident(len(v.perm)))
             shape, perm = target, _ident(len(target))
@@ -1118,6 +1294,8 @@ class _Importer:
             raise self.err("dynamic shape: the shape input is not a constant")
         want = [int(d) for d in self.consts[node.input[1]].reshape(-1)]
         src = self.shape(v)
+        if self.batch_n and want and want[0] == self.batch_n and src[0] == 1:
+            want[0] = 1  # a batch-N export's reshape names N as the leading dimension
         want = [src[i] if d == 0 else d for i, d in enumerate(want)]
         if want.count(-1) == 1:
             rest = int(np.prod([d for d in want if d != -1]))
@@ -1219,8 +1397,6 @@ class _Importer:
             s = int(s) + d if s < 0 else int(s)
             e = int(e) + d if e < 0 else int(e)
             st[ax], en[ax] = max(0, min(s, d)), max(0, min(e, d))
-        if 0 in st and (st[0], en[0]) != (0, 1):
-            raise self.err("slicing the batch axis is not supported")
         self.vals[node.output[0]] = self._slice(node, v, st, en, node.output[0])
 
     def _op_Split(self, node: Any) -> None:
@@ -1239,17 +1415,11 @@ class _Importer:
             sizes = [min(step, src[axis] - k * step) for k in range(n)]
         if len(sizes) != len(node.output) or sum(sizes) != src[axis] or min(sizes) <= 0:
             raise self.err(f"split sizes {sizes} do not cover axis {axis} of shape {list(src)}")
-        if axis == 0 and src[0] == sum(sizes) and src[0] > 1 and self._is_batch(v):
-            raise self.err("splitting the batch axis is not supported")
         off = 0
         for out, size in zip(node.output, sizes, strict=True):
             if out:
                 self.vals[out] = self._slice(node, v, {axis: off}, {axis: off + size}, out)
             off += size
-
-    def _is_batch(self, v: _Val) -> bool:
-        """ONNX axis 0 of `v` is the model's batch axis (IR axis 0), not a moved axis."""
-        return v.perm[0] == 0
 
     def _op_Gather(self, node: Any) -> None:
         a = self._check_attrs(node, {"axis": None})
@@ -1259,8 +1429,6 @@ class _Importer:
             raise self.err("only a single constant index is supported (indices of size != 1)")
         src = self.shape(v)
         axis = int(a.get("axis", 0)) % len(src)
-        if axis == 0:
-            raise self.err("gathering along the batch axis is not supported")
         i = int(idx.reshape(-1)[0]) % src[axis]
         sl = self._slice(node, v, {axis: i}, {axis: i + 1}, f"{node.output[0]}_slice")
         target = src[:axis] + ((1,) if idx.ndim else ()) + src[axis + 1 :]
@@ -1300,6 +1468,58 @@ class _Importer:
         for name in list(self.g.tensors):
             if name not in used:
                 del self.g.tensors[name]
+
+    def _lead_batch(self) -> None:
+        """Give every activation a leading batch axis of size 1 (the IR's axis 0 is the batch: the
+        float executor runs N samples along it). With batch 1 imported, ONNX tensors such as the
+        [T, 1, 3D] projections of `nn.MultiheadAttention` may start with another axis; those get an
+        extra leading 1 and the attributes that name axes shift by one."""
+        lifted = {n for n, t in self.g.tensors.items() if not t.is_const and t.shape and t.shape[0] != 1}
+        if not lifted:
+            return
+        for n in lifted:
+            t = self.g.t(n)
+            t.shape = (1,) + t.shape
+            if n in self.onnx_names:
+                self.onnx_names[n] = [self.onnx_names[n][0], [-1] + list(self.onnx_names[n][1])]
+        for op in list(self.g.ops):
+            acts = [n for n in op.inputs if n and not self.g.t(n).is_const]
+            if not any(n in lifted for n in [*acts, *op.outputs]):
+                continue
+            if op.kind in _BATCH_FREE:
+                continue
+            if op.kind not in ("transpose", "slice", "pad", "concat", "mean"):
+                raise ModelError(
+                    f"{self.source}: node {op.name} ({op.kind}) on a tensor whose first axis is not the batch"
+                )
+            # an op that names axes: run it on the lifted forms of all its tensors (views)
+            at = self.g.ops.index(op)
+            for k, n in enumerate(op.inputs):
+                if n in acts and n not in lifted:
+                    up = self.new_tensor(f"{n}_b", (1,) + self.g.t(n).shape)
+                    self.g.ops.insert(at, Op("reshape", up, [n], [up], {}))
+                    at += 1
+                    op.inputs[k] = up
+                    if n in self.act_q:
+                        self.act_q[up] = self.act_q[n]
+            y = op.outputs[0]
+            if y not in lifted:
+                up = self.new_tensor(f"{y}_b", (1,) + self.g.t(y).shape)
+                op.outputs[0] = up
+                self.g.ops.insert(at + 1, Op("reshape", y, [up], [y], {}))
+                if y in self.act_q:
+                    self.act_q[up] = self.act_q[y]
+            a = op.attrs
+            if op.kind == "transpose":
+                a["perm"] = [0] + [p + 1 for p in a["perm"]]
+            elif op.kind == "slice":
+                a["begin"], a["size"] = [0] + list(a["begin"]), [1] + list(a["size"])
+            elif op.kind == "pad":
+                a["paddings"] = ((0, 0),) + tuple(tuple(p) for p in a["paddings"])
+            elif op.kind == "concat":
+                a["axis"] = int(a["axis"]) + 1
+            else:
+                a["axes"] = tuple(int(ax) + 1 for ax in a["axes"])
 
     def _fuse_activations(self) -> None:
         fusable = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul", "avg_pool2d", "max_pool2d")

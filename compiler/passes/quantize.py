@@ -85,16 +85,26 @@ def _batches(calib: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
 
 
 def calibrate(
-    graph: Graph, calib: Sequence[np.ndarray] | np.ndarray, chunk: int = 32
+    graph: Graph, calib: Sequence[np.ndarray] | np.ndarray, chunk: int = 32, engine: str = "auto"
 ) -> dict[str, tuple[float, float]]:
-    """[min, max] of every activation over the calibration set (one array per graph input)."""
+    """[min, max] of every activation over the calibration set (one array per graph input).
+
+    engine "onnxruntime" (the default "auto" when the graph came from an ONNX file and onnxruntime
+    is installed) runs the ONNX model with every mapped intermediate added as a graph output and
+    computes only the IR tensors ONNX has no name for (layout views, slices) with `run_float`
+    from those; "numpy" runs `run_float` alone (the reference the tests compare with)."""
     arrays = _batches(calib)
     if len(arrays) != len(graph.inputs):
         raise ModelError(f"calibration: {len(arrays)} input array(s) for {len(graph.inputs)} graph input(s)")
+    sess = _OnnxTensors.open(graph) if engine in ("auto", "onnxruntime") else None
+    if engine == "onnxruntime" and sess is None:
+        raise ModelError("calibration with onnxruntime needs an ONNX model and the onnxruntime package")
     n = arrays[0].shape[0]
     ranges: dict[str, tuple[float, float]] = {}
     for start in range(0, n, chunk):
-        env = run_float(graph, [a[start : start + chunk] for a in arrays], keep_all=True)
+        part = [a[start : start + chunk] for a in arrays]
+        known = sess.run(part) if sess is not None else None
+        env = run_float(graph, part, keep_all=True, known=known)
         assert isinstance(env, dict)
         for name, v in env.items():
             t = graph.tensors.get(name)
@@ -105,6 +115,82 @@ def calibrate(
                 lo, hi = min(lo, ranges[name][0]), max(hi, ranges[name][1])
             ranges[name] = (lo, hi)
     return ranges
+
+
+class _OnnxTensors:
+    """onnxruntime running the ONNX model a float graph was imported from, every ONNX tensor the IR
+    names (meta['onnx_names']) added as a graph output, mapped back to the IR's layout: IR tensor ->
+    transpose(ONNX tensor, perm) (a leading -1 in perm: the IR's extra batch axis), divided by
+    meta['onnx_scale'] where the IR keeps a tensor unscaled (a q.k^T whose scale became softmax's beta)."""
+
+    def __init__(self, graph: Graph, sess: Any, names: dict[str, list[Any]]) -> None:
+        self.graph, self.sess, self.names = graph, sess, names
+        self.out_names = [o.name for o in sess.get_outputs()]
+        self.scales: dict[str, float] = graph.meta.get("onnx_scale", {})
+
+    @classmethod
+    def open(cls, graph: Graph) -> _OnnxTensors | None:
+        path = graph.meta.get("onnx_path")
+        if not path or graph.meta.get("onnx_batch"):  # a fixed batch-N export cannot run at batch 1 as is
+            return None
+        try:
+            import onnx
+            import onnxruntime as ort
+        except ImportError:
+            return None
+        names: dict[str, list[Any]] = graph.meta.get("onnx_names", {})
+        model = onnx.load(path)
+        have = {o.name for o in model.graph.output}
+        produced = {o for n in model.graph.node for o in n.output if o}
+        want = {v[0] for k, v in names.items() if k in graph.tensors} & produced
+        for n in sorted(want - have):
+            model.graph.output.append(onnx.ValueInfoProto(name=n))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        except Exception:  # a model onnxruntime cannot load (old opset quirks): numpy calibrates
+            return None
+        return cls(graph, sess, names)
+
+    def run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """IR tensor -> float values (N, *IR shape[1:]) for the N samples of `arrays` (IR layout)."""
+        g = self.graph
+        perms = g.meta.get("input_perms", {})
+        onnx_in = g.meta.get("onnx_input_names", {})
+        per_sample: list[list[np.ndarray]] = []
+        for i in range(arrays[0].shape[0]):
+            feeds = {}
+            for name, a in zip(g.inputs, arrays, strict=True):
+                perm = perms.get(name, list(range(a.ndim)))
+                feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
+            per_sample.append(self.sess.run(self.out_names, feeds))
+        index = {n: k for k, n in enumerate(self.out_names)}
+        got: dict[str, np.ndarray] = {}
+        for ir, (oname, perm) in self.names.items():
+            k = index.get(oname)
+            if k is None or ir not in g.tensors:
+                continue
+            lead = bool(perm) and perm[0] == -1
+            p = [x for x in perm if x >= 0]
+            shape = g.t(ir).shape
+            parts = []
+            for s in per_sample:
+                v = s[k]
+                if v.ndim != len(p):
+                    break
+                v = np.transpose(v, p)
+                parts.append(v[None] if lead else v)
+            if len(parts) != len(per_sample):
+                continue
+            arr = np.concatenate(parts).astype(np.float32)
+            if arr.shape[1:] != tuple(shape[1:]):
+                continue
+            if ir in self.scales:
+                arr = arr / np.float32(self.scales[ir])
+            got[ir] = arr
+        return got
 
 
 def choose_act_quant(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, QParams]:
@@ -385,43 +471,11 @@ def float_tensors(
     arrays = _batches(calib)
     env = run_float(float_graph, arrays, keep_all=True)
     assert isinstance(env, dict)
-    path = float_graph.meta.get("onnx_path")
-    if not (use_onnx and path):
+    sess = _OnnxTensors.open(float_graph) if use_onnx else None
+    if sess is None:
         return env, "compiler.float_ref"
-    try:
-        import onnx
-        import onnxruntime as ort
-    except ImportError:
-        return env, "compiler.float_ref"
-    names: dict[str, list[Any]] = float_graph.meta.get("onnx_names", {})
-    model = onnx.load(path)
-    have = {o.name for o in model.graph.output}
-    produced = {o for n in model.graph.node for o in n.output if o}
-    want = {v[0] for k, v in names.items() if k in env} & produced
-    for n in sorted(want - have):
-        model.graph.output.append(onnx.ValueInfoProto(name=n))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    out_names = [o.name for o in sess.get_outputs()]
-    perms = float_graph.meta.get("input_perms", {})
-    onnx_in = float_graph.meta.get("onnx_input_names", {})
-    per_sample: list[dict[str, np.ndarray]] = []
-    for i in range(arrays[0].shape[0]):
-        feeds = {}
-        for name, a in zip(float_graph.inputs, arrays, strict=True):
-            perm = perms.get(name, list(range(a.ndim)))
-            feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
-        res = sess.run(out_names, feeds)
-        per_sample.append(dict(zip(out_names, res, strict=True)))
-    got: dict[str, np.ndarray] = dict(env)
-    for ir, (oname, perm) in names.items():
-        if ir not in env or oname not in per_sample[0]:
-            continue
-        arr = np.concatenate([np.transpose(s[oname], perm) for s in per_sample]).astype(np.float32)
-        if arr.shape == env[ir].shape:
-            got[ir] = arr
+    got = dict(env)
+    got.update({k: v for k, v in sess.run(arrays).items() if k in env and v.shape == env[k].shape})
     return got, "onnxruntime"
 
 
