@@ -56,7 +56,7 @@ SUPPORTED = (
     "Gelu",
     "Gemm",
     "GlobalAveragePool",
-    "HardSigmoid (as HardSwish)",
+    "HardSigmoid",
     "HardSwish",
     "Identity",
     "LayerNormalization",
@@ -98,6 +98,17 @@ def _c_name(name: str) -> str:
 
 def _ident(n: int) -> tuple[int, ...]:
     return tuple(range(n))
+
+
+def _effective_rank(shape: tuple[int, ...], perm: tuple[int, ...] | list[int]) -> int:
+    """Axes a transpose of `shape` by `perm` really moves: size-1 axes dropped, and runs of input
+    axes that stay adjacent and in order in the output merged into one."""
+    axes = [a for a in perm if shape[a] != 1]
+    runs = 0
+    for k, a in enumerate(axes):
+        if k == 0 or not (a > axes[k - 1] and all(shape[b] == 1 for b in range(axes[k - 1] + 1, a))):
+            runs += 1
+    return runs
 
 
 @dataclass(frozen=True)
@@ -331,6 +342,19 @@ class _Importer:
         moved = [i for i in p if src[i] != 1]
         if moved == sorted(moved):  # only size-1 axes move: a view
             out = self.emit("reshape", [v.ir], shape, {}, f"{v.ir}_r")
+        elif _effective_rank(src, p) > 4:  # the int8 kernel moves up to 4 axes: one axis at a time
+            cur, cur_p = v.ir, list(range(len(p)))
+            for k in range(len(p)):
+                j = cur_p.index(p[k])
+                if j == k:
+                    continue
+                step = list(range(k)) + [j] + [i for i in range(k, len(p)) if i != j]
+                cur_p = [cur_p[i] for i in step]
+                cs = self.g.t(cur).shape
+                cur = self.emit("transpose", [cur], tuple(cs[i] for i in step), {"perm": step}, f"{v.ir}_t{k}")
+                if v.ir in self.act_q:
+                    self.act_q[cur] = self.act_q[v.ir]
+            out = cur
         else:
             out = self.emit("transpose", [v.ir], shape, {"perm": list(p)}, f"{v.ir}_t")
         if v.ir in self.act_q:
@@ -922,7 +946,16 @@ class _Importer:
             shape = tuple(d for i, d in enumerate(src) if i not in ir_axes)
             kept = [p for i, p in enumerate(v.perm) if i not in ir_axes]
             perm = tuple(sorted(kept).index(p) for p in kept)
-        y = self.emit("mean", [v.ir], shape, {"axes": ir_axes, "keep_dims": keep}, node.output[0])
+        x = v.ir
+        if len(src) == 3 and ir_axes == (1,):  # the mean over L of [N, L, C] (Conv1d nets): over W of [N, 1, L, C]
+            x = self.emit("reshape", [x], (src[0], 1, src[1], src[2]), {}, f"{x}_2d")
+            if v.ir in self.act_q:
+                self.act_q[x] = self.act_q[v.ir]
+            attrs = {"axes": (1, 2), "keep_dims": True}
+            m = self.emit("mean", [x], (src[0], 1, 1, src[2]), attrs, f"{node.output[0]}_m")
+            y = self.emit("reshape", [m], shape, {}, node.output[0])
+        else:
+            y = self.emit("mean", [x], shape, {"axes": ir_axes, "keep_dims": keep}, node.output[0])
         self.bind(node.output[0], y, perm)
 
     # elementwise ------------------------------------------------------------------------
@@ -1057,6 +1090,24 @@ class _Importer:
 
     def _op_Sigmoid(self, node: Any) -> None:
         self._unary(node, "logistic", {})
+
+    def _op_HardSigmoid(self, node: Any) -> None:
+        # clamp(alpha x + beta, 0, 1) = min(max(x + beta/alpha, 0), 1/alpha) * alpha: an add, a relu
+        # (PyTorch's alpha 1/6, beta 1/2: relu6, TFLM's clamp) and a mul, all int8 ops
+        a = self._check_attrs(node, {"alpha": None, "beta": None})
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        if alpha <= 0:
+            raise self.err(f"unsupported attribute alpha={alpha} (alpha > 0)")
+        v = self.val(node.input[0])
+        shape = self.g.t(v.ir).shape
+        out = node.output[0]
+        hi = 6.0 if abs(1.0 / alpha - 6.0) < 1e-5 else 1.0 / alpha
+        off = self.new_tensor(f"{out}_off", (), "float32", np.float32(beta / alpha))
+        t = self.emit("add", [v.ir, off], shape, {"activation": "none"}, f"{out}_shift")
+        r = self.emit("relu", [t], shape, {"min": 0.0, "max": hi}, f"{out}_clip")
+        sc = self.new_tensor(f"{out}_alpha", (), "float32", np.float32(alpha))
+        y = self.emit("mul", [r, sc], shape, {"activation": "none"}, out)
+        self.bind(out, y, v.perm)
 
     def _op_HardSwish(self, node: Any) -> None:
         self._unary(node, "hard_swish", {})

@@ -38,13 +38,38 @@ def _np(x: Any) -> np.ndarray:
     return np.asarray(x, np.float32)
 
 
+def _one_input(module: Any) -> Any:
+    """`module`, or a wrapper whose forward takes only the input when the module's forward has more
+    parameters: the TorchScript exporter traces their defaults as tensors, and e.g.
+    `nn.TransformerEncoderLayer(..., is_causal=False)` then fails inside scaled_dot_product_attention."""
+    import inspect
+
+    torch = _torch()
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return module
+    if len(params) <= 1:
+        return module
+
+    class OneInput(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x)
+
+    return OneInput(module)
+
+
 def export_onnx(module: Any, example_input: Any, path: str | Path, opset: int = OPSET) -> Path:
     """Export `module` (eval mode, fixed shapes, batch 1) to an ONNX file."""
     torch = _torch()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = example_input if hasattr(example_input, "detach") else torch.from_numpy(_np(example_input))
-    if x.shape[0] != 1:
+    if x.shape[0] != 1 and not (x.ndim == 3 and x.shape[1] == 1):  # [T, 1, D]: sequence-first, batch 1
         x = x[:1]
     was_training = module.training
     module.eval()
@@ -52,7 +77,7 @@ def export_onnx(module: Any, example_input: Any, path: str | Path, opset: int = 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module,
+                _one_input(module),
                 (x,),
                 str(path),
                 dynamo=False,

@@ -85,7 +85,11 @@ def _batches(calib: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
 
 
 def calibrate(
-    graph: Graph, calib: Sequence[np.ndarray] | np.ndarray, chunk: int = 32, engine: str = "auto"
+    graph: Graph,
+    calib: Sequence[np.ndarray] | np.ndarray,
+    chunk: int = 32,
+    engine: str = "auto",
+    info: dict[str, Any] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """[min, max] of every activation over the calibration set (one array per graph input).
 
@@ -99,6 +103,8 @@ def calibrate(
     sess = _OnnxTensors.open(graph) if engine in ("auto", "onnxruntime") else None
     if engine == "onnxruntime" and sess is None:
         raise ModelError("calibration with onnxruntime needs an ONNX model and the onnxruntime package")
+    if info is not None:
+        info["calibration_engine"] = "numpy" if sess is None else "onnxruntime"
     n = arrays[0].shape[0]
     ranges: dict[str, tuple[float, float]] = {}
     for start in range(0, n, chunk):
@@ -425,11 +431,15 @@ def quantize_graph(
     float_graph: Graph,
     calib: Sequence[np.ndarray] | np.ndarray,
     ranges: dict[str, tuple[float, float]] | None = None,
+    engine: str = "auto",
 ) -> Graph:
-    """Post-training quantization: calibrate on `calib` (IR layout, (N, *shape[1:]) per input)."""
+    """Post-training quantization: calibrate on `calib` (IR layout, (N, *shape[1:]) per input);
+    `engine` as in `calibrate`."""
+    info: dict[str, Any] = {}
     if ranges is None:
-        ranges = calibrate(float_graph, calib)
+        ranges = calibrate(float_graph, calib, engine=engine, info=info)
     g = quantize_with(float_graph, choose_act_quant(float_graph, ranges), source=float_graph.name)
+    g.meta["calibration_engine"] = info.get("calibration_engine", "given ranges")
     g.meta["calibration_samples"] = int(_batches(calib)[0].shape[0])
     return g
 
@@ -469,14 +479,10 @@ def float_tensors(
     """Every float tensor on the calibration inputs: from onnxruntime running the ONNX model the graph
     came from where possible (tensors mapped back to the IR's layout), else from `run_float`."""
     arrays = _batches(calib)
-    env = run_float(float_graph, arrays, keep_all=True)
-    assert isinstance(env, dict)
     sess = _OnnxTensors.open(float_graph) if use_onnx else None
-    if sess is None:
-        return env, "compiler.float_ref"
-    got = dict(env)
-    got.update({k: v for k, v in sess.run(arrays).items() if k in env and v.shape == env[k].shape})
-    return got, "onnxruntime"
+    env = run_float(float_graph, arrays, keep_all=True, known=sess.run(arrays) if sess is not None else None)
+    assert isinstance(env, dict)
+    return env, "compiler.float_ref" if sess is None else "onnxruntime"
 
 
 def sqnr_report(
@@ -488,7 +494,10 @@ def sqnr_report(
     info: dict[str, Any] | None = None,
 ) -> list[tuple[str, float]]:
     """Per-layer SQNR (dB) of the int8 graph (run by `compiler.reference`, dequantized) against the
-    float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`."""
+    float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`.
+    `info` receives 'float_reference' (which float executor), 'samples', and for a first output
+    with more than one value per sample 'top1_agreement': the fraction of samples whose int8
+    argmax equals the float model's (how users judge a quantized classifier)."""
     from compiler import reference
 
     arrays = [a[:max_samples] for a in _batches(calib)]
@@ -508,6 +517,15 @@ def sqnr_report(
         t = int8_graph.t(y)
         test = np.concatenate([dequantize(t, r[y]).reshape((1,) + t.shape[1:]) for r in q_runs])
         rows.append((f"{y} [{op.kind}]", round(sqnr_db(ref[y].reshape(test.shape), test), 2)))
+    if info is not None:
+        info["samples"] = int(arrays[0].shape[0])
+        out = int8_graph.outputs[0]
+        t = int8_graph.t(out)
+        if out in ref and t.size > 1:
+            test = np.concatenate([dequantize(t, r[out]).reshape(1, -1) for r in q_runs])
+            want = ref[out].reshape(test.shape)
+            info["top1_agreement"] = round(float(np.mean(test.argmax(1) == want.argmax(1))), 4)
+            info["output_sqnr_db"] = round(sqnr_db(want, test), 2)
     return rows
 
 
@@ -532,15 +550,17 @@ def to_ir_layout(graph: Graph, x: np.ndarray, source: str = "array", name: str |
     if not np.issubdtype(x.dtype, np.number):
         raise ModelError(f"{source}: calibration data must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float32)
-    if x.shape == onnx_shape or x.shape == onnx_shape[1:]:
-        x = x.reshape((1,) + onnx_shape[1:])
-    if x.ndim == len(onnx_shape) and x.shape[1:] == onnx_shape[1:]:
+    b = int(perm[0])  # the ONNX axis that holds the batch (1 for sequence-first [T, N, D] inputs)
+    rest = onnx_shape[:b] + onnx_shape[b + 1 :]
+    if x.shape == onnx_shape or (b == 0 and x.shape == rest):
+        x = x.reshape(onnx_shape)
+    if x.ndim == len(onnx_shape) and x.shape[:b] + x.shape[b + 1 :] == rest:
         return np.ascontiguousarray(np.transpose(x, perm))
     if x.ndim == len(t.shape) and x.shape[1:] == t.shape[1:]:
         return x
-    want = ", ".join(str(d) for d in onnx_shape[1:])
+    want = ", ".join("N" if i == b else str(d) for i, d in enumerate(onnx_shape))
     raise ModelError(
-        f"{source}: calibration data of shape {x.shape} does not fit model input {name!r}: expected (N, {want})"
+        f"{source}: calibration data of shape {x.shape} does not fit model input {name!r}: expected ({want})"
     )
 
 
@@ -573,23 +593,51 @@ def load_calibration(path: str | Path, graph: Graph) -> np.ndarray:
 
 
 def quantize_for_compile(
-    float_graph: Graph, calib: np.ndarray, log: Any = None, sqnr_samples: int = 16
+    float_graph: Graph,
+    calib: np.ndarray,
+    log: Any = None,
+    sqnr_samples: int = 16,
+    engine: str = "auto",
+    eval_data: np.ndarray | None = None,
+    eval_samples: int = 256,
 ) -> Graph:
-    """PTQ plus the per-layer SQNR table (printed through `log`, kept in meta['quantization'])."""
-    q = quantize_graph(float_graph, [calib])
+    """PTQ plus the per-layer SQNR table and top-1 agreement with the float model (printed through
+    `log`, kept in meta['quantization']), measured on `eval_data` (IR layout, up to `eval_samples`)
+    when given, else on the first `sqnr_samples` calibration samples. `engine` as in `calibrate`."""
+    import time
+
+    t0 = time.perf_counter()
+    q = quantize_graph(float_graph, [calib], engine=engine)
+    t1 = time.perf_counter()
     info: dict[str, Any] = {}
-    rows = sqnr_report(float_graph, q, [calib], max_samples=sqnr_samples, info=info)
+    data, n, on = (calib, sqnr_samples, "calibration") if eval_data is None else (eval_data, eval_samples, "eval")
+    rows = sqnr_report(float_graph, q, [data], max_samples=n, info=info)
     src = info["float_reference"]
     q.meta["quantization"] = {
         "scheme": "int8 PTQ: per-channel symmetric weights, per-tensor asymmetric activations (TFLite)",
         "calibration_samples": int(calib.shape[0]),
-        "sqnr_samples": int(min(sqnr_samples, calib.shape[0])),
+        "calibration_engine": q.meta["calibration_engine"],
+        "calibration_s": round(t1 - t0, 3),
+        "sqnr_samples": info["samples"],
+        "measured_on": on,
         "float_reference": src,
         "layers": [{"tensor": name, "sqnr_db": db} for name, db in rows],
-        "output_sqnr_db": rows[-1][1] if rows else None,
+        "output_sqnr_db": info.get("output_sqnr_db", rows[-1][1] if rows else None),
+        "top1_agreement": info.get("top1_agreement"),
     }
     if log is not None:
         log(f"[microtile] quantized with {calib.shape[0]} calibration samples; per-layer SQNR vs {src}:")
         for line in format_sqnr(rows).splitlines():
             log("  " + line)
+        log(f"[microtile] {summary_line(q.meta['quantization'])}")
     return q
+
+
+def summary_line(qz: dict[str, Any]) -> str:
+    """One line: top-1 agreement and output SQNR against the float model, and on what."""
+    parts = []
+    if qz.get("top1_agreement") is not None:
+        parts.append(f"top-1 agreement with float {100 * qz['top1_agreement']:.1f} %")
+    if qz.get("output_sqnr_db") is not None:
+        parts.append(f"output SQNR {qz['output_sqnr_db']:.1f} dB")
+    return f"int8 vs float: {', '.join(parts) or 'n/a'} on {qz.get('sqnr_samples')} {qz.get('measured_on')} samples"
