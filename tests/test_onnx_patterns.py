@@ -24,7 +24,7 @@ from onnx_models import single_node_model  # noqa: E402
 from compiler.errors import ModelError  # noqa: E402
 from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
-from compiler.passes.quantize import calibrate, float_tensors, to_ir_layout  # noqa: E402
+from compiler.passes.quantize import _OnnxTensors, calibrate, float_tensors, to_ir_layout  # noqa: E402
 from compiler.pipeline import CompileOptions, run_model  # noqa: E402
 
 CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
@@ -119,6 +119,19 @@ def test_onnxruntime_calibration_equals_numpy(case) -> None:
     assert fast.keys() == slow.keys()
     for name, (lo, hi) in slow.items():
         assert fast[name] == pytest.approx((lo, hi), rel=1e-5, abs=1e-6), name
+
+
+def test_batched_onnxruntime_equals_per_sample() -> None:
+    path = shared_case("avgpool_count_include_pad")
+    g = load_onnx(path)
+    calib = _calib_for(path, 8)
+    batched = _OnnxTensors.open(g)
+    single = _OnnxTensors.open(g)
+    single.batched = None
+    a, b = batched.run([calib]), single.run([calib])
+    assert batched.batched_ok and a.keys() == b.keys() and a
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
 # -- opsets and batch -------------------------------------------------------------------------

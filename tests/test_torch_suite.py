@@ -20,11 +20,25 @@ ort = pytest.importorskip("onnxruntime", reason="the `onnx` extra is not install
 
 from conftest import needs_firmware  # noqa: E402
 
+from compiler import reference  # noqa: E402
 from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
 from compiler.frontend.torch import export_onnx, quantize_torch, run_torch  # noqa: E402
 from compiler.models.zoo import CASES, make  # noqa: E402
+from compiler.passes.split_qkv import split_fused_qkv  # noqa: E402
+from compiler.schedule.token import execute, match_units, plan_token  # noqa: E402
 
+# attention as PyTorch writes it -> the token planner's units (post-norm encoder layers and
+# MobileViT's per-patch-position batch are not token-planner patterns: they run layer by layer)
+TOKEN_UNITS = {
+    "mha_batch_first": ["attention"],
+    "mha_seq_first": ["attention"],
+    "encoder_pre_gelu": ["attention", "mlp"],
+    "timm_attention_unbind": ["attention"],
+    "timm_attention_gather": ["attention"],
+    "sdpa_attention": ["attention"],
+}
+TOKEN_QEMU = ("mha_batch_first", "mha_seq_first", "encoder_pre_gelu")
 QEMU_CASES = (
     "mha_batch_first",
     "mha_seq_first",
@@ -73,10 +87,25 @@ def test_ptq_agrees_with_float(name, tmp_path) -> None:
     assert qz["output_sqnr_db"] >= 25
 
 
+@pytest.mark.parametrize("name", sorted(TOKEN_UNITS))
+def test_attention_maps_to_token_plan(name, tmp_path) -> None:
+    m, shape = make(name)
+    g = quantize_torch(m, torch.randn(*shape), _calib(shape, 8), tmp_path / f"{name}.onnx")
+    assert [u.kind for u in match_units(split_fused_qkv(g))] == TOKEN_UNITS[name]
+    x = np.random.default_rng(2).integers(-128, 128, size=g.t(g.inputs[0]).shape).astype(np.int8)
+    ref = reference.run(g, [x])[0]
+    for grp, qb in ((1, 1), (4, 3)):
+        np.testing.assert_array_equal(execute(plan_token(g, "arena", grp, qb), [x])[0], ref)
+
+
 @needs_firmware
 @pytest.mark.parametrize("name", QEMU_CASES)
 def test_bit_exact_in_qemu(name, tmp_path) -> None:
     m, shape = make(name)
-    report = run_torch(m, torch.randn(*shape), _calib(shape), board="stm32f405", out=tmp_path / "fw", n_random=2)
+    schedule = "token" if name in TOKEN_QEMU else "auto"
+    report = run_torch(
+        m, torch.randn(*shape), _calib(shape), board="stm32f405", out=tmp_path / "fw", n_random=2, schedule=schedule
+    )
     assert report["bit_exact"] and report["max_abs_diff"] == 0
+    assert report["schedule"] == ("token" if name in TOKEN_QEMU else report["schedule"])
     assert report["quantization"]["top1_agreement"] is not None

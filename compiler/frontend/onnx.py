@@ -210,6 +210,9 @@ class _Importer:
         self._fuse_activations()
         self._dce()
         self._lead_batch()
+        if not self.qdq:
+            self._simplify_views()
+            self._dce()
         self.g.meta["onnx_names"] = self.onnx_names
         self.g.verify()
         if self.qdq:
@@ -1189,7 +1192,7 @@ class _Importer:
             if flat.ir in self.act_q:
                 self.act_q[x.ir] = self.act_q[flat.ir]
         rank = len(x.perm)
-        if x.perm != _ident(rank):
+        if x.perm[-1] != rank - 1 or cols is not None:  # the rows may stay in any order, not the features
             x = self.materialize(x, _ident(rank))
         src = self.g.t(x.ir).shape
         wi = self.const_ir(w_onnx, w, w_perm, f"{out}_w", cols)
@@ -1199,7 +1202,7 @@ class _Importer:
         b = np.zeros(n_out, np.float32) if bias is None else bias
         bi = self.const_ir(bias_name, b, None, f"{out}_b")
         y = self.emit("fully_connected", [x.ir, wi, bi], src[:-1] + (n_out,), {"activation": "none"}, out)
-        self.bind(out, y, _ident(rank))
+        self.bind(out, y, x.perm)
 
     def _bias_add(self, mm_out: str, n_out: int) -> tuple[str, np.ndarray, str] | None:
         """An Add of a constant [N] right after a MatMul (folded into the FC's bias)."""
@@ -1519,6 +1522,32 @@ class _Importer:
         for name in list(self.g.tensors):
             if name not in used:
                 del self.g.tensors[name]
+
+    def _simplify_views(self) -> None:
+        """A reshape of a reshape reads the first one's input; a reshape to its input's own shape
+        goes away (the chains PyTorch's Unsqueeze/Squeeze/Gather exports leave), so the patterns
+        after import (split_qkv, the token planner's attention and residual) see one view at most.
+        Float graphs only: in QDQ graphs each view may carry its own quantization."""
+        prod = {op.outputs[0]: op for op in self.g.ops}
+        outs = set(self.g.outputs)
+        for op in self.g.ops:
+            if op.kind != "reshape":
+                continue
+            p = prod.get(op.inputs[0])
+            while p is not None and p.kind == "reshape" and len(self.g.consumers(p.outputs[0])) == 1:
+                if p.outputs[0] in outs:
+                    break
+                op.inputs[0] = p.inputs[0]
+                p = prod.get(op.inputs[0])
+        for op in list(self.g.ops):
+            x, y = op.inputs[0] if op.inputs else "", op.outputs[0]
+            if op.kind != "reshape" or y in outs or self.g.t(x).shape != self.g.t(y).shape:
+                continue
+            for c in self.g.ops:
+                c.inputs = [x if n == y else n for n in c.inputs]
+            self.g.ops.remove(op)
+            if y in self.onnx_names and x not in self.onnx_names:
+                self.onnx_names[x] = self.onnx_names[y]
 
     def _lead_batch(self) -> None:
         """Give every activation a leading batch axis of size 1 (the IR's axis 0 is the batch: the

@@ -129,10 +129,12 @@ class _OnnxTensors:
     transpose(ONNX tensor, perm) (a leading -1 in perm: the IR's extra batch axis), divided by
     meta['onnx_scale'] where the IR keeps a tensor unscaled (a q.k^T whose scale became softmax's beta)."""
 
-    def __init__(self, graph: Graph, sess: Any, names: dict[str, list[Any]]) -> None:
+    def __init__(self, graph: Graph, sess: Any, names: dict[str, list[Any]], batched: Any = None) -> None:
         self.graph, self.sess, self.names = graph, sess, names
         self.out_names = [o.name for o in sess.get_outputs()]
         self.scales: dict[str, float] = graph.meta.get("onnx_scale", {})
+        # the same model with a symbolic batch: used once it reproduced a per-sample run exactly
+        self.batched, self.batched_ok = batched, False
 
     @classmethod
     def open(cls, graph: Graph) -> _OnnxTensors | None:
@@ -158,20 +160,62 @@ class _OnnxTensors:
             sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         except Exception:  # a model onnxruntime cannot load (old opset quirks): numpy calibrates
             return None
-        return cls(graph, sess, names)
+        batched = None
+        if all(graph.meta.get("input_perms", {}).get(n, [0])[0] == 0 for n in graph.inputs):
+            for vi in model.graph.input:
+                dims = vi.type.tensor_type.shape.dim
+                if dims:
+                    dims[0].dim_param = "N"
+            del model.graph.value_info[:]
+            for o in model.graph.output:
+                if o.type.HasField("tensor_type"):
+                    o.type.tensor_type.ClearField("shape")
+            try:
+                batched = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            except Exception:  # hard-coded batch-1 shapes: one sample at a time
+                batched = None
+        return cls(graph, sess, names, batched)
+
+    def _run_batched(self, feeds_n: dict[str, np.ndarray], n: int, first: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Per-sample outputs from one batched run, or [] when the batched model does not reproduce
+        the per-sample outputs `first` of sample 0 (shapes that are not batch-major, fixed reshapes)."""
+        import onnxruntime as ort
+
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # a failure here only means: run one sample at a time
+        try:
+            outs = self.batched.run(self.out_names, feeds_n, quiet)
+        except Exception:
+            self.batched = None
+            return []
+        if not self.batched_ok:
+            for o, f in zip(outs, first, strict=True):
+                if o.shape != (n,) + f.shape[1:] or not np.allclose(o[:1], f, rtol=1e-4, atol=1e-5):
+                    self.batched = None
+                    return []
+            self.batched_ok = True
+        return [[o[i : i + 1] for o in outs] for i in range(n)]
 
     def run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         """IR tensor -> float values (N, *IR shape[1:]) for the N samples of `arrays` (IR layout)."""
         g = self.graph
         perms = g.meta.get("input_perms", {})
         onnx_in = g.meta.get("onnx_input_names", {})
-        per_sample: list[list[np.ndarray]] = []
-        for i in range(arrays[0].shape[0]):
-            feeds = {}
+        n = arrays[0].shape[0]
+
+        def feeds(lo: int, hi: int) -> dict[str, np.ndarray]:
+            out = {}
             for name, a in zip(g.inputs, arrays, strict=True):
-                perm = perms.get(name, list(range(a.ndim)))
-                feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
-            per_sample.append(self.sess.run(self.out_names, feeds))
+                inv = np.argsort(perms.get(name, list(range(a.ndim))))
+                out[onnx_in.get(name, name)] = np.ascontiguousarray(np.transpose(a[lo:hi], inv), np.float32)
+            return out
+
+        per_sample: list[list[np.ndarray]] = []
+        if self.batched is not None and n > 1:
+            first = [] if self.batched_ok else self.sess.run(self.out_names, feeds(0, 1))
+            per_sample = self._run_batched(feeds(0, n), n, first)
+        if not per_sample:
+            per_sample = [self.sess.run(self.out_names, feeds(i, i + 1)) for i in range(n)]
         index = {n: k for k, n in enumerate(self.out_names)}
         got: dict[str, np.ndarray] = {}
         for ir, (oname, perm) in self.names.items():
