@@ -43,14 +43,17 @@ except ImportError:  # pragma: no cover - the `onnx` extra is missing
 SUPPORTED = (
     "Add",
     "AveragePool",
+    "BatchNormalization",
     "Clip",
     "Concat",
     "Constant",
     "Conv",
+    "ConvTranspose",
     "DequantizeLinear",
     "Div",
     "Dropout",
-    "Erf (as GELU)",
+    "Erf (as GELU, also in QDQ graphs)",
+    "Expand (static)",
     "Flatten",
     "Gather",
     "Gelu",
@@ -60,14 +63,19 @@ SUPPORTED = (
     "HardSwish",
     "Identity",
     "LayerNormalization",
+    "LeakyRelu",
     "MatMul",
     "MaxPool",
     "Mul",
     "Pad",
     "QuantizeLinear",
+    "PRelu",
+    "ReduceMax (spatial)",
     "ReduceMean",
+    "ReduceSum",
     "Relu",
     "Reshape",
+    "Resize (nearest, integer scales)",
     "Shape",
     "Sigmoid",
     "Slice",
@@ -75,11 +83,13 @@ SUPPORTED = (
     "Split",
     "Squeeze",
     "Sub",
+    "Tanh (as GELU)",
+    "Tile",
     "Transpose",
     "Unsqueeze",
 )
 # ops that only compute on constants here (folded); on activations they are refused
-_FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Expand", "Range", "Where", "Pow", "Sqrt", "Neg", "Floor", "Ceil")
+_FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Range", "Where", "Pow", "Sqrt", "Neg", "Floor", "Ceil")
 
 NHWC = (0, 2, 3, 1)
 # op kinds that act on the last axis or elementwise: a leading size-1 axis changes nothing in them
@@ -554,61 +564,73 @@ class _Importer:
         a, b = node.input[0], node.input[1]
         return b if a == name else a
 
+    def _next(self, name: str, skipped: list[Any]) -> tuple[Any | None, str]:
+        """The sole consumer of `name` and the name it reads; in QDQ graphs through a
+        QuantizeLinear -> DequantizeLinear pair on the way (added to `skipped`: the pattern that
+        fuses the chain computes the whole of it, so the intermediate quantization goes away)."""
+        c = self.sole_consumer(name)
+        if self.qdq and c is not None and c.op_type == "QuantizeLinear":
+            dq = self.sole_consumer(c.output[0])
+            if dq is not None and dq.op_type == "DequantizeLinear":
+                skipped += [c, dq]
+                return self.sole_consumer(dq.output[0]), dq.output[0]
+        return c, name
+
+    def _near(self, name: str, want: float) -> bool:
+        """`name` is a scalar constant equal to `want` (within its int8 step in QDQ graphs)."""
+        v = self.scalar(name)
+        return v is not None and abs(v - want) <= (1e-2 if self.qdq else 1e-6) * abs(want)
+
     def _gelu(self, node: Any) -> bool:
-        # x / sqrt(2) (or x * 1/sqrt(2)) -> Erf -> + 1 -> * x -> * 0.5   (or 0.5 x first)
+        # x / sqrt(2) (or x * 1/sqrt(2)) -> Erf -> + 1 -> * x -> * 0.5   (or 0.5 x first), in QDQ
+        # graphs with QuantizeLinear/DequantizeLinear pairs between the steps
         x = next((n for n in node.input if n in self.vals), None)
         if x is None:
             return False
         c = self.scalar(self._other(node, x))
         want = math.sqrt(2.0) if node.op_type == "Div" else 1.0 / math.sqrt(2.0)
-        if c is None or abs(c - want) > 1e-3 or (node.op_type == "Div" and node.input[0] != x):
+        if c is None or abs(c - want) > 1e-2 or (node.op_type == "Div" and node.input[0] != x):
             return False
-        erf = self.sole_consumer(node.output[0])
+        skipped: list[Any] = []
+        erf, _ = self._next(node.output[0], skipped)
         if erf is None or erf.op_type != "Erf":
             return False
-        add = self.sole_consumer(erf.output[0])
-        if add is None or add.op_type != "Add" or self.scalar(self._other(add, erf.output[0])) != 1.0:
+        add, a_in = self._next(erf.output[0], skipped)
+        if add is None or add.op_type != "Add" or not self._near(self._other(add, a_in), 1.0):
             return False
-        m1 = self.sole_consumer(add.output[0])
-        if m1 is None or m1.op_type != "Mul":
+        tail = self._gelu_tail(add, x, skipped)
+        if tail is None:
             return False
-        o = self._other(m1, add.output[0])
-        nodes = [node, erf, add, m1]
-        if o == x:
-            m2 = self.sole_consumer(m1.output[0])
-            if m2 is None or m2.op_type != "Mul" or self.scalar(self._other(m2, m1.output[0])) != 0.5:
-                return False
-            nodes.append(m2)
-            out = m2.output[0]
-        else:
-            half = next((n for n in self.consumers.get(x, []) if n.op_type == "Mul" and o in n.output), None)
-            if half is None or self.scalar(self._other(half, x)) != 0.5:
-                return False
-            out = m1.output[0]
+        nodes, out = tail
         v = self.val(x)
         y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "none"}, out)
         self.bind(out, y, v.perm)
-        self._mark(*nodes)
+        self._mark(node, erf, add, *nodes, *skipped)
         return True
 
-    def _gelu_tail(self, add: Any, x: str) -> tuple[list[Any], str] | None:
+    def _gelu_tail(self, add: Any, x: str, skipped: list[Any] | None = None) -> tuple[list[Any], str] | None:
         """The `* x * 0.5` after GELU's `1 + erf/tanh(..)` Add: (nodes, output) or None.
         Accepts (1 + t) * x * 0.5, (1 + t) * 0.5 * x and (0.5 x) * (1 + t), in either operand order."""
-        m1 = self.sole_consumer(add.output[0])
+        skipped = [] if skipped is None else skipped
+        m1, m_in = self._next(add.output[0], skipped)
         if m1 is None or m1.op_type != "Mul":
             return None
-        o = self._other(m1, add.output[0])
-        if o == x or self.scalar(o) == 0.5:
-            m2 = self.sole_consumer(m1.output[0])
-            want = 0.5 if o == x else None
+        o = self._other(m1, m_in)
+        if o == x or self._near(o, 0.5):
+            m2, m2_in = self._next(m1.output[0], skipped)
             if m2 is None or m2.op_type != "Mul":
                 return None
-            o2 = self._other(m2, m1.output[0])
-            if (want is not None and self.scalar(o2) != want) or (want is None and o2 != x):
+            o2 = self._other(m2, m2_in)
+            if (o == x and not self._near(o2, 0.5)) or (o != x and o2 != x):
                 return None
             return [m1, m2], m2.output[0]
         half = self.producer.get(o)
-        if half is None or half.op_type != "Mul" or x not in half.input or self.scalar(self._other(half, x)) != 0.5:
+        if self.qdq and half is not None and half.op_type == "DequantizeLinear":
+            q = self.producer.get(half.input[0])
+            if q is not None and q.op_type == "QuantizeLinear" and self.sole_consumer(q.output[0]) is half:
+                skipped += [q, half]
+                half = self.producer.get(q.input[0])
+        if half is None or half.op_type != "Mul" or x not in half.input or not self._near(self._other(half, x), 0.5):
             return None
         return [m1], m1.output[0]
 
@@ -874,6 +896,84 @@ class _Importer:
         y = self.emit(kind, [v.ir] + ins, (n, oh, ow, o), attrs, out)
         self._bind_spatial(out, y, one_d)
 
+    def _op_ConvTranspose(self, node: Any) -> None:
+        """ConvTranspose (group 1, dilation 1) as TFLite's TRANSPOSE_CONV is defined: zeros inserted
+        between the input's rows and columns (pad ops on 4-D views, the int8 pad writes the zero
+        point), then a stride-1 conv2d with the kernel flipped and its in/out axes swapped, padded
+        k - 1 - pad (a crop where that is negative at the end)."""
+        a = self._check_attrs(
+            node,
+            {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": 1,
+             "output_padding": None, "auto_pad": (b"NOTSET", "NOTSET")},
+        )  # fmt: skip
+        x, one_d = self._nhwc_or_1d(node.input[0])
+        wname = node.input[1]
+        wt = self.const(wname, "weights").astype(np.float32)
+        if one_d and wt.ndim == 3:
+            wt = wt[:, :, None, :]
+            a = self._attrs_2d(a, ("kernel_shape", "strides", "dilations"), "pads")
+            if "output_padding" in a:
+                a["output_padding"] = [0] + [int(v) for v in a["output_padding"]]
+        if wt.ndim != 4:
+            raise self.err(f"only 1-D and 2-D transposed convolutions are supported (weights of rank {wt.ndim})")
+        if any(int(d) != 1 for d in a.get("dilations", (1, 1))):
+            raise self.err(f"unsupported attribute dilations={list(a['dilations'])} (1 only)")
+        cin, cout, kh, kw = wt.shape
+        n, h, w, c = self.g.t(x.ir).shape
+        if cin != c:
+            raise self.err(f"weights expect {cin} input channels, the input has {c}")
+        sh, sw = (int(v) for v in a.get("strides", (1, 1)))
+        pt, pl, pb, pr = (int(v) for v in a.get("pads", (0, 0, 0, 0)))
+        oph, opw = (int(v) for v in a.get("output_padding", (0, 0)))
+        out = node.output[0]
+        cur = x.ir
+
+        def keep_q(t: str) -> None:
+            if x.ir in self.act_q:
+                self.act_q[t] = self.act_q[x.ir]
+
+        for r, tag in ((sw, "w"), (sh, "h")):  # zero insertion: [.., k, ..] -> [.., k, 0 x (s-1), ..]
+            if r == 1:
+                continue
+            b, hh, ww, cc = self.g.t(cur).shape
+            outer, inner = (hh * ww, cc) if tag == "w" else (hh, ww * cc)
+            view = self.emit("reshape", [cur], (b, outer, 1, inner), {}, f"{out}_{tag}v")
+            pad = ((0, 0), (0, 0), (0, r - 1), (0, 0))
+            z = self.emit("pad", [view], (b, outer, r, inner), {"paddings": pad}, f"{out}_{tag}z")
+            nh, nw = (hh, ww * r) if tag == "w" else (hh * r, ww)
+            cur = self.emit("reshape", [z], (b, nh, nw, cc), {}, f"{out}_{tag}r")
+            for t in (view, z, cur):
+                keep_q(t)
+        top, left = kh - 1 - pt, kw - 1 - pl
+        bottom, right = kh - 1 - pb + oph - (sh - 1), kw - 1 - pr + opw - (sw - 1)
+        if top < 0 or left < 0:
+            raise self.err(f"pads {[pt, pl, pb, pr]} larger than kernel - 1 at the start are not supported")
+        if bottom < 0 or right < 0:  # crop the end instead of padding it
+            b, hh, ww, cc = self.g.t(cur).shape
+            size = [b, hh + min(bottom, 0), ww + min(right, 0), cc]
+            cur = self.emit("slice", [cur], tuple(size), {"begin": [0, 0, 0, 0], "size": size}, f"{out}_crop")
+            keep_q(cur)
+            bottom, right = max(bottom, 0), max(right, 0)
+        flipped = f"{wname}__flip"
+        self.consts[flipped] = np.ascontiguousarray(wt[:, :, ::-1, ::-1])
+        if wname in self.const_q:
+            ints, q = self.const_q[wname]
+            ints = ints[:, :, None, :] if ints.ndim == 3 else ints
+            self.const_q[flipped] = (np.ascontiguousarray(ints[:, :, ::-1, ::-1]), q)
+        wi = self.const_ir(flipped, self.consts[flipped], (1, 2, 3, 0), f"{out}_w")
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        b_arr = self.const(bias, "bias") if bias else np.zeros(cout, np.float32)
+        bi = self.const_ir(bias or "", b_arr, None, f"{out}_b")
+        hh, ww = self.g.t(cur).shape[1:3]
+        oh, ow = hh + top + bottom - kh + 1, ww + left + right - kw + 1
+        want_h = (h - 1) * sh + kh - pt - pb + oph
+        want_w = (w - 1) * sw + kw - pl - pr + opw
+        if (oh, ow) != (want_h, want_w):
+            raise self.err(f"internal: output {oh}x{ow}, ONNX gives {want_h}x{want_w}")
+        attrs = {"stride": (1, 1), "dilation": (1, 1), "pads": (top, bottom, left, right), "activation": "none"}
+        y = self.emit("conv2d", [cur, wi, bi], (n, oh, ow, cout), attrs, out)
+        self._bind_spatial(out, y, one_d)
+
     def _pool(self, node: Any, kind: str) -> None:
         allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None, "ceil_mode": (0, 1)}
         if kind == "max_pool2d":
@@ -960,6 +1060,189 @@ class _Importer:
         else:
             y = self.emit("mean", [x], shape, {"axes": ir_axes, "keep_dims": keep}, node.output[0])
         self.bind(node.output[0], y, perm)
+
+    def _op_BatchNormalization(self, node: Any) -> None:
+        # inference BatchNorm that PyTorch did not fold into a conv (BatchNorm1d/2d after an
+        # activation): x * scale + shift per channel (ONNX axis 1), a constant mul and add
+        self._check_attrs(node, {"epsilon": None, "momentum": None, "training_mode": 0})
+        if any(o for o in node.output[1:]):
+            raise self.err("the running mean/var outputs (training mode) are not supported")
+        eps = float(self.attrs(node).get("epsilon", 1e-5))
+        gamma, beta, mean, var = (self.const(n, "statistics").astype(np.float64) for n in node.input[1:5])
+        scale = gamma / np.sqrt(var + eps)
+        shift = beta - mean * scale
+        rank = len(self.val(node.input[0]).perm)
+        out = node.output[0]
+        bshape = (1, -1) + (1,) * (rank - 2)
+        self.consts[f"{out}__scale"] = scale.astype(np.float32).reshape(bshape)
+        self.consts[f"{out}__shift"] = shift.astype(np.float32).reshape(bshape)
+        m = onnx.helper.make_node("Mul", [node.input[0], f"{out}__scale"], [f"{out}__scaled"], name=f"{node.name}_mul")
+        self._binary(m, "mul", node.input[0], f"{out}__scale")
+        self._binary(node, "add", f"{out}__scaled", f"{out}__shift")
+
+    def _op_ReduceSum(self, node: Any) -> None:
+        # the sum = the mean (int8 kernel) times the element count (a constant mul)
+        v = self.val(node.input[0])
+        ax = self._reduce_axes(node, len(v.perm))
+        if ax is None:
+            raise self.err("axes input must be a constant")
+        count = int(np.prod([self.shape(v)[a] for a in ax[0]]))
+        mean = onnx.helper.make_node("ReduceMean", [node.input[0]], [f"{node.output[0]}__mean"], name=node.name)
+        mean.attribute.extend(a for a in node.attribute if a.name != "noop_with_empty_axes")
+        if not any(a.name == "axes" for a in node.attribute):
+            mean.attribute.append(onnx.helper.make_attribute("axes", list(ax[0])))
+        self._op_ReduceMean(mean)
+        self.consts[f"{node.output[0]}__count"] = np.array(float(count), np.float32)
+        self._binary(node, "mul", f"{node.output[0]}__mean", f"{node.output[0]}__count")
+
+    def _op_ReduceMax(self, node: Any) -> None:
+        # over the spatial axes of NCHW (or L of NCL): a max pool with the whole map as its window
+        self._check_attrs(node, {"axes": None, "keepdims": None, "noop_with_empty_axes": 0})
+        v = self.val(node.input[0])
+        rank = len(v.perm)
+        ax = self._reduce_axes(node, rank)
+        if ax is None or ax[0] not in ([2, 3], [2]) or rank != len(ax[0]) + 2:
+            raise self.err("ReduceMax over the spatial axes of an NCHW/NCL tensor only (a global max pool)")
+        keep = ax[1]
+        x, one_d = self._nhwc_or_1d(node.input[0])
+        n, h, w, c = self.g.t(x.ir).shape
+        attrs = {"kernel": (h, w), "stride": (1, 1), "pads": (0, 0, 0, 0), "activation": "none"}
+        out = node.output[0]
+        y = self.emit("max_pool2d", [x.ir], (n, 1, 1, c), attrs, out if keep else f"{out}_keep")
+        if keep:
+            self._bind_spatial(out, y, one_d)
+            return
+        r = self.emit("reshape", [y], (n, c), {}, out)
+        self.bind(out, r, (0, 1))
+
+    def _repeat(self, v: _Val, reps: list[int], out: str) -> _Val:
+        """`v` repeated reps[a] times along each ONNX axis a (np.tile): concats of copies."""
+        cur = v
+        for a, r in enumerate(reps):
+            if r == 1:
+                continue
+            ir_axis = cur.perm.index(a)
+            shape = list(self.g.t(cur.ir).shape)
+            shape[ir_axis] *= r
+            attrs = {"axis": ir_axis, "activation": "none"}
+            y = self.emit("concat", [cur.ir] * r, tuple(shape), attrs, f"{out}_rep{a}")
+            if cur.ir in self.act_q:
+                self.act_q[y] = self.act_q[cur.ir]
+            cur = _Val(y, cur.perm)
+        return cur
+
+    def _op_Tile(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        reps = [int(r) for r in self.const(node.input[1], "repeats").reshape(-1)]
+        if len(reps) != len(v.perm) or min(reps) < 1:
+            raise self.err(f"repeats {reps} for a rank-{len(v.perm)} input")
+        y = self._repeat(v, reps, node.output[0])
+        self.vals[node.output[0]] = y
+        self.onnx_names.setdefault(y.ir, [node.output[0], list(y.perm)])
+
+    def _op_Expand(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        want = [int(d) for d in self.const(node.input[1], "shape").reshape(-1)]
+        if len(want) > len(v.perm):
+            v = self._expand(v, len(want))
+        src = self.shape(v)
+        want = [1] * (len(src) - len(want)) + want
+        try:
+            out_shape = np.broadcast_shapes(src, tuple(want))
+        except ValueError:
+            raise self.err(f"shape {want} does not broadcast with {list(src)}") from None
+        reps = [o // s for o, s in zip(out_shape, src, strict=True)]
+        y = self._repeat(v, reps, node.output[0])
+        self.vals[node.output[0]] = y
+        self.onnx_names.setdefault(y.ir, [node.output[0], list(y.perm)])
+
+    def _leaky(self, node: Any, slope: str, slope_arr: np.ndarray) -> None:
+        # y = slope x + (1 - slope) relu(x): two constant muls, a relu and an add (int8 ops)
+        x = node.input[0]
+        out = node.output[0]
+        self.consts[f"{out}__1ms"] = (1.0 - slope_arr).astype(np.float32)
+        a = onnx.helper.make_node("Mul", [x, slope], [f"{out}__sx"], name=f"{node.name}_sx")
+        self._binary(a, "mul", x, slope)
+        r = onnx.helper.make_node("Relu", [x], [f"{out}__relu"], name=f"{node.name}_relu")
+        self._op_Relu(r)
+        b = onnx.helper.make_node("Mul", [f"{out}__relu", f"{out}__1ms"], [f"{out}__rx"], name=f"{node.name}_rx")
+        self._binary(b, "mul", f"{out}__relu", f"{out}__1ms")
+        self._binary(node, "add", f"{out}__sx", f"{out}__rx")
+
+    def _op_LeakyRelu(self, node: Any) -> None:
+        a = self._check_attrs(node, {"alpha": None})
+        alpha = float(a.get("alpha", 0.01))
+        self.consts[f"{node.output[0]}__alpha"] = np.array(alpha, np.float32)
+        self._leaky(node, f"{node.output[0]}__alpha", np.array(alpha, np.float32))
+
+    def _op_PRelu(self, node: Any) -> None:
+        slope = self.const(node.input[1], "slope").astype(np.float32)
+        self._leaky(node, node.input[1], slope)
+
+    def _op_Resize(self, node: Any) -> None:
+        # nearest-neighbour upsampling by integer factors: each element repeated s times, done as
+        # concats of copies on 4-D views (exact); other modes are refused
+        a = self._check_attrs(
+            node,
+            {"mode": None, "coordinate_transformation_mode": None, "nearest_mode": None, "cubic_coeff_a": None,
+             "exclude_outside": 0, "extrapolation_value": None, "antialias": 0, "keep_aspect_ratio_policy": None},
+        )  # fmt: skip
+        dec = {k: (x.decode() if isinstance(x, bytes) else x) for k, x in a.items()}
+        if dec.get("mode", "nearest") != "nearest":
+            raise self.err(f"unsupported attribute mode={dec.get('mode')!r} (nearest with integer scales only)")
+        v = self.val(node.input[0])
+        src = self.shape(v)
+        ins = list(node.input) + [""] * (4 - len(node.input))
+        if ins[2] and ins[2] in self.consts and self.consts[ins[2]].size:
+            scales = [float(x) for x in self.consts[ins[2]].reshape(-1)]
+        elif ins[3]:
+            sizes = [int(x) for x in self.const(ins[3], "sizes").reshape(-1)]
+            scales = [o / i for o, i in zip(sizes, src, strict=True)]
+        else:
+            raise self.err("scales or sizes must be a constant")
+        reps = [int(round(sc)) for sc in scales]
+        if any(abs(sc - r) > 1e-6 or r < 1 for sc, r in zip(scales, reps, strict=True)) or reps[:2] != [1, 1]:
+            raise self.err(f"scales {scales} (integer upsampling of the spatial axes only)")
+        ctm = dec.get("coordinate_transformation_mode", "half_pixel")
+        nm = dec.get("nearest_mode", "round_prefer_floor")
+        for size, r in zip(src[2:], reps[2:], strict=True):
+            i = np.arange(size * r, dtype=np.float64)
+            if ctm == "asymmetric":
+                xo = i / r
+            elif ctm in ("half_pixel", "pytorch_half_pixel"):
+                xo = (i + 0.5) / r - 0.5
+            else:
+                raise self.err(f"unsupported attribute coordinate_transformation_mode={ctm!r}")
+            if nm == "floor":
+                idx = np.floor(xo)
+            elif nm == "ceil":
+                idx = np.ceil(xo)
+            elif nm == "round_prefer_ceil":
+                idx = np.floor(xo + 0.5)
+            else:
+                idx = np.ceil(xo - 0.5)
+            if not np.array_equal(np.clip(idx, 0, size - 1), np.repeat(np.arange(size), r)):
+                raise self.err(f"nearest_mode={nm!r} with {ctm!r} is not a plain repetition")
+        x, one_d = self._nhwc_or_1d(node.input[0])
+        cur = x.ir
+        n, h, w, c = self.g.t(cur).shape
+        rh, rw = (1, reps[2]) if one_d else (reps[2], reps[3])
+        out = node.output[0]
+        del n, h, w, c
+        for r, tag in ((rw, "w"), (rh, "h")):
+            if r == 1:
+                continue
+            b, hh, ww, cc = self.g.t(cur).shape
+            outer, inner = (hh * ww, cc) if tag == "w" else (hh, ww * cc)
+            view = self.emit("reshape", [cur], (b, outer, 1, inner), {}, f"{out}_{tag}v")
+            attrs = {"axis": 2, "activation": "none"}
+            cat = self.emit("concat", [view] * r, (b, outer, r, inner), attrs, f"{out}_{tag}")
+            nh, nw = (hh, ww * r) if tag == "w" else (hh * r, ww)
+            cur = self.emit("reshape", [cat], (b, nh, nw, cc), {}, f"{out}_{tag}r")
+            for t in (view, cat, cur):
+                if x.ir in self.act_q:
+                    self.act_q[t] = self.act_q[x.ir]
+        self._bind_spatial(out, cur, one_d)
 
     # elementwise ------------------------------------------------------------------------
     def _align(self, a: str, b: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]]:
