@@ -1,4 +1,6 @@
-"""Import ONNX models (opset 13+) into the microtile IR: float graphs and QDQ int8 graphs.
+"""Import ONNX models (opset 13+; 6-12 upgraded with `onnx.version_converter`) into the microtile IR:
+float graphs and QDQ int8 graphs. A model exported with a fixed batch N compiles for batch 1 (a
+notice in meta['import_notes']); sequence-first inputs [T, 1, D] import as IR [1, T, D].
 
 Float models import as float32 IR graphs (quantize them with `compiler.passes.quantize`);
 QDQ models (QuantizeLinear/DequantizeLinear pairs as `onnxruntime.quantization.quantize_static`
@@ -12,9 +14,15 @@ merged group of axes contiguous in IR order stay views (so `conv -> flatten(2) -
 of a ViT patch embedding costs nothing).
 
 Patterns: PyTorch's decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add])
-folds into `layer_norm`, the Erf form of GELU into `gelu`, HardSigmoid*x into `hard_swish`, a
-scalar Mul/Div right before a Softmax into softmax's beta, MatMul + Add(bias) into
-`fully_connected`, and Relu/Clip into the producer's fused activation. Nodes whose inputs are
+folds into `layer_norm`, the Erf form of GELU (also between QDQ pairs) and the Tanh form
+(GELU(approximate="tanh") below opset 20) into `gelu`, HardSigmoid*x into `hard_swish`, a
+scalar Mul/Div right before a Softmax (or on q/k before the scores MatMul) into softmax's beta,
+MatMul + Add(bias) into `fully_connected`, and Relu/Clip into the producer's fused activation.
+Ops without an IR kind of their own map onto int8 ones exactly: AvgPool count_include_pad=1 ->
+pad + avg_pool2d, ceil_mode -> extra end padding, Conv1d/pools on NCL -> the 2-D ops on
+[N, 1, L, C] views, HardSigmoid -> add/relu/mul, LeakyRelu/PRelu -> mul/relu/add, BatchNorm ->
+mul/add, ReduceSum -> mean x count, ReduceMax -> global max pool, Tile/Expand/Resize(nearest) ->
+concats of copies, ConvTranspose -> zero insertion (pad) + conv2d with the flipped kernel. Nodes whose inputs are
 all constant (shape arithmetic of PyTorch exports) are folded with onnx's reference evaluator;
 `Shape` of an activation folds to its static shape.
 
@@ -97,7 +105,7 @@ _BATCH_FREE = frozenset(
     "reshape fully_connected add mul batch_matmul softmax layer_norm gelu relu logistic hard_swish quantize".split()
 )
 MIN_OPSET = 13
-MIN_UPGRADE = 7  # oldest opset onnx.version_converter upgrades reliably
+MIN_UPGRADE = 6  # oldest opset onnx.version_converter upgrades (the ONNX pytorch-converted models are 6)
 
 
 def _c_name(name: str) -> str:
@@ -234,7 +242,7 @@ class _Importer:
         return self.g
 
     def _upgrade(self, opset: int) -> None:
-        """Opsets 7-12 (old exports, the ONNX package's PyTorch conformance models) upgraded to 13 with
+        """Opsets 6-12 (old exports, the ONNX package's PyTorch conformance models) upgraded to 13 with
         `onnx.version_converter`; the node it cannot convert is named in the refusal."""
         from onnx import version_converter
 
