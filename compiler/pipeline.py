@@ -66,8 +66,16 @@ class CompileResult:
     elf: Path | None = None
 
 
-def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, log: Log = _quiet) -> Graph:
-    """Read a model; a float model (ONNX) is quantized with `calib` (.npy file, folder of .npy, or array)."""
+def load_model(
+    path: str | Path,
+    calib: str | Path | np.ndarray | None = None,
+    log: Log = _quiet,
+    board: str | None = None,
+    eval_data: str | Path | np.ndarray | None = None,
+) -> Graph:
+    """Read a model; a float model (ONNX) is quantized with `calib` (.npy file, folder of .npy, or array),
+    after checking that its int8 weights fit `board`'s flash (BoardFitError before the calibration);
+    top-1 agreement and SQNR with the float model are measured on `eval_data` when given."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
@@ -95,10 +103,25 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
                 f"{path}: float model; int8 post-training quantization needs calibration data: pass --calib X.npy "
                 f"(N samples of shape {tuple(shape[1:])}) or --calib DIR (a folder of .npy files)"
             )
+        if board is not None:
+            fb = load_board(board)
+            need = ptq.int8_flash_bytes(graph)
+            if need > fb.flash.size:
+                raise BoardFitError(
+                    f"{path}: int8 weights need {need} B of flash; {fb.name} has {fb.flash.size} B "
+                    "(checked before quantization)"
+                )
         data = calib if isinstance(calib, np.ndarray) else ptq.load_calibration(calib, graph)
         if isinstance(calib, np.ndarray):
             data = ptq.to_ir_layout(graph, calib, "calibration array")
-        graph = ptq.quantize_for_compile(graph, data, log=log)
+        ev = None
+        if eval_data is not None:
+            ev = (
+                ptq.to_ir_layout(graph, eval_data, "eval array")
+                if isinstance(eval_data, np.ndarray)
+                else ptq.load_calibration(eval_data, graph)
+            )
+        graph = ptq.quantize_for_compile(graph, data, log=log, eval_data=ev)
     elif calib is not None:
         log(f"[microtile] {path.name} is already quantized: --calib ignored")
     return strip_io_quant(graph)
@@ -239,9 +262,14 @@ def _json_default(o: Any) -> Any:
 
 
 def compile_model(
-    model: str | Path, out: str | Path, opts: CompileOptions, log: Log = _quiet, calib: str | Path | None = None
+    model: str | Path,
+    out: str | Path,
+    opts: CompileOptions,
+    log: Log = _quiet,
+    calib: str | Path | None = None,
+    eval_data: str | Path | None = None,
 ) -> CompileResult:
-    graph = load_model(model, calib, log)
+    graph = load_model(model, calib, log, board=opts.board, eval_data=eval_data)
     return compile_graph(graph, Path(out), opts, log)
 
 
@@ -385,6 +413,7 @@ def run_model(
     emulator: str = "qemu",
     log: Log = _quiet,
     calib: str | Path | np.ndarray | None = None,
+    eval_data: str | Path | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compile, build, run in the emulator, compare with the reference; returns the report."""
     if emulator == "renode":  # renode/run_renode.py: real-part build, UART console, renode-test
@@ -392,7 +421,7 @@ def run_model(
     if emulator != "qemu":
         raise MicrotileError(f"unknown emulator {emulator!r}: expected 'qemu' or 'renode'")
     out = Path(out)
-    graph = model if isinstance(model, Graph) else load_model(model, calib, log)
+    graph = model if isinstance(model, Graph) else load_model(model, calib, log, opts.board, eval_data)
     opts.build = True
     res = compile_graph(graph, out, opts, log)
     if res.elf is None:

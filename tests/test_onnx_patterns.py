@@ -440,3 +440,44 @@ def test_onnx_pytorch_conformance_models() -> None:
         ok += 1
     print(f"ONNX pytorch conformance models: {ok} imported and match, {refused} refused")
     assert ok >= 55
+
+
+# -- report, CLI and flash -----------------------------------------------------------------------
+
+
+def test_cli_eval_reports_top1_agreement(tmp_path, capsys) -> None:
+    import json
+
+    from compiler.cli import main as cli_main
+
+    path = shared_case("gelu_tanh_opset17")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "calib.npy", rng.normal(size=(16, 16)).astype(np.float32))
+    np.save(tmp_path / "eval.npy", rng.normal(size=(24, 16)).astype(np.float32))
+    out = tmp_path / "proj"
+    args = ["compile", str(path), "--calib", str(tmp_path / "calib.npy"), "--eval", str(tmp_path / "eval.npy")]
+    assert cli_main([*args, "--out", str(out), "--no-build"]) == 0
+    cap = capsys.readouterr()
+    qz = json.loads((out / "report.json").read_text())["quantization"]
+    assert qz["measured_on"] == "eval" and qz["sqnr_samples"] == 24 and qz["calibration_engine"] == "onnxruntime"
+    assert 0.0 <= qz["top1_agreement"] <= 1.0 and qz["output_sqnr_db"] > 20
+    assert "top-1 agreement with float" in cap.out and "24 eval samples" in cap.out
+
+
+def test_flash_is_checked_before_quantization(tmp_path, monkeypatch) -> None:
+    from compiler.errors import BoardFitError
+    from compiler.passes import quantize as ptq
+    from compiler.pipeline import load_model
+
+    w = np.random.default_rng(0).normal(size=(1100, 1024)).astype(np.float32)  # 1.1 MB as int8
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="big", transB=1)
+    path = single_node_model(tmp_path / "big.onnx", node, [1, 1024], [1, 1100], [numpy_helper.from_array(w, "w")])
+
+    def no_calibration(*_a, **_k):
+        raise AssertionError("calibrated a model that cannot fit")
+
+    monkeypatch.setattr(ptq, "calibrate", no_calibration)
+    calib = np.zeros((4, 1024), np.float32)
+    with pytest.raises(BoardFitError, match="int8 weights need 1130") as e:
+        load_model(path, calib, board="stm32f405")
+    assert "before quantization" in str(e.value) and "\n" not in str(e.value)

@@ -488,6 +488,23 @@ def quantize_graph(
     return g
 
 
+def int8_flash_bytes(float_graph: Graph) -> int:
+    """Flash the constants of `float_graph` take once quantized as `quantize_graph` does (before
+    running it, so a model that cannot fit is refused before the calibration): conv/fc weights and
+    other int8 operands 1 B per value, biases 4 B (int32), layer_norm's gamma/beta 4 B (float32)."""
+    seen: set[str] = set()
+    total = 0
+    for op in float_graph.ops:
+        for k, n in enumerate(op.inputs):
+            t = float_graph.tensors.get(n) if n else None
+            if t is None or not t.is_const or n in seen:
+                continue
+            seen.add(n)
+            wide = (op.kind in WEIGHT_AXIS and k == 2) or op.kind == "layer_norm"
+            total += t.size * (4 if wide else 1)
+    return total
+
+
 def is_float_graph(graph: Graph) -> bool:
     """True when the graph computes in float (needs quantization before it can be compiled)."""
     return any(graph.t(n).dtype == "float32" for n in graph.inputs) and not any(
@@ -539,9 +556,10 @@ def sqnr_report(
 ) -> list[tuple[str, float]]:
     """Per-layer SQNR (dB) of the int8 graph (run by `compiler.reference`, dequantized) against the
     float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`.
-    `info` receives 'float_reference' (which float executor), 'samples', and for a first output
-    with more than one value per sample 'top1_agreement': the fraction of samples whose int8
-    argmax equals the float model's (how users judge a quantized classifier)."""
+    `info` receives 'float_reference' (which float executor), 'samples', 'output_sqnr_db' (first
+    output) and, when its last axis has more than one value, 'top1_agreement': the fraction of
+    rows along that axis (samples of a classifier; tokens or pixels of sequence/map outputs) whose
+    int8 argmax equals the float model's (how users judge a quantized classifier)."""
     from compiler import reference
 
     arrays = [a[:max_samples] for a in _batches(calib)]
@@ -565,11 +583,13 @@ def sqnr_report(
         info["samples"] = int(arrays[0].shape[0])
         out = int8_graph.outputs[0]
         t = int8_graph.t(out)
-        if out in ref and t.size > 1:
-            test = np.concatenate([dequantize(t, r[out]).reshape(1, -1) for r in q_runs])
+        if out in ref:
+            last = t.shape[-1] if t.shape else 1
+            test = np.concatenate([dequantize(t, r[out]).reshape(-1, last) for r in q_runs])
             want = ref[out].reshape(test.shape)
-            info["top1_agreement"] = round(float(np.mean(test.argmax(1) == want.argmax(1))), 4)
             info["output_sqnr_db"] = round(sqnr_db(want, test), 2)
+            if last > 1:  # class scores along the last axis (per token / pixel for sequence / map outputs)
+                info["top1_agreement"] = round(float(np.mean(test.argmax(1) == want.argmax(1))), 4)
     return rows
 
 
