@@ -481,3 +481,23 @@ def test_flash_is_checked_before_quantization(tmp_path, monkeypatch) -> None:
     with pytest.raises(BoardFitError, match="int8 weights need 1130") as e:
         load_model(path, calib, board="stm32f405")
     assert "before quantization" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_attention_mask_is_refused_naming_the_node(tmp_path) -> None:
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from compiler.frontend.torch import export_onnx
+
+    class Masked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+            self.register_buffer("mask", torch.triu(torch.ones(6, 6, dtype=torch.bool), 1))
+
+        def forward(self, x):
+            return self.mha(x, x, x, attn_mask=self.mask, need_weights=False)[0]
+
+    torch.manual_seed(0)
+    path = export_onnx(Masked().eval(), torch.randn(1, 6, 16), tmp_path / "masked.onnx")
+    with pytest.raises(ModelError, match="attention mask") as e:
+        load_onnx(path)
+    assert "Add node" in str(e.value) and "\n" not in str(e.value)

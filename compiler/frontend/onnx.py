@@ -1305,6 +1305,15 @@ class _Importer:
         self.bind(node.output[0], y, perm)
 
     def _op_Add(self, node: Any) -> None:
+        sm = self.sole_consumer(node.output[0])
+        for c in node.input:
+            arr = self.consts.get(c)
+            if arr is not None and sm is not None and sm.op_type == "Softmax" and np.issubdtype(arr.dtype, np.floating):
+                if not np.all(np.isfinite(arr)) or float(arr.min()) <= -1e3:
+                    raise self.err(
+                        "attention mask (a constant of -inf/large negative entries added to the scores before "
+                        "Softmax) is not supported: the int8 softmax has no mask; export without attn_mask"
+                    )
         self._binary(node, "add", node.input[0], node.input[1])
 
     def _op_Mul(self, node: Any) -> None:
