@@ -6,7 +6,7 @@ Bounds: float import vs onnxruntime within 1e-4 absolute; int8 (reference) vs fl
 SQNR samples of 24 random calibration inputs: top-1 agreement (argmax along the last axis: per
 sample for classifiers, per token for attention blocks) >= 0.8 and output SQNR >= 25 dB
 (measured: agreement 0.96-1.0, SQNR 33-54 dB; seeded, so the numbers are reproducible). Firmware
-runs are kept to the modules the issue names (both MultiheadAttention layouts, an encoder layer,
+runs are kept to the modules the issue names (both MultiheadAttention layouts and a causal mask, an encoder layer,
 the MobileNetV3 block, the SqueezeNet fire, the Conv1d KWS net, the MobileViT block).
 Needs torch and the `onnx` extra; skipped with the reason otherwise.
 """
@@ -42,6 +42,7 @@ TOKEN_UNITS = {
 TOKEN_QEMU = ("mha_batch_first", "mha_seq_first", "encoder_pre_gelu")
 QEMU_CASES = (
     "mha_batch_first",
+    "mha_causal_mask",
     "mha_seq_first",
     "encoder_pre_gelu",
     "mbv3_block_hardsigmoid_se",
@@ -74,6 +75,8 @@ def test_float_import_matches_onnxruntime(name, tmp_path) -> None:
     if "attention" in name or "mha" in name or "encoder" in name:
         kinds = [op.kind for op in g.ops]
         assert kinds.count("batch_matmul") == 2 and "softmax" in kinds
+    if name == "mha_causal_mask":  # one softmax per distinct attended range (per row here), padded back
+        assert [op.kind for op in g.ops].count("softmax") == 10
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

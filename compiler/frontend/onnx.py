@@ -561,6 +561,8 @@ class _Importer:
             return True
         if op == "Tanh" and self._gelu_tanh(node):
             return True
+        if op == "Add" and self._masked_softmax(node):
+            return True
         return False
 
     def _mark(self, *nodes: Any) -> None:
@@ -687,6 +689,77 @@ class _Importer:
         y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "tanh"}, out)
         self.bind(out, y, v.perm)
         self._mark(node, add1, *nodes)
+        return True
+
+    def _masked_softmax(self, node: Any) -> bool:
+        """Softmax(scores + M) for a static attention mask M (0 where attended, -inf or <= -1e3 where
+        not; nn.MultiheadAttention's attn_mask, causal masks), exactly with int8 ops: rows that share
+        the same attended column range [a, b) form one group, whose scores are sliced to those
+        columns, soft-maxed, and padded back with the softmax output's zero point (probability 0);
+        the groups are concatenated along the rows. Masks whose attended columns are not one
+        contiguous range per row, or that differ per head, are refused (one line, naming the node)."""
+        sm = self.sole_consumer(node.output[0])
+        if sm is None or sm.op_type != "Softmax" or self.qdq:
+            return False
+        mname = next((c for c in node.input if c in self.consts), None)
+        sname = next((c for c in node.input if c in self.vals), None)
+        if mname is None or sname is None:
+            return False
+        if not self._is_mask(node):
+            return False  # an additive bias, not a mask: the plain add
+        m = self.consts[mname]
+        self.node = sm
+        self._check_attrs(sm, {"axis": None})
+        v = self.val(sname)
+        src = self.shape(v)
+        rank = len(src)
+        if int(self.attrs(sm).get("axis", -1)) % rank != rank - 1 or rank < 2:
+            raise self.err("attention mask: softmax over the last axis only")
+        mask = np.broadcast_to(m.reshape((1,) * (rank - m.ndim) + m.shape), src)
+        lead = mask.reshape(-1, src[-2], src[-1])
+        if not all(np.array_equal(lead[0], lead[k]) for k in range(1, lead.shape[0])):
+            raise self.err("attention mask that differs per head or batch is not supported")
+        keep = lead[0] > -1e3
+        if np.any((lead[0] != 0) & keep):
+            raise self.err("attention mask with entries other than 0 and -inf (an added bias) is not supported")
+        t, n_cols = keep.shape
+        groups: list[tuple[int, int, int, int]] = []  # rows [r0, r1), columns [a, b)
+        for r in range(t):
+            cols = np.flatnonzero(keep[r])
+            if cols.size == 0 or cols[-1] - cols[0] + 1 != cols.size:
+                raise self.err(f"attention mask row {r} does not attend to one contiguous range of keys")
+            a, b = int(cols[0]), int(cols[-1]) + 1
+            if groups and groups[-1][2:] == (a, b):
+                groups[-1] = (groups[-1][0], r + 1, a, b)
+            else:
+                groups.append((r, r + 1, a, b))
+        v = self.materialize(v, _ident(rank))
+        beta = float(self.softmax_beta.get(sname, 1.0))
+        out = sm.output[0]
+        shape = self.g.t(v.ir).shape
+        heads = int(np.prod(shape[:-2]))
+        parts = []
+        for k, (r0, r1, a, b) in enumerate(groups):
+            begin = [0] * (rank - 2) + [r0, a]
+            size = list(shape[:-2]) + [r1 - r0, b - a]
+            x = v.ir
+            if begin != [0] * rank or size != list(shape):
+                x = self.emit("slice", [x], tuple(size), {"begin": begin, "size": size}, f"{out}_g{k}")
+            y = self.emit("softmax", [x], tuple(size), {"beta": beta}, f"{out}_sm{k}")
+            if (a, b) != (0, n_cols):  # padded back on a [1, rows, cols, 1] view (the pad kernel's W axis)
+                rows = heads * (r1 - r0)
+                flat = self.emit("reshape", [y], (1, rows, b - a, 1), {}, f"{out}_v{k}")
+                pads = ((0, 0), (0, 0), (a, n_cols - b), (0, 0))
+                padded = self.emit("pad", [flat], (1, rows, n_cols, 1), {"paddings": pads}, f"{out}_p{k}")
+                y = self.emit("reshape", [padded], tuple(size[:-1]) + (n_cols,), {}, f"{out}_r{k}")
+            parts.append(y)
+        if len(parts) == 1:
+            self.bind(out, parts[0], _ident(rank))
+        else:
+            attrs = {"axis": rank - 2, "activation": "none"}
+            self.bind(out, self.emit("concat", parts, shape, attrs, out), _ident(rank))
+        self._mark(node, sm)
+        self.node = node
         return True
 
     def _reduce_axes(self, node: Any, rank: int) -> tuple[list[int], bool] | None:
@@ -1305,15 +1378,6 @@ class _Importer:
         self.bind(node.output[0], y, perm)
 
     def _op_Add(self, node: Any) -> None:
-        sm = self.sole_consumer(node.output[0])
-        for c in node.input:
-            arr = self.consts.get(c)
-            if arr is not None and sm is not None and sm.op_type == "Softmax" and np.issubdtype(arr.dtype, np.floating):
-                if not np.all(np.isfinite(arr)) or float(arr.min()) <= -1e3:
-                    raise self.err(
-                        "attention mask (a constant of -inf/large negative entries added to the scores before "
-                        "Softmax) is not supported: the int8 softmax has no mask; export without attn_mask"
-                    )
         self._binary(node, "add", node.input[0], node.input[1])
 
     def _op_Mul(self, node: Any) -> None:
@@ -1342,7 +1406,18 @@ class _Importer:
         if op is None or op.op_type != "MatMul":
             return None
         sm = self.sole_consumer(op.output[0])
+        if sm is not None and sm.op_type == "Add" and self._is_mask(sm):
+            sm = self.sole_consumer(sm.output[0])
         return op if sm is not None and sm.op_type == "Softmax" else None
+
+    def _is_mask(self, add: Any) -> bool:
+        """`add` adds a constant attention mask (-inf or <= -1e3 entries) to its other operand."""
+        m = next((self.consts[c] for c in add.input if c in self.consts), None)
+        return (
+            m is not None
+            and np.issubdtype(m.dtype, np.floating)
+            and (not np.all(np.isfinite(m)) or float(m.min()) <= -1e3)
+        )
 
     def _op_Div(self, node: Any) -> None:
         a, b = node.input

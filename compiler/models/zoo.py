@@ -11,7 +11,8 @@ Each `CASES` entry is `name -> (factory, example input shape)`, the input in the
   expand 1x1 and 3x3, concatenated).
 - `kws_conv1d()`: a Conv1d keyword-spotting net on MFCC frames [N, 40, 49] (Conv1d, BatchNorm1d,
   MaxPool1d, AvgPool1d, global average).
-- `mha(batch_first)`: pre-norm `nn.MultiheadAttention` block with residual.
+- `MHABlock(batch_first, causal)`: pre-norm `nn.MultiheadAttention` block with residual, optionally
+  with a static causal `attn_mask`.
 - `encoder(norm_first, activation)`: `nn.TransformerEncoderLayer` (eval; the fast path is off in export).
 - `timm_attention(gather)`: timm's `Attention`: fused qkv Linear, reshape/permute, then `unbind(0)`
   or the older `qkv[0], qkv[1], qkv[2]` (Gather); scaled_dot_product_attention when `sdpa`.
@@ -124,14 +125,16 @@ class KWSConv1d(nn.Module):
 
 
 class MHABlock(nn.Module):
-    def __init__(self, dim: int = 32, heads: int = 4, batch_first: bool = True) -> None:
+    def __init__(self, dim: int = 32, heads: int = 4, batch_first: bool = True, causal: int = 0) -> None:
         super().__init__()
         self.ln = nn.LayerNorm(dim)
         self.mha = nn.MultiheadAttention(dim, heads, batch_first=batch_first)
+        mask = torch.triu(torch.ones(causal, causal, dtype=torch.bool), 1) if causal else None
+        self.register_buffer("mask", mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.ln(x)
-        return x + self.mha(h, h, h, need_weights=False)[0]
+        return x + self.mha(h, h, h, attn_mask=self.mask, need_weights=False)[0]
 
 
 class TimmAttention(nn.Module):
@@ -181,6 +184,7 @@ class MobileViTBlock(nn.Module):
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mha_batch_first": (lambda: MHABlock(batch_first=True), (1, 10, 32)),
     "mha_seq_first": (lambda: MHABlock(batch_first=False), (10, 1, 32)),
+    "mha_causal_mask": (lambda: MHABlock(causal=10), (1, 10, 32)),
     "encoder_post_relu": (
         lambda: nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="relu", batch_first=True),
         (1, 10, 32),

@@ -270,8 +270,11 @@ def choose_act_quant(graph: Graph, ranges: dict[str, tuple[float, float]]) -> di
             if op.inputs[0] in parent:
                 union(op.inputs[0], out)
         elif op.kind == "concat":
-            for i in op.inputs:
-                if i in parent and find(i) not in fixed:
+            acts = [i for i in op.inputs if i in parent]
+            if acts and all(find(i) in fixed for i in acts):  # e.g. the row groups of a masked softmax
+                fixed.add(find(out))
+            for i in acts:
+                if find(i) not in fixed:
                     union(i, out)
     group: dict[str, tuple[float, float]] = {}
     for n, (lo, hi) in ranges.items():
