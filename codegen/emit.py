@@ -488,6 +488,16 @@ class _Emitter:
         self, op: Op, in_strides: list[int], base: int, shape: tuple[int, ...] | None = None
     ) -> dict[str, Any]:
         ys = tuple(shape) if shape is not None else self.g.t(op.outputs[0]).shape
+        if len(ys) > 4:  # size-1 output axes move nothing; axes contiguous in the input merge
+            dims: list[list[int]] = []
+            for d, st in zip(ys, in_strides, strict=True):
+                if d == 1:
+                    continue
+                if dims and dims[-1][1] == st * d:
+                    dims[-1] = [dims[-1][0] * d, st]
+                else:
+                    dims.append([d, st])
+            ys, in_strides = tuple(d for d, _ in dims) or (1,), [st for _, st in dims] or [0]
         if len(ys) > 4:
             raise ModelError(f"codegen: {op.kind} of rank {len(ys)} ({op.name}) is not supported (rank <= 4)")
         pad = 4 - len(ys)

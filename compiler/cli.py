@@ -100,6 +100,13 @@ def _parser() -> argparse.ArgumentParser:
             metavar="NPY",
             help="calibration data for float ONNX models (.npy of N inputs, or a folder of .npy): int8 PTQ",
         )
+        sp.add_argument(
+            "--eval",
+            type=Path,
+            default=None,
+            metavar="NPY",
+            help="held-out inputs (like --calib) for the top-1 agreement and SQNR of the int8 model vs float",
+        )
 
     sp = sub.add_parser("plan", help="show the candidate execution plans and their peak SRAM")
     common(sp)
@@ -187,9 +194,11 @@ def _summary(report: dict[str, Any]) -> str:
     ]
     if "quantization" in report:
         qz = report["quantization"]
+        from compiler.passes.quantize import summary_line
+
         lines.append(
-            f"quantized  int8 PTQ on {qz['calibration_samples']} calibration inputs; output SQNR "
-            f"{qz['output_sqnr_db']} dB vs {qz['float_reference']} (per-layer table above, report.json)"
+            f"quantized  int8 PTQ on {qz['calibration_samples']} calibration inputs; {summary_line(qz)} "
+            f"vs {qz['float_reference']} (per-layer table above, report.json)"
         )
     fast = report.get("kernels", {}).get("fast", {})
     if fast:
@@ -260,7 +269,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from compiler.schedule.select import binding_step, plan_peak
 
         board = load_board(args.board)
-        graph = pipeline.load_model(args.model, args.calib, _log)
+        graph = pipeline.load_model(args.model, args.calib, _log, board=args.board, eval_data=args.eval)
         popts = PlanOptions(sram=args.sram, schedule=args.schedule, io=args.io)
         chosen = None
         failure: BudgetError | None = None
@@ -305,7 +314,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         force=args.force,
     )
     if args.cmd == "compile":
-        res = pipeline.compile_model(args.model, args.out, opts, log=_log, calib=args.calib)
+        res = pipeline.compile_model(args.model, args.out, opts, log=_log, calib=args.calib, eval_data=args.eval)
         print(_summary(res.report))
         print(f"project    {args.out}  (make -C {args.out}; report.json)")
         return 0
@@ -320,6 +329,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         log=_log,
         calib=args.calib,
         input_layout=args.input_layout,
+        eval_data=args.eval,
     )
     print(_summary(report))
     if report.get("per_step"):

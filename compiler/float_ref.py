@@ -40,9 +40,14 @@ def dequantize(t: Tensor, data: np.ndarray) -> np.ndarray:
 
 
 def run_float(
-    graph: Graph, inputs: Sequence[np.ndarray] | dict[str, np.ndarray], keep_all: bool = False
+    graph: Graph,
+    inputs: Sequence[np.ndarray] | dict[str, np.ndarray],
+    keep_all: bool = False,
+    known: Env | None = None,
 ) -> list[np.ndarray] | Env:
-    """Run `graph` in float32. Inputs: one array per graph input, shape (N, *shape[1:])."""
+    """Run `graph` in float32. Inputs: one array per graph input, shape (N, *shape[1:]).
+    `known` maps op outputs to values computed elsewhere (onnxruntime, for calibration): those ops
+    are not run and their outputs are taken as given."""
     if not isinstance(inputs, dict):
         inputs = dict(zip(graph.inputs, inputs, strict=True))
     env: Env = {}
@@ -58,6 +63,9 @@ def run_float(
                 )
         env[name] = dequantize(t, a) if a.dtype != np.float32 else a
     for op in graph.ops:
+        if known is not None and op.outputs[0] in known:
+            env[op.outputs[0]] = known[op.outputs[0]]
+            continue
         fn = _OPS.get(op.kind)
         if fn is None:
             raise ModelError(f"float executor: no implementation for op kind {op.kind!r} ({op.name})")

@@ -91,8 +91,16 @@ class CompileResult:
     elf: Path | None = None
 
 
-def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, log: Log = _quiet) -> Graph:
-    """Read a model; a float model (ONNX) is quantized with `calib` (.npy file, folder of .npy, or array)."""
+def load_model(
+    path: str | Path,
+    calib: str | Path | np.ndarray | None = None,
+    log: Log = _quiet,
+    board: str | None = None,
+    eval_data: str | Path | np.ndarray | None = None,
+) -> Graph:
+    """Read a model; a float model (ONNX) is quantized with `calib` (.npy file, folder of .npy, or array),
+    after checking that its int8 weights fit `board`'s flash (BoardFitError before the calibration);
+    top-1 agreement and SQNR with the float model are measured on `eval_data` when given."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
@@ -107,6 +115,8 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
         except ImportError:
             raise ModelError(f"{path}: ONNX import is not available in this build") from None
         graph = load_onnx(path)
+        for note in graph.meta.get("import_notes", []):
+            log(f"[microtile] {note}")
     else:
         raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
     from compiler.passes import quantize as ptq
@@ -121,10 +131,25 @@ def load_model(path: str | Path, calib: str | Path | np.ndarray | None = None, l
                 f"{path}: float model; int8 post-training quantization needs calibration data: pass --calib X.npy "
                 f"(N samples of shape {tuple(shape[1:])}) or --calib DIR (a folder of .npy files)"
             )
+        if board is not None:
+            fb = load_board(board)
+            need = ptq.int8_flash_bytes(graph)
+            if need > fb.flash.size:
+                raise BoardFitError(
+                    f"{path}: int8 weights need {need} B of flash; {fb.name} has {fb.flash.size} B "
+                    "(checked before quantization)"
+                )
         data = calib if isinstance(calib, np.ndarray) else ptq.load_calibration(calib, graph)
         if isinstance(calib, np.ndarray):
             data = ptq.to_ir_layout(graph, calib, "calibration array")
-        graph = ptq.quantize_for_compile(graph, data, log=log)
+        ev = None
+        if eval_data is not None:
+            ev = (
+                ptq.to_ir_layout(graph, eval_data, "eval array")
+                if isinstance(eval_data, np.ndarray)
+                else ptq.load_calibration(eval_data, graph)
+            )
+        graph = ptq.quantize_for_compile(graph, data, log=log, eval_data=ev)
     elif calib is not None:
         log(f"[microtile] {path.name} is already quantized: --calib ignored")
     return strip_io_quant(graph)
@@ -284,11 +309,16 @@ def _json_default(o: Any) -> Any:
 
 
 def compile_model(
-    model: str | Path, out: str | Path, opts: CompileOptions, log: Log = _quiet, calib: str | Path | None = None
+    model: str | Path,
+    out: str | Path,
+    opts: CompileOptions,
+    log: Log = _quiet,
+    calib: str | Path | None = None,
+    eval_data: str | Path | None = None,
 ) -> CompileResult:
     check_prefix(opts.prefix)
     od = OutDir(out, force=opts.force)  # refuse an unsafe --out before reading the model
-    graph = load_model(model, calib, log)
+    graph = load_model(model, calib, log, board=opts.board, eval_data=eval_data)
     return compile_graph(graph, Path(out), opts, log, outdir=od)
 
 
@@ -504,6 +534,7 @@ def run_model(
     log: Log = _quiet,
     calib: str | Path | np.ndarray | None = None,
     input_layout: str = "model",
+    eval_data: str | Path | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compile, build, run in the emulator, compare with the reference; returns the report.
     `--out` and `--input` are checked before anything is compiled or built."""
@@ -515,7 +546,7 @@ def run_model(
     check_prefix(opts.prefix)
     od = OutDir(out, force=opts.force)  # refuse an unsafe --out before any work
     arrays = read_input_file(input_path) if isinstance(input_path, str | Path) else None
-    graph = model if isinstance(model, Graph) else load_model(model, calib, log)
+    graph = model if isinstance(model, Graph) else load_model(model, calib, log, opts.board, eval_data)
     # a bad --input fails here, before compile and build
     xs = make_input_sets(graph, input_path, n_random, seed, layout=input_layout, arrays=arrays)
     opts.build = True

@@ -18,9 +18,9 @@ import pytest
 
 from compiler import reference
 from compiler.errors import ModelError
-from compiler.inputs import InputError
 from compiler.frontend.tflite import load_tflite, parse_tflite
 from compiler.frontend.tflite_writer import write_tflite
+from compiler.inputs import InputError
 from compiler.ir import Graph, Op, QParams, Tensor
 from compiler.ops_support import SUPPORT, UnsupportedSchemeError, declared_tests, support_matrix
 from compiler.tflm import TflmModel, tflm_available

@@ -1,4 +1,6 @@
-"""Import ONNX models (opset 13+) into the microtile IR: float graphs and QDQ int8 graphs.
+"""Import ONNX models (opset 13+; 6-12 upgraded with `onnx.version_converter`) into the microtile IR:
+float graphs and QDQ int8 graphs. A model exported with a fixed batch N compiles for batch 1 (a
+notice in meta['import_notes']); sequence-first inputs [T, 1, D] import as IR [1, T, D].
 
 Float models import as float32 IR graphs (quantize them with `compiler.passes.quantize`);
 QDQ models (QuantizeLinear/DequantizeLinear pairs as `onnxruntime.quantization.quantize_static`
@@ -12,9 +14,15 @@ merged group of axes contiguous in IR order stay views (so `conv -> flatten(2) -
 of a ViT patch embedding costs nothing).
 
 Patterns: PyTorch's decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add])
-folds into `layer_norm`, the Erf form of GELU into `gelu`, HardSigmoid*x into `hard_swish`, a
-scalar Mul/Div right before a Softmax into softmax's beta, MatMul + Add(bias) into
-`fully_connected`, and Relu/Clip into the producer's fused activation. Nodes whose inputs are
+folds into `layer_norm`, the Erf form of GELU (also between QDQ pairs) and the Tanh form
+(GELU(approximate="tanh") below opset 20) into `gelu`, HardSigmoid*x into `hard_swish`, a
+scalar Mul/Div right before a Softmax (or on q/k before the scores MatMul) into softmax's beta,
+MatMul + Add(bias) into `fully_connected`, and Relu/Clip into the producer's fused activation.
+Ops without an IR kind of their own map onto int8 ones exactly: AvgPool count_include_pad=1 ->
+pad + avg_pool2d, ceil_mode -> extra end padding, Conv1d/pools on NCL -> the 2-D ops on
+[N, 1, L, C] views, HardSigmoid -> add/relu/mul, LeakyRelu/PRelu -> mul/relu/add, BatchNorm ->
+mul/add, ReduceSum -> mean x count, ReduceMax -> global max pool, Tile/Expand/Resize(nearest) ->
+concats of copies, ConvTranspose -> zero insertion (pad) + conv2d with the flipped kernel. Nodes whose inputs are
 all constant (shape arithmetic of PyTorch exports) are folded with onnx's reference evaluator;
 `Shape` of an activation folds to its static shape.
 
@@ -44,31 +52,39 @@ except ImportError:  # pragma: no cover - the `onnx` extra is missing
 SUPPORTED = (
     "Add",
     "AveragePool",
+    "BatchNormalization",
     "Clip",
     "Concat",
     "Constant",
     "Conv",
+    "ConvTranspose",
     "DequantizeLinear",
     "Div",
     "Dropout",
-    "Erf (as GELU)",
+    "Erf (as GELU, also in QDQ graphs)",
+    "Expand (static)",
     "Flatten",
     "Gather",
     "Gelu",
     "Gemm",
     "GlobalAveragePool",
-    "HardSigmoid (as HardSwish)",
+    "HardSigmoid",
     "HardSwish",
     "Identity",
     "LayerNormalization",
+    "LeakyRelu",
     "MatMul",
     "MaxPool",
     "Mul",
     "Pad",
     "QuantizeLinear",
+    "PRelu",
+    "ReduceMax (spatial)",
     "ReduceMean",
+    "ReduceSum",
     "Relu",
     "Reshape",
+    "Resize (nearest, integer scales)",
     "Shape",
     "Sigmoid",
     "Slice",
@@ -76,14 +92,21 @@ SUPPORTED = (
     "Split",
     "Squeeze",
     "Sub",
+    "Tanh (as GELU)",
+    "Tile",
     "Transpose",
     "Unsqueeze",
 )
 # ops that only compute on constants here (folded); on activations they are refused
-_FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Expand", "Range", "Where", "Pow", "Sqrt", "Neg", "Floor", "Ceil")
+_FOLD_ONLY = ("Cast", "ConstantOfShape", "Equal", "Range", "Where", "Pow", "Sqrt", "Neg", "Floor", "Ceil")
 
 NHWC = (0, 2, 3, 1)
+# op kinds that act on the last axis or elementwise: a leading size-1 axis changes nothing in them
+_BATCH_FREE = frozenset(
+    "reshape fully_connected add mul batch_matmul softmax layer_norm gelu relu logistic hard_swish quantize".split()
+)
 MIN_OPSET = 13
+MIN_UPGRADE = 6  # oldest opset onnx.version_converter upgrades (the ONNX pytorch-converted models are 6)
 
 
 def _c_name(name: str) -> str:
@@ -94,6 +117,17 @@ def _c_name(name: str) -> str:
 
 def _ident(n: int) -> tuple[int, ...]:
     return tuple(range(n))
+
+
+def _effective_rank(shape: tuple[int, ...], perm: tuple[int, ...] | list[int]) -> int:
+    """Axes a transpose of `shape` by `perm` really moves: size-1 axes dropped, and runs of input
+    axes that stay adjacent and in order in the output merged into one."""
+    axes = [a for a in perm if shape[a] != 1]
+    runs = 0
+    for k, a in enumerate(axes):
+        if k == 0 or not (a > axes[k - 1] and all(shape[b] == 1 for b in range(axes[k - 1] + 1, a))):
+            runs += 1
+    return runs
 
 
 @dataclass(frozen=True)
@@ -183,6 +217,7 @@ class _Importer:
         self.vals: dict[str, _Val] = {}
         self.nodes = list(model.graph.node)
         self.consumers: dict[str, list[Any]] = {}
+        self.producer: dict[str, Any] = {o: n for n in self.nodes for o in n.output if o}
         for n in self.nodes:
             for i in n.input:
                 if i:
@@ -198,6 +233,7 @@ class _Importer:
         self.onnx_names: dict[str, list[Any]] = {}
         self._ir_const_q: dict[str, tuple[np.ndarray, QParams]] = {}  # IR const -> (ints, quant)
         self.node: Any = None
+        self.batch_n = 0  # the fixed batch N > 1 of the exported model (compiled for batch 1), else 0
 
     # -- errors ---------------------------------------------------------------------------
     def err(self, msg: str, node: Any = None) -> ModelError:
@@ -211,8 +247,14 @@ class _Importer:
     # -- top level ------------------------------------------------------------------------
     def run(self) -> Graph:
         opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if MIN_UPGRADE <= opset < MIN_OPSET:
+            self._upgrade(opset)
+            opset = MIN_OPSET
         if opset < MIN_OPSET:
-            raise ModelError(f"{self.source}: opset {opset} is not supported (export with opset {MIN_OPSET} or newer)")
+            raise ModelError(
+                f"{self.source}: opset {opset} is not supported (opsets {MIN_UPGRADE}-{MIN_OPSET - 1} are upgraded; "
+                f"export with opset {MIN_OPSET} or newer)"
+            )
         self.opset = opset
         for init in self.model.graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
@@ -233,6 +275,10 @@ class _Importer:
         self._dce()
         self._fuse_activations()
         self._dce()
+        self._lead_batch()
+        if not self.qdq:
+            self._simplify_views()
+            self._dce()
         self.g.meta["onnx_names"] = self.onnx_names
         self.g.verify()
         if self.qdq:
@@ -242,6 +288,23 @@ class _Importer:
             qg.meta.update(self.g.meta)
             return qg
         return self.g
+
+    def _upgrade(self, opset: int) -> None:
+        """Opsets 6-12 (old exports, the ONNX package's PyTorch conformance models) upgraded to 13 with
+        `onnx.version_converter`; the node it cannot convert is named in the refusal."""
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(self.model, MIN_OPSET)
+        except Exception as e:
+            msg = str(e).strip().splitlines()
+            where = next((ln for ln in msg if "op_type" in ln or "Node" in ln), msg[-1] if msg else type(e).__name__)
+            raise ModelError(
+                f"{self.source}: opset {opset} could not be upgraded to {MIN_OPSET} by onnx.version_converter "
+                f"({where.strip()[:200]})"
+            ) from None
+        self.__init__(model, self.g.name, self.source)  # type: ignore[misc]
+        self.g.meta["onnx_upgraded_from"] = opset
 
     def _inputs(self) -> None:
         for vi in self.model.graph.input:
@@ -266,9 +329,18 @@ class _Importer:
                     f"{self.source}: input {vi.name!r} has element type "
                     f"{onnx.TensorProto.DataType.Name(tt.elem_type)}{at}; float32 inputs are required"
                 )
-            if dims[0] != 1:
-                raise ModelError(f"{self.source}: input {vi.name!r} has batch {dims[0]}{at}; batch must be 1")
             perm = NHWC if len(dims) == 4 else _ident(len(dims))
+            if len(dims) == 3 and dims[0] != 1 and dims[1] == 1:
+                perm = (1, 0, 2)  # sequence-first [T, 1, D] (nn.MultiheadAttention's default): IR [1, T, D]
+            elif dims[0] != 1:
+                if self.batch_n not in (0, dims[0]):
+                    raise ModelError(f"{self.source}: inputs with different batch sizes{at}; batch must be 1")
+                self.batch_n = int(dims[0])
+                self.g.meta["onnx_batch"] = self.batch_n
+                self.g.meta.setdefault("import_notes", []).append(
+                    f"{Path(self.source).name}: input {vi.name!r} has a fixed batch of {dims[0]}; compiling for batch 1"
+                )
+                dims[0] = 1
             shape = tuple(dims[p] for p in perm)
             name = self.new_tensor(vi.name, shape)
             self.g.inputs.append(name)
@@ -339,6 +411,19 @@ class _Importer:
         moved = [i for i in p if src[i] != 1]
         if moved == sorted(moved):  # only size-1 axes move: a view
             out = self.emit("reshape", [v.ir], shape, {}, f"{v.ir}_r")
+        elif _effective_rank(src, p) > 4:  # the int8 kernel moves up to 4 axes: one axis at a time
+            cur, cur_p = v.ir, list(range(len(p)))
+            for k in range(len(p)):
+                j = cur_p.index(p[k])
+                if j == k:
+                    continue
+                step = list(range(k)) + [j] + [i for i in range(k, len(p)) if i != j]
+                cur_p = [cur_p[i] for i in step]
+                cs = self.g.t(cur).shape
+                cur = self.emit("transpose", [cur], tuple(cs[i] for i in step), {"perm": step}, f"{v.ir}_t{k}")
+                if v.ir in self.act_q:
+                    self.act_q[cur] = self.act_q[v.ir]
+            out = cur
         else:
             out = self.emit("transpose", [v.ir], shape, {"perm": list(p)}, f"{v.ir}_t")
         if v.ir in self.act_q:
@@ -524,6 +609,10 @@ class _Importer:
             return True
         if op == "HardSigmoid" and self._hard_swish(node):
             return True
+        if op == "Tanh" and self._gelu_tanh(node):
+            return True
+        if op == "Add" and self._masked_softmax(node):
+            return True
         return False
 
     def _mark(self, *nodes: Any) -> None:
@@ -535,41 +624,192 @@ class _Importer:
         a, b = node.input[0], node.input[1]
         return b if a == name else a
 
+    def _next(self, name: str, skipped: list[Any]) -> tuple[Any | None, str]:
+        """The sole consumer of `name` and the name it reads; in QDQ graphs through a
+        QuantizeLinear -> DequantizeLinear pair on the way (added to `skipped`: the pattern that
+        fuses the chain computes the whole of it, so the intermediate quantization goes away)."""
+        c = self.sole_consumer(name)
+        if self.qdq and c is not None and c.op_type == "QuantizeLinear":
+            dq = self.sole_consumer(c.output[0])
+            if dq is not None and dq.op_type == "DequantizeLinear":
+                skipped += [c, dq]
+                return self.sole_consumer(dq.output[0]), dq.output[0]
+        return c, name
+
+    def _near(self, name: str, want: float) -> bool:
+        """`name` is a scalar constant equal to `want` (within its int8 step in QDQ graphs)."""
+        v = self.scalar(name)
+        return v is not None and abs(v - want) <= (1e-2 if self.qdq else 1e-6) * abs(want)
+
     def _gelu(self, node: Any) -> bool:
-        # x / sqrt(2) (or x * 1/sqrt(2)) -> Erf -> + 1 -> * x -> * 0.5   (or 0.5 x first)
+        # x / sqrt(2) (or x * 1/sqrt(2)) -> Erf -> + 1 -> * x -> * 0.5   (or 0.5 x first), in QDQ
+        # graphs with QuantizeLinear/DequantizeLinear pairs between the steps
         x = next((n for n in node.input if n in self.vals), None)
         if x is None:
             return False
         c = self.scalar(self._other(node, x))
         want = math.sqrt(2.0) if node.op_type == "Div" else 1.0 / math.sqrt(2.0)
-        if c is None or abs(c - want) > 1e-3 or (node.op_type == "Div" and node.input[0] != x):
+        if c is None or abs(c - want) > 1e-2 or (node.op_type == "Div" and node.input[0] != x):
             return False
-        erf = self.sole_consumer(node.output[0])
+        skipped: list[Any] = []
+        erf, _ = self._next(node.output[0], skipped)
         if erf is None or erf.op_type != "Erf":
             return False
-        add = self.sole_consumer(erf.output[0])
-        if add is None or add.op_type != "Add" or self.scalar(self._other(add, erf.output[0])) != 1.0:
+        add, a_in = self._next(erf.output[0], skipped)
+        if add is None or add.op_type != "Add" or not self._near(self._other(add, a_in), 1.0):
             return False
-        m1 = self.sole_consumer(add.output[0])
-        if m1 is None or m1.op_type != "Mul":
+        tail = self._gelu_tail(add, x, skipped)
+        if tail is None:
             return False
-        o = self._other(m1, add.output[0])
-        nodes = [node, erf, add, m1]
-        if o == x:
-            m2 = self.sole_consumer(m1.output[0])
-            if m2 is None or m2.op_type != "Mul" or self.scalar(self._other(m2, m1.output[0])) != 0.5:
-                return False
-            nodes.append(m2)
-            out = m2.output[0]
-        else:
-            half = next((n for n in self.consumers.get(x, []) if n.op_type == "Mul" and o in n.output), None)
-            if half is None or self.scalar(self._other(half, x)) != 0.5:
-                return False
-            out = m1.output[0]
+        nodes, out = tail
         v = self.val(x)
         y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "none"}, out)
         self.bind(out, y, v.perm)
-        self._mark(*nodes)
+        self._mark(node, erf, add, *nodes, *skipped)
+        return True
+
+    def _gelu_tail(self, add: Any, x: str, skipped: list[Any] | None = None) -> tuple[list[Any], str] | None:
+        """The `* x * 0.5` after GELU's `1 + erf/tanh(..)` Add: (nodes, output) or None.
+        Accepts (1 + t) * x * 0.5, (1 + t) * 0.5 * x and (0.5 x) * (1 + t), in either operand order."""
+        skipped = [] if skipped is None else skipped
+        m1, m_in = self._next(add.output[0], skipped)
+        if m1 is None or m1.op_type != "Mul":
+            return None
+        o = self._other(m1, m_in)
+        if o == x or self._near(o, 0.5):
+            m2, m2_in = self._next(m1.output[0], skipped)
+            if m2 is None or m2.op_type != "Mul":
+                return None
+            o2 = self._other(m2, m2_in)
+            if (o == x and not self._near(o2, 0.5)) or (o != x and o2 != x):
+                return None
+            return [m1, m2], m2.output[0]
+        half = self.producer.get(o)
+        if self.qdq and half is not None and half.op_type == "DequantizeLinear":
+            q = self.producer.get(half.input[0])
+            if q is not None and q.op_type == "QuantizeLinear" and self.sole_consumer(q.output[0]) is half:
+                skipped += [q, half]
+                half = self.producer.get(q.input[0])
+        if half is None or half.op_type != "Mul" or x not in half.input or not self._near(self._other(half, x), 0.5):
+            return None
+        return [m1], m1.output[0]
+
+    def _gelu_tanh(self, node: Any) -> bool:
+        # PyTorch's GELU(approximate="tanh") below opset 20 (and HF's NewGELU):
+        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), matched backwards from the Tanh; the
+        # nodes before it (already emitted) become dead and are dropped.
+        def mul_by(name: str, c: float) -> str | None:
+            n = self.producer.get(name)
+            if n is None or n.op_type != "Mul":
+                return None
+            for a, b in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+                v = self.scalar(a)
+                if v is not None and abs(v - c) <= 1e-4 * abs(c):
+                    return b
+            return None
+
+        inner = mul_by(node.input[0], math.sqrt(2.0 / math.pi))
+        add0 = self.producer.get(inner) if inner else None
+        if add0 is None or add0.op_type != "Add":
+            return False
+        x = next((a for a in add0.input if a in self.vals and mul_by(self._other(add0, a), 0.044715)), None)
+        if x is None:
+            return False
+        cube = mul_by(self._other(add0, x), 0.044715)
+        cn = self.producer.get(cube) if cube else None
+        if cn is None:
+            return False
+        if cn.op_type == "Pow":
+            if cn.input[0] != x or self.scalar(cn.input[1]) != 3.0:
+                return False
+        elif cn.op_type == "Mul":
+            sq = next((self.producer.get(a) for a in cn.input if a != x), None)
+            if x not in cn.input or sq is None or sq.op_type != "Mul" or list(sq.input) != [x, x]:
+                return False
+        else:
+            return False
+        add1 = self.sole_consumer(node.output[0])
+        if add1 is None or add1.op_type != "Add" or self.scalar(self._other(add1, node.output[0])) != 1.0:
+            return False
+        tail = self._gelu_tail(add1, x)
+        if tail is None:
+            return False
+        nodes, out = tail
+        v = self.val(x)
+        y = self.emit("gelu", [v.ir], self.g.t(v.ir).shape, {"approximate": "tanh"}, out)
+        self.bind(out, y, v.perm)
+        self._mark(node, add1, *nodes)
+        return True
+
+    def _masked_softmax(self, node: Any) -> bool:
+        """Softmax(scores + M) for a static attention mask M (0 where attended, -inf or <= -1e3 where
+        not; nn.MultiheadAttention's attn_mask, causal masks), exactly with int8 ops: rows that share
+        the same attended column range [a, b) form one group, whose scores are sliced to those
+        columns, soft-maxed, and padded back with the softmax output's zero point (probability 0);
+        the groups are concatenated along the rows. Masks whose attended columns are not one
+        contiguous range per row, or that differ per head, are refused (one line, naming the node)."""
+        sm = self.sole_consumer(node.output[0])
+        if sm is None or sm.op_type != "Softmax" or self.qdq:
+            return False
+        mname = next((c for c in node.input if c in self.consts), None)
+        sname = next((c for c in node.input if c in self.vals), None)
+        if mname is None or sname is None:
+            return False
+        if not self._is_mask(node):
+            return False  # an additive bias, not a mask: the plain add
+        m = self.consts[mname]
+        self.node = sm
+        self._check_attrs(sm, {"axis": None})
+        v = self.val(sname)
+        src = self.shape(v)
+        rank = len(src)
+        if int(self.attrs(sm).get("axis", -1)) % rank != rank - 1 or rank < 2:
+            raise self.err("attention mask: softmax over the last axis only")
+        mask = np.broadcast_to(m.reshape((1,) * (rank - m.ndim) + m.shape), src)
+        lead = mask.reshape(-1, src[-2], src[-1])
+        if not all(np.array_equal(lead[0], lead[k]) for k in range(1, lead.shape[0])):
+            raise self.err("attention mask that differs per head or batch is not supported")
+        keep = lead[0] > -1e3
+        if np.any((lead[0] != 0) & keep):
+            raise self.err("attention mask with entries other than 0 and -inf (an added bias) is not supported")
+        t, n_cols = keep.shape
+        groups: list[tuple[int, int, int, int]] = []  # rows [r0, r1), columns [a, b)
+        for r in range(t):
+            cols = np.flatnonzero(keep[r])
+            if cols.size == 0 or cols[-1] - cols[0] + 1 != cols.size:
+                raise self.err(f"attention mask row {r} does not attend to one contiguous range of keys")
+            a, b = int(cols[0]), int(cols[-1]) + 1
+            if groups and groups[-1][2:] == (a, b):
+                groups[-1] = (groups[-1][0], r + 1, a, b)
+            else:
+                groups.append((r, r + 1, a, b))
+        v = self.materialize(v, _ident(rank))
+        beta = float(self.softmax_beta.get(sname, 1.0))
+        out = sm.output[0]
+        shape = self.g.t(v.ir).shape
+        heads = int(np.prod(shape[:-2]))
+        parts = []
+        for k, (r0, r1, a, b) in enumerate(groups):
+            begin = [0] * (rank - 2) + [r0, a]
+            size = list(shape[:-2]) + [r1 - r0, b - a]
+            x = v.ir
+            if begin != [0] * rank or size != list(shape):
+                x = self.emit("slice", [x], tuple(size), {"begin": begin, "size": size}, f"{out}_g{k}")
+            y = self.emit("softmax", [x], tuple(size), {"beta": beta}, f"{out}_sm{k}")
+            if (a, b) != (0, n_cols):  # padded back on a [1, rows, cols, 1] view (the pad kernel's W axis)
+                rows = heads * (r1 - r0)
+                flat = self.emit("reshape", [y], (1, rows, b - a, 1), {}, f"{out}_v{k}")
+                pads = ((0, 0), (0, 0), (a, n_cols - b), (0, 0))
+                padded = self.emit("pad", [flat], (1, rows, n_cols, 1), {"paddings": pads}, f"{out}_p{k}")
+                y = self.emit("reshape", [padded], tuple(size[:-1]) + (n_cols,), {}, f"{out}_r{k}")
+            parts.append(y)
+        if len(parts) == 1:
+            self.bind(out, parts[0], _ident(rank))
+        else:
+            attrs = {"axis": rank - 2, "activation": "none"}
+            self.bind(out, self.emit("concat", parts, shape, attrs, out), _ident(rank))
+        self._mark(node, sm)
+        self.node = node
         return True
 
     def _reduce_axes(self, node: Any, rank: int) -> tuple[list[int], bool] | None:
@@ -712,17 +952,58 @@ class _Importer:
             raise self.err(f"input {name!r} has rank {len(v.perm)}; only 4-D NCHW tensors are supported here")
         return self.materialize(v, NHWC)
 
+    def _nhwc_or_1d(self, name: str) -> tuple[_Val, bool]:
+        """A 4-D NCHW input as NHWC, or a 3-D NCL one (Conv1d, pools on sequences) as NHWC [N, 1, L, C]
+        (a view); the flag says which."""
+        v = self.val(name)
+        if len(v.perm) != 3:
+            return self._nhwc(name), False
+        v = self.materialize(v, (0, 2, 1))
+        n, length, c = self.g.t(v.ir).shape
+        r = self.emit("reshape", [v.ir], (n, 1, length, c), {}, f"{v.ir}_2d")
+        if v.ir in self.act_q:
+            self.act_q[r] = self.act_q[v.ir]
+        return _Val(r, NHWC), True
+
+    @staticmethod
+    def _attrs_2d(a: dict[str, Any], lists: tuple[str, ...], pads: str) -> dict[str, Any]:
+        """1-D spatial attributes as 2-D ones over (1, L)."""
+        a = dict(a)
+        for key in lists:
+            if key in a:
+                a[key] = [1] + [int(x) for x in a[key]]
+        if pads in a:
+            b, e = (int(x) for x in a[pads])
+            a[pads] = [0, b, 0, e]
+        return a
+
+    def _bind_spatial(self, onnx_name: str, y: str, one_d: bool) -> None:
+        if not one_d:
+            self.bind(onnx_name, y, NHWC)
+            return
+        n, _, length, c = self.g.t(y).shape
+        r = self.emit("reshape", [y], (n, length, c), {}, f"{y}_1d")
+        self.bind(onnx_name, r, (0, 2, 1))
+
     def _op_Conv(self, node: Any) -> None:
         a = self._check_attrs(
             node,
             {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None, "auto_pad": None},
         )
-        v = self._nhwc(node.input[0])
+        v, one_d = self._nhwc_or_1d(node.input[0])
         n, h, w, c = self.g.t(v.ir).shape
         wname = node.input[1]
         wt = self.const(wname, "weights")
+        if one_d and wt.ndim == 3:  # Conv1d: weights [O, I, K] -> [O, I, 1, K]
+            wt = wt[:, :, None, :]
+            if wname in self.const_q:
+                ints, q = self.const_q[wname]
+                self.const_q[f"{wname}__2d"] = (ints[:, :, None, :], q)
+            wname = f"{wname}__2d"
+            self.consts[wname] = wt
+            a = self._attrs_2d(a, ("kernel_shape", "strides", "dilations"), "pads")
         if wt.ndim != 4:
-            raise self.err(f"only 2-D convolutions are supported (weights of rank {wt.ndim})")
+            raise self.err(f"only 1-D and 2-D convolutions are supported (weights of rank {wt.ndim})")
         o, ig, kh, kw = wt.shape
         group = int(a.get("group", 1))
         s, d, pads, (oh, ow) = self._spatial(node, (h, w), (kh, kw), a)
@@ -744,26 +1025,129 @@ class _Importer:
         b = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
         ins.append(self.const_ir(bias or "", b, None, f"{out}_b"))
         y = self.emit(kind, [v.ir] + ins, (n, oh, ow, o), attrs, out)
-        self.bind(out, y, NHWC)
+        self._bind_spatial(out, y, one_d)
+
+    def _op_ConvTranspose(self, node: Any) -> None:
+        """ConvTranspose (group 1, dilation 1) as TFLite's TRANSPOSE_CONV is defined: zeros inserted
+        between the input's rows and columns (pad ops on 4-D views, the int8 pad writes the zero
+        point), then a stride-1 conv2d with the kernel flipped and its in/out axes swapped, padded
+        k - 1 - pad (a crop where that is negative at the end)."""
+        a = self._check_attrs(
+            node,
+            {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": 1,
+             "output_padding": None, "auto_pad": (b"NOTSET", "NOTSET")},
+        )  # fmt: skip
+        x, one_d = self._nhwc_or_1d(node.input[0])
+        wname = node.input[1]
+        wt = self.const(wname, "weights").astype(np.float32)
+        if one_d and wt.ndim == 3:
+            wt = wt[:, :, None, :]
+            a = self._attrs_2d(a, ("kernel_shape", "strides", "dilations"), "pads")
+            if "output_padding" in a:
+                a["output_padding"] = [0] + [int(v) for v in a["output_padding"]]
+        if wt.ndim != 4:
+            raise self.err(f"only 1-D and 2-D transposed convolutions are supported (weights of rank {wt.ndim})")
+        if any(int(d) != 1 for d in a.get("dilations", (1, 1))):
+            raise self.err(f"unsupported attribute dilations={list(a['dilations'])} (1 only)")
+        cin, cout, kh, kw = wt.shape
+        n, h, w, c = self.g.t(x.ir).shape
+        if cin != c:
+            raise self.err(f"weights expect {cin} input channels, the input has {c}")
+        sh, sw = (int(v) for v in a.get("strides", (1, 1)))
+        pt, pl, pb, pr = (int(v) for v in a.get("pads", (0, 0, 0, 0)))
+        oph, opw = (int(v) for v in a.get("output_padding", (0, 0)))
+        out = node.output[0]
+        cur = x.ir
+
+        def keep_q(t: str) -> None:
+            if x.ir in self.act_q:
+                self.act_q[t] = self.act_q[x.ir]
+
+        for r, tag in ((sw, "w"), (sh, "h")):  # zero insertion: [.., k, ..] -> [.., k, 0 x (s-1), ..]
+            if r == 1:
+                continue
+            b, hh, ww, cc = self.g.t(cur).shape
+            outer, inner = (hh * ww, cc) if tag == "w" else (hh, ww * cc)
+            view = self.emit("reshape", [cur], (b, outer, 1, inner), {}, f"{out}_{tag}v")
+            pad = ((0, 0), (0, 0), (0, r - 1), (0, 0))
+            z = self.emit("pad", [view], (b, outer, r, inner), {"paddings": pad}, f"{out}_{tag}z")
+            nh, nw = (hh, ww * r) if tag == "w" else (hh * r, ww)
+            cur = self.emit("reshape", [z], (b, nh, nw, cc), {}, f"{out}_{tag}r")
+            for t in (view, z, cur):
+                keep_q(t)
+        top, left = kh - 1 - pt, kw - 1 - pl
+        bottom, right = kh - 1 - pb + oph - (sh - 1), kw - 1 - pr + opw - (sw - 1)
+        if top < 0 or left < 0:
+            raise self.err(f"pads {[pt, pl, pb, pr]} larger than kernel - 1 at the start are not supported")
+        if bottom < 0 or right < 0:  # crop the end instead of padding it
+            b, hh, ww, cc = self.g.t(cur).shape
+            size = [b, hh + min(bottom, 0), ww + min(right, 0), cc]
+            cur = self.emit("slice", [cur], tuple(size), {"begin": [0, 0, 0, 0], "size": size}, f"{out}_crop")
+            keep_q(cur)
+            bottom, right = max(bottom, 0), max(right, 0)
+        flipped = f"{wname}__flip"
+        self.consts[flipped] = np.ascontiguousarray(wt[:, :, ::-1, ::-1])
+        if wname in self.const_q:
+            ints, q = self.const_q[wname]
+            ints = ints[:, :, None, :] if ints.ndim == 3 else ints
+            self.const_q[flipped] = (np.ascontiguousarray(ints[:, :, ::-1, ::-1]), q)
+        wi = self.const_ir(flipped, self.consts[flipped], (1, 2, 3, 0), f"{out}_w")
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        b_arr = self.const(bias, "bias") if bias else np.zeros(cout, np.float32)
+        bi = self.const_ir(bias or "", b_arr, None, f"{out}_b")
+        hh, ww = self.g.t(cur).shape[1:3]
+        oh, ow = hh + top + bottom - kh + 1, ww + left + right - kw + 1
+        want_h = (h - 1) * sh + kh - pt - pb + oph
+        want_w = (w - 1) * sw + kw - pl - pr + opw
+        if (oh, ow) != (want_h, want_w):
+            raise self.err(f"internal: output {oh}x{ow}, ONNX gives {want_h}x{want_w}")
+        attrs = {"stride": (1, 1), "dilation": (1, 1), "pads": (top, bottom, left, right), "activation": "none"}
+        y = self.emit("conv2d", [cur, wi, bi], (n, oh, ow, cout), attrs, out)
+        self._bind_spatial(out, y, one_d)
 
     def _pool(self, node: Any, kind: str) -> None:
-        allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None, "ceil_mode": 0}
+        allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None, "ceil_mode": (0, 1)}
         if kind == "max_pool2d":
-            allowed.update({"dilations": ((1, 1), [1, 1]), "storage_order": 0})
+            allowed.update({"dilations": ((1, 1), [1, 1], (1,), [1]), "storage_order": 0})
         else:
             allowed["count_include_pad"] = None
         a = self._check_attrs(node, allowed)
         if len(node.output) > 1 and node.output[1]:
             raise self.err("the Indices output of MaxPool is not supported")
-        v = self._nhwc(node.input[0])
+        v, one_d = self._nhwc_or_1d(node.input[0])
         n, h, w, c = self.g.t(v.ir).shape
         k = tuple(a["kernel_shape"])
+        if one_d:
+            a = self._attrs_2d(a, ("kernel_shape", "strides", "dilations"), "pads")
+            k = (1, k[0])
         s, _, pads, (oh, ow) = self._spatial(node, (h, w), k, a)
+        if a.get("ceil_mode", 0):
+            # ONNX/PyTorch ceil_mode: ceil((in + pads - k) / s) + 1 windows, the last one starting inside
+            # the input or the leading pad; the extra windows read bottom/right padding that is never
+            # counted (avg: count over real and explicit-pad elements only; max: padding is -inf)
+            ext = []
+            for i, (size, lo, hi) in enumerate(((h, pads[0], pads[1]), (w, pads[2], pads[3]))):
+                o = -(-(size + lo + hi - k[i]) // s[i]) + 1
+                if (o - 1) * s[i] >= size + lo:
+                    o -= 1
+                ext.append(max((o - 1) * s[i] + k[i] - (size + lo + hi), 0))
+            pads = (pads[0], pads[1] + ext[0], pads[2], pads[3] + ext[1])
+            oh = (h + pads[0] + pads[1] - k[0]) // s[0] + 1
+            ow = (w + pads[2] + pads[3] - k[1]) // s[1] + 1
         if kind == "avg_pool2d" and a.get("count_include_pad", 0) and any(pads):
-            raise self.err("unsupported attribute count_include_pad=1 with padding (padding is never counted)")
+            # padding counted in the divisor: pad explicitly with zeros (the int8 pad writes the
+            # zero point), then average over windows that hold no implicit padding, except the
+            # ceil_mode overhang, which PyTorch and onnxruntime do not count either
+            explicit = self._spatial(node, (h, w), k, a)[2]
+            if any(explicit):
+                src = self.g.t(v.ir).shape
+                shape = (src[0], src[1] + explicit[0] + explicit[1], src[2] + explicit[2] + explicit[3], src[3])
+                paddings = ((0, 0), (explicit[0], explicit[1]), (explicit[2], explicit[3]), (0, 0))
+                v = _Val(self.emit("pad", [v.ir], shape, {"paddings": paddings}, f"{node.output[0]}_pad"), NHWC)
+                pads = (0, pads[1] - explicit[1], 0, pads[3] - explicit[3])
         attrs = {"kernel": (int(k[0]), int(k[1])), "stride": s, "pads": pads, "activation": "none"}
         y = self.emit(kind, [v.ir], (n, oh, ow, c), attrs, node.output[0])
-        self.bind(node.output[0], y, NHWC)
+        self._bind_spatial(node.output[0], y, one_d)
 
     def _op_MaxPool(self, node: Any) -> None:
         self._pool(node, "max_pool2d")
@@ -772,10 +1156,10 @@ class _Importer:
         self._pool(node, "avg_pool2d")
 
     def _op_GlobalAveragePool(self, node: Any) -> None:
-        v = self._nhwc(node.input[0])
+        v, one_d = self._nhwc_or_1d(node.input[0])
         n, _, _, c = self.g.t(v.ir).shape
         y = self.emit("mean", [v.ir], (n, 1, 1, c), {"axes": (1, 2), "keep_dims": True}, node.output[0])
-        self.bind(node.output[0], y, NHWC)
+        self._bind_spatial(node.output[0], y, one_d)
 
     def _op_ReduceMean(self, node: Any) -> None:
         self._check_attrs(node, {"axes": None, "keepdims": None, "noop_with_empty_axes": 0})
@@ -796,8 +1180,200 @@ class _Importer:
             shape = tuple(d for i, d in enumerate(src) if i not in ir_axes)
             kept = [p for i, p in enumerate(v.perm) if i not in ir_axes]
             perm = tuple(sorted(kept).index(p) for p in kept)
-        y = self.emit("mean", [v.ir], shape, {"axes": ir_axes, "keep_dims": keep}, node.output[0])
+        x = v.ir
+        if len(src) == 3 and ir_axes == (1,):  # the mean over L of [N, L, C] (Conv1d nets): over W of [N, 1, L, C]
+            x = self.emit("reshape", [x], (src[0], 1, src[1], src[2]), {}, f"{x}_2d")
+            if v.ir in self.act_q:
+                self.act_q[x] = self.act_q[v.ir]
+            attrs = {"axes": (1, 2), "keep_dims": True}
+            m = self.emit("mean", [x], (src[0], 1, 1, src[2]), attrs, f"{node.output[0]}_m")
+            y = self.emit("reshape", [m], shape, {}, node.output[0])
+        else:
+            y = self.emit("mean", [x], shape, {"axes": ir_axes, "keep_dims": keep}, node.output[0])
         self.bind(node.output[0], y, perm)
+
+    def _op_BatchNormalization(self, node: Any) -> None:
+        # inference BatchNorm that PyTorch did not fold into a conv (BatchNorm1d/2d after an
+        # activation): x * scale + shift per channel (ONNX axis 1), a constant mul and add
+        self._check_attrs(node, {"epsilon": None, "momentum": None, "training_mode": 0})
+        if any(o for o in node.output[1:]):
+            raise self.err("the running mean/var outputs (training mode) are not supported")
+        eps = float(self.attrs(node).get("epsilon", 1e-5))
+        gamma, beta, mean, var = (self.const(n, "statistics").astype(np.float64) for n in node.input[1:5])
+        scale = gamma / np.sqrt(var + eps)
+        shift = beta - mean * scale
+        rank = len(self.val(node.input[0]).perm)
+        out = node.output[0]
+        bshape = (1, -1) + (1,) * (rank - 2)
+        self.consts[f"{out}__scale"] = scale.astype(np.float32).reshape(bshape)
+        self.consts[f"{out}__shift"] = shift.astype(np.float32).reshape(bshape)
+        m = onnx.helper.make_node("Mul", [node.input[0], f"{out}__scale"], [f"{out}__scaled"], name=f"{node.name}_mul")
+        self._binary(m, "mul", node.input[0], f"{out}__scale")
+        self._binary(node, "add", f"{out}__scaled", f"{out}__shift")
+
+    def _op_ReduceSum(self, node: Any) -> None:
+        # the sum = the mean (int8 kernel) times the element count (a constant mul)
+        v = self.val(node.input[0])
+        ax = self._reduce_axes(node, len(v.perm))
+        if ax is None:
+            raise self.err("axes input must be a constant")
+        count = int(np.prod([self.shape(v)[a] for a in ax[0]]))
+        mean = onnx.helper.make_node("ReduceMean", [node.input[0]], [f"{node.output[0]}__mean"], name=node.name)
+        mean.attribute.extend(a for a in node.attribute if a.name != "noop_with_empty_axes")
+        if not any(a.name == "axes" for a in node.attribute):
+            mean.attribute.append(onnx.helper.make_attribute("axes", list(ax[0])))
+        self._op_ReduceMean(mean)
+        self.consts[f"{node.output[0]}__count"] = np.array(float(count), np.float32)
+        self._binary(node, "mul", f"{node.output[0]}__mean", f"{node.output[0]}__count")
+
+    def _op_ReduceMax(self, node: Any) -> None:
+        # over the spatial axes of NCHW (or L of NCL): a max pool with the whole map as its window
+        self._check_attrs(node, {"axes": None, "keepdims": None, "noop_with_empty_axes": 0})
+        v = self.val(node.input[0])
+        rank = len(v.perm)
+        ax = self._reduce_axes(node, rank)
+        if ax is None or ax[0] not in ([2, 3], [2]) or rank != len(ax[0]) + 2:
+            raise self.err("ReduceMax over the spatial axes of an NCHW/NCL tensor only (a global max pool)")
+        keep = ax[1]
+        x, one_d = self._nhwc_or_1d(node.input[0])
+        n, h, w, c = self.g.t(x.ir).shape
+        attrs = {"kernel": (h, w), "stride": (1, 1), "pads": (0, 0, 0, 0), "activation": "none"}
+        out = node.output[0]
+        y = self.emit("max_pool2d", [x.ir], (n, 1, 1, c), attrs, out if keep else f"{out}_keep")
+        if keep:
+            self._bind_spatial(out, y, one_d)
+            return
+        r = self.emit("reshape", [y], (n, c), {}, out)
+        self.bind(out, r, (0, 1))
+
+    def _repeat(self, v: _Val, reps: list[int], out: str) -> _Val:
+        """`v` repeated reps[a] times along each ONNX axis a (np.tile): concats of copies."""
+        cur = v
+        for a, r in enumerate(reps):
+            if r == 1:
+                continue
+            ir_axis = cur.perm.index(a)
+            shape = list(self.g.t(cur.ir).shape)
+            shape[ir_axis] *= r
+            attrs = {"axis": ir_axis, "activation": "none"}
+            y = self.emit("concat", [cur.ir] * r, tuple(shape), attrs, f"{out}_rep{a}")
+            if cur.ir in self.act_q:
+                self.act_q[y] = self.act_q[cur.ir]
+            cur = _Val(y, cur.perm)
+        return cur
+
+    def _op_Tile(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        reps = [int(r) for r in self.const(node.input[1], "repeats").reshape(-1)]
+        if len(reps) != len(v.perm) or min(reps) < 1:
+            raise self.err(f"repeats {reps} for a rank-{len(v.perm)} input")
+        y = self._repeat(v, reps, node.output[0])
+        self.vals[node.output[0]] = y
+        self.onnx_names.setdefault(y.ir, [node.output[0], list(y.perm)])
+
+    def _op_Expand(self, node: Any) -> None:
+        v = self.val(node.input[0])
+        want = [int(d) for d in self.const(node.input[1], "shape").reshape(-1)]
+        if len(want) > len(v.perm):
+            v = self._expand(v, len(want))
+        src = self.shape(v)
+        want = [1] * (len(src) - len(want)) + want
+        try:
+            out_shape = np.broadcast_shapes(src, tuple(want))
+        except ValueError:
+            raise self.err(f"shape {want} does not broadcast with {list(src)}") from None
+        reps = [o // s for o, s in zip(out_shape, src, strict=True)]
+        y = self._repeat(v, reps, node.output[0])
+        self.vals[node.output[0]] = y
+        self.onnx_names.setdefault(y.ir, [node.output[0], list(y.perm)])
+
+    def _leaky(self, node: Any, slope: str, slope_arr: np.ndarray) -> None:
+        # y = slope x + (1 - slope) relu(x): two constant muls, a relu and an add (int8 ops)
+        x = node.input[0]
+        out = node.output[0]
+        self.consts[f"{out}__1ms"] = (1.0 - slope_arr).astype(np.float32)
+        a = onnx.helper.make_node("Mul", [x, slope], [f"{out}__sx"], name=f"{node.name}_sx")
+        self._binary(a, "mul", x, slope)
+        r = onnx.helper.make_node("Relu", [x], [f"{out}__relu"], name=f"{node.name}_relu")
+        self._op_Relu(r)
+        b = onnx.helper.make_node("Mul", [f"{out}__relu", f"{out}__1ms"], [f"{out}__rx"], name=f"{node.name}_rx")
+        self._binary(b, "mul", f"{out}__relu", f"{out}__1ms")
+        self._binary(node, "add", f"{out}__sx", f"{out}__rx")
+
+    def _op_LeakyRelu(self, node: Any) -> None:
+        a = self._check_attrs(node, {"alpha": None})
+        alpha = float(a.get("alpha", 0.01))
+        self.consts[f"{node.output[0]}__alpha"] = np.array(alpha, np.float32)
+        self._leaky(node, f"{node.output[0]}__alpha", np.array(alpha, np.float32))
+
+    def _op_PRelu(self, node: Any) -> None:
+        slope = self.const(node.input[1], "slope").astype(np.float32)
+        self._leaky(node, node.input[1], slope)
+
+    def _op_Resize(self, node: Any) -> None:
+        # nearest-neighbour upsampling by integer factors: each element repeated s times, done as
+        # concats of copies on 4-D views (exact); other modes are refused
+        a = self._check_attrs(
+            node,
+            {"mode": None, "coordinate_transformation_mode": None, "nearest_mode": None, "cubic_coeff_a": None,
+             "exclude_outside": 0, "extrapolation_value": None, "antialias": 0, "keep_aspect_ratio_policy": None},
+        )  # fmt: skip
+        dec = {k: (x.decode() if isinstance(x, bytes) else x) for k, x in a.items()}
+        if dec.get("mode", "nearest") != "nearest":
+            raise self.err(f"unsupported attribute mode={dec.get('mode')!r} (nearest with integer scales only)")
+        v = self.val(node.input[0])
+        src = self.shape(v)
+        ins = list(node.input) + [""] * (4 - len(node.input))
+        if ins[2] and ins[2] in self.consts and self.consts[ins[2]].size:
+            scales = [float(x) for x in self.consts[ins[2]].reshape(-1)]
+        elif ins[3]:
+            sizes = [int(x) for x in self.const(ins[3], "sizes").reshape(-1)]
+            scales = [o / i for o, i in zip(sizes, src, strict=True)]
+        else:
+            raise self.err("scales or sizes must be a constant")
+        reps = [int(round(sc)) for sc in scales]
+        if any(abs(sc - r) > 1e-6 or r < 1 for sc, r in zip(scales, reps, strict=True)) or reps[:2] != [1, 1]:
+            raise self.err(f"scales {scales} (integer upsampling of the spatial axes only)")
+        ctm = dec.get("coordinate_transformation_mode", "half_pixel")
+        nm = dec.get("nearest_mode", "round_prefer_floor")
+        for size, r in zip(src[2:], reps[2:], strict=True):
+            i = np.arange(size * r, dtype=np.float64)
+            if ctm == "asymmetric":
+                xo = i / r
+            elif ctm in ("half_pixel", "pytorch_half_pixel"):
+                xo = (i + 0.5) / r - 0.5
+            else:
+                raise self.err(f"unsupported attribute coordinate_transformation_mode={ctm!r}")
+            if nm == "floor":
+                idx = np.floor(xo)
+            elif nm == "ceil":
+                idx = np.ceil(xo)
+            elif nm == "round_prefer_ceil":
+                idx = np.floor(xo + 0.5)
+            else:
+                idx = np.ceil(xo - 0.5)
+            if not np.array_equal(np.clip(idx, 0, size - 1), np.repeat(np.arange(size), r)):
+                raise self.err(f"nearest_mode={nm!r} with {ctm!r} is not a plain repetition")
+        x, one_d = self._nhwc_or_1d(node.input[0])
+        cur = x.ir
+        n, h, w, c = self.g.t(cur).shape
+        rh, rw = (1, reps[2]) if one_d else (reps[2], reps[3])
+        out = node.output[0]
+        del n, h, w, c
+        for r, tag in ((rw, "w"), (rh, "h")):
+            if r == 1:
+                continue
+            b, hh, ww, cc = self.g.t(cur).shape
+            outer, inner = (hh * ww, cc) if tag == "w" else (hh, ww * cc)
+            view = self.emit("reshape", [cur], (b, outer, 1, inner), {}, f"{out}_{tag}v")
+            attrs = {"axis": 2, "activation": "none"}
+            cat = self.emit("concat", [view] * r, (b, outer, r, inner), attrs, f"{out}_{tag}")
+            nh, nw = (hh, ww * r) if tag == "w" else (hh * r, ww)
+            cur = self.emit("reshape", [cat], (b, nh, nw, cc), {}, f"{out}_{tag}r")
+            for t in (view, cat, cur):
+                if x.ir in self.act_q:
+                    self.act_q[t] = self.act_q[x.ir]
+        self._bind_spatial(out, cur, one_d)
 
     # elementwise ------------------------------------------------------------------------
     def _align(self, a: str, b: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]]:
@@ -880,7 +1456,18 @@ class _Importer:
         if op is None or op.op_type != "MatMul":
             return None
         sm = self.sole_consumer(op.output[0])
+        if sm is not None and sm.op_type == "Add" and self._is_mask(sm):
+            sm = self.sole_consumer(sm.output[0])
         return op if sm is not None and sm.op_type == "Softmax" else None
+
+    def _is_mask(self, add: Any) -> bool:
+        """`add` adds a constant attention mask (-inf or <= -1e3 entries) to its other operand."""
+        m = next((self.consts[c] for c in add.input if c in self.consts), None)
+        return (
+            m is not None
+            and np.issubdtype(m.dtype, np.floating)
+            and (not np.all(np.isfinite(m)) or float(m.min()) <= -1e3)
+        )
 
     def _op_Div(self, node: Any) -> None:
         a, b = node.input
@@ -931,6 +1518,24 @@ class _Importer:
 
     def _op_Sigmoid(self, node: Any) -> None:
         self._unary(node, "logistic", {})
+
+    def _op_HardSigmoid(self, node: Any) -> None:
+        # clamp(alpha x + beta, 0, 1) = min(max(x + beta/alpha, 0), 1/alpha) * alpha: an add, a relu
+        # (PyTorch's alpha 1/6, beta 1/2: relu6, TFLM's clamp) and a mul, all int8 ops
+        a = self._check_attrs(node, {"alpha": None, "beta": None})
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        if alpha <= 0:
+            raise self.err(f"unsupported attribute alpha={alpha} (alpha > 0)")
+        v = self.val(node.input[0])
+        shape = self.g.t(v.ir).shape
+        out = node.output[0]
+        hi = 6.0 if abs(1.0 / alpha - 6.0) < 1e-5 else 1.0 / alpha
+        off = self.new_tensor(f"{out}_off", (), "float32", np.float32(beta / alpha))
+        t = self.emit("add", [v.ir, off], shape, {"activation": "none"}, f"{out}_shift")
+        r = self.emit("relu", [t], shape, {"min": 0.0, "max": hi}, f"{out}_clip")
+        sc = self.new_tensor(f"{out}_alpha", (), "float32", np.float32(alpha))
+        y = self.emit("mul", [r, sc], shape, {"activation": "none"}, out)
+        self.bind(out, y, v.perm)
 
     def _op_HardSwish(self, node: Any) -> None:
         self._unary(node, "hard_swish", {})
@@ -1012,7 +1617,7 @@ class _Importer:
             if flat.ir in self.act_q:
                 self.act_q[x.ir] = self.act_q[flat.ir]
         rank = len(x.perm)
-        if x.perm != _ident(rank):
+        if x.perm[-1] != rank - 1 or cols is not None:  # the rows may stay in any order, not the features
             x = self.materialize(x, _ident(rank))
         src = self.g.t(x.ir).shape
         wi = self.const_ir(w_onnx, w, w_perm, f"{out}_w", cols)
@@ -1022,7 +1627,7 @@ class _Importer:
         b = np.zeros(n_out, np.float32) if bias is None else bias
         bi = self.const_ir(bias_name, b, None, f"{out}_b")
         y = self.emit("fully_connected", [x.ir, wi, bi], src[:-1] + (n_out,), {"activation": "none"}, out)
-        self.bind(out, y, _ident(rank))
+        self.bind(out, y, x.perm)
 
     def _bias_add(self, mm_out: str, n_out: int) -> tuple[str, np.ndarray, str] | None:
         """An Add of a constant [N] right after a MatMul (folded into the FC's bias)."""
@@ -1071,6 +1676,8 @@ class _Importer:
         shape = sa[:-1] + (sb[-1],)
         y = self.emit("batch_matmul", [va.ir, vb.ir], shape, {"transpose_b": tb}, node.output[0])
         self.bind(node.output[0], y, _ident(ra))
+        if node.output[0] in self.softmax_beta:  # ONNX's scores carry the scale the IR moved into softmax
+            self.g.meta.setdefault("onnx_scale", {})[y] = float(self.softmax_beta[node.output[0]])
 
     def _op_Gemm(self, node: Any) -> None:
         a = self._check_attrs(node, {"alpha": None, "beta": None, "transA": 0, "transB": None})
@@ -1103,12 +1710,10 @@ class _Importer:
         src = self.shape(v)
         if int(np.prod(src)) != int(np.prod(target)):
             raise self.err(f"cannot reshape {list(src)} to {list(target)}")
-        if target and target[0] != src[0]:
-            raise self.err(f"reshape {list(src)} -> {list(target)} changes the batch axis")
         out = node.output[0]
         res = self._view_reshape(v, target)
         if res is None:
-            if len(target) == 2:
+            if len(target) == 2 and v.perm[0] == 0 and target[0] == src[0]:
                 self.flat_src[out] = v
             v = self.materialize(v, _ident(len(v.perm)))
             shape, perm = target, _ident(len(target))
@@ -1168,6 +1773,8 @@ class _Importer:
             raise self.err("dynamic shape: the shape input is not a constant")
         want = [int(d) for d in self.consts[node.input[1]].reshape(-1)]
         src = self.shape(v)
+        if self.batch_n and want and want[0] == self.batch_n and src[0] == 1:
+            want[0] = 1  # a batch-N export's reshape names N as the leading dimension
         want = [src[i] if d == 0 else d for i, d in enumerate(want)]
         if want.count(-1) == 1:
             rest = int(np.prod([d for d in want if d != -1]))
@@ -1269,8 +1876,6 @@ class _Importer:
             s = int(s) + d if s < 0 else int(s)
             e = int(e) + d if e < 0 else int(e)
             st[ax], en[ax] = max(0, min(s, d)), max(0, min(e, d))
-        if 0 in st and (st[0], en[0]) != (0, 1):
-            raise self.err("slicing the batch axis is not supported")
         self.vals[node.output[0]] = self._slice(node, v, st, en, node.output[0])
 
     def _op_Split(self, node: Any) -> None:
@@ -1289,17 +1894,11 @@ class _Importer:
             sizes = [min(step, src[axis] - k * step) for k in range(n)]
         if len(sizes) != len(node.output) or sum(sizes) != src[axis] or min(sizes) <= 0:
             raise self.err(f"split sizes {sizes} do not cover axis {axis} of shape {list(src)}")
-        if axis == 0 and src[0] == sum(sizes) and src[0] > 1 and self._is_batch(v):
-            raise self.err("splitting the batch axis is not supported")
         off = 0
         for out, size in zip(node.output, sizes, strict=True):
             if out:
                 self.vals[out] = self._slice(node, v, {axis: off}, {axis: off + size}, out)
             off += size
-
-    def _is_batch(self, v: _Val) -> bool:
-        """ONNX axis 0 of `v` is the model's batch axis (IR axis 0), not a moved axis."""
-        return v.perm[0] == 0
 
     def _op_Gather(self, node: Any) -> None:
         a = self._check_attrs(node, {"axis": None})
@@ -1309,8 +1908,6 @@ class _Importer:
             raise self.err("only a single constant index is supported (indices of size != 1)")
         src = self.shape(v)
         axis = int(a.get("axis", 0)) % len(src)
-        if axis == 0:
-            raise self.err("gathering along the batch axis is not supported")
         i = int(idx.reshape(-1)[0]) % src[axis]
         sl = self._slice(node, v, {axis: i}, {axis: i + 1}, f"{node.output[0]}_slice")
         target = src[:axis] + ((1,) if idx.ndim else ()) + src[axis + 1 :]
@@ -1350,6 +1947,84 @@ class _Importer:
         for name in list(self.g.tensors):
             if name not in used:
                 del self.g.tensors[name]
+
+    def _simplify_views(self) -> None:
+        """A reshape of a reshape reads the first one's input; a reshape to its input's own shape
+        goes away (the chains PyTorch's Unsqueeze/Squeeze/Gather exports leave), so the patterns
+        after import (split_qkv, the token planner's attention and residual) see one view at most.
+        Float graphs only: in QDQ graphs each view may carry its own quantization."""
+        prod = {op.outputs[0]: op for op in self.g.ops}
+        outs = set(self.g.outputs)
+        for op in self.g.ops:
+            if op.kind != "reshape":
+                continue
+            p = prod.get(op.inputs[0])
+            while p is not None and p.kind == "reshape" and len(self.g.consumers(p.outputs[0])) == 1:
+                if p.outputs[0] in outs:
+                    break
+                op.inputs[0] = p.inputs[0]
+                p = prod.get(op.inputs[0])
+        for op in list(self.g.ops):
+            x, y = op.inputs[0] if op.inputs else "", op.outputs[0]
+            if op.kind != "reshape" or y in outs or self.g.t(x).shape != self.g.t(y).shape:
+                continue
+            for c in self.g.ops:
+                c.inputs = [x if n == y else n for n in c.inputs]
+            self.g.ops.remove(op)
+            if y in self.onnx_names and x not in self.onnx_names:
+                self.onnx_names[x] = self.onnx_names[y]
+
+    def _lead_batch(self) -> None:
+        """Give every activation a leading batch axis of size 1 (the IR's axis 0 is the batch: the
+        float executor runs N samples along it). With batch 1 imported, ONNX tensors such as the
+        [T, 1, 3D] projections of `nn.MultiheadAttention` may start with another axis; those get an
+        extra leading 1 and the attributes that name axes shift by one."""
+        lifted = {n for n, t in self.g.tensors.items() if not t.is_const and t.shape and t.shape[0] != 1}
+        if not lifted:
+            return
+        for n in lifted:
+            t = self.g.t(n)
+            t.shape = (1,) + t.shape
+            if n in self.onnx_names:
+                self.onnx_names[n] = [self.onnx_names[n][0], [-1] + list(self.onnx_names[n][1])]
+        for op in list(self.g.ops):
+            acts = [n for n in op.inputs if n and not self.g.t(n).is_const]
+            if not any(n in lifted for n in [*acts, *op.outputs]):
+                continue
+            if op.kind in _BATCH_FREE:
+                continue
+            if op.kind not in ("transpose", "slice", "pad", "concat", "mean"):
+                raise ModelError(
+                    f"{self.source}: node {op.name} ({op.kind}) on a tensor whose first axis is not the batch"
+                )
+            # an op that names axes: run it on the lifted forms of all its tensors (views)
+            at = self.g.ops.index(op)
+            for k, n in enumerate(op.inputs):
+                if n in acts and n not in lifted:
+                    up = self.new_tensor(f"{n}_b", (1,) + self.g.t(n).shape)
+                    self.g.ops.insert(at, Op("reshape", up, [n], [up], {}))
+                    at += 1
+                    op.inputs[k] = up
+                    if n in self.act_q:
+                        self.act_q[up] = self.act_q[n]
+            y = op.outputs[0]
+            if y not in lifted:
+                up = self.new_tensor(f"{y}_b", (1,) + self.g.t(y).shape)
+                op.outputs[0] = up
+                self.g.ops.insert(at + 1, Op("reshape", y, [up], [y], {}))
+                if y in self.act_q:
+                    self.act_q[up] = self.act_q[y]
+            a = op.attrs
+            if op.kind == "transpose":
+                a["perm"] = [0] + [p + 1 for p in a["perm"]]
+            elif op.kind == "slice":
+                a["begin"], a["size"] = [0] + list(a["begin"]), [1] + list(a["size"])
+            elif op.kind == "pad":
+                a["paddings"] = ((0, 0),) + tuple(tuple(p) for p in a["paddings"])
+            elif op.kind == "concat":
+                a["axis"] = int(a["axis"]) + 1
+            else:
+                a["axes"] = tuple(int(ax) + 1 for ax in a["axes"])
 
     def _fuse_activations(self) -> None:
         fusable = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul", "avg_pool2d", "max_pool2d")

@@ -38,13 +38,38 @@ def _np(x: Any) -> np.ndarray:
     return np.asarray(x, np.float32)
 
 
+def _one_input(module: Any) -> Any:
+    """`module`, or a wrapper whose forward takes only the input when the module's forward has more
+    parameters: the TorchScript exporter traces their defaults as tensors, and e.g.
+    `nn.TransformerEncoderLayer(..., is_causal=False)` then fails inside scaled_dot_product_attention."""
+    import inspect
+
+    torch = _torch()
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return module
+    if len(params) <= 1:
+        return module
+
+    class OneInput(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x)
+
+    return OneInput(module)
+
+
 def export_onnx(module: Any, example_input: Any, path: str | Path, opset: int = OPSET) -> Path:
     """Export `module` (eval mode, fixed shapes, batch 1) to an ONNX file."""
     torch = _torch()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = example_input if hasattr(example_input, "detach") else torch.from_numpy(_np(example_input))
-    if x.shape[0] != 1:
+    if x.shape[0] != 1 and not (x.ndim == 3 and x.shape[1] == 1):  # [T, 1, D]: sequence-first, batch 1
         x = x[:1]
     was_training = module.training
     module.eval()
@@ -52,7 +77,7 @@ def export_onnx(module: Any, example_input: Any, path: str | Path, opset: int = 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module,
+                _one_input(module),
                 (x,),
                 str(path),
                 dynamo=False,
@@ -80,15 +105,26 @@ def from_torch(module: Any, example_input: Any, onnx_path: str | Path | None = N
 
 
 def quantize_torch(
-    module: Any, example_input: Any, calib: Any, onnx_path: str | Path | None = None, log: Any = None
+    module: Any,
+    example_input: Any,
+    calib: Any,
+    onnx_path: str | Path | None = None,
+    log: Any = None,
+    board: str | None = None,
+    eval_inputs: Any = None,
 ) -> Graph:
-    """int8 IR graph: export, import, PTQ on `calib` ([N, ...] in the module's layout), SQNR in meta."""
-    from compiler.passes.io_quant import strip_io_quant
-    from compiler.passes.quantize import quantize_for_compile, to_ir_layout
+    """int8 IR graph: export, import, PTQ on `calib` ([N, ...] in the module's layout; sequence-first
+    modules [T, N, D]); SQNR and top-1 agreement with float in meta['quantization'], measured on
+    `eval_inputs` when given. With `board`, BoardFitError before the calibration when the int8 weights
+    cannot fit its flash."""
+    from compiler.pipeline import load_model
 
     g = from_torch(module, example_input, onnx_path)
-    data = to_ir_layout(g, _np(calib), "calibration data")
-    return strip_io_quant(quantize_for_compile(g, data, log=log))
+    path = g.meta["onnx_path"]
+    ev = None if eval_inputs is None else _np(eval_inputs)
+    q = load_model(path, _np(calib), log or (lambda _m: None), board=board, eval_data=ev)
+    q.name = g.name
+    return q
 
 
 def compile_torch(
@@ -104,7 +140,7 @@ def compile_torch(
     from compiler.pipeline import CompileOptions, _quiet, compile_graph
 
     out = Path(out)
-    g = quantize_torch(module, example_input, calib, out.parent / f"{out.name}.onnx", log)
+    g = quantize_torch(module, example_input, calib, out.parent / f"{out.name}.onnx", log, board)
     return compile_graph(g, out, CompileOptions(board=board, **options), log or _quiet)
 
 
@@ -126,7 +162,7 @@ def run_torch(
     from compiler.pipeline import CompileOptions, _quiet, run_model
 
     out = Path(out)
-    g = quantize_torch(module, example_input, calib, out.parent / f"{out.name}.onnx", log)
+    g = quantize_torch(module, example_input, calib, out.parent / f"{out.name}.onnx", log, board)
     input_path = None
     if inputs is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -85,16 +85,32 @@ def _batches(calib: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
 
 
 def calibrate(
-    graph: Graph, calib: Sequence[np.ndarray] | np.ndarray, chunk: int = 32
+    graph: Graph,
+    calib: Sequence[np.ndarray] | np.ndarray,
+    chunk: int = 32,
+    engine: str = "auto",
+    info: dict[str, Any] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """[min, max] of every activation over the calibration set (one array per graph input)."""
+    """[min, max] of every activation over the calibration set (one array per graph input).
+
+    engine "onnxruntime" (the default "auto" when the graph came from an ONNX file and onnxruntime
+    is installed) runs the ONNX model with every mapped intermediate added as a graph output and
+    computes only the IR tensors ONNX has no name for (layout views, slices) with `run_float`
+    from those; "numpy" runs `run_float` alone (the reference the tests compare with)."""
     arrays = _batches(calib)
     if len(arrays) != len(graph.inputs):
         raise ModelError(f"calibration: {len(arrays)} input array(s) for {len(graph.inputs)} graph input(s)")
+    sess = _OnnxTensors.open(graph) if engine in ("auto", "onnxruntime") else None
+    if engine == "onnxruntime" and sess is None:
+        raise ModelError("calibration with onnxruntime needs an ONNX model and the onnxruntime package")
+    if info is not None:
+        info["calibration_engine"] = "numpy" if sess is None else "onnxruntime"
     n = arrays[0].shape[0]
     ranges: dict[str, tuple[float, float]] = {}
     for start in range(0, n, chunk):
-        env = run_float(graph, [a[start : start + chunk] for a in arrays], keep_all=True)
+        part = [a[start : start + chunk] for a in arrays]
+        known = sess.run(part) if sess is not None else None
+        env = run_float(graph, part, keep_all=True, known=known)
         assert isinstance(env, dict)
         for name, v in env.items():
             t = graph.tensors.get(name)
@@ -105,6 +121,132 @@ def calibrate(
                 lo, hi = min(lo, ranges[name][0]), max(hi, ranges[name][1])
             ranges[name] = (lo, hi)
     return ranges
+
+
+class _OnnxTensors:
+    """onnxruntime running the ONNX model a float graph was imported from, every ONNX tensor the IR
+    names (meta['onnx_names']) added as a graph output, mapped back to the IR's layout: IR tensor ->
+    transpose(ONNX tensor, perm) (a leading -1 in perm: the IR's extra batch axis), divided by
+    meta['onnx_scale'] where the IR keeps a tensor unscaled (a q.k^T whose scale became softmax's beta)."""
+
+    def __init__(self, graph: Graph, sess: Any, names: dict[str, list[Any]], batched: Any = None) -> None:
+        self.graph, self.sess, self.names = graph, sess, names
+        self.out_names = [o.name for o in sess.get_outputs()]
+        self.scales: dict[str, float] = graph.meta.get("onnx_scale", {})
+        # the same model with a symbolic batch: used once it reproduced a per-sample run exactly
+        self.batched, self.batched_ok = batched, False
+
+    @classmethod
+    def open(cls, graph: Graph) -> _OnnxTensors | None:
+        path = graph.meta.get("onnx_path")
+        if not path or graph.meta.get("onnx_batch"):  # a fixed batch-N export cannot run at batch 1 as is
+            return None
+        try:
+            import onnx
+            import onnxruntime as ort
+        except ImportError:
+            return None
+        names: dict[str, list[Any]] = graph.meta.get("onnx_names", {})
+        model = onnx.load(path)
+        have = {o.name for o in model.graph.output}
+        produced = {o for n in model.graph.node for o in n.output if o}
+        want = {v[0] for k, v in names.items() if k in graph.tensors} & produced
+        for n in sorted(want - have):
+            model.graph.output.append(onnx.ValueInfoProto(name=n))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        except Exception:  # a model onnxruntime cannot load (old opset quirks): numpy calibrates
+            return None
+        batched = None
+        if all(graph.meta.get("input_perms", {}).get(n, [0])[0] == 0 for n in graph.inputs):
+            for vi in model.graph.input:
+                dims = vi.type.tensor_type.shape.dim
+                if dims:
+                    dims[0].dim_param = "N"
+            del model.graph.value_info[:]
+            for o in model.graph.output:
+                if o.type.HasField("tensor_type"):
+                    o.type.tensor_type.ClearField("shape")
+            try:
+                batched = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            except Exception:  # hard-coded batch-1 shapes: one sample at a time
+                batched = None
+        return cls(graph, sess, names, batched)
+
+    def _run_batched(self, feeds_n: dict[str, np.ndarray], n: int, first: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Per-sample outputs from one batched run, or [] when the batched model does not reproduce
+        the per-sample outputs `first` of sample 0 (shapes that are not batch-major, fixed reshapes)."""
+        import onnxruntime as ort
+
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # a failure here only means: run one sample at a time
+        try:
+            outs = self.batched.run(self.out_names, feeds_n, quiet)
+        except Exception:
+            self.batched = None
+            return []
+        if not self.batched_ok:
+            for o, f in zip(outs, first, strict=True):
+                if o.shape != (n,) + f.shape[1:] or not np.allclose(o[:1], f, rtol=1e-4, atol=1e-5):
+                    self.batched = None
+                    return []
+            self.batched_ok = True
+        return [[o[i : i + 1] for o in outs] for i in range(n)]
+
+    def run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """IR tensor -> float values (N, *IR shape[1:]) for the N samples of `arrays` (IR layout)."""
+        g = self.graph
+        perms = g.meta.get("input_perms", {})
+        onnx_in = g.meta.get("onnx_input_names", {})
+        n = arrays[0].shape[0]
+
+        def feeds(lo: int, hi: int) -> dict[str, np.ndarray]:
+            out = {}
+            for name, a in zip(g.inputs, arrays, strict=True):
+                inv = np.argsort(perms.get(name, list(range(a.ndim))))
+                out[onnx_in.get(name, name)] = np.ascontiguousarray(np.transpose(a[lo:hi], inv), np.float32)
+            return out
+
+        per_sample: list[list[np.ndarray]] = []
+        if self.batched is not None and n > 1:
+            first = [] if self.batched_ok else self.sess.run(self.out_names, feeds(0, 1))
+            per_sample = self._run_batched(feeds(0, n), n, first)
+        if not per_sample:
+            try:
+                per_sample = [self.sess.run(self.out_names, feeds(i, i + 1)) for i in range(n)]
+            except Exception as e:  # onnxruntime's own multi-line errors: one line, naming the model
+                raise ModelError(
+                    f"{g.meta.get('onnx_path')}: onnxruntime cannot run the model on the calibration data: "
+                    f"{_first_line(e)}"
+                ) from None
+        index = {n: k for k, n in enumerate(self.out_names)}
+        got: dict[str, np.ndarray] = {}
+        for ir, (oname, perm) in self.names.items():
+            k = index.get(oname)
+            if k is None or ir not in g.tensors:
+                continue
+            lead = bool(perm) and perm[0] == -1
+            p = [x for x in perm if x >= 0]
+            shape = g.t(ir).shape
+            parts = []
+            for s in per_sample:
+                v = s[k]
+                if v.ndim != len(p):
+                    break
+                v = np.transpose(v, p)
+                parts.append(v[None] if lead else v)
+            if len(parts) != len(per_sample):
+                continue
+            arr = np.concatenate(parts).astype(np.float32)
+            if arr.shape[1:] != tuple(shape[1:]):
+                continue
+            if ir in self.scales:
+                arr = arr / np.float32(self.scales[ir])
+            got[ir] = arr
+        return got
 
 
 def choose_act_quant(graph: Graph, ranges: dict[str, tuple[float, float]]) -> dict[str, QParams]:
@@ -134,8 +276,11 @@ def choose_act_quant(graph: Graph, ranges: dict[str, tuple[float, float]]) -> di
             if op.inputs[0] in parent:
                 union(op.inputs[0], out)
         elif op.kind == "concat":
-            for i in op.inputs:
-                if i in parent and find(i) not in fixed:
+            acts = [i for i in op.inputs if i in parent]
+            if acts and all(find(i) in fixed for i in acts):  # e.g. the row groups of a masked softmax
+                fixed.add(find(out))
+            for i in acts:
+                if find(i) not in fixed:
                     union(i, out)
     group: dict[str, tuple[float, float]] = {}
     for n, (lo, hi) in ranges.items():
@@ -339,13 +484,34 @@ def quantize_graph(
     float_graph: Graph,
     calib: Sequence[np.ndarray] | np.ndarray,
     ranges: dict[str, tuple[float, float]] | None = None,
+    engine: str = "auto",
 ) -> Graph:
-    """Post-training quantization: calibrate on `calib` (IR layout, (N, *shape[1:]) per input)."""
+    """Post-training quantization: calibrate on `calib` (IR layout, (N, *shape[1:]) per input);
+    `engine` as in `calibrate`."""
+    info: dict[str, Any] = {}
     if ranges is None:
-        ranges = calibrate(float_graph, calib)
+        ranges = calibrate(float_graph, calib, engine=engine, info=info)
     g = quantize_with(float_graph, choose_act_quant(float_graph, ranges), source=float_graph.name)
+    g.meta["calibration_engine"] = info.get("calibration_engine", "given ranges")
     g.meta["calibration_samples"] = int(_batches(calib)[0].shape[0])
     return g
+
+
+def int8_flash_bytes(float_graph: Graph) -> int:
+    """Flash the constants of `float_graph` take once quantized as `quantize_graph` does (before
+    running it, so a model that cannot fit is refused before the calibration): conv/fc weights and
+    other int8 operands 1 B per value, biases 4 B (int32), layer_norm's gamma/beta 4 B (float32)."""
+    seen: set[str] = set()
+    total = 0
+    for op in float_graph.ops:
+        for k, n in enumerate(op.inputs):
+            t = float_graph.tensors.get(n) if n else None
+            if t is None or not t.is_const or n in seen:
+                continue
+            seen.add(n)
+            wide = (op.kind in WEIGHT_AXIS and k == 2) or op.kind == "layer_norm"
+            total += t.size * (4 if wide else 1)
+    return total
 
 
 def is_float_graph(graph: Graph) -> bool:
@@ -383,50 +549,10 @@ def float_tensors(
     """Every float tensor on the calibration inputs: from onnxruntime running the ONNX model the graph
     came from where possible (tensors mapped back to the IR's layout), else from `run_float`."""
     arrays = _batches(calib)
-    env = run_float(float_graph, arrays, keep_all=True)
+    sess = _OnnxTensors.open(float_graph) if use_onnx else None
+    env = run_float(float_graph, arrays, keep_all=True, known=sess.run(arrays) if sess is not None else None)
     assert isinstance(env, dict)
-    path = float_graph.meta.get("onnx_path")
-    if not (use_onnx and path):
-        return env, "compiler.float_ref"
-    try:
-        import onnx
-        import onnxruntime as ort
-    except ImportError:
-        return env, "compiler.float_ref"
-    names: dict[str, list[Any]] = float_graph.meta.get("onnx_names", {})
-    try:
-        model = onnx.load(path)
-        have = {o.name for o in model.graph.output}
-        produced = {o for n in model.graph.node for o in n.output if o}
-        want = {v[0] for k, v in names.items() if k in env} & produced
-        for n in sorted(want - have):
-            model.graph.output.append(onnx.ValueInfoProto(name=n))
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        so.log_severity_level = 4  # errors come back as one line below, not as onnxruntime's own log
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        out_names = [o.name for o in sess.get_outputs()]
-        perms = float_graph.meta.get("input_perms", {})
-        onnx_in = float_graph.meta.get("onnx_input_names", {})
-        per_sample: list[dict[str, np.ndarray]] = []
-        for i in range(arrays[0].shape[0]):
-            feeds = {}
-            for name, a in zip(float_graph.inputs, arrays, strict=True):
-                perm = perms.get(name, list(range(a.ndim)))
-                feeds[onnx_in.get(name, name)] = np.transpose(a[i : i + 1], np.argsort(perm)).astype(np.float32)
-            res = sess.run(out_names, feeds)
-            per_sample.append(dict(zip(out_names, res, strict=True)))
-    except Exception as e:  # onnxruntime's own multi-line errors: one line, naming the model
-        raise ModelError(f"{path}: onnxruntime cannot run the model on the calibration data: {_first_line(e)}") \
-            from None
-    got: dict[str, np.ndarray] = dict(env)
-    for ir, (oname, perm) in names.items():
-        if ir not in env or oname not in per_sample[0]:
-            continue
-        arr = np.concatenate([np.transpose(s[oname], perm) for s in per_sample]).astype(np.float32)
-        if arr.shape == env[ir].shape:
-            got[ir] = arr
-    return got, "onnxruntime"
+    return env, "compiler.float_ref" if sess is None else "onnxruntime"
 
 
 def _first_line(e: BaseException) -> str:
@@ -443,7 +569,11 @@ def sqnr_report(
     info: dict[str, Any] | None = None,
 ) -> list[tuple[str, float]]:
     """Per-layer SQNR (dB) of the int8 graph (run by `compiler.reference`, dequantized) against the
-    float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`."""
+    float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`.
+    `info` receives 'float_reference' (which float executor), 'samples', 'output_sqnr_db' (first
+    output) and, when its last axis has more than one value, 'top1_agreement': the fraction of
+    rows along that axis (samples of a classifier; tokens or pixels of sequence/map outputs) whose
+    int8 argmax equals the float model's (how users judge a quantized classifier)."""
     from compiler import reference
 
     arrays = [a[:max_samples] for a in _batches(calib)]
@@ -463,6 +593,17 @@ def sqnr_report(
         t = int8_graph.t(y)
         test = np.concatenate([dequantize(t, r[y]).reshape((1,) + t.shape[1:]) for r in q_runs])
         rows.append((f"{y} [{op.kind}]", round(sqnr_db(ref[y].reshape(test.shape), test), 2)))
+    if info is not None:
+        info["samples"] = int(arrays[0].shape[0])
+        out = int8_graph.outputs[0]
+        t = int8_graph.t(out)
+        if out in ref:
+            last = t.shape[-1] if t.shape else 1
+            test = np.concatenate([dequantize(t, r[out]).reshape(-1, last) for r in q_runs])
+            want = ref[out].reshape(test.shape)
+            info["output_sqnr_db"] = round(sqnr_db(want, test), 2)
+            if last > 1:  # class scores along the last axis (per token / pixel for sequence / map outputs)
+                info["top1_agreement"] = round(float(np.mean(test.argmax(1) == want.argmax(1))), 4)
     return rows
 
 
@@ -487,15 +628,17 @@ def to_ir_layout(graph: Graph, x: np.ndarray, source: str = "array", name: str |
     if not np.issubdtype(x.dtype, np.number):
         raise ModelError(f"{source}: calibration data must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float32)
-    if x.shape == onnx_shape or x.shape == onnx_shape[1:]:
-        x = x.reshape((1,) + onnx_shape[1:])
-    if x.ndim == len(onnx_shape) and x.shape[1:] == onnx_shape[1:]:
+    b = int(perm[0])  # the ONNX axis that holds the batch (1 for sequence-first [T, N, D] inputs)
+    rest = onnx_shape[:b] + onnx_shape[b + 1 :]
+    if x.shape == onnx_shape or (b == 0 and x.shape == rest):
+        x = x.reshape(onnx_shape)
+    if x.ndim == len(onnx_shape) and x.shape[:b] + x.shape[b + 1 :] == rest:
         return np.ascontiguousarray(np.transpose(x, perm))
     if x.ndim == len(t.shape) and x.shape[1:] == t.shape[1:]:
         return x
-    want = ", ".join(str(d) for d in onnx_shape[1:])
+    want = ", ".join("N" if i == b else str(d) for i, d in enumerate(onnx_shape))
     raise ModelError(
-        f"{source}: calibration data of shape {x.shape} does not fit model input {name!r}: expected (N, {want})"
+        f"{source}: calibration data of shape {x.shape} does not fit model input {name!r}: expected ({want})"
     )
 
 
@@ -528,23 +671,51 @@ def load_calibration(path: str | Path, graph: Graph) -> np.ndarray:
 
 
 def quantize_for_compile(
-    float_graph: Graph, calib: np.ndarray, log: Any = None, sqnr_samples: int = 16
+    float_graph: Graph,
+    calib: np.ndarray,
+    log: Any = None,
+    sqnr_samples: int = 16,
+    engine: str = "auto",
+    eval_data: np.ndarray | None = None,
+    eval_samples: int = 256,
 ) -> Graph:
-    """PTQ plus the per-layer SQNR table (printed through `log`, kept in meta['quantization'])."""
-    q = quantize_graph(float_graph, [calib])
+    """PTQ plus the per-layer SQNR table and top-1 agreement with the float model (printed through
+    `log`, kept in meta['quantization']), measured on `eval_data` (IR layout, up to `eval_samples`)
+    when given, else on the first `sqnr_samples` calibration samples. `engine` as in `calibrate`."""
+    import time
+
+    t0 = time.perf_counter()
+    q = quantize_graph(float_graph, [calib], engine=engine)
+    t1 = time.perf_counter()
     info: dict[str, Any] = {}
-    rows = sqnr_report(float_graph, q, [calib], max_samples=sqnr_samples, info=info)
+    data, n, on = (calib, sqnr_samples, "calibration") if eval_data is None else (eval_data, eval_samples, "eval")
+    rows = sqnr_report(float_graph, q, [data], max_samples=n, info=info)
     src = info["float_reference"]
     q.meta["quantization"] = {
         "scheme": "int8 PTQ: per-channel symmetric weights, per-tensor asymmetric activations (TFLite)",
         "calibration_samples": int(calib.shape[0]),
-        "sqnr_samples": int(min(sqnr_samples, calib.shape[0])),
+        "calibration_engine": q.meta["calibration_engine"],
+        "calibration_s": round(t1 - t0, 3),
+        "sqnr_samples": info["samples"],
+        "measured_on": on,
         "float_reference": src,
         "layers": [{"tensor": name, "sqnr_db": db} for name, db in rows],
-        "output_sqnr_db": rows[-1][1] if rows else None,
+        "output_sqnr_db": info.get("output_sqnr_db", rows[-1][1] if rows else None),
+        "top1_agreement": info.get("top1_agreement"),
     }
     if log is not None:
         log(f"[microtile] quantized with {calib.shape[0]} calibration samples; per-layer SQNR vs {src}:")
         for line in format_sqnr(rows).splitlines():
             log("  " + line)
+        log(f"[microtile] {summary_line(q.meta['quantization'])}")
     return q
+
+
+def summary_line(qz: dict[str, Any]) -> str:
+    """One line: top-1 agreement and output SQNR against the float model, and on what."""
+    parts = []
+    if qz.get("top1_agreement") is not None:
+        parts.append(f"top-1 agreement with float {100 * qz['top1_agreement']:.1f} %")
+    if qz.get("output_sqnr_db") is not None:
+        parts.append(f"output SQNR {qz['output_sqnr_db']:.1f} dB")
+    return f"int8 vs float: {', '.join(parts) or 'n/a'} on {qz.get('sqnr_samples')} {qz.get('measured_on')} samples"
