@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.errors import ModelError
+from compiler.errors import MicrotileError, ModelError
 from compiler.float_ref import dequantize, run_float
 from compiler.ir import Graph, Op, QParams, Tensor
 
@@ -155,7 +155,7 @@ class _OnnxTensors:
             model.graph.output.append(onnx.ValueInfoProto(name=n))
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # errors come back as one line (run), not as onnxruntime's own log
         try:
             sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         except Exception:  # a model onnxruntime cannot load (old opset quirks): numpy calibrates
@@ -197,7 +197,19 @@ class _OnnxTensors:
         return [[o[i : i + 1] for o in outs] for i in range(n)]
 
     def run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """IR tensor -> float values (N, *IR shape[1:]) for the N samples of `arrays` (IR layout)."""
+        """IR tensor -> float values (N, *IR shape[1:]) for the N samples of `arrays` (IR layout).
+        Raises ModelError (one line, naming the model) when onnxruntime cannot run it."""
+        try:
+            return self._run(arrays)
+        except MicrotileError:
+            raise
+        except Exception as e:  # onnxruntime's own multi-line errors
+            raise ModelError(
+                f"{self.graph.meta.get('onnx_path')}: onnxruntime cannot run the model on the calibration data: "
+                f"{_first_line(e)}"
+            ) from None
+
+    def _run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         g = self.graph
         perms = g.meta.get("input_perms", {})
         onnx_in = g.meta.get("onnx_input_names", {})
@@ -215,13 +227,7 @@ class _OnnxTensors:
             first = [] if self.batched_ok else self.sess.run(self.out_names, feeds(0, 1))
             per_sample = self._run_batched(feeds(0, n), n, first)
         if not per_sample:
-            try:
-                per_sample = [self.sess.run(self.out_names, feeds(i, i + 1)) for i in range(n)]
-            except Exception as e:  # onnxruntime's own multi-line errors: one line, naming the model
-                raise ModelError(
-                    f"{g.meta.get('onnx_path')}: onnxruntime cannot run the model on the calibration data: "
-                    f"{_first_line(e)}"
-                ) from None
+            per_sample = [self.sess.run(self.out_names, feeds(i, i + 1)) for i in range(n)]
         index = {n: k for k, n in enumerate(self.out_names)}
         got: dict[str, np.ndarray] = {}
         for ir, (oname, perm) in self.names.items():
