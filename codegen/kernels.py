@@ -46,9 +46,14 @@ class KernelChoice:
     wide: bool  # filter pre-widened to int16 pairs
     filter_bytes: int  # flash for the packed filter
     extra: dict[str, Any] = field(default_factory=dict)
+    paired: bool = False  # int8 filter in the paired form (exact for this layer; conv and FC)
+
+    def form(self) -> int:
+        """mt_fast_params.wide: MT_FILTER_S8 0, MT_FILTER_S16 1, MT_FILTER_S8_PAIRED 2."""
+        return 1 if self.wide else (2 if self.paired else 0)
 
     def describe(self) -> str:
-        return f"{self.name}{' w16' if self.wide else ''}"
+        return f"{self.name}{' w16' if self.wide else (' s8p' if self.paired else '')}"
 
 
 def _groups(n: int) -> int:
@@ -135,18 +140,56 @@ def _interleave(groups: np.ndarray, n: int) -> np.ndarray:
     return groups.reshape(rows // n, n, g, 4).transpose(0, 2, 1, 3)
 
 
-def pack_conv(w: np.ndarray, wide: bool) -> np.ndarray:
-    """OHWI conv filter -> channel pairs interleaved per group (int8, or int16 words of the
-    doubled weights: the matrix core then skips the requantization's left shift of 1, and
-    fast_params doubles the records' bias to match)."""
+PAIR_SUM_LIMIT = 1 << 23  # |S_b| bound of the paired form: (A1 - A2) >> 8 recovers S_b mod 2^24
+
+
+def pair_ok(w2: np.ndarray) -> bool:
+    """Whether the paired int8 form (runtime_c/mt_nn_fast.h) is exact for the [rows, K]
+    filter, rows paired (0, 1), (2, 3), ...: every b row's |sum x * w_b| < 2^23 for all int8
+    x (128 * sum|w_b|), and b - (a < 0) fits int8 (only b = -128 with a < 0 does not)."""
+    rows, k = w2.shape
+    w = np.zeros((rows + rows % 2, k), np.int64)
+    w[:rows] = w2
+    a, b = w[0::2], w[1::2]
+    if np.any(128 * np.abs(b).sum(axis=1) >= PAIR_SUM_LIMIT):
+        return False
+    return not np.any((b == -128) & (a < 0))
+
+
+def _pair_words(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[..., 4] int8 groups of channels a, b -> [..., 2, 4] int8: the words
+    [a0, b0', a2, b2'], [a1, b1', a3, b3'] with b' = b - (a < 0), so each int16 halfword
+    is a + 256 b and SXTB16 gives (a0, a2) / (a1, a3)."""
+    a = a.astype(np.int64)
+    bp = b.astype(np.int64) - (a < 0)
+    w0 = np.stack([a[..., 0], bp[..., 0], a[..., 2], bp[..., 2]], axis=-1)
+    w1 = np.stack([a[..., 1], bp[..., 1], a[..., 3], bp[..., 3]], axis=-1)
+    return np.stack([w0, w1], axis=-2).astype(np.int8)
+
+
+def pack_conv(w: np.ndarray, wide: bool, paired: bool = False) -> np.ndarray:
+    """OHWI conv filter -> channel pairs interleaved per group (int8, the paired int8 form,
+    or int16 words of the doubled weights: the matrix core then skips the requantization's
+    left shift of 1, and fast_params doubles the records' bias to match)."""
     blocks = _interleave(_rows_to_groups(w.reshape(w.shape[0], -1), 2), 2)
-    return _widen_groups(2 * blocks.astype(np.int64)).reshape(-1) if wide else blocks.reshape(-1)
+    if wide:
+        return _widen_groups(2 * blocks.astype(np.int64)).reshape(-1)
+    if paired:
+        return _pair_words(blocks[:, :, 0], blocks[:, :, 1]).reshape(-1)
+    return blocks.reshape(-1)
 
 
-def pack_fc(w: np.ndarray, wide: bool) -> np.ndarray:
-    """[out, in] filter -> rows in fours interleaved per group."""
+def pack_fc(w: np.ndarray, wide: bool, paired: bool = False) -> np.ndarray:
+    """[out, in] filter -> rows in fours interleaved per group (int8, paired int8: per group
+    the pair (4j, 4j+1)'s two words then (4j+2, 4j+3)'s, or int16)."""
     blocks = _interleave(_rows_to_groups(w, 4), 4)
-    return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
+    if wide:
+        return _widen_groups(blocks).reshape(-1)
+    if paired:
+        p0 = _pair_words(blocks[:, :, 0], blocks[:, :, 1])
+        p1 = _pair_words(blocks[:, :, 2], blocks[:, :, 3])
+        return np.stack([p0, p1], axis=2).reshape(-1)
+    return blocks.reshape(-1)
 
 
 def dw3x3_scratch(out_w: int, stride_w: int) -> int:
@@ -216,9 +259,10 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
         if fast_quant(w.reshape(o, -1), b, q, o) is None:
             return None
         k = _groups(kh * kw * ic)
+        paired = pair_ok(w.reshape(o, -1))
         if kh == 1 and kw == 1:
-            return KernelChoice("mt_conv_1x1_s8_dsp", "conv2d_dsp", 16 * k, False, 0)
-        return KernelChoice("mt_conv_s8_dsp", "conv2d_dsp", 20 * k, False, 0)
+            return KernelChoice("mt_conv_1x1_s8_dsp", "conv2d_dsp", 16 * k, False, 0, paired=paired)
+        return KernelChoice("mt_conv_s8_dsp", "conv2d_dsp", 20 * k, False, 0, paired=paired)
     if op.kind == "depthwise_conv2d":
         _, kh, kw, c = w.shape
         if int(op.attrs.get("depth_multiplier", 1)) != 1 or c != x.shape[-1]:
@@ -240,7 +284,8 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
     o, n_in = w.shape
     if fast_quant(w, b, q, o) is None:
         return None
-    return KernelChoice("mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0)
+    return KernelChoice("mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0,
+                        paired=pair_ok(w))
 
 
 def _add_record(mult: int, shift: int, lshift: int) -> list[int] | None:
@@ -354,7 +399,7 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
     if op.kind == "conv2d":
         n_out = w.shape[0]
         fq = fast_quant(w.reshape(n_out, -1), b, q, n_out)
-        packed = pack_conv(w, choice.wide)
+        packed = pack_conv(w, choice.wide, choice.paired)
         if fq is not None and choice.wide:  # doubled filter: doubled bias (wraps like the sums)
             fq[:, 0] = Q.wrap32(2 * fq[:, 0].astype(np.int64))
     elif op.kind == "depthwise_conv2d":
@@ -367,10 +412,10 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
     else:
         n_out = w.shape[0]
         fq = fast_quant(w, b, q, n_out)
-        packed = pack_fc(w, choice.wide)
+        packed = pack_fc(w, choice.wide, choice.paired)
     assert fq is not None
     ctype = "int32_t" if choice.wide or packed.dtype == np.int32 else "int8_t"
-    return {"q": q, "fq": fq, "packed": packed, "ctype": ctype}
+    return {"q": q, "fq": fq, "packed": packed, "ctype": ctype, "form": choice.form()}
 
 
 def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:

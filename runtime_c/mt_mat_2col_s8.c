@@ -27,7 +27,7 @@ void mt_widen_s8(const int8_t *src, int32_t n, int32_t *dst, int32_t step)
     }
 }
 
-#if !MT_SIMD
+#if !defined(__ARM_FEATURE_DSP) || !defined(MT_FAST_ASM)
 static inline int32_t lo16(int32_t w)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)w & 0xFFFFu);
@@ -96,6 +96,53 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
                                [xp] "+r"(xp_), [wp] "+r"(wp_), [x0] "+r"(x0_), [x1] "=r"(x1_),     \
                                [y0] "=r"(y0_), [y1] "=r"(y1_), [u0] "=&r"(u0_), [u1] "=r"(u1_),    \
                                [v0] "=r"(v0_), [v1] "=r"(v1_)                                      \
+                             :                                                                     \
+                             : "memory");                                                          \
+            if (left_ <= 0) {                                                                      \
+                break;                                                                             \
+            }                                                                                      \
+            left_ -= MT_MAT_UNROLL;                                                                \
+            skip_ = 0;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* The paired int8 filter (mt_nn_fast.h): per group one LDM of both columns, one LDRD of the
+ * pair's two words, 2 SXTB16 and 8 SMLAD = 12 instructions (48 bytes) for 16 MACs. c1/d1
+ * accumulate a + 256 b, c2/d2 channel a (columns 0/1). */
+#define MT_P8_GROUP                                      \
+    "ldmia.w %[xp]!, {%[x0], %[x1], %[y0], %[y1]}\n\t"   \
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"                 \
+    "smlad %[c1], %[x0], %[w0], %[c1]\n\t"               \
+    "smlad %[d1], %[y0], %[w0], %[d1]\n\t"               \
+    "sxtb16 %[w0], %[w0]\n\t"                            \
+    "smlad %[c2], %[x0], %[w0], %[c2]\n\t"               \
+    "smlad %[d2], %[y0], %[w0], %[d2]\n\t"               \
+    "smlad %[c1], %[x1], %[w1], %[c1]\n\t"               \
+    "smlad %[d1], %[y1], %[w1], %[d1]\n\t"               \
+    "sxtb16 %[w1], %[w1]\n\t"                            \
+    "smlad %[c2], %[x1], %[w1], %[c2]\n\t"               \
+    "smlad %[d2], %[y1], %[w1], %[d2]\n\t"
+#define MT_P8_G4 MT_P8_GROUP MT_P8_GROUP MT_P8_GROUP MT_P8_GROUP
+#define MT_P8_G32 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4
+#define MT_P8_BYTES 48
+
+#define MT_MAC2X2_P8(xp_, wp_, rest, skip, c1_, c2_, d1_, d2_)                                      \
+    do {                                                                                           \
+        int32_t left_ = (rest), skip_ = (skip);                                                    \
+        for (;;) {                                                                                 \
+            register int32_t x0_ __asm__("r0") = skip_;                                            \
+            register int32_t x1_ __asm__("r1");                                                    \
+            register int32_t y0_ __asm__("r2");                                                    \
+            register int32_t y1_ __asm__("r3");                                                    \
+            int32_t w0_, w1_;                                                                      \
+            __asm__ volatile("adr.w %[w0], 8f\n\t"                                                 \
+                             "add %[w0], %[w0], %[x0]\n\t"                                         \
+                             "mov pc, %[w0]\n\t"                                                   \
+                             ".balign 4\n"                                                         \
+                             "8:\n\t" MT_P8_G32                                                    \
+                             : [c1] "+r"(c1_), [c2] "+r"(c2_), [d1] "+r"(d1_), [d2] "+r"(d2_),     \
+                               [xp] "+r"(xp_), [wp] "+r"(wp_), [x0] "+r"(x0_), [x1] "=r"(x1_),     \
+                               [y0] "=r"(y0_), [y1] "=r"(y1_), [w0] "=&r"(w0_), [w1] "=r"(w1_)    \
                              :                                                                     \
                              : "memory");                                                          \
             if (left_ <= 0) {                                                                      \
@@ -202,15 +249,75 @@ static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant
     }
 }
 
+/* Paired int8 filter: the pair's words against both columns; c1/d1 = bias + S_a + 256 S_b,
+ * c2/d2 = bias + S_a (columns 0/1, wrapping); *wpp advances to the next pair. */
+static inline __attribute__((always_inline)) void mac_pair_p8(const int32_t *x, int32_t k_groups, int32_t skip,
+                                                              int32_t rest, const void **wpp, int32_t *c1,
+                                                              int32_t *c2, int32_t *d1, int32_t *d2)
+{
+    int32_t b1 = *c1, b2 = *c2, e1 = *d1, e2 = *d2;
+    const int32_t *xp = x;
+    const int32_t *wp = (const int32_t *)*wpp;
+    (void)skip, (void)rest, (void)k_groups;
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+    MT_MAC2X2_P8(xp, wp, rest, skip, b1, b2, e1, e2);
+#elif MT_SIMD
+    for (int32_t g = k_groups; g > 0; --g) {
+        int32_t x0, x1, y0, y1, w0, w1;
+        MT_LD2(xp, x0, x1);
+        MT_LD2(xp, y0, y1);
+        MT_LD2(wp, w0, w1);
+        const int32_t t0 = mt_sxtb16(w0), t1 = mt_sxtb16(w1);
+        b1 = __smlad(x1, w1, __smlad(x0, w0, b1));
+        b2 = __smlad(x1, t1, __smlad(x0, t0, b2));
+        e1 = __smlad(y1, w1, __smlad(y0, w0, e1));
+        e2 = __smlad(y1, t1, __smlad(y0, t0, e2));
+    }
+#else
+    for (int32_t g = 0; g < k_groups; ++g, xp += 4, wp += 2) {
+        const int32_t t0 = mt_sxtb16(wp[0]), t1 = mt_sxtb16(wp[1]);
+        b1 = dot_group(b1, xp[0], xp[1], wp[0], wp[1]);
+        b2 = dot_group(b2, xp[0], xp[1], t0, t1);
+        e1 = dot_group(e1, xp[2], xp[3], wp[0], wp[1]);
+        e2 = dot_group(e2, xp[2], xp[3], t0, t1);
+    }
+#endif
+    *wpp = wp;
+    *c1 = b1, *c2 = b2, *d1 = e1, *d2 = e2;
+}
+
+/* Channel b of a pair from its two accumulators: S_b = (A1 - A2) / 256 exactly (|S_b| < 2^23,
+ * checked by the compiler), plus b's folded bias (wrapping like the SMLAD sums). */
+static inline int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
+{
+    return mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a2) >> 8, bias_b);
+}
+
 static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
                                                           int32_t wide, const mt_fast_quant *q, int32_t n_out,
                                                           mt_out_stage o, int8_t *out0, int8_t *out1)
 {
-    const int32_t ls = wide ? 0 : 1;
     /* the unrolled run: the first chunk's groups (1 .. MT_MAT_UNROLL) and those after it */
     const int32_t first = k_groups - (k_groups - 1) / MT_MAT_UNROLL * MT_MAT_UNROLL;
-    const int32_t skip = 40 * (MT_MAT_UNROLL - first), rest = k_groups - first;
+    const int32_t rest = k_groups - first;
     const void *wp = filter;
+    if (wide == MT_FILTER_S8_PAIRED) {
+        const int32_t skip = 48 * (MT_MAT_UNROLL - first);
+        for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
+            int32_t c1 = q[0].bias, c2 = c1, d1 = c1, d2 = c1;
+            mac_pair_p8(x, k_groups, skip, rest, &wp, &c1, &c2, &d1, &d2);
+            const int32_t bb = q[1].bias;
+            store_pair(q, c2, pair_b(c1, c2, bb), d2, pair_b(d1, d2, bb), o, out0, out1, 1, 1);
+        }
+        if (n_out & 1) { /* the last pair's channel b is the packer's zero padding */
+            int32_t c1 = q[0].bias, c2 = c1, d1 = c1, d2 = c1;
+            mac_pair_p8(x, k_groups, skip, rest, &wp, &c1, &c2, &d1, &d2);
+            store_pair(q, c2, 0, d2, 0, o, out0, out1, 0, 1);
+        }
+        return;
+    }
+    const int32_t ls = wide ? 0 : 1;
+    const int32_t skip = 40 * (MT_MAT_UNROLL - first);
     for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
         int32_t a00 = q[0].bias, a01 = q[1].bias, a10 = a00, a11 = a01;
         mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
@@ -235,7 +342,9 @@ void mt_mat_2col_s8(const int32_t *x, int32_t k_groups, const void *filter, int3
     mt_out_stage f = o;
     if (o.full) {
         f.full = 1;
-        if (wide) {
+        if (wide == MT_FILTER_S8_PAIRED) {
+            mat_run(x, k_groups, filter, MT_FILTER_S8_PAIRED, q, n_out, f, out0, out1);
+        } else if (wide) {
             mat_run(x, k_groups, filter, 1, q, n_out, f, out0, out1);
         } else {
             mat_run(x, k_groups, filter, 0, q, n_out, f, out0, out1);

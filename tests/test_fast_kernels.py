@@ -115,14 +115,23 @@ def cols_choice(g, op) -> K.KernelChoice:
     return K.KernelChoice("mt_depthwise_conv_3x3_cols_s8_dsp", "depthwise_conv2d_dsp", scratch, False, 0, extra)
 
 
-def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None, generic=False, cols=False) -> int:
+def run_fast(
+    lib, g, op, xw: Window, yw: Window, wide: bool | str, pads=None, out_hw=None, generic=False, cols=False
+) -> int:
+    """wide: False (plain int8 filter), True (int16) or "s8p" (the paired int8 form, which
+    the predicate table must have found exact)."""
     c = K._choose(g, op)
     assert c is not None, "the predicate table should accept this case"
     if cols:
         c = cols_choice(g, op)
     if generic and c.extra.get("dw3x3"):  # the any-shape depthwise kernel instead
         c = K.KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
-    c.wide = wide
+    if wide == "s8p":
+        assert c.paired, "the paired form should be exact for this case"
+    else:
+        c.paired = False
+    c.wide = wide is True
+    wide = c.form()
     fp = K.fast_params(g, op, c)
     packed = np.ascontiguousarray(fp["packed"])
     fq = np.ascontiguousarray(fp["fq"])
@@ -145,15 +154,19 @@ def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=N
     return fn(*args, ptr(scratch))
 
 
-@pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
+@pytest.mark.parametrize("wide", [False, "s8p", True], ids=["int8", "s8p", "int16"])
 @pytest.mark.parametrize("kind", ["conv2d", "conv1x1", "depthwise_conv2d", "depthwise_generic"])
 @pytest.mark.parametrize("seed", seeds("fastconv", N))
-def test_conv(lib, seed: int, kind: str, wide: bool) -> None:
+def test_conv(lib, seed: int, kind: str, wide: bool | str) -> None:
+    if wide == "s8p" and kind.startswith("depthwise"):
+        pytest.skip("the paired form is for conv and fully connected")
     rng = np.random.default_rng(seed)
     for _ in range(50):
         g, x = conv_case(rng, kind.startswith("depthwise"))
         op = g.ops[0]
         w = g.t(op.inputs[1]).data
+        if wide == "s8p":
+            w[w == -128] = -127  # TFLite's symmetric int8 weights; -128 may rule the form out
         if kind == "conv1x1" and (w.shape[1], w.shape[2]) != (1, 1):
             continue
         if K._choose(g, op) is not None:
@@ -236,15 +249,17 @@ def test_patches(lib, seed: int, kind: str) -> None:
         xw = Window(rng, *xs.shape, xs)
         yw = Window(rng, y1 - y0, ref.shape[2], ref.shape[3])
         pads = (lo - iy0, iy1 - hi, left, right)
-        wide = bool(rng.random() < 0.5)
+        c0 = K._choose(g, op)
+        forms: list[bool | str] = [False, True, *(["s8p"] if c0 is not None and c0.paired else [])]
+        wide = forms[int(rng.integers(0, len(forms)))]
         assert run_fast(lib, g, op, xw, yw, wide, pads=pads, cols=kind == "dw3x3_cols") == 0
         got[y0:y1] = yw.inner
     np.testing.assert_array_equal(got, ref[0])
 
 
-@pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
+@pytest.mark.parametrize("wide", [False, "s8p", True], ids=["int8", "s8p", "int16"])
 @pytest.mark.parametrize("seed", seeds("fastfc", N))
-def test_fully_connected(lib, seed: int, wide: bool) -> None:
+def test_fully_connected(lib, seed: int, wide: bool | str) -> None:
     rng = np.random.default_rng(seed)
     batches, nin, nout = int(rng.integers(1, 3)), int(rng.integers(1, 80)), int(rng.integers(1, 20))
     in_s, in_zp = float(rng.uniform(0.02, 0.1)), int(rng.integers(-128, 60))
@@ -253,6 +268,8 @@ def test_fully_connected(lib, seed: int, wide: bool) -> None:
     w_zp = np.zeros(nout, np.int64) if per_channel else 0
     out_s = float(in_s * np.median(w_s) * np.sqrt(nin) * 4900 / 40 * rng.uniform(0.5, 2))
     weights = Tensor("w", (nout, nin), "int8", QParams(w_s, w_zp), rand_i8(rng, (nout, nin)))
+    if wide == "s8p":
+        weights.data[weights.data == -128] = -127  # TFLite's symmetric int8 weights
     bias = Tensor("b", (nout,), "int32", None, rng.integers(-20000, 20000, size=nout).astype(np.int32))
     act = str(rng.choice(["none", "relu", "relu6"]))
     g = one_op(
