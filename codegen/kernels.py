@@ -284,8 +284,9 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
     o, n_in = w.shape
     if fast_quant(w, b, q, o) is None:
         return None
-    return KernelChoice("mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0,
-                        paired=pair_ok(w))
+    return KernelChoice(
+        "mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0, paired=pair_ok(w)
+    )
 
 
 def _add_record(mult: int, shift: int, lshift: int) -> list[int] | None:
