@@ -24,8 +24,9 @@ int32_t mt_fully_connected_s8_dsp_get_buffer_size(int32_t in_features)
 /* The paired int8 filter (mt_nn_fast.h), two pairs of rows: per group 14 instructions for
  * 16 MACs on the core (LDRD of the input pair, LDM of the four words, 4 SXTB16, 8 SMLAD).
  * s0/s2: the first/second pair's channel a; c1/c3: the pairs' a + 256 b sums. */
-static inline __attribute__((always_inline)) void fc_pairs(const int32_t *xp, const int32_t *wp, int32_t k_groups,
-                                                           int32_t *s0, int32_t *c1, int32_t *s2, int32_t *c3)
+static inline __attribute__((always_inline)) const int32_t *fc_pairs(const int32_t *xp, const int32_t *wp,
+                                                                      int32_t k_groups, int32_t *s0, int32_t *c1,
+                                                                      int32_t *s2, int32_t *c3)
 {
     int32_t a0 = *s0, a1 = *c1, a2 = *s2, a3 = *c3;
 #if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
@@ -49,13 +50,16 @@ static inline __attribute__((always_inline)) void fc_pairs(const int32_t *xp, co
     "smlad %[a3], %[x1], %[q1], %[a3]\n\t"               \
     "sxtb16 %[q1], %[q1]\n\t"                            \
     "smlad %[a2], %[x1], %[q1], %[a2]\n\t"
+    /* k_groups % 4 groups first, then four per iteration */
     __asm__ volatile("lsrs %[n], %[n], #1\n\t"
                      "bcc 2f\n\t" MT_FC_P8 "2:\n\t"
+                     "lsrs %[n], %[n], #1\n\t"
+                     "bcc 3f\n\t" MT_FC_P8 MT_FC_P8 "3:\n\t"
                      "cmp %[n], #0\n\t"
-                     "beq 3f\n"
-                     "1:\n\t" MT_FC_P8 MT_FC_P8 "subs %[n], %[n], #1\n\t"
+                     "beq 4f\n"
+                     "1:\n\t" MT_FC_P8 MT_FC_P8 MT_FC_P8 MT_FC_P8 "subs %[n], %[n], #1\n\t"
                      "bne 1b\n"
-                     "3:\n"
+                     "4:\n"
                      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),
                        [n] "+r"(n), [x0] "=&r"(x0), [x1] "=&r"(x1), [p0] "=&r"(p0), [p1] "=&r"(p1),
                        [q0] "=&r"(q0), [q1] "=&r"(q1)
@@ -82,6 +86,50 @@ static inline __attribute__((always_inline)) void fc_pairs(const int32_t *xp, co
     }
 #endif
     *s0 = a0, *c1 = a1, *s2 = a2, *c3 = a3;
+    return wp;
+}
+
+/* Channel b of a pair: (A1 - A2) >> 8 = S_b exactly, plus its folded bias (mt_nn_fast.h). */
+static inline int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
+{
+    return mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a2) >> 8, bias_b);
+}
+
+static inline int8_t fc_out(int32_t acc, const mt_fast_quant *q, mt_out_stage os)
+{
+    return mt_clamp_q(mt_requant_q(acc, q->mult, q->lshift, q->rnd, q->rshift), os);
+}
+
+/* One batch row with the paired filter: four output rows per step, few live values around
+ * the MAC run (the block's state is reloaded once per four rows). */
+static void fc_paired_row(const int32_t *xcol, int32_t k_groups, const int32_t *w, const mt_fast_quant *q,
+                          int32_t out_features, int8_t *o, mt_out_stage os)
+{
+    int32_t r = 0;
+    for (; r + 4 <= out_features; r += 4, q += 4, o += 4) {
+        int32_t a0 = q[0].bias, a1 = a0, a2 = q[2].bias, a3 = a2;
+        w = fc_pairs(xcol, w, k_groups, &a0, &a1, &a2, &a3);
+        a1 = pair_b(a1, a0, q[1].bias);
+        a3 = pair_b(a3, a2, q[3].bias);
+        const int8_t v0 = fc_out(a0, q, os), v1 = fc_out(a1, q + 1, os);
+        const int8_t v2 = fc_out(a2, q + 2, os), v3 = fc_out(a3, q + 3, os);
+        o[0] = v0;
+        o[1] = v1;
+        o[2] = v2;
+        o[3] = v3;
+    }
+    const int32_t n = out_features - r; /* 0..3 rows left; the packer's zero rows fill the block */
+    if (n > 0) {
+        int32_t a0 = q[0].bias, a1 = a0, a2 = n > 2 ? q[2].bias : 0, a3 = a2;
+        (void)fc_pairs(xcol, w, k_groups, &a0, &a1, &a2, &a3);
+        o[0] = fc_out(a0, q, os);
+        if (n > 1) {
+            o[1] = fc_out(pair_b(a1, a0, q[1].bias), q + 1, os);
+        }
+        if (n > 2) {
+            o[2] = fc_out(a2, q + 2, os);
+        }
+    }
 }
 
 mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
@@ -100,6 +148,11 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
     for (int32_t b = 0; b < batches; ++b) {
         mt_widen_s8(in + b * in_features, in_features, xcol, 2);
         int8_t *o = out + b * out_features;
+        if (wide == MT_FILTER_S8_PAIRED) {
+            /* per pair: A2 (SXTB16 of the words) = channel a, A1 (the raw words) = a + 256 b */
+            fc_paired_row(xcol, k_groups, (const int32_t *)filter, q, out_features, o, os);
+            continue;
+        }
         const int32_t *wblock = (const int32_t *)filter;
         for (int32_t r = 0; r < out_features; r += 4, wblock += block_words) {
             const int32_t n = out_features - r;
@@ -109,14 +162,6 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
             int32_t a3 = n > 3 ? q[r + 3].bias : 0;
             const int32_t *xp = xcol;
             const int32_t *wp = wblock;
-            if (wide == MT_FILTER_S8_PAIRED) {
-                /* a0/a2: channels 4j, 4j+2 (SXTB16 of the pair words); a1/a3: the pairs'
-                 * raw words, a + 256 b, decoded below (mt_nn_fast.h) */
-                a1 = a0, a3 = a2;
-                fc_pairs(xp, wp, k_groups, &a0, &a1, &a2, &a3);
-                a1 = n > 1 ? mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a0) >> 8, q[r + 1].bias) : 0;
-                a3 = n > 3 ? mt_add_wrap((int32_t)((uint32_t)a3 - (uint32_t)a2) >> 8, q[r + 3].bias) : 0;
-            } else {
 #if MT_SIMD
             if (wide == MT_FILTER_S16) {
 #if defined(__ARM_FEATURE_DSP)
@@ -212,7 +257,6 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
                 a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
             }
 #endif
-            }
             const mt_fast_quant *qr = q + r;
             if (n >= 4) {
                 const int32_t v0 = mt_requant_q(a0, qr[0].mult, qr[0].lshift, qr[0].rnd, qr[0].rshift);

@@ -10,6 +10,19 @@
 #ifndef MT_SIMD_H
 #define MT_SIMD_H
 
+/* Kernel speed independent of the project's -O level (STM32CubeIDE builds Release at -Os and
+ * Debug at -O0): with GCC every function of the fast-kernel files (this header is their
+ * first include, so its inline helpers too) is optimized as at -O2, and the register-pinned
+ * asm runs (MT_FAST_ASM) are always on, since -O2 frees the registers they pin. Define
+ * MT_KERNEL_OPT_AS_PROJECT to build them at the project's level instead (then the asm runs
+ * need -O2/-O3 and -DMT_FAST_ASM, as before). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(MT_KERNEL_OPT_AS_PROJECT)
+#pragma GCC optimize("O2")
+#if defined(__ARM_FEATURE_DSP) && !defined(MT_FAST_ASM)
+#define MT_FAST_ASM 1
+#endif
+#endif
+
 #include <stdint.h>
 #include <string.h>
 
