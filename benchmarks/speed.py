@@ -91,8 +91,9 @@ def kind_table(g: Graph, per_step: list[dict[str, Any]]) -> dict[str, dict[str, 
 
 
 def rerun_at(out: Path, graph: Graph, board: str, opt: str) -> dict[str, Any]:
-    """Rebuilds the project in `out` at `opt` (`make OPT=...`, the user's own -O level) and runs
-    it on the same inputs; instructions and bit-exactness (QEMU -icount, deterministic)."""
+    """Rebuilds the project in `out` (made with profile=True) at `opt` (`make OPT=...`, the
+    user's own -O level) and runs it on the same inputs: instructions, bit-exactness and
+    instructions per step (QEMU -icount, deterministic)."""
     cmd = ["make", "-s", "-j2", "-C", str(out), f"OPT={opt}", "EXTRA_CFLAGS=-DMT_PROFILE"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -105,6 +106,7 @@ def rerun_at(out: Path, graph: Graph, board: str, opt: str) -> dict[str, Any]:
     return {
         "instructions": int(np.median(emu.instructions)),
         "bit_exact": mismatches == 0 and len(emu.outputs) == len(xs),
+        "per_step": {s["step"]: s["instructions"] for s in emu.steps},
     }
 
 

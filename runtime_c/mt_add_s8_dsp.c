@@ -4,7 +4,7 @@
  * element instead of three 64-bit multiplies. */
 #include "mt_simd.h"
 
-static inline int32_t rescale(int32_t x, int32_t mult, int32_t ls, int32_t rnd, int32_t rs)
+MT_INLINE int32_t rescale(int32_t x, int32_t mult, int32_t ls, int32_t rnd, int32_t rs)
 {
     const int32_t v = mt_smmulr((int32_t)((uint32_t)x << ls), mult);
     const int32_t t = (int32_t)(((uint32_t)v << 1) + (uint32_t)rnd) + (v >> 31);

@@ -14,7 +14,7 @@ int32_t mt_conv_s8_dsp_get_buffer_size(const mt_dims *fd)
 }
 
 /* n bytes from src to dst, a word at a time (unaligned LDR/STR on Armv7E-M). */
-static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n)
+MT_INLINE void copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 {
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -26,7 +26,7 @@ static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n)
     }
 }
 
-static inline void fill_s8(int8_t *dst, int8_t v, int32_t n)
+MT_INLINE void fill_s8(int8_t *dst, int8_t v, int32_t n)
 {
     for (int32_t i = 0; i < n; ++i) {
         dst[i] = v;

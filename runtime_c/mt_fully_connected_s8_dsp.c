@@ -8,7 +8,7 @@
 
 #if !MT_SIMD
 /* SMLAD in portable C: acc + x.lo * w.lo + x.hi * w.hi, wrapping. */
-static inline int32_t fc_dot(int32_t acc, int32_t x, int32_t w)
+MT_INLINE int32_t fc_dot(int32_t acc, int32_t x, int32_t w)
 {
     const int32_t s = (int32_t)(int16_t)(uint16_t)((uint32_t)x & 0xFFFFu) * (int32_t)(int16_t)(uint16_t)((uint32_t)w & 0xFFFFu) +
                       (int32_t)(int16_t)(uint16_t)((uint32_t)x >> 16) * (int32_t)(int16_t)(uint16_t)((uint32_t)w >> 16);
@@ -24,7 +24,7 @@ int32_t mt_fully_connected_s8_dsp_get_buffer_size(int32_t in_features)
 /* The paired int8 filter (mt_nn_fast.h), two pairs of rows: per group 14 instructions for
  * 16 MACs on the core (LDRD of the input pair, LDM of the four words, 4 SXTB16, 8 SMLAD).
  * s0/s2: the first/second pair's channel a; c1/c3: the pairs' a + 256 b sums. */
-static inline __attribute__((always_inline)) const int32_t *fc_pairs(const int32_t *xp, const int32_t *wp,
+MT_INLINE const int32_t *fc_pairs(const int32_t *xp, const int32_t *wp,
                                                                       int32_t k_groups, int32_t *s0, int32_t *c1,
                                                                       int32_t *s2, int32_t *c3)
 {
@@ -90,12 +90,12 @@ static inline __attribute__((always_inline)) const int32_t *fc_pairs(const int32
 }
 
 /* Channel b of a pair: (A1 - A2) >> 8 = S_b exactly, plus its folded bias (mt_nn_fast.h). */
-static inline int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
+MT_INLINE int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
 {
     return mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a2) >> 8, bias_b);
 }
 
-static inline int8_t fc_out(int32_t acc, const mt_fast_quant *q, mt_out_stage os)
+MT_INLINE int8_t fc_out(int32_t acc, const mt_fast_quant *q, mt_out_stage os)
 {
     return mt_clamp_q(mt_requant_q(acc, q->mult, q->lshift, q->rnd, q->rshift), os);
 }

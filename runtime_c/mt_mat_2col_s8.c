@@ -28,25 +28,25 @@ void mt_widen_s8(const int8_t *src, int32_t n, int32_t *dst, int32_t step)
 }
 
 #if !defined(__ARM_FEATURE_DSP) || !defined(MT_FAST_ASM)
-static inline int32_t lo16(int32_t w)
+MT_INLINE int32_t lo16(int32_t w)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)w & 0xFFFFu);
 }
 
-static inline int32_t hi16(int32_t w)
+MT_INLINE int32_t hi16(int32_t w)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)w >> 16);
 }
 
 /* One group: column words x0 = (k0 | k2 << 16), x1 = (k1 | k3 << 16) against filter words of
  * the same layout. Products are at most 2^14, sums of 4 fit easily; the wrap matches SMLAD. */
-static inline int32_t dot_group(int32_t acc, int32_t x0, int32_t x1, int32_t w0, int32_t w1)
+MT_INLINE int32_t dot_group(int32_t acc, int32_t x0, int32_t x1, int32_t w0, int32_t w1)
 {
     const int32_t s = lo16(x0) * lo16(w0) + hi16(x0) * hi16(w0) + lo16(x1) * lo16(w1) + hi16(x1) * hi16(w1);
     return mt_add_wrap(acc, s);
 }
 
-static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
+MT_INLINE int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)(int32_t)w[b] << 16) | ((uint32_t)(int32_t)w[a] & 0xFFFFu));
 }
@@ -156,7 +156,7 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 
 /* Channels c, c+1 of both columns: the 2 x 2 block's accumulators over the k_groups
  * groups; *wpp (the pair's packed filter) advances to the next pair. */
-static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int32_t k_groups, int32_t skip,
+MT_INLINE void mac_pair(const int32_t *x, int32_t k_groups, int32_t skip,
                                                            int32_t rest, const void **wpp, int32_t wide, int32_t *a00,
                                                            int32_t *a01, int32_t *a10, int32_t *a11)
 {
@@ -228,7 +228,7 @@ static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int
 
 /* Requantizes a block's four accumulators (records loaded before any int8 store, which
  * could alias them) and stores column 1, then column 0. */
-static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant *q, int32_t a00, int32_t a01,
+MT_INLINE void store_pair(const mt_fast_quant *q, int32_t a00, int32_t a01,
                                                              int32_t a10, int32_t a11, mt_out_stage o,
                                                              int8_t *o0, int8_t *o1, int32_t two_ch, int32_t ls)
 {
@@ -251,7 +251,7 @@ static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant
 
 /* Paired int8 filter: the pair's words against both columns; c1/d1 = bias + S_a + 256 S_b,
  * c2/d2 = bias + S_a (columns 0/1, wrapping); *wpp advances to the next pair. */
-static inline __attribute__((always_inline)) void mac_pair_p8(const int32_t *x, int32_t k_groups, int32_t skip,
+MT_INLINE void mac_pair_p8(const int32_t *x, int32_t k_groups, int32_t skip,
                                                               int32_t rest, const void **wpp, int32_t *c1,
                                                               int32_t *c2, int32_t *d1, int32_t *d2)
 {
@@ -288,12 +288,12 @@ static inline __attribute__((always_inline)) void mac_pair_p8(const int32_t *x, 
 
 /* Channel b of a pair from its two accumulators: S_b = (A1 - A2) / 256 exactly (|S_b| < 2^23,
  * checked by the compiler), plus b's folded bias (wrapping like the SMLAD sums). */
-static inline int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
+MT_INLINE int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
 {
     return mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a2) >> 8, bias_b);
 }
 
-static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
+MT_INLINE void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
                                                           int32_t wide, const mt_fast_quant *q, int32_t n_out,
                                                           mt_out_stage o, int8_t *out0, int8_t *out1)
 {

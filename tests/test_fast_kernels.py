@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes as C
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -422,3 +423,45 @@ def test_emulator_m7_not_slower(tmp_path, model: str) -> None:
     assert fast["bit_exact"] and port["bit_exact"]
     assert port["kernels"]["fast"] == {}
     assert fast["instructions"] < port["instructions"]
+
+
+@pytest.mark.parametrize("widen", [False], ids=["int8"])
+def test_speed_independent_of_opt_level(tmp_path, widen: bool) -> None:
+    """The same model (examples/models/tiny_cnn.tflite: first conv, depthwise 3x3, 1x1 convs,
+    add, FC; int8 filters, so the paired kernels) built by the generated Makefile at -O2, -Os
+    and -O0 (`make OPT=...`): bit-exact each time, and the QEMU instruction counts
+    (deterministic) stay close, since the fast kernels build as at -O2 whatever the level."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import speed
+
+    from compiler.pipeline import CompileOptions, load_model, run_model
+
+    model = ROOT / "examples" / "models" / "tiny_cnn.tflite"
+    out = tmp_path / "tiny"
+    r = run_model(model, out, CompileOptions(board="stm32f405", widen=widen, profile=True), n_random=1)
+    assert r["bit_exact"]
+    assert any(" s8p" in k for k in r["kernels"]["fast"]), r["kernels"]
+    g = load_model(model)
+    o2 = speed.rerun_at(out, g, "stm32f405", "-O2")
+    assert o2["instructions"] == r["instructions"] and o2["bit_exact"], (o2, r["instructions"])
+    os_ = speed.rerun_at(out, g, "stm32f405", "-Os")
+    o0 = speed.rerun_at(out, g, "stm32f405", "-O0")
+    assert os_["bit_exact"] and o0["bit_exact"]
+    # the steps that run a fast kernel (plan.txt names them); the portable kernels and the
+    # model's own code do follow the project's level
+    fast = [i for i, op in enumerate(g.ops) if any(f" {op.name} " in ln for ln in speed.plan_kernels(out))]
+    assert len(fast) >= 10, fast
+
+    def kernels(run: dict) -> int:
+        return sum(run["per_step"][i] for i in fast)
+
+    print(
+        f"tiny_cnn int8 filters, whole model: -O2 {o2['instructions']:,}  -Os {os_['instructions']:,}  "
+        f"-O0 {o0['instructions']:,}; fast-kernel steps: -O2 {kernels(o2):,}  -Os {kernels(os_):,}  "
+        f"-O0 {kernels(o0):,}"
+    )
+    assert os_["instructions"] <= 1.10 * o2["instructions"]
+    assert kernels(os_) <= 1.10 * kernels(o2)
+    assert kernels(o0) <= 1.10 * kernels(o2)
