@@ -158,7 +158,9 @@ typedef struct {
     int32_t zp, lo, hi, full;
 } mt_out_stage;
 
-MT_INLINE mt_out_stage mt_out_stage_of(const mt_fast_params *p)
+/* (plain inline: once per kernel call; forcing it changes GCC's register allocation of the
+ * callers for the worse) */
+static inline mt_out_stage mt_out_stage_of(const mt_fast_params *p)
 {
     mt_out_stage o = {p->output_offset, p->act_min, p->act_max, p->act_min <= -128 && p->act_max >= 127};
     return o;
@@ -228,6 +230,16 @@ MT_INLINE int8_t mt_rq_out(int32_t acc, const mt_fast_quant *q, mt_out_stage o)
  * (k0 k1 k2 k3) become the words (k0 | k2 << 16), (k1 | k3 << 16) at dst[0], dst[1]; the
  * next group goes `step` words further. The last group is zero-padded. */
 void mt_widen_s8(const int8_t *src, int32_t n, int32_t *dst, int32_t step);
+
+/* The same for whole groups only (n = 4 * groups), inlined into the callers' pixel loops. */
+MT_INLINE void mt_widen_groups_s8(const int8_t *src, int32_t groups, int32_t *dst, int32_t step)
+{
+    for (; groups > 0; --groups, src += 4, dst += step) {
+        const int32_t v = mt_read_s8x4(src);
+        dst[0] = mt_sxtb16(v);
+        dst[1] = mt_sxtb16_ror8(v);
+    }
+}
 
 /* The matrix core: for two widened input columns interleaved per group of 4 values
  * (x[4g .. 4g+1] = column 0, x[4g+2 .. 4g+3] = column 1) computes every output channel of
