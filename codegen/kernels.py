@@ -52,8 +52,17 @@ class KernelChoice:
         """mt_fast_params.wide: MT_FILTER_S8 0, MT_FILTER_S16 1, MT_FILTER_S8_PAIRED 2."""
         return 1 if self.wide else (2 if self.paired else 0)
 
+    def short(self) -> str:
+        """Kernel and filter form: w16 (pre-widened int16), s8p (paired int8), s8 (int8)."""
+        if self.filter_bytes == 0 or self.extra.get("dw3x3"):
+            return self.name
+        return f"{self.name} {'w16' if self.wide else ('s8p' if self.paired else 's8')}"
+
     def describe(self) -> str:
-        return f"{self.name}{' w16' if self.wide else (' s8p' if self.paired else '')}"
+        """short() plus the widening decision (select_kernels): what int16 filters save, in
+        estimated instructions, for how many extra flash bytes, or why the layer kept int8."""
+        note = self.extra.get("widen_note")
+        return f"{self.short()} ({note})" if note else self.short()
 
 
 def _groups(n: int) -> int:
@@ -342,14 +351,38 @@ def packed_bytes(g: Graph, op: Op, wide: bool) -> int:
     return 2 * n if wide else n
 
 
+# Instructions per MAC of the inner loops per filter form (runtime_c: per group of 4 reduction
+# values and block; the asm runs on the M4), used to rank layers for widening. Matrix core
+# (2 channels x 2 pixels): int16 10/16, paired int8 12/16, int8 16/16; FC (4 rows): 11/16 +
+# loop, 14/16 + loop, 18/16 + loop; depthwise (4 channels): int16 vs int8 SXTB16 per tap.
+INNER_COST = {
+    "mt_conv_1x1_s8_dsp": {"w16": 0.625, "s8p": 0.75, "s8": 1.0},
+    "mt_conv_s8_dsp": {"w16": 0.625, "s8p": 0.75, "s8": 1.0},
+    "mt_fully_connected_s8_dsp": {"w16": 0.72, "s8p": 0.91, "s8": 1.2},
+    "mt_depthwise_conv_s8_dsp": {"w16": 1.0, "s8": 1.5},
+}
+
+
+def widen_gain(graph: Graph, op: Op, c: KernelChoice) -> int:
+    """Estimated instructions int16 filters save over the layer's int8 form (INNER_COST)."""
+    cost = INNER_COST.get(c.name)
+    if cost is None:
+        return 0
+    narrow = cost["s8p"] if c.paired else cost["s8"]
+    return int(op_macs(graph, op) * (narrow - cost["w16"]))
+
+
 def select_kernels(
     graph: Graph, core: str, flash_bytes: int, opts: KernelOptions | None = None
 ) -> dict[str, KernelChoice]:
     """Op name -> fast kernel choice, for the ops that get one on this core.
 
-    Widening: the filters of the chosen layers are pre-widened to int16 in order of MACs
-    per filter byte (the layers where SXTB16 costs the most per weight first) while the
-    model's constants stay under the board's flash less FLASH_CODE_RESERVE."""
+    Filters stay int8 (the paired form where it is exact, mt_nn_fast.h) unless widening
+    pays: per layer, int16 filters save widen_gain() instructions for filter_bytes more
+    flash; layers are widened in order of instructions saved per extra flash byte (the
+    hottest first) while the model's constants stay under the board's flash less
+    FLASH_CODE_RESERVE. `opts.widen` False (--no-widen) never widens. Each choice notes its
+    decision (describe(), shown in the plan)."""
     opts = opts or KernelOptions()
     if not opts.fast or core not in DSP_CORES:
         return {}
@@ -361,17 +394,26 @@ def select_kernels(
             if c.extra.get("dw3x3"):  # its own int16 form, not subject to widening
                 c.filter_bytes = 4 * pack_dw3x3(_conv_parts(graph, op)[0]).size
             choices[op.name] = c
-    if opts.widen:
-        base = sum(t.nbytes for t in graph.constants())
-        room = flash_bytes - FLASH_CODE_RESERVE - base
-        ops = {op.name: op for op in graph.ops}
-        order = sorted(choices, key=lambda n: -op_macs(graph, ops[n]) / max(choices[n].filter_bytes, 1))
-        for name in order:
-            c = choices[name]
-            if 0 < c.filter_bytes <= room and not c.extra.get("dw3x3"):
-                room -= c.filter_bytes
-                c.wide = True
-                c.filter_bytes *= 2
+    ops = {op.name: op for op in graph.ops}
+    gains = {n: widen_gain(graph, ops[n], c) for n, c in choices.items() if c.filter_bytes > 0}
+    gains = {n: g for n, g in gains.items() if g > 0 and not choices[n].extra.get("dw3x3")}
+    if not opts.widen:
+        for n in gains:
+            choices[n].extra["widen_note"] = "int8: --no-widen"
+        return choices
+    base = sum(t.nbytes for t in graph.constants())
+    room = flash_bytes - FLASH_CODE_RESERVE - base
+    for name in sorted(gains, key=lambda n: (-gains[n] / choices[n].filter_bytes, n)):
+        c = choices[name]
+        extra = c.filter_bytes
+        rate = f"~{gains[name]:,} instr for +{extra:,} B"
+        if extra <= room:
+            room -= extra
+            c.wide = True
+            c.filter_bytes *= 2
+            c.extra["widen_note"] = f"widened: {rate}"
+        else:
+            c.extra["widen_note"] = f"int8: widening would save {rate}, {max(room, 0):,} B flash left"
     return choices
 
 
@@ -442,7 +484,7 @@ def kernel_summary(plan: Plan) -> dict[str, Any]:
     for c in every:
         if c is None:
             continue
-        used[c.describe()] = used.get(c.describe(), 0) + 1
+        used[c.short()] = used.get(c.short(), 0) + 1
         if c.wide:
             wide += c.filter_bytes
         else:
@@ -462,5 +504,5 @@ def attach_stage_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
         ks = {op.name: choices[op.name] for op in u.ops if op.name in choices and choices[op.name].scratch <= room}
         if ks:
             st.detail["kernels"] = ks
-            names = sorted({c.describe() for c in ks.values()})
+            names = sorted({c.short() for c in ks.values()})
             st.detail["notes"] = [*st.detail.get("notes", []), f"fast kernels: {len(ks)} ops ({', '.join(names)})"]

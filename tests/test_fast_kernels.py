@@ -465,3 +465,29 @@ def test_speed_independent_of_opt_level(tmp_path, widen: bool) -> None:
     assert os_["instructions"] <= 1.10 * o2["instructions"]
     assert kernels(os_) <= 1.10 * kernels(o2)
     assert kernels(o0) <= 1.10 * kernels(o2)
+
+
+def test_widen_choice_under_flash_budget() -> None:
+    """select_kernels widens the layers that save the most instructions per extra flash byte
+    first, never past the flash it is given, says so per layer, and --no-widen never widens."""
+    from compiler.pipeline import load_model
+
+    g = load_model(ROOT / "examples" / "models" / "tiny_cnn.tflite")
+    full = K.select_kernels(g, "cortex-m4", 1 << 30)
+    ops = {op.name: op for op in g.ops}
+    cand = {n: c for n, c in full.items() if c.wide}
+    assert len(cand) >= 5
+    rate = {n: K.widen_gain(g, ops[n], c) / (c.filter_bytes // 2) for n, c in cand.items()}
+    order = sorted(rate, key=lambda n: (-rate[n], n))
+    base = sum(t.nbytes for t in g.constants()) + K.FLASH_CODE_RESERVE
+    budget = sum(full[n].filter_bytes // 2 for n in order[:3])  # room for the three best exactly
+    part = K.select_kernels(g, "cortex-m4", base + budget)
+    wide = {n for n, c in part.items() if c.wide}
+    assert wide == set(order[:3]), (wide, order)
+    assert sum(part[n].filter_bytes // 2 for n in wide) <= budget
+    for n in order[3:]:
+        assert "int8: widening would save" in part[n].describe(), part[n].describe()
+    assert all("widened: ~" in part[n].describe() for n in wide)
+    none = K.select_kernels(g, "cortex-m4", 1 << 30, K.KernelOptions(widen=False))
+    assert not any(c.wide for c in none.values())
+    assert all("--no-widen" in none[n].describe() for n in cand)
