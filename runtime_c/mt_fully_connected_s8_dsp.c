@@ -21,6 +21,39 @@ int32_t mt_fully_connected_s8_dsp_get_buffer_size(int32_t in_features)
     return 8 * ((in_features + 3) / 4);
 }
 
+/* fc_pairs in C (the SIMD intrinsics, or portable C): hosts, other compilers, and the last
+ * partial block of rows (outside the asm runs: flash). */
+MT_INLINE const int32_t *fc_pairs_c(const int32_t *xp, const int32_t *wp, int32_t k_groups, int32_t *s0, int32_t *c1,
+                                    int32_t *s2, int32_t *c3)
+{
+    int32_t a0 = *s0, a1 = *c1, a2 = *s2, a3 = *c3;
+    for (int32_t g = k_groups; g > 0; --g) {
+        int32_t x0, x1, p0, p1, q0, q1;
+        MT_LD2(xp, x0, x1);
+        MT_LD2(wp, p0, p1);
+        MT_LD2(wp, q0, q1);
+#if MT_SIMD
+        a1 = __smlad(x1, p1, __smlad(x0, p0, a1));
+        a0 = __smlad(x1, mt_sxtb16(p1), __smlad(x0, mt_sxtb16(p0), a0));
+        a3 = __smlad(x1, q1, __smlad(x0, q0, a3));
+        a2 = __smlad(x1, mt_sxtb16(q1), __smlad(x0, mt_sxtb16(q0), a2));
+#else
+        a1 = fc_dot(fc_dot(a1, x0, p0), x1, p1);
+        a0 = fc_dot(fc_dot(a0, x0, mt_sxtb16(p0)), x1, mt_sxtb16(p1));
+        a3 = fc_dot(fc_dot(a3, x0, q0), x1, q1);
+        a2 = fc_dot(fc_dot(a2, x0, mt_sxtb16(q0)), x1, mt_sxtb16(q1));
+#endif
+    }
+    *s0 = a0, *c1 = a1, *s2 = a2, *c3 = a3;
+    return wp;
+}
+
+static __attribute__((noinline)) void fc_pairs_tail(const int32_t *xp, const int32_t *wp, int32_t k_groups,
+                                                    int32_t *s0, int32_t *c1, int32_t *s2, int32_t *c3)
+{
+    (void)fc_pairs_c(xp, wp, k_groups, s0, c1, s2, c3);
+}
+
 /* The paired int8 filter (mt_nn_fast.h), two pairs of rows: per group 14 instructions for
  * 16 MACs on the core (LDRD of the input pair, LDM of the four words, 4 SXTB16, 8 SMLAD).
  * s0/s2: the first/second pair's channel a; c1/c3: the pairs' a + 256 b sums. */
@@ -67,23 +100,7 @@ MT_INLINE const int32_t *fc_pairs(const int32_t *xp, const int32_t *wp,
                      : "cc", "memory");
 #undef MT_FC_P8
 #else
-    for (int32_t g = k_groups; g > 0; --g) {
-        int32_t x0, x1, p0, p1, q0, q1;
-        MT_LD2(xp, x0, x1);
-        MT_LD2(wp, p0, p1);
-        MT_LD2(wp, q0, q1);
-#if MT_SIMD
-        a1 = __smlad(x1, p1, __smlad(x0, p0, a1));
-        a0 = __smlad(x1, mt_sxtb16(p1), __smlad(x0, mt_sxtb16(p0), a0));
-        a3 = __smlad(x1, q1, __smlad(x0, q0, a3));
-        a2 = __smlad(x1, mt_sxtb16(q1), __smlad(x0, mt_sxtb16(q0), a2));
-#else
-        a1 = fc_dot(fc_dot(a1, x0, p0), x1, p1);
-        a0 = fc_dot(fc_dot(a0, x0, mt_sxtb16(p0)), x1, mt_sxtb16(p1));
-        a3 = fc_dot(fc_dot(a3, x0, q0), x1, q1);
-        a2 = fc_dot(fc_dot(a2, x0, mt_sxtb16(q0)), x1, mt_sxtb16(q1));
-#endif
-    }
+    wp = fc_pairs_c(xp, wp, k_groups, &a0, &a1, &a2, &a3);
 #endif
     *s0 = a0, *c1 = a1, *s2 = a2, *c3 = a3;
     return wp;
@@ -121,7 +138,7 @@ static void fc_paired_row(const int32_t *xcol, int32_t k_groups, const int32_t *
     const int32_t n = out_features - r; /* 0..3 rows left; the packer's zero rows fill the block */
     if (n > 0) {
         int32_t a0 = q[0].bias, a1 = a0, a2 = n > 2 ? q[2].bias : 0, a3 = a2;
-        (void)fc_pairs(xcol, w, k_groups, &a0, &a1, &a2, &a3);
+        fc_pairs_tail(xcol, w, k_groups, &a0, &a1, &a2, &a3);
         o[0] = fc_out(a0, q, os);
         if (n > 1) {
             o[1] = fc_out(pair_b(a1, a0, q[1].bias), q + 1, os);

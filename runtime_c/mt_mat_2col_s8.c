@@ -293,6 +293,59 @@ MT_INLINE int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
     return mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a2) >> 8, bias_b);
 }
 
+/* The odd last channel's pair (rare: most layers have even channel counts) outside the
+ * unrolled runs, so each run is emitted once per specialization (flash): plain SIMD loops. */
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+static __attribute__((noinline)) void tail_p8(const int32_t *x, int32_t k_groups, const void *wp, int32_t *c1,
+                                               int32_t *c2, int32_t *d1, int32_t *d2)
+{
+    const int32_t *w = (const int32_t *)wp;
+    int32_t b1 = *c1, b2 = *c2, e1 = *d1, e2 = *d2;
+    for (int32_t g = k_groups; g > 0; --g, x += 4, w += 2) {
+        const int32_t t0 = __sxtb16(w[0]), t1 = __sxtb16(w[1]);
+        b1 = __smlad(x[1], w[1], __smlad(x[0], w[0], b1));
+        b2 = __smlad(x[1], t1, __smlad(x[0], t0, b2));
+        e1 = __smlad(x[3], w[1], __smlad(x[2], w[0], e1));
+        e2 = __smlad(x[3], t1, __smlad(x[2], t0, e2));
+    }
+    *c1 = b1, *c2 = b2, *d1 = e1, *d2 = e2;
+}
+
+static __attribute__((noinline)) void tail_pair(const int32_t *x, int32_t k_groups, const void *wp, int32_t wide,
+                                                 int32_t *a00, int32_t *a01, int32_t *a10, int32_t *a11)
+{
+    int32_t b00 = *a00, b01 = *a01, b10 = *a10, b11 = *a11;
+    const int32_t *w32 = (const int32_t *)wp;
+    const int8_t *w8 = (const int8_t *)wp;
+    for (int32_t g = 0; g < k_groups; ++g, x += 4) {
+        int32_t u0, u1, v0, v1;
+        if (wide) {
+            u0 = w32[4 * g], u1 = w32[4 * g + 1], v0 = w32[4 * g + 2], v1 = w32[4 * g + 3];
+        } else {
+            const int32_t wu = mt_read_s8x4(w8 + 8 * g), wv = mt_read_s8x4(w8 + 8 * g + 4);
+            u0 = __sxtb16(wu), u1 = mt_sxtb16_ror8(wu), v0 = __sxtb16(wv), v1 = mt_sxtb16_ror8(wv);
+        }
+        b00 = __smlad(x[1], u1, __smlad(x[0], u0, b00));
+        b10 = __smlad(x[3], u1, __smlad(x[2], u0, b10));
+        b01 = __smlad(x[1], v1, __smlad(x[0], v0, b01));
+        b11 = __smlad(x[3], v1, __smlad(x[2], v0, b11));
+    }
+    *a00 = b00, *a01 = b01, *a10 = b10, *a11 = b11;
+}
+#else
+static void tail_p8(const int32_t *x, int32_t k_groups, const void *wp, int32_t *c1, int32_t *c2, int32_t *d1,
+                    int32_t *d2)
+{
+    mac_pair_p8(x, k_groups, 0, 0, &wp, c1, c2, d1, d2);
+}
+
+static void tail_pair(const int32_t *x, int32_t k_groups, const void *wp, int32_t wide, int32_t *a00, int32_t *a01,
+                      int32_t *a10, int32_t *a11)
+{
+    mac_pair(x, k_groups, 0, 0, &wp, wide, a00, a01, a10, a11);
+}
+#endif
+
 MT_INLINE void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
                                                           int32_t wide, const mt_fast_quant *q, int32_t n_out,
                                                           mt_out_stage o, int8_t *out0, int8_t *out1)
@@ -311,7 +364,7 @@ MT_INLINE void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
         }
         if (n_out & 1) { /* the last pair's channel b is the packer's zero padding */
             int32_t c1 = q[0].bias, c2 = c1, d1 = c1, d2 = c1;
-            mac_pair_p8(x, k_groups, skip, rest, &wp, &c1, &c2, &d1, &d2);
+            tail_p8(x, k_groups, wp, &c1, &c2, &d1, &d2);
             store_pair(q, c2, 0, d2, 0, o, out0, out1, 0, 1);
         }
         return;
@@ -326,7 +379,7 @@ MT_INLINE void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
     if (n_out & 1) {
         /* the last pair's second channel is the packer's zero padding */
         int32_t a00 = q[0].bias, a01 = 0, a10 = a00, a11 = 0;
-        mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
+        tail_pair(x, k_groups, wp, wide, &a00, &a01, &a10, &a11);
         store_pair(q, a00, a01, a10, a11, o, out0, out1, 0, ls);
     }
 }
