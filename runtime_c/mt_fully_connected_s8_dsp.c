@@ -149,6 +149,60 @@ static void fc_paired_row(const int32_t *xcol, int32_t k_groups, const int32_t *
     }
 }
 
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+/* The int16 filter's whole blocks of four rows (the generic loop below runs the rest): per
+ * group LDRD of the input pair, two LDM of two rows' words each (pinned ascending registers),
+ * 8 SMLAD = 11 instructions for 16 MACs, four groups per loop iteration. Returns the rows done. */
+static int32_t fc_wide_rows(const int32_t *xcol, int32_t k_groups, const int32_t *w, const mt_fast_quant *q,
+                            int32_t out_features, int8_t *o, mt_out_stage os)
+{
+    int32_t r = 0;
+    for (; r + 4 <= out_features; r += 4, q += 4, o += 4) {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        register int32_t u0 __asm__("r8");
+        register int32_t u1 __asm__("r9");
+        register int32_t v0 __asm__("r10");
+        register int32_t v1 __asm__("r11");
+        int32_t x0, x1, n = k_groups;
+        const int32_t *xp = xcol;
+#define MT_FC_W16                                        \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                 \
+    "ldmia %[wp]!, {%[u0], %[u1], %[v0], %[v1]}\n\t"     \
+    "smlad %[a0], %[x0], %[u0], %[a0]\n\t"               \
+    "smlad %[a0], %[x1], %[u1], %[a0]\n\t"               \
+    "smlad %[a1], %[x0], %[v0], %[a1]\n\t"               \
+    "smlad %[a1], %[x1], %[v1], %[a1]\n\t"               \
+    "ldmia %[wp]!, {%[u0], %[u1], %[v0], %[v1]}\n\t"     \
+    "smlad %[a2], %[x0], %[u0], %[a2]\n\t"               \
+    "smlad %[a2], %[x1], %[u1], %[a2]\n\t"               \
+    "smlad %[a3], %[x0], %[v0], %[a3]\n\t"               \
+    "smlad %[a3], %[x1], %[v1], %[a3]\n\t"
+        __asm__ volatile("lsrs %[n], %[n], #1\n\t"
+                         "bcc 2f\n\t" MT_FC_W16 "2:\n\t"
+                         "lsrs %[n], %[n], #1\n\t"
+                         "bcc 3f\n\t" MT_FC_W16 MT_FC_W16 "3:\n\t"
+                         "cmp %[n], #0\n\t"
+                         "beq 4f\n"
+                         "1:\n\t" MT_FC_W16 MT_FC_W16 MT_FC_W16 MT_FC_W16 "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n"
+                         "4:\n"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(w),
+                           [n] "+r"(n), [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1),
+                           [v0] "=&r"(v0), [v1] "=&r"(v1)
+                         :
+                         : "cc", "memory");
+#undef MT_FC_W16
+        const int8_t y0 = fc_out(a0, q, os), y1 = fc_out(a1, q + 1, os);
+        const int8_t y2 = fc_out(a2, q + 2, os), y3 = fc_out(a3, q + 3, os);
+        o[0] = y0;
+        o[1] = y1;
+        o[2] = y2;
+        o[3] = y3;
+    }
+    return r;
+}
+#endif
+
 mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
                                     int32_t batches, int32_t in_features, const void *filter,
                                     int32_t out_features, int8_t *out, void *scratch)
@@ -171,7 +225,14 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
             continue;
         }
         const int32_t *wblock = (const int32_t *)filter;
-        for (int32_t r = 0; r < out_features; r += 4, wblock += block_words) {
+        int32_t r = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+        if (wide == MT_FILTER_S16) {
+            r = fc_wide_rows(xcol, k_groups, wblock, q, out_features, o, os);
+            wblock += (r >> 2) * block_words;
+        }
+#endif
+        for (; r < out_features; r += 4, wblock += block_words) {
             const int32_t n = out_features - r;
             int32_t a0 = q[r].bias;
             int32_t a1 = n > 1 ? q[r + 1].bias : 0;
@@ -180,41 +241,7 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
             const int32_t *xp = xcol;
             const int32_t *wp = wblock;
 #if MT_SIMD
-            if (wide == MT_FILTER_S16) {
-#if defined(__ARM_FEATURE_DSP)
-                /* per group: LDRD of the input pair, two LDM of two rows' words each (pinned
-                 * ascending registers), 8 SMLAD: 11 instructions for 16 MACs */
-                register int32_t u0 __asm__("r8");
-                register int32_t u1 __asm__("r9");
-                register int32_t v0 __asm__("r10");
-                register int32_t v1 __asm__("r11");
-                int32_t x0, x1, n = k_groups;
-#define MT_FC_G4                                         \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                 \
-    "ldmia %[wp]!, {%[u0], %[u1], %[v0], %[v1]}\n\t"     \
-    "smlad %[a0], %[x0], %[u0], %[a0]\n\t"               \
-    "smlad %[a0], %[x1], %[u1], %[a0]\n\t"               \
-    "smlad %[a1], %[x0], %[v0], %[a1]\n\t"               \
-    "smlad %[a1], %[x1], %[v1], %[a1]\n\t"               \
-    "ldmia %[wp]!, {%[u0], %[u1], %[v0], %[v1]}\n\t"     \
-    "smlad %[a2], %[x0], %[u0], %[a2]\n\t"               \
-    "smlad %[a2], %[x1], %[u1], %[a2]\n\t"               \
-    "smlad %[a3], %[x0], %[v0], %[a3]\n\t"               \
-    "smlad %[a3], %[x1], %[v1], %[a3]\n\t"
-                __asm__ volatile("lsrs %[n], %[n], #1\n\t"
-                                 "bcc 2f\n\t" MT_FC_G4 "2:\n\t"
-                                 "cmp %[n], #0\n\t"
-                                 "beq 3f\n"
-                                 "1:\n\t" MT_FC_G4 MT_FC_G4 "subs %[n], %[n], #1\n\t"
-                                 "bne 1b\n"
-                                 "3:\n"
-                                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp),
-                                   [wp] "+r"(wp), [n] "+r"(n), [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0),
-                                   [u1] "=&r"(u1), [v0] "=&r"(v0), [v1] "=&r"(v1)
-                                 :
-                                 : "cc", "memory");
-#undef MT_FC_G4
-#else
+            if (wide == MT_FILTER_S16) { /* with the asm runs: only the last partial block */
                 for (int32_t g = k_groups; g > 0; --g) {
                     int32_t x0, x1, u0, u1;
                     MT_LD2(xp, x0, x1);
@@ -231,7 +258,6 @@ mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant
                     a3 = __smlad(x0, u0, a3);
                     a3 = __smlad(x1, u1, a3);
                 }
-#endif
             } else {
                 for (int32_t g = k_groups; g > 0; --g) {
                     int32_t x0, x1, w0, w1, w2, w3;
