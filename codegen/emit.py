@@ -183,7 +183,7 @@ class _Emitter:
         name = f"{self.p}_s{i}_wpack"
         self.const_decls.append(c_array(fp["ctype"], name, fp["packed"], align=8))
         self.flash_const_bytes += int(fp["packed"].nbytes) + int(fp["fq"].nbytes)
-        ctx.update({"template": c.template, "kernel": c.name, "w": name, "fq": fp["fq"].tolist(), "wide": int(c.wide)})
+        ctx.update({"template": c.template, "kernel": c.name, "w": name, "fq": fp["fq"].tolist(), "wide": fp["form"]})
         ctx.setdefault("stride", (1, 1))
         ctx.setdefault("dil", (1, 1))
         ctx.setdefault("pads", {"top": 0, "bottom": 0, "left": 0, "right": 0})

@@ -46,9 +46,23 @@ class KernelChoice:
     wide: bool  # filter pre-widened to int16 pairs
     filter_bytes: int  # flash for the packed filter
     extra: dict[str, Any] = field(default_factory=dict)
+    paired: bool = False  # int8 filter in the paired form (exact for this layer; conv and FC)
+
+    def form(self) -> int:
+        """mt_fast_params.wide: MT_FILTER_S8 0, MT_FILTER_S16 1, MT_FILTER_S8_PAIRED 2."""
+        return 1 if self.wide else (2 if self.paired else 0)
+
+    def short(self) -> str:
+        """Kernel and filter form: w16 (pre-widened int16), s8p (paired int8), s8 (int8)."""
+        if self.filter_bytes == 0 or self.extra.get("dw3x3"):
+            return self.name
+        return f"{self.name} {'w16' if self.wide else ('s8p' if self.paired else 's8')}"
 
     def describe(self) -> str:
-        return f"{self.name}{' w16' if self.wide else ''}"
+        """short() plus the widening decision (select_kernels): what int16 filters save, in
+        estimated instructions, for how many extra flash bytes, or why the layer kept int8."""
+        note = self.extra.get("widen_note")
+        return f"{self.short()} ({note})" if note else self.short()
 
 
 def _groups(n: int) -> int:
@@ -135,18 +149,56 @@ def _interleave(groups: np.ndarray, n: int) -> np.ndarray:
     return groups.reshape(rows // n, n, g, 4).transpose(0, 2, 1, 3)
 
 
-def pack_conv(w: np.ndarray, wide: bool) -> np.ndarray:
-    """OHWI conv filter -> channel pairs interleaved per group (int8, or int16 words of the
-    doubled weights: the matrix core then skips the requantization's left shift of 1, and
-    fast_params doubles the records' bias to match)."""
+PAIR_SUM_LIMIT = 1 << 23  # |S_b| bound of the paired form: (A1 - A2) >> 8 recovers S_b mod 2^24
+
+
+def pair_ok(w2: np.ndarray) -> bool:
+    """Whether the paired int8 form (runtime_c/mt_nn_fast.h) is exact for the [rows, K]
+    filter, rows paired (0, 1), (2, 3), ...: every b row's |sum x * w_b| < 2^23 for all int8
+    x (128 * sum|w_b|), and b - (a < 0) fits int8 (only b = -128 with a < 0 does not)."""
+    rows, k = w2.shape
+    w = np.zeros((rows + rows % 2, k), np.int64)
+    w[:rows] = w2
+    a, b = w[0::2], w[1::2]
+    if np.any(128 * np.abs(b).sum(axis=1) >= PAIR_SUM_LIMIT):
+        return False
+    return not np.any((b == -128) & (a < 0))
+
+
+def _pair_words(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[..., 4] int8 groups of channels a, b -> [..., 2, 4] int8: the words
+    [a0, b0', a2, b2'], [a1, b1', a3, b3'] with b' = b - (a < 0), so each int16 halfword
+    is a + 256 b and SXTB16 gives (a0, a2) / (a1, a3)."""
+    a = a.astype(np.int64)
+    bp = b.astype(np.int64) - (a < 0)
+    w0 = np.stack([a[..., 0], bp[..., 0], a[..., 2], bp[..., 2]], axis=-1)
+    w1 = np.stack([a[..., 1], bp[..., 1], a[..., 3], bp[..., 3]], axis=-1)
+    return np.stack([w0, w1], axis=-2).astype(np.int8)
+
+
+def pack_conv(w: np.ndarray, wide: bool, paired: bool = False) -> np.ndarray:
+    """OHWI conv filter -> channel pairs interleaved per group (int8, the paired int8 form,
+    or int16 words of the doubled weights: the matrix core then skips the requantization's
+    left shift of 1, and fast_params doubles the records' bias to match)."""
     blocks = _interleave(_rows_to_groups(w.reshape(w.shape[0], -1), 2), 2)
-    return _widen_groups(2 * blocks.astype(np.int64)).reshape(-1) if wide else blocks.reshape(-1)
+    if wide:
+        return _widen_groups(2 * blocks.astype(np.int64)).reshape(-1)
+    if paired:
+        return _pair_words(blocks[:, :, 0], blocks[:, :, 1]).reshape(-1)
+    return blocks.reshape(-1)
 
 
-def pack_fc(w: np.ndarray, wide: bool) -> np.ndarray:
-    """[out, in] filter -> rows in fours interleaved per group."""
+def pack_fc(w: np.ndarray, wide: bool, paired: bool = False) -> np.ndarray:
+    """[out, in] filter -> rows in fours interleaved per group (int8, paired int8: per group
+    the pair (4j, 4j+1)'s two words then (4j+2, 4j+3)'s, or int16)."""
     blocks = _interleave(_rows_to_groups(w, 4), 4)
-    return _widen_groups(blocks).reshape(-1) if wide else blocks.reshape(-1)
+    if wide:
+        return _widen_groups(blocks).reshape(-1)
+    if paired:
+        p0 = _pair_words(blocks[:, :, 0], blocks[:, :, 1])
+        p1 = _pair_words(blocks[:, :, 2], blocks[:, :, 3])
+        return np.stack([p0, p1], axis=2).reshape(-1)
+    return blocks.reshape(-1)
 
 
 def dw3x3_scratch(out_w: int, stride_w: int) -> int:
@@ -216,9 +268,10 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
         if fast_quant(w.reshape(o, -1), b, q, o) is None:
             return None
         k = _groups(kh * kw * ic)
+        paired = pair_ok(w.reshape(o, -1))
         if kh == 1 and kw == 1:
-            return KernelChoice("mt_conv_1x1_s8_dsp", "conv2d_dsp", 16 * k, False, 0)
-        return KernelChoice("mt_conv_s8_dsp", "conv2d_dsp", 20 * k, False, 0)
+            return KernelChoice("mt_conv_1x1_s8_dsp", "conv2d_dsp", 16 * k, False, 0, paired=paired)
+        return KernelChoice("mt_conv_s8_dsp", "conv2d_dsp", 20 * k, False, 0, paired=paired)
     if op.kind == "depthwise_conv2d":
         _, kh, kw, c = w.shape
         if int(op.attrs.get("depth_multiplier", 1)) != 1 or c != x.shape[-1]:
@@ -240,7 +293,9 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
     o, n_in = w.shape
     if fast_quant(w, b, q, o) is None:
         return None
-    return KernelChoice("mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0)
+    return KernelChoice(
+        "mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0, paired=pair_ok(w)
+    )
 
 
 def _add_record(mult: int, shift: int, lshift: int) -> list[int] | None:
@@ -296,14 +351,38 @@ def packed_bytes(g: Graph, op: Op, wide: bool) -> int:
     return 2 * n if wide else n
 
 
+# Instructions per MAC of the inner loops per filter form (runtime_c: per group of 4 reduction
+# values and block; the asm runs on the M4), used to rank layers for widening. Matrix core
+# (2 channels x 2 pixels): int16 10/16, paired int8 12/16, int8 16/16; FC (4 rows): 11/16 +
+# loop, 14/16 + loop, 18/16 + loop; depthwise (4 channels): int16 vs int8 SXTB16 per tap.
+INNER_COST = {
+    "mt_conv_1x1_s8_dsp": {"w16": 0.625, "s8p": 0.75, "s8": 1.0},
+    "mt_conv_s8_dsp": {"w16": 0.625, "s8p": 0.75, "s8": 1.0},
+    "mt_fully_connected_s8_dsp": {"w16": 0.72, "s8p": 0.91, "s8": 1.2},
+    "mt_depthwise_conv_s8_dsp": {"w16": 1.0, "s8": 1.5},
+}
+
+
+def widen_gain(graph: Graph, op: Op, c: KernelChoice) -> int:
+    """Estimated instructions int16 filters save over the layer's int8 form (INNER_COST)."""
+    cost = INNER_COST.get(c.name)
+    if cost is None:
+        return 0
+    narrow = cost["s8p"] if c.paired else cost["s8"]
+    return int(op_macs(graph, op) * (narrow - cost["w16"]))
+
+
 def select_kernels(
     graph: Graph, core: str, flash_bytes: int, opts: KernelOptions | None = None
 ) -> dict[str, KernelChoice]:
     """Op name -> fast kernel choice, for the ops that get one on this core.
 
-    Widening: the filters of the chosen layers are pre-widened to int16 in order of MACs
-    per filter byte (the layers where SXTB16 costs the most per weight first) while the
-    model's constants stay under the board's flash less FLASH_CODE_RESERVE."""
+    Filters stay int8 (the paired form where it is exact, mt_nn_fast.h) unless widening
+    pays: per layer, int16 filters save widen_gain() instructions for filter_bytes more
+    flash; layers are widened in order of instructions saved per extra flash byte (the
+    hottest first) while the model's constants stay under the board's flash less
+    FLASH_CODE_RESERVE. `opts.widen` False (--no-widen) never widens. Each choice notes its
+    decision (describe(), shown in the plan)."""
     opts = opts or KernelOptions()
     if not opts.fast or core not in DSP_CORES:
         return {}
@@ -315,17 +394,26 @@ def select_kernels(
             if c.extra.get("dw3x3"):  # its own int16 form, not subject to widening
                 c.filter_bytes = 4 * pack_dw3x3(_conv_parts(graph, op)[0]).size
             choices[op.name] = c
-    if opts.widen:
-        base = sum(t.nbytes for t in graph.constants())
-        room = flash_bytes - FLASH_CODE_RESERVE - base
-        ops = {op.name: op for op in graph.ops}
-        order = sorted(choices, key=lambda n: -op_macs(graph, ops[n]) / max(choices[n].filter_bytes, 1))
-        for name in order:
-            c = choices[name]
-            if 0 < c.filter_bytes <= room and not c.extra.get("dw3x3"):
-                room -= c.filter_bytes
-                c.wide = True
-                c.filter_bytes *= 2
+    ops = {op.name: op for op in graph.ops}
+    gains = {n: widen_gain(graph, ops[n], c) for n, c in choices.items() if c.filter_bytes > 0}
+    gains = {n: g for n, g in gains.items() if g > 0 and not choices[n].extra.get("dw3x3")}
+    if not opts.widen:
+        for n in gains:
+            choices[n].extra["widen_note"] = "int8: --no-widen"
+        return choices
+    base = sum(t.nbytes for t in graph.constants())
+    room = flash_bytes - FLASH_CODE_RESERVE - base
+    for name in sorted(gains, key=lambda n: (-gains[n] / choices[n].filter_bytes, n)):
+        c = choices[name]
+        extra = c.filter_bytes
+        rate = f"~{gains[name]:,} instr for +{extra:,} B"
+        if extra <= room:
+            room -= extra
+            c.wide = True
+            c.filter_bytes *= 2
+            c.extra["widen_note"] = f"widened: {rate}"
+        else:
+            c.extra["widen_note"] = f"int8: widening would save {rate}, {max(room, 0):,} B flash left"
     return choices
 
 
@@ -354,7 +442,7 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
     if op.kind == "conv2d":
         n_out = w.shape[0]
         fq = fast_quant(w.reshape(n_out, -1), b, q, n_out)
-        packed = pack_conv(w, choice.wide)
+        packed = pack_conv(w, choice.wide, choice.paired)
         if fq is not None and choice.wide:  # doubled filter: doubled bias (wraps like the sums)
             fq[:, 0] = Q.wrap32(2 * fq[:, 0].astype(np.int64))
     elif op.kind == "depthwise_conv2d":
@@ -367,10 +455,10 @@ def fast_params(g: Graph, op: Op, choice: KernelChoice) -> dict[str, Any]:
     else:
         n_out = w.shape[0]
         fq = fast_quant(w, b, q, n_out)
-        packed = pack_fc(w, choice.wide)
+        packed = pack_fc(w, choice.wide, choice.paired)
     assert fq is not None
     ctype = "int32_t" if choice.wide or packed.dtype == np.int32 else "int8_t"
-    return {"q": q, "fq": fq, "packed": packed, "ctype": ctype}
+    return {"q": q, "fq": fq, "packed": packed, "ctype": ctype, "form": choice.form()}
 
 
 def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
@@ -396,7 +484,7 @@ def kernel_summary(plan: Plan) -> dict[str, Any]:
     for c in every:
         if c is None:
             continue
-        used[c.describe()] = used.get(c.describe(), 0) + 1
+        used[c.short()] = used.get(c.short(), 0) + 1
         if c.wide:
             wide += c.filter_bytes
         else:
@@ -416,5 +504,5 @@ def attach_stage_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
         ks = {op.name: choices[op.name] for op in u.ops if op.name in choices and choices[op.name].scratch <= room}
         if ks:
             st.detail["kernels"] = ks
-            names = sorted({c.describe() for c in ks.values()})
+            names = sorted({c.short() for c in ks.values()})
             st.detail["notes"] = [*st.detail.get("notes", []), f"fast kernels: {len(ks)} ops ({', '.join(names)})"]

@@ -37,7 +37,7 @@ def _fast(e: _Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) ->
     e.const_decls.append(c_array(fp["ctype"], name, fp["packed"], align=8))
     e.flash_const_bytes += int(fp["packed"].nbytes) + int(fp["fq"].nbytes)
     scratch = _ws(e, step, "F") if c.scratch > 0 else "NULL"
-    return {"fast": True, "kernel": c.name, "q": fp["q"], "fq": fp["fq"].tolist(), "w": name, "wide": int(c.wide),
+    return {"fast": True, "kernel": c.name, "q": fp["q"], "fq": fp["fq"].tolist(), "w": name, "wide": fp["form"],
             "scratch": scratch}  # fmt: skip
 
 

@@ -49,7 +49,7 @@ static mt_bmm_rq mt_bmm_rq_of(const mt_bmm_params *p, int32_t k)
     return r;
 }
 
-static inline int8_t mt_bmm_out(int32_t acc, const mt_bmm_rq *r)
+MT_INLINE int8_t mt_bmm_out(int32_t acc, const mt_bmm_rq *r)
 {
     if (r->fast) {
         return mt_requant_out(acc, r->mult, r->ls, r->rnd, r->rs, r->os);

@@ -25,7 +25,12 @@ static void load_pixel(const mt_fast_params *p, const int8_t *in, const mt_view 
         }
         return;
     }
-    mt_widen_s8(in + iy * in_v->row_stride + ix * in_v->col_stride, in_v->c, dst, 4);
+    const int8_t *src = in + iy * in_v->row_stride + ix * in_v->col_stride;
+    if ((in_v->c & 3) == 0) {
+        mt_widen_groups_s8(src, k_groups, dst, 4);
+    } else {
+        mt_widen_s8(src, in_v->c, dst, 4);
+    }
 }
 
 mt_status mt_conv_1x1_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,

@@ -13,7 +13,8 @@ int32_t mt_conv_s8_dsp_get_buffer_size(const mt_dims *fd)
     return fd == 0 ? 0 : 20 * ((fd->h * fd->w * fd->c + 3) / 4);
 }
 
-/* n bytes from src to dst, a word at a time (unaligned LDR/STR on Armv7E-M). */
+/* n bytes from src to dst, a word at a time (unaligned LDR/STR on Armv7E-M). Plain inline,
+ * like fill_s8: forced inlining costs the im2col loops registers. */
 static inline void copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 {
     int32_t i = 0;
@@ -52,7 +53,7 @@ static void im2col(const mt_fast_params *p, const int8_t *in, const mt_view *in_
             const int32_t iy = iy0 + ky * p->dilation_h;
             const int8_t *row = in + iy * in_v->row_stride;
             if (iy >= 0 && iy < in_v->h && x_inside && row_run) {
-                mt_widen_s8(row + ix0 * cs, kw * ic, dst, 4);
+                mt_widen_groups_s8(row + ix0 * cs, (kw * ic) >> 2, dst, 4);
                 dst += kw * ic;
                 continue;
             }
@@ -64,7 +65,7 @@ static void im2col(const mt_fast_params *p, const int8_t *in, const mt_view *in_
                         dst[1] = zhi;
                     }
                 } else {
-                    mt_widen_s8(row + ix * cs, ic, dst, 4);
+                    mt_widen_groups_s8(row + ix * cs, ic >> 2, dst, 4);
                     dst += ic;
                 }
             }
@@ -93,7 +94,13 @@ static void im2col(const mt_fast_params *p, const int8_t *in, const mt_view *in_
             }
         }
     }
-    mt_widen_s8(gather, fd->h * kw * ic, dst, 4);
+    /* whole groups: the last one's pad bytes meet the packer's zero weights; zeroed so the
+     * column holds defined values */
+    int32_t n = fd->h * kw * ic;
+    for (; n & 3; ++n) {
+        gather[n] = 0;
+    }
+    mt_widen_s8(gather, n, dst, 4);
 }
 
 mt_status mt_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,

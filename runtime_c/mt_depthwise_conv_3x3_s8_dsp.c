@@ -41,31 +41,31 @@ int32_t mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(int32_t out_w, int32_t stri
 #define dw_smlatb __smlatb
 #define dw_smlatt __smlatt
 #else
-static inline int32_t dw_lo(int32_t x)
+MT_INLINE int32_t dw_lo(int32_t x)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)x & 0xFFFFu);
 }
-static inline int32_t dw_hi(int32_t x)
+MT_INLINE int32_t dw_hi(int32_t x)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)x >> 16);
 }
-static inline int32_t dw_smlad(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t dw_smlad(int32_t a, int32_t b, int32_t c)
 {
     return mt_add_wrap(c, dw_lo(a) * dw_lo(b) + dw_hi(a) * dw_hi(b));
 }
-static inline int32_t dw_smlabb(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t dw_smlabb(int32_t a, int32_t b, int32_t c)
 {
     return mt_add_wrap(c, dw_lo(a) * dw_lo(b));
 }
-static inline int32_t dw_smlabt(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t dw_smlabt(int32_t a, int32_t b, int32_t c)
 {
     return mt_add_wrap(c, dw_lo(a) * dw_hi(b));
 }
-static inline int32_t dw_smlatb(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t dw_smlatb(int32_t a, int32_t b, int32_t c)
 {
     return mt_add_wrap(c, dw_hi(a) * dw_lo(b));
 }
-static inline int32_t dw_smlatt(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t dw_smlatt(int32_t a, int32_t b, int32_t c)
 {
     return mt_add_wrap(c, dw_hi(a) * dw_hi(b));
 }
@@ -73,13 +73,13 @@ static inline int32_t dw_smlatt(int32_t a, int32_t b, int32_t c)
 
 #if defined(__ARM_FEATURE_DSP)
 /* (a.lo | b.lo << 16) and (a.hi | b.hi << 16) (no ACLE intrinsic in GCC 12). */
-static inline int32_t dw_pack_lo(int32_t a, int32_t b)
+MT_INLINE int32_t dw_pack_lo(int32_t a, int32_t b)
 {
     int32_t r;
     __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
-static inline int32_t dw_pack_hi(int32_t a, int32_t b)
+MT_INLINE int32_t dw_pack_hi(int32_t a, int32_t b)
 {
     int32_t r;
     __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
@@ -89,11 +89,11 @@ static inline int32_t dw_pack_hi(int32_t a, int32_t b)
 #define DW_LDAB(p, a, b) \
     __asm__("ldrd %0, %1, [%2], #4" : "=r"(a), "=r"(b), "+r"(p) : "m"(*(const int32_t(*)[2])(const void *)(p)))
 #else
-static inline int32_t dw_pack_lo(int32_t a, int32_t b)
+MT_INLINE int32_t dw_pack_lo(int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
 }
-static inline int32_t dw_pack_hi(int32_t a, int32_t b)
+MT_INLINE int32_t dw_pack_hi(int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)a >> 16) | ((uint32_t)b & 0xFFFF0000u));
 }
@@ -105,14 +105,14 @@ static inline int32_t dw_pack_hi(int32_t a, int32_t b)
     } while (0)
 #endif
 
-static inline int32_t dw_rd32(const int16_t *p)
+MT_INLINE int32_t dw_rd32(const int16_t *p)
 {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
 }
 
-static inline void dw_wr32(int16_t *p, int32_t v)
+MT_INLINE void dw_wr32(int16_t *p, int32_t v)
 {
     memcpy(p, &v, 4);
 }
@@ -217,7 +217,7 @@ static void requant_row(const int32_t *acc, int32_t n, const mt_fast_quant *q, m
 
 /* Column variant: one channel, one output row (a column of the layer), the requantization
  * inside the MAC loop (no accumulator pass, no wasted second output of an odd width). */
-static inline __attribute__((always_inline)) void fused_row(const int16_t *r0, const int16_t *r1,
+MT_INLINE void fused_row(const int16_t *r0, const int16_t *r1,
                                                             const int16_t *r2, const int32_t *w, int32_t bias,
                                                             const mt_fast_quant *q, mt_out_stage o, int32_t out_w,
                                                             int32_t sw, int8_t *op, int32_t cs)

@@ -17,7 +17,7 @@ int32_t mt_depthwise_conv_s8_dsp_get_buffer_size(const mt_dims *fd)
 }
 
 /* Four channels (c .. c+3) of one pixel; channels past `n` read as 0 (their weights are 0). */
-static inline int32_t read_ch(const int8_t *s, int32_t n)
+MT_INLINE int32_t read_ch(const int8_t *s, int32_t n)
 {
     if (n >= 4) {
         return mt_read_s8x4(s);
@@ -48,11 +48,11 @@ static inline int32_t read_ch(const int8_t *s, int32_t n)
         a3 = __smlatt(xb_, wb_, a3);                           \
     } while (0)
 #else
-static inline int32_t lane(int32_t w, int32_t j)
+MT_INLINE int32_t lane(int32_t w, int32_t j)
 {
     return (int32_t)(int8_t)(uint8_t)(((uint32_t)w >> (8 * j)) & 0xFFu);
 }
-static inline int32_t wlane(const int32_t *wp, int32_t wide, int32_t j)
+MT_INLINE int32_t wlane(const int32_t *wp, int32_t wide, int32_t j)
 {
     if (wide) {
         /* words (c0 | c2 << 16), (c1 | c3 << 16) */
@@ -109,7 +109,7 @@ static __attribute__((noinline)) void dw3x3_w16(const int8_t *s, int32_t rs, int
 
 /* The loop nest, instantiated for an int16 (wide = 1) and an int8 filter so the tap's
  * filter load has no branch. */
-static inline __attribute__((always_inline)) void dw_run(const mt_fast_params *p, const mt_fast_quant *q,
+MT_INLINE void dw_run(const mt_fast_params *p, const mt_fast_quant *q,
                                                          const int8_t *in, const mt_view *in_v, const int32_t *filter,
                                                          const mt_dims *fd, int8_t *out, const mt_view *out_v,
                                                          const int32_t wide)

@@ -27,26 +27,26 @@ void mt_widen_s8(const int8_t *src, int32_t n, int32_t *dst, int32_t step)
     }
 }
 
-#if !MT_SIMD
-static inline int32_t lo16(int32_t w)
+#if !defined(__ARM_FEATURE_DSP) || !defined(MT_FAST_ASM)
+MT_INLINE int32_t lo16(int32_t w)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)w & 0xFFFFu);
 }
 
-static inline int32_t hi16(int32_t w)
+MT_INLINE int32_t hi16(int32_t w)
 {
     return (int32_t)(int16_t)(uint16_t)((uint32_t)w >> 16);
 }
 
 /* One group: column words x0 = (k0 | k2 << 16), x1 = (k1 | k3 << 16) against filter words of
  * the same layout. Products are at most 2^14, sums of 4 fit easily; the wrap matches SMLAD. */
-static inline int32_t dot_group(int32_t acc, int32_t x0, int32_t x1, int32_t w0, int32_t w1)
+MT_INLINE int32_t dot_group(int32_t acc, int32_t x0, int32_t x1, int32_t w0, int32_t w1)
 {
     const int32_t s = lo16(x0) * lo16(w0) + hi16(x0) * hi16(w0) + lo16(x1) * lo16(w1) + hi16(x1) * hi16(w1);
     return mt_add_wrap(acc, s);
 }
 
-static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
+MT_INLINE int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)(int32_t)w[b] << 16) | ((uint32_t)(int32_t)w[a] & 0xFFFFu));
 }
@@ -105,11 +105,58 @@ static inline int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
             skip_ = 0;                                                                             \
         }                                                                                          \
     } while (0)
+
+/* The paired int8 filter (mt_nn_fast.h): per group one LDM of both columns, one LDRD of the
+ * pair's two words, 2 SXTB16 and 8 SMLAD = 12 instructions (48 bytes) for 16 MACs. c1/d1
+ * accumulate a + 256 b, c2/d2 channel a (columns 0/1). */
+#define MT_P8_GROUP                                      \
+    "ldmia.w %[xp]!, {%[x0], %[x1], %[y0], %[y1]}\n\t"   \
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"                 \
+    "smlad %[c1], %[x0], %[w0], %[c1]\n\t"               \
+    "smlad %[d1], %[y0], %[w0], %[d1]\n\t"               \
+    "sxtb16 %[w0], %[w0]\n\t"                            \
+    "smlad %[c2], %[x0], %[w0], %[c2]\n\t"               \
+    "smlad %[d2], %[y0], %[w0], %[d2]\n\t"               \
+    "smlad %[c1], %[x1], %[w1], %[c1]\n\t"               \
+    "smlad %[d1], %[y1], %[w1], %[d1]\n\t"               \
+    "sxtb16 %[w1], %[w1]\n\t"                            \
+    "smlad %[c2], %[x1], %[w1], %[c2]\n\t"               \
+    "smlad %[d2], %[y1], %[w1], %[d2]\n\t"
+#define MT_P8_G4 MT_P8_GROUP MT_P8_GROUP MT_P8_GROUP MT_P8_GROUP
+#define MT_P8_G32 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4 MT_P8_G4
+#define MT_P8_BYTES 48
+
+#define MT_MAC2X2_P8(xp_, wp_, rest, skip, c1_, c2_, d1_, d2_)                                      \
+    do {                                                                                           \
+        int32_t left_ = (rest), skip_ = (skip);                                                    \
+        for (;;) {                                                                                 \
+            register int32_t x0_ __asm__("r0") = skip_;                                            \
+            register int32_t x1_ __asm__("r1");                                                    \
+            register int32_t y0_ __asm__("r2");                                                    \
+            register int32_t y1_ __asm__("r3");                                                    \
+            int32_t w0_, w1_;                                                                      \
+            __asm__ volatile("adr.w %[w0], 8f\n\t"                                                 \
+                             "add %[w0], %[w0], %[x0]\n\t"                                         \
+                             "mov pc, %[w0]\n\t"                                                   \
+                             ".balign 4\n"                                                         \
+                             "8:\n\t" MT_P8_G32                                                    \
+                             : [c1] "+r"(c1_), [c2] "+r"(c2_), [d1] "+r"(d1_), [d2] "+r"(d2_),     \
+                               [xp] "+r"(xp_), [wp] "+r"(wp_), [x0] "+r"(x0_), [x1] "=r"(x1_),     \
+                               [y0] "=r"(y0_), [y1] "=r"(y1_), [w0] "=&r"(w0_), [w1] "=r"(w1_)    \
+                             :                                                                     \
+                             : "memory");                                                          \
+            if (left_ <= 0) {                                                                      \
+                break;                                                                             \
+            }                                                                                      \
+            left_ -= MT_MAT_UNROLL;                                                                \
+            skip_ = 0;                                                                             \
+        }                                                                                          \
+    } while (0)
 #endif
 
 /* Channels c, c+1 of both columns: the 2 x 2 block's accumulators over the k_groups
  * groups; *wpp (the pair's packed filter) advances to the next pair. */
-static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int32_t k_groups, int32_t skip,
+MT_INLINE void mac_pair(const int32_t *x, int32_t k_groups, int32_t skip,
                                                            int32_t rest, const void **wpp, int32_t wide, int32_t *a00,
                                                            int32_t *a01, int32_t *a10, int32_t *a11)
 {
@@ -181,7 +228,7 @@ static inline __attribute__((always_inline)) void mac_pair(const int32_t *x, int
 
 /* Requantizes a block's four accumulators (records loaded before any int8 store, which
  * could alias them) and stores column 1, then column 0. */
-static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant *q, int32_t a00, int32_t a01,
+MT_INLINE void store_pair(const mt_fast_quant *q, int32_t a00, int32_t a01,
                                                              int32_t a10, int32_t a11, mt_out_stage o,
                                                              int8_t *o0, int8_t *o1, int32_t two_ch, int32_t ls)
 {
@@ -202,15 +249,128 @@ static inline __attribute__((always_inline)) void store_pair(const mt_fast_quant
     }
 }
 
-static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
+/* Paired int8 filter: the pair's words against both columns; c1/d1 = bias + S_a + 256 S_b,
+ * c2/d2 = bias + S_a (columns 0/1, wrapping); *wpp advances to the next pair. */
+MT_INLINE void mac_pair_p8(const int32_t *x, int32_t k_groups, int32_t skip,
+                                                              int32_t rest, const void **wpp, int32_t *c1,
+                                                              int32_t *c2, int32_t *d1, int32_t *d2)
+{
+    int32_t b1 = *c1, b2 = *c2, e1 = *d1, e2 = *d2;
+    const int32_t *xp = x;
+    const int32_t *wp = (const int32_t *)*wpp;
+    (void)skip, (void)rest, (void)k_groups;
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+    MT_MAC2X2_P8(xp, wp, rest, skip, b1, b2, e1, e2);
+#elif MT_SIMD
+    for (int32_t g = k_groups; g > 0; --g) {
+        int32_t x0, x1, y0, y1, w0, w1;
+        MT_LD2(xp, x0, x1);
+        MT_LD2(xp, y0, y1);
+        MT_LD2(wp, w0, w1);
+        const int32_t t0 = mt_sxtb16(w0), t1 = mt_sxtb16(w1);
+        b1 = __smlad(x1, w1, __smlad(x0, w0, b1));
+        b2 = __smlad(x1, t1, __smlad(x0, t0, b2));
+        e1 = __smlad(y1, w1, __smlad(y0, w0, e1));
+        e2 = __smlad(y1, t1, __smlad(y0, t0, e2));
+    }
+#else
+    for (int32_t g = 0; g < k_groups; ++g, xp += 4, wp += 2) {
+        const int32_t t0 = mt_sxtb16(wp[0]), t1 = mt_sxtb16(wp[1]);
+        b1 = dot_group(b1, xp[0], xp[1], wp[0], wp[1]);
+        b2 = dot_group(b2, xp[0], xp[1], t0, t1);
+        e1 = dot_group(e1, xp[2], xp[3], wp[0], wp[1]);
+        e2 = dot_group(e2, xp[2], xp[3], t0, t1);
+    }
+#endif
+    *wpp = wp;
+    *c1 = b1, *c2 = b2, *d1 = e1, *d2 = e2;
+}
+
+/* Channel b of a pair from its two accumulators: S_b = (A1 - A2) / 256 exactly (|S_b| < 2^23,
+ * checked by the compiler), plus b's folded bias (wrapping like the SMLAD sums). */
+MT_INLINE int32_t pair_b(int32_t a1, int32_t a2, int32_t bias_b)
+{
+    return mt_add_wrap((int32_t)((uint32_t)a1 - (uint32_t)a2) >> 8, bias_b);
+}
+
+/* The odd last channel's pair (rare: most layers have even channel counts) outside the
+ * unrolled runs, so each run is emitted once per specialization (flash): plain SIMD loops. */
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM)
+static __attribute__((noinline)) void tail_p8(const int32_t *x, int32_t k_groups, const void *wp, int32_t *c1,
+                                               int32_t *c2, int32_t *d1, int32_t *d2)
+{
+    const int32_t *w = (const int32_t *)wp;
+    int32_t b1 = *c1, b2 = *c2, e1 = *d1, e2 = *d2;
+    for (int32_t g = k_groups; g > 0; --g, x += 4, w += 2) {
+        const int32_t t0 = __sxtb16(w[0]), t1 = __sxtb16(w[1]);
+        b1 = __smlad(x[1], w[1], __smlad(x[0], w[0], b1));
+        b2 = __smlad(x[1], t1, __smlad(x[0], t0, b2));
+        e1 = __smlad(x[3], w[1], __smlad(x[2], w[0], e1));
+        e2 = __smlad(x[3], t1, __smlad(x[2], t0, e2));
+    }
+    *c1 = b1, *c2 = b2, *d1 = e1, *d2 = e2;
+}
+
+static __attribute__((noinline)) void tail_pair(const int32_t *x, int32_t k_groups, const void *wp, int32_t wide,
+                                                 int32_t *a00, int32_t *a01, int32_t *a10, int32_t *a11)
+{
+    int32_t b00 = *a00, b01 = *a01, b10 = *a10, b11 = *a11;
+    const int32_t *w32 = (const int32_t *)wp;
+    const int8_t *w8 = (const int8_t *)wp;
+    for (int32_t g = 0; g < k_groups; ++g, x += 4) {
+        int32_t u0, u1, v0, v1;
+        if (wide) {
+            u0 = w32[4 * g], u1 = w32[4 * g + 1], v0 = w32[4 * g + 2], v1 = w32[4 * g + 3];
+        } else {
+            const int32_t wu = mt_read_s8x4(w8 + 8 * g), wv = mt_read_s8x4(w8 + 8 * g + 4);
+            u0 = __sxtb16(wu), u1 = mt_sxtb16_ror8(wu), v0 = __sxtb16(wv), v1 = mt_sxtb16_ror8(wv);
+        }
+        b00 = __smlad(x[1], u1, __smlad(x[0], u0, b00));
+        b10 = __smlad(x[3], u1, __smlad(x[2], u0, b10));
+        b01 = __smlad(x[1], v1, __smlad(x[0], v0, b01));
+        b11 = __smlad(x[3], v1, __smlad(x[2], v0, b11));
+    }
+    *a00 = b00, *a01 = b01, *a10 = b10, *a11 = b11;
+}
+#else
+static void tail_p8(const int32_t *x, int32_t k_groups, const void *wp, int32_t *c1, int32_t *c2, int32_t *d1,
+                    int32_t *d2)
+{
+    mac_pair_p8(x, k_groups, 0, 0, &wp, c1, c2, d1, d2);
+}
+
+static void tail_pair(const int32_t *x, int32_t k_groups, const void *wp, int32_t wide, int32_t *a00, int32_t *a01,
+                      int32_t *a10, int32_t *a11)
+{
+    mac_pair(x, k_groups, 0, 0, &wp, wide, a00, a01, a10, a11);
+}
+#endif
+
+MT_INLINE void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
                                                           int32_t wide, const mt_fast_quant *q, int32_t n_out,
                                                           mt_out_stage o, int8_t *out0, int8_t *out1)
 {
-    const int32_t ls = wide ? 0 : 1;
     /* the unrolled run: the first chunk's groups (1 .. MT_MAT_UNROLL) and those after it */
     const int32_t first = k_groups - (k_groups - 1) / MT_MAT_UNROLL * MT_MAT_UNROLL;
-    const int32_t skip = 40 * (MT_MAT_UNROLL - first), rest = k_groups - first;
+    const int32_t rest = k_groups - first;
     const void *wp = filter;
+    if (wide == MT_FILTER_S8_PAIRED) {
+        const int32_t skip = 48 * (MT_MAT_UNROLL - first);
+        for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
+            int32_t c1 = q[0].bias, c2 = c1, d1 = c1, d2 = c1;
+            mac_pair_p8(x, k_groups, skip, rest, &wp, &c1, &c2, &d1, &d2);
+            const int32_t bb = q[1].bias;
+            store_pair(q, c2, pair_b(c1, c2, bb), d2, pair_b(d1, d2, bb), o, out0, out1, 1, 1);
+        }
+        if (n_out & 1) { /* the last pair's channel b is the packer's zero padding */
+            int32_t c1 = q[0].bias, c2 = c1, d1 = c1, d2 = c1;
+            tail_p8(x, k_groups, wp, &c1, &c2, &d1, &d2);
+            store_pair(q, c2, 0, d2, 0, o, out0, out1, 0, 1);
+        }
+        return;
+    }
+    const int32_t ls = wide ? 0 : 1;
+    const int32_t skip = 40 * (MT_MAT_UNROLL - first);
     for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
         int32_t a00 = q[0].bias, a01 = q[1].bias, a10 = a00, a11 = a01;
         mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
@@ -219,7 +379,7 @@ static inline __attribute__((always_inline)) void mat_run(const int32_t *x, int3
     if (n_out & 1) {
         /* the last pair's second channel is the packer's zero padding */
         int32_t a00 = q[0].bias, a01 = 0, a10 = a00, a11 = 0;
-        mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
+        tail_pair(x, k_groups, wp, wide, &a00, &a01, &a10, &a11);
         store_pair(q, a00, a01, a10, a11, o, out0, out1, 0, ls);
     }
 }
@@ -235,7 +395,9 @@ void mt_mat_2col_s8(const int32_t *x, int32_t k_groups, const void *filter, int3
     mt_out_stage f = o;
     if (o.full) {
         f.full = 1;
-        if (wide) {
+        if (wide == MT_FILTER_S8_PAIRED) {
+            mat_run(x, k_groups, filter, MT_FILTER_S8_PAIRED, q, n_out, f, out0, out1);
+        } else if (wide) {
             mat_run(x, k_groups, filter, 1, q, n_out, f, out0, out1);
         } else {
             mat_run(x, k_groups, filter, 0, q, n_out, f, out0, out1);

@@ -30,6 +30,17 @@
  *    the group of row 4j, 4j+1, 4j+2, 4j+3.
  *  - depthwise (depth multiplier 1): channels in fours (padded with zero channels); per
  *    four, per tap (ky, kx): the group of the four channels' weights.
+ *
+ * Paired int8 form (wide = MT_FILTER_S8_PAIRED; conv, conv_1x1, fully connected): the same
+ * bytes as the int8 form, but the two channels a, b of a pair share each group as two words
+ * [a0, b0', a2, b2'], [a1, b1', a3, b3'] with b' = b - (a < 0 ? 1 : 0). Then each halfword
+ * read as int16 is exactly a + 256 b, so one SMLAD of a widened input word against the raw
+ * word accumulates A1 = S_a + 256 S_b (4 MACs), and one against SXTB16 of it (bytes 0, 2:
+ * channel a) A2 = S_a: one SXTB16 per 4 weights instead of two. Both start at bias_a;
+ * S_b = (A1 - A2) >> 8 exactly when |S_b| < 2^23 (the compiler checks 128 sum|w_b| < 2^23
+ * and that b' fits int8, else it packs the plain int8 form). Fully connected: rows in fours
+ * = two pairs (4j, 4j+1), (4j+2, 4j+3); per group the first pair's two words, then the
+ * second's.
  */
 #ifndef MT_NN_FAST_H
 #define MT_NN_FAST_H
@@ -58,8 +69,14 @@ typedef struct {
     int32_t stride_h, stride_w;
     int32_t dilation_h, dilation_w;
     mt_pad pad;
-    int32_t wide; /* filter packed as int16 pairs (1) or int8 (0) */
+    int32_t wide; /* filter form: MT_FILTER_S8 (0), MT_FILTER_S16 (1), MT_FILTER_S8_PAIRED (2) */
 } mt_fast_params;
+
+/* Filter forms (mt_fast_params.wide). S8_PAIRED: conv and fully connected only, same
+ * bytes as S8; see the layouts above. */
+#define MT_FILTER_S8 0
+#define MT_FILTER_S16 1
+#define MT_FILTER_S8_PAIRED 2
 
 /* 1x1 convolution (any stride, padding allowed), filter dims {out_ch, 1, 1, in_ch}.
  * Scratch: mt_conv_1x1_s8_dsp_get_buffer_size(fd) bytes, 4-byte aligned. */

@@ -10,6 +10,27 @@
 #ifndef MT_SIMD_H
 #define MT_SIMD_H
 
+/* Kernel speed independent of the project's -O level (STM32CubeIDE builds Release at -Os and
+ * Debug at -O0): with GCC every function of the fast-kernel files (this header is their
+ * first include, so its inline helpers too) is optimized as at -O2, and the register-pinned
+ * asm runs (MT_FAST_ASM) are always on, since -O2 frees the registers they pin. Define
+ * MT_KERNEL_OPT_AS_PROJECT to build them at the project's level instead (then the asm runs
+ * need -O2/-O3 and -DMT_FAST_ASM, as before). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(MT_KERNEL_OPT_AS_PROJECT)
+#pragma GCC optimize("O2")
+#if defined(__ARM_FEATURE_DSP) && !defined(MT_FAST_ASM)
+#define MT_FAST_ASM 1
+#endif
+#endif
+
+/* The fast kernels' inline helpers: inlined at any -O level, -O0 included (GCC does not
+ * inline plain `static inline` functions in a -O0 translation unit, pragma or not). */
+#if defined(__GNUC__)
+#define MT_INLINE static inline __attribute__((always_inline))
+#else
+#define MT_INLINE static inline
+#endif
+
 #include <stdint.h>
 #include <string.h>
 
@@ -20,28 +41,28 @@
 #define MT_SIMD 1
 /* SXTB16 Rd, Rm, ROR #8: sign-extend bytes 1 and 3 (ACLE spells it __sxtb16(__ror(x, 8)),
  * which GCC 12 emits as two instructions). */
-static inline int32_t mt_sxtb16_ror8(int32_t x)
+MT_INLINE int32_t mt_sxtb16_ror8(int32_t x)
 {
     int32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
     return r;
 }
 /* SMMULR: (a * b + 2^31) >> 32 (no ACLE intrinsic). */
-static inline int32_t mt_smmulr(int32_t a, int32_t b)
+MT_INLINE int32_t mt_smmulr(int32_t a, int32_t b)
 {
     int32_t r;
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
 /* SMMLAR: c + ((a * b + 2^31) >> 32) (no ACLE intrinsic). */
-static inline int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
 {
     int32_t r;
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
     return r;
 }
 /* SSAT #8 (ACLE's __ssat trips -Wsign-conversion in GCC 12's arm_acle.h). */
-static inline int32_t mt_ssat8(int32_t x)
+MT_INLINE int32_t mt_ssat8(int32_t x)
 {
     int32_t r;
     __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
@@ -57,7 +78,7 @@ static inline int32_t mt_ssat8(int32_t x)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP)
-static inline int32_t mt_sxtb16_ror8_c(int32_t x)
+MT_INLINE int32_t mt_sxtb16_ror8_c(int32_t x)
 {
     uint32_t u = (uint32_t)x;
     return (int32_t)((((uint32_t)(int32_t)(int8_t)(uint8_t)(u >> 24)) << 16) |
@@ -67,7 +88,7 @@ static inline int32_t mt_sxtb16_ror8_c(int32_t x)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP) && !defined(MT_EMULATE_ACLE)
-static inline int32_t mt_sxtb16(int32_t x)
+MT_INLINE int32_t mt_sxtb16(int32_t x)
 {
     uint32_t u = (uint32_t)x;
     return (int32_t)((((uint32_t)(int32_t)(int8_t)(uint8_t)((u >> 16) & 0xFFu)) << 16) |
@@ -78,11 +99,11 @@ static inline int32_t mt_sxtb16(int32_t x)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP)
-static inline int32_t mt_smmulr(int32_t a, int32_t b)
+MT_INLINE int32_t mt_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
 }
-static inline int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
+MT_INLINE int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
 {
     return (int32_t)((uint32_t)c + (uint32_t)mt_smmulr(a, b));
 }
@@ -99,7 +120,7 @@ static inline int32_t mt_smmlar(int32_t a, int32_t b, int32_t c)
 #endif
 
 /* Four int8 from any address as one little-endian word (a single LDR on Armv7E-M). */
-static inline int32_t mt_read_s8x4(const int8_t *p)
+MT_INLINE int32_t mt_read_s8x4(const int8_t *p)
 {
     int32_t v;
     memcpy(&v, p, 4);
@@ -107,13 +128,13 @@ static inline int32_t mt_read_s8x4(const int8_t *p)
 }
 
 /* Four copies of an int8 value in one word. */
-static inline int32_t mt_splat_s8x4(int32_t v)
+MT_INLINE int32_t mt_splat_s8x4(int32_t v)
 {
     return (int32_t)(((uint32_t)v & 0xFFu) * 0x01010101u);
 }
 
 /* Two's-complement wrapping add (the accumulator plus the folded bias). */
-static inline int32_t mt_add_wrap(int32_t a, int32_t b)
+MT_INLINE int32_t mt_add_wrap(int32_t a, int32_t b)
 {
     return (int32_t)((uint32_t)a + (uint32_t)b);
 }
@@ -123,7 +144,7 @@ static inline int32_t mt_add_wrap(int32_t a, int32_t b)
  * >> (e + 1), both exact while |acc << lshift| < 2^30 (q->lshift = left shift + 1,
  * q->rnd = 2^e, q->rshift = e + 1, e <= 30; see codegen/kernels.py). The int8 result is
  * clamped to [act_min, act_max] by the caller. */
-static inline int32_t mt_requant_fast(int32_t acc, const mt_fast_quant *q)
+MT_INLINE int32_t mt_requant_fast(int32_t acc, const mt_fast_quant *q)
 {
     const int32_t v = mt_smmulr((int32_t)((uint32_t)acc << q->lshift), q->mult);
     const int32_t t = (int32_t)(((uint32_t)v << 1) + (uint32_t)q->rnd) + (v >> 31);
@@ -137,13 +158,15 @@ typedef struct {
     int32_t zp, lo, hi, full;
 } mt_out_stage;
 
+/* (plain inline: once per kernel call; forcing it changes GCC's register allocation of the
+ * callers for the worse) */
 static inline mt_out_stage mt_out_stage_of(const mt_fast_params *p)
 {
     mt_out_stage o = {p->output_offset, p->act_min, p->act_max, p->act_min <= -128 && p->act_max >= 127};
     return o;
 }
 
-static inline int8_t mt_out_s8(int32_t v, mt_out_stage o)
+MT_INLINE int8_t mt_out_s8(int32_t v, mt_out_stage o)
 {
     v += o.zp;
 #if MT_SIMD
@@ -160,7 +183,7 @@ static inline int8_t mt_out_s8(int32_t v, mt_out_stage o)
 }
 
 /* Requantizes and stores one output with the record's fields already in registers. */
-static inline int8_t mt_requant_out(int32_t acc, int32_t mult, int32_t ls, int32_t rnd, int32_t rs,
+MT_INLINE int8_t mt_requant_out(int32_t acc, int32_t mult, int32_t ls, int32_t rnd, int32_t rs,
                                     mt_out_stage o)
 {
     const int32_t v = mt_smmulr((int32_t)((uint32_t)acc << ls), mult);
@@ -175,7 +198,7 @@ static inline int8_t mt_requant_out(int32_t acc, int32_t mult, int32_t ls, int32
  * = SRDHM(acc << left, mult) exactly (|a| < 2^30), and (v + 2^(e-1) + zp 2^e - (a < 0)) >> e
  * is RoundingDivideByPOT(v, e) + zp (ties away from zero: a < 0 whenever v < 0, and when
  * v = 0 the -1 cannot cross a multiple of 2^e). Then SSAT and the activation clamp. */
-static inline int32_t mt_requant_q(int32_t acc, int32_t mult, int32_t ls, int32_t rnd, int32_t rs)
+MT_INLINE int32_t mt_requant_q(int32_t acc, int32_t mult, int32_t ls, int32_t rnd, int32_t rs)
 {
     const int32_t a = (int32_t)((uint32_t)acc << ls);
     const int32_t u = mt_smmlar(a, mult, rnd);
@@ -183,7 +206,7 @@ static inline int32_t mt_requant_q(int32_t acc, int32_t mult, int32_t ls, int32_
 }
 
 /* Clamp of a zero-point-adjusted value to int8 and the activation range. */
-static inline int8_t mt_clamp_q(int32_t v, mt_out_stage o)
+MT_INLINE int8_t mt_clamp_q(int32_t v, mt_out_stage o)
 {
 #if MT_SIMD
     v = mt_ssat8(v);
@@ -198,7 +221,7 @@ static inline int8_t mt_clamp_q(int32_t v, mt_out_stage o)
     return (int8_t)v;
 }
 
-static inline int8_t mt_rq_out(int32_t acc, const mt_fast_quant *q, mt_out_stage o)
+MT_INLINE int8_t mt_rq_out(int32_t acc, const mt_fast_quant *q, mt_out_stage o)
 {
     return mt_clamp_q(mt_requant_q(acc, q->mult, q->lshift, q->rnd, q->rshift), o);
 }
@@ -207,6 +230,16 @@ static inline int8_t mt_rq_out(int32_t acc, const mt_fast_quant *q, mt_out_stage
  * (k0 k1 k2 k3) become the words (k0 | k2 << 16), (k1 | k3 << 16) at dst[0], dst[1]; the
  * next group goes `step` words further. The last group is zero-padded. */
 void mt_widen_s8(const int8_t *src, int32_t n, int32_t *dst, int32_t step);
+
+/* The same for whole groups only (n = 4 * groups), inlined into the callers' pixel loops. */
+MT_INLINE void mt_widen_groups_s8(const int8_t *src, int32_t groups, int32_t *dst, int32_t step)
+{
+    for (; groups > 0; --groups, src += 4, dst += step) {
+        const int32_t v = mt_read_s8x4(src);
+        dst[0] = mt_sxtb16(v);
+        dst[1] = mt_sxtb16_ror8(v);
+    }
+}
 
 /* The matrix core: for two widened input columns interleaved per group of 4 values
  * (x[4g .. 4g+1] = column 0, x[4g+2 .. 4g+3] = column 1) computes every output channel of

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes as C
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,14 +116,23 @@ def cols_choice(g, op) -> K.KernelChoice:
     return K.KernelChoice("mt_depthwise_conv_3x3_cols_s8_dsp", "depthwise_conv2d_dsp", scratch, False, 0, extra)
 
 
-def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=None, generic=False, cols=False) -> int:
+def run_fast(
+    lib, g, op, xw: Window, yw: Window, wide: bool | str, pads=None, out_hw=None, generic=False, cols=False
+) -> int:
+    """wide: False (plain int8 filter), True (int16) or "s8p" (the paired int8 form, which
+    the predicate table must have found exact)."""
     c = K._choose(g, op)
     assert c is not None, "the predicate table should accept this case"
     if cols:
         c = cols_choice(g, op)
     if generic and c.extra.get("dw3x3"):  # the any-shape depthwise kernel instead
         c = K.KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
-    c.wide = wide
+    if wide == "s8p":
+        assert c.paired, "the paired form should be exact for this case"
+    else:
+        c.paired = False
+    c.wide = wide is True
+    wide = c.form()
     fp = K.fast_params(g, op, c)
     packed = np.ascontiguousarray(fp["packed"])
     fq = np.ascontiguousarray(fp["fq"])
@@ -145,15 +155,19 @@ def run_fast(lib, g, op, xw: Window, yw: Window, wide: bool, pads=None, out_hw=N
     return fn(*args, ptr(scratch))
 
 
-@pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
+@pytest.mark.parametrize("wide", [False, "s8p", True], ids=["int8", "s8p", "int16"])
 @pytest.mark.parametrize("kind", ["conv2d", "conv1x1", "depthwise_conv2d", "depthwise_generic"])
 @pytest.mark.parametrize("seed", seeds("fastconv", N))
-def test_conv(lib, seed: int, kind: str, wide: bool) -> None:
+def test_conv(lib, seed: int, kind: str, wide: bool | str) -> None:
+    if wide == "s8p" and kind.startswith("depthwise"):
+        pytest.skip("the paired form is for conv and fully connected")
     rng = np.random.default_rng(seed)
     for _ in range(50):
         g, x = conv_case(rng, kind.startswith("depthwise"))
         op = g.ops[0]
         w = g.t(op.inputs[1]).data
+        if wide == "s8p":
+            w[w == -128] = -127  # TFLite's symmetric int8 weights; -128 may rule the form out
         if kind == "conv1x1" and (w.shape[1], w.shape[2]) != (1, 1):
             continue
         if K._choose(g, op) is not None:
@@ -236,15 +250,17 @@ def test_patches(lib, seed: int, kind: str) -> None:
         xw = Window(rng, *xs.shape, xs)
         yw = Window(rng, y1 - y0, ref.shape[2], ref.shape[3])
         pads = (lo - iy0, iy1 - hi, left, right)
-        wide = bool(rng.random() < 0.5)
+        c0 = K._choose(g, op)
+        forms: list[bool | str] = [False, True, *(["s8p"] if c0 is not None and c0.paired else [])]
+        wide = forms[int(rng.integers(0, len(forms)))]
         assert run_fast(lib, g, op, xw, yw, wide, pads=pads, cols=kind == "dw3x3_cols") == 0
         got[y0:y1] = yw.inner
     np.testing.assert_array_equal(got, ref[0])
 
 
-@pytest.mark.parametrize("wide", [False, True], ids=["int8", "int16"])
+@pytest.mark.parametrize("wide", [False, "s8p", True], ids=["int8", "s8p", "int16"])
 @pytest.mark.parametrize("seed", seeds("fastfc", N))
-def test_fully_connected(lib, seed: int, wide: bool) -> None:
+def test_fully_connected(lib, seed: int, wide: bool | str) -> None:
     rng = np.random.default_rng(seed)
     batches, nin, nout = int(rng.integers(1, 3)), int(rng.integers(1, 80)), int(rng.integers(1, 20))
     in_s, in_zp = float(rng.uniform(0.02, 0.1)), int(rng.integers(-128, 60))
@@ -253,6 +269,8 @@ def test_fully_connected(lib, seed: int, wide: bool) -> None:
     w_zp = np.zeros(nout, np.int64) if per_channel else 0
     out_s = float(in_s * np.median(w_s) * np.sqrt(nin) * 4900 / 40 * rng.uniform(0.5, 2))
     weights = Tensor("w", (nout, nin), "int8", QParams(w_s, w_zp), rand_i8(rng, (nout, nin)))
+    if wide == "s8p":
+        weights.data[weights.data == -128] = -127  # TFLite's symmetric int8 weights
     bias = Tensor("b", (nout,), "int32", None, rng.integers(-20000, 20000, size=nout).astype(np.int32))
     act = str(rng.choice(["none", "relu", "relu6"]))
     g = one_op(
@@ -277,7 +295,8 @@ def test_add(lib, seed: int) -> None:
     ts = [act_tensor(n, shape, float(rng.uniform(0.01, 0.2)), int(rng.integers(-128, 127))) for n in ("a", "b", "y")]
     g = one_op("add", ts[:2], ts[2], {"activation": str(rng.choice(["none", "relu", "relu6"]))})
     a, b = rand_i8(rng, shape), rand_i8(rng, shape)
-    a.reshape(-1)[:2], b.reshape(-1)[:2] = (-128, 127), (127, -128)
+    n = min(2, a.size)  # the extremes, where the shape has room
+    a.reshape(-1)[:n], b.reshape(-1)[:n] = (-128, 127)[:n], (127, -128)[:n]
     (ref,) = run(g, [a, b])
     q = lower(g, g.ops[0])
     recs = K.add_records(q)
@@ -405,3 +424,71 @@ def test_emulator_m7_not_slower(tmp_path, model: str) -> None:
     assert fast["bit_exact"] and port["bit_exact"]
     assert port["kernels"]["fast"] == {}
     assert fast["instructions"] < port["instructions"]
+
+
+@pytest.mark.parametrize("widen", [False], ids=["int8"])
+def test_speed_independent_of_opt_level(tmp_path, widen: bool) -> None:
+    """The same model (examples/models/tiny_cnn.tflite: first conv, depthwise 3x3, 1x1 convs,
+    add, FC; int8 filters, so the paired kernels) built by the generated Makefile at -O2, -Os
+    and -O0 (`make OPT=...`): bit-exact each time, and the QEMU instruction counts
+    (deterministic) stay close, since the fast kernels build as at -O2 whatever the level."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import speed
+
+    from compiler.pipeline import CompileOptions, load_model, run_model
+
+    model = ROOT / "examples" / "models" / "tiny_cnn.tflite"
+    out = tmp_path / "tiny"
+    r = run_model(model, out, CompileOptions(board="stm32f405", widen=widen, profile=True), n_random=1)
+    assert r["bit_exact"]
+    assert any(" s8p" in k for k in r["kernels"]["fast"]), r["kernels"]
+    g = load_model(model)
+    o2 = speed.rerun_at(out, g, "stm32f405", "-O2")
+    assert o2["instructions"] == r["instructions"] and o2["bit_exact"], (o2, r["instructions"])
+    os_ = speed.rerun_at(out, g, "stm32f405", "-Os")
+    o0 = speed.rerun_at(out, g, "stm32f405", "-O0")
+    assert os_["bit_exact"] and o0["bit_exact"]
+    # the steps that run a fast kernel (plan.txt names them); the portable kernels and the
+    # model's own code do follow the project's level
+    fast = [i for i, op in enumerate(g.ops) if any(f" {op.name} " in ln for ln in speed.plan_kernels(out))]
+    assert len(fast) >= 10, fast
+
+    def kernels(run: dict) -> int:
+        return sum(run["per_step"][i] for i in fast)
+
+    print(
+        f"tiny_cnn int8 filters, whole model: -O2 {o2['instructions']:,}  -Os {os_['instructions']:,}  "
+        f"-O0 {o0['instructions']:,}; fast-kernel steps: -O2 {kernels(o2):,}  -Os {kernels(os_):,}  "
+        f"-O0 {kernels(o0):,}"
+    )
+    assert os_["instructions"] <= 1.10 * o2["instructions"]
+    assert kernels(os_) <= 1.10 * kernels(o2)
+    assert kernels(o0) <= 1.10 * kernels(o2)
+
+
+def test_widen_choice_under_flash_budget() -> None:
+    """select_kernels widens the layers that save the most instructions per extra flash byte
+    first, never past the flash it is given, says so per layer, and --no-widen never widens."""
+    from compiler.pipeline import load_model
+
+    g = load_model(ROOT / "examples" / "models" / "tiny_cnn.tflite")
+    full = K.select_kernels(g, "cortex-m4", 1 << 30)
+    ops = {op.name: op for op in g.ops}
+    cand = {n: c for n, c in full.items() if c.wide}
+    assert len(cand) >= 5
+    rate = {n: K.widen_gain(g, ops[n], c) / (c.filter_bytes // 2) for n, c in cand.items()}
+    order = sorted(rate, key=lambda n: (-rate[n], n))
+    base = sum(t.nbytes for t in g.constants()) + K.FLASH_CODE_RESERVE
+    budget = sum(full[n].filter_bytes // 2 for n in order[:3])  # room for the three best exactly
+    part = K.select_kernels(g, "cortex-m4", base + budget)
+    wide = {n for n, c in part.items() if c.wide}
+    assert wide == set(order[:3]), (wide, order)
+    assert sum(part[n].filter_bytes // 2 for n in wide) <= budget
+    for n in order[3:]:
+        assert "int8: widening would save" in part[n].describe(), part[n].describe()
+    assert all("widened: ~" in part[n].describe() for n in wide)
+    none = K.select_kernels(g, "cortex-m4", 1 << 30, K.KernelOptions(widen=False))
+    assert not any(c.wide for c in none.values())
+    assert all("--no-widen" in none[n].describe() for n in cand)
