@@ -46,6 +46,8 @@ def main_from_args(args: Any, log: Log) -> int:
                     storage=args.storage, study=args.study, space=over, augment=args.augment,
                     progress=not args.quiet, run_firmware=not args.no_run)  # fmt: skip
     s = run_nas(cfg, log)
+    if "rank" in s:
+        return 0
     w = s["winner"]
     print(f"winner     {w['describe']}  (trial {w['trial']} of {s['trials']}, {s['feasible']} fit the budget)")
     print(f"plan       {w['schedule']}  peak {w['plan_peak']:,} B  flash {w['flash_bytes']:,} B  "

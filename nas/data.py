@@ -145,12 +145,15 @@ def _shape_mask(kind: str, s: int) -> np.ndarray:
     return m
 
 
-def small_object_task(n: int, size: int = 128, classes: int = 4, seed: int = 0) -> Split:
+def small_object_task(
+    n: int, size: int = 128, classes: int = 4, seed: int = 0, object_px: tuple[int, int] | None = None
+) -> Split:
     """`n` seeded scenes, 1 x size x size, label = the shape of the one small object in the clutter.
 
     Scene: a smooth random background, 6-14 clutter strokes (random line segments) and 3-8 filled
-    discs of random grey levels; the object (one of SHAPES[:classes], 7-11 px at size 128, scaled
-    with `size`) is stamped at a random place with a contrast of 0.5-1.0. Deterministic in `seed`."""
+    discs of random grey levels; the object (one of SHAPES[:classes], `object_px` = (lo, hi) px
+    wide, hi exclusive; default 7-11 px at size 128, scaled with `size`) is stamped at a random
+    place with a contrast of 0.5-1.0. Deterministic in `seed`."""
     if not 2 <= classes <= len(SHAPES):
         raise MicrotileError(f"classes must be 2..{len(SHAPES)}, got {classes}")
     rng = np.random.default_rng(seed)
@@ -171,7 +174,7 @@ def small_object_task(n: int, size: int = 128, classes: int = 4, seed: int = 0) 
         for _ in range(rng.integers(3, 9)):  # clutter discs
             cx, cy, rad = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(2, 6) * k
             img[(xx - cx) ** 2 + (yy - cy) ** 2 <= rad * rad] = rng.uniform(-0.3, 0.5)
-        s = max(5, int(round(rng.integers(7, 12) * k)))
+        s = int(rng.integers(*object_px)) if object_px else max(5, int(round(rng.integers(7, 12) * k)))
         m = _shape_mask(SHAPES[y[i]], s)
         ox, oy = rng.integers(2, size - s - 2, 2)
         patch = img[oy : oy + s, ox : ox + s]

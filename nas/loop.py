@@ -11,7 +11,8 @@ Every stage writes its result into OUT and is skipped when that result is there 
     OUT/nas.json          summary: budgets, winner, accuracies (float, int8), QEMU report
 
 Data: `--data` is an image folder (one subfolder per class), an .npz (x, y), or one of the
-built-in tasks `digits` (scikit-learn) and `task` (nas.data.small_object_task, seeded).
+built-in tasks `digits` (scikit-learn) and `task[:N[:SIZE]]` (nas.data.small_object_task, seeded;
+default 2400 scenes of 128 px).
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ class NasConfig:
 def load_data(spec: str, seed: int = 0) -> Split:
     if spec == "digits":
         return digits(32)
-    if spec == "task":
-        return small_object_task(2400, 128, 4, seed)
+    if spec == "task" or spec.startswith("task:"):  # task[:N[:SIZE]]
+        parts = [int(v) for v in spec.split(":")[1:]]
+        n, size = (parts + [2400, 128][len(parts) :])[:2]
+        return small_object_task(n, size, 4, seed)
     return load_dir(spec)
 
 
@@ -180,6 +183,8 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
         f"{data.x.shape[1:]}")  # fmt: skip
     tc = TrainConfig(epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed, augment=cfg.augment)
     net, history = train_supernet(cfg.kind, space, train, tc, out / "supernet.pt", log, cfg.progress)
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() > 0:
+        return {"rank": torch.distributed.get_rank()}  # under torchrun: rank 0 searches, the others are done
     rng = np.random.default_rng(cfg.seed)
     bn_x = train.x[rng.permutation(len(train))[: min(512, len(train))]]
     calib_x = train.x[rng.permutation(len(train))[: cfg.calib]]
