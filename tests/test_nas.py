@@ -191,3 +191,23 @@ def test_cli_whole_loop_on_digits(tmp_path, capsys) -> None:
     assert main([*argv[:-1], "--no-run"]) == 0  # rerun: resumes training and the study, nothing rescored
     err = capsys.readouterr().err
     assert "resumed supernet" in err and "4 trials already finished, 0 to go" in err and "fine-tuned winner read" in err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
+    assert main(["nas", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("microtile: error:") and "no such file" in err and len(err.strip().splitlines()) == 1
+    assert main(["nas", "--data", "digits", "--board", "nosuchboard", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_vit_loop_without_firmware(tmp_path) -> None:
+    from nas.loop import NasConfig, run_nas
+
+    space = {"embed_dims": [16], "depths": [1], "heads": [2], "mlp_ratios": [2.0], "patches": [8],
+             "resolutions": [32], "rank_ratios": [0.5, 1.0]}  # fmt: skip
+    cfg = NasConfig(kind="vit", data="digits", board="stm32f746g-disco", out=tmp_path / "v", epochs=1,
+                    finetune_epochs=1, trials=2, space=space, progress=False, run_firmware=False,
+                    int8_test=20)  # fmt: skip
+    s = run_nas(cfg)
+    assert s["trials"] == 2 and s["winner"]["schedule"] in ("layer", "token")
+    assert {"layer", "token"} <= set(s["winner"]["peak_by_kind"]) and (tmp_path / "v" / "winner.onnx").exists()
