@@ -176,15 +176,9 @@ class DynBN(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         c = x.shape[1]
-        training = self.training and not getattr(self, "frozen_stats", False)
-        mean = None if self.running_mean is None else self.running_mean[:c]
-        var = None if self.running_var is None else self.running_var[:c]
-        if self.training and self.momentum is None and self.num_batches_tracked is not None:
-            self.num_batches_tracked += 1
-            momentum = 1.0 / float(self.num_batches_tracked)
-        else:
-            momentum = self.momentum if self.momentum is not None else 0.0
-        return F.batch_norm(x, mean, var, self.weight[:c], self.bias[:c], training, momentum, self.eps)
+        assert self.running_mean is not None and self.running_var is not None
+        return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
+                            self.training, self.momentum or 0.0, self.eps)  # fmt: skip
 
 
 class DynBlock(nn.Module):
