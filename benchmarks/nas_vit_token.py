@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from compiler.boards import load_board  # noqa: E402
 from compiler.planner import default_budget  # noqa: E402
-from nas.loop import NasConfig, run_nas  # noqa: E402
+from nas.loop import NasConfig, md, run_nas  # noqa: E402
 
 BOARD = "stm32f746g-disco"
 
@@ -38,14 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--finetune-epochs", type=int, default=2)
+    ap.add_argument("--resolutions", type=int, nargs="+", default=None, help="default: size/2, 3 size/4, size")
+    ap.add_argument("--patches", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench_vit")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.time()
     s = args.size
-    space = {"embed_dims": [32, 48], "depths": [1, 2], "heads": [2, 4], "mlp_ratios": [2.0, 3.0], "patches": [8, 16],
-             "resolutions": [r for r in (s // 2, 3 * s // 4, s) if r % 16 == 0], "rank_ratios": [0.5, 0.75],
+    space = {"embed_dims": [32, 48], "depths": [1, 2], "heads": [2, 4], "mlp_ratios": [2.0, 3.0],
+             "patches": args.patches,
+             "resolutions": args.resolutions or [r for r in (s // 2, 3 * s // 4, s) if r % 16 == 0],
+             "rank_ratios": [0.5, 0.75],
              "lowrank": "mlp"}  # fmt: skip
     cfg = NasConfig(kind="vit", data=f"task:{args.n}:{s}", board=BOARD, out=args.out, epochs=args.epochs,
                     finetune_epochs=args.finetune_epochs, trials=args.trials, space=space, progress=False,
@@ -58,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         f"# ViT search on {BOARD}: low-rank models under the token plan",
         "",
         f"Command: `python benchmarks/nas_vit_token.py --n {args.n} --size {s} --epochs {args.epochs} "
-        f"--trials {args.trials} --finetune-epochs {args.finetune_epochs}` ({(time.time() - t0) / 60:.0f} min on a "
+        f"--trials {args.trials} --finetune-epochs {args.finetune_epochs} --resolutions "
+        f"{' '.join(map(str, space['resolutions']))} --patches {' '.join(map(str, args.patches))}` "
+        f"({(time.time() - t0) / 60:.0f} min on a "
         "shared 2-core CPU, cached stages not counted).",
         f"Plan budget {budget:,} B (320 KB SRAM less stack, heap, runtime reserve). Space: {json.dumps(space)}.",
         "",
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         pk = r["peak_by_kind"]
         lay, tok = pk.get("layer"), pk.get("token")
         lines.append(
-            f"| {r['trial']} | {r['describe']} | {r['accuracy']:.3f} | {r['schedule'] or 'none fits'} | "
+            f"| {r['trial']} | {md(r['describe'])} | {r['accuracy']:.3f} | {r['schedule'] or 'none fits'} | "
             f"{lay:,} | {'-' if tok is None else format(tok, ',')} | {'yes' if lay <= budget else 'no'} | "
             f"{r['flash_bytes']:,} | {r['instructions']:,} |"
         )

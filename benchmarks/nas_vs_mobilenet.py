@@ -43,7 +43,7 @@ import torch  # noqa: E402
 
 from compiler.pipeline import CompileOptions, run_model  # noqa: E402
 from nas.data import resize, small_object_task, split  # noqa: E402
-from nas.loop import int8_accuracy, plot_front  # noqa: E402
+from nas.loop import int8_accuracy, md, plot_front  # noqa: E402
 from nas.score import STACK_MARGIN, CostModel, quantize_module  # noqa: E402
 from nas.search import Budget, best, evaluate, pareto_front, run_search  # noqa: E402
 from nas.space_cnn import CnnSpace, mobilenetv2_arch  # noqa: E402
@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         per_seed = ", ".join(format(x["test_float"], ".3f") for x in r["runs"])
         i8s = "-" if i8 is None else f"{i8:.3f} (first {args.int8_test})"
         lines.append(
-            f"| {r['label']} | {rec['describe']} | {rec['schedule']} | {rec['plan_peak']:,} | {rec['flash_bytes']:,} | "
-            f"{rec['macs']:,} | {rec['instructions']:,} | {rec['accuracy']:.3f} | "
+            f"| {r['label']} | {md(rec['describe'])} | {rec['schedule']} | {rec['plan_peak']:,} | "
+            f"{rec['flash_bytes']:,} | {rec['macs']:,} | {rec['instructions']:,} | {rec['accuracy']:.3f} | "
             f"{per_seed} | {r['mean']:.3f} +- {r['std']:.3f} | {i8s} |"
         )
     lines += ["", "MobileNetV2 grid (same planner, same budget; inherited weights, val accuracy):", "",

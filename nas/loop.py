@@ -92,6 +92,11 @@ def default_space(kind: str, data: Split, overrides: dict[str, Any]) -> CnnSpace
     return VitSpace.from_dict(d)
 
 
+def md(text: str) -> str:
+    """`text` safe inside a Markdown table cell (the CNN's describe() separates stages with '|')."""
+    return text.replace("|", "\\|")
+
+
 def _b(v: int | None) -> str:
     return "-" if v is None else f"{v:,}"
 
@@ -104,7 +109,7 @@ def _markdown(records: list[dict[str, Any]], cfg: NasConfig) -> str:
     for r in records:
         pk = r["peak_by_kind"]
         lines.append(
-            f"| {r['trial']} | {r['describe']} | {r['accuracy']:.3f} | {r['schedule']} | {r['plan_peak']:,} | "
+            f"| {r['trial']} | {md(r['describe'])} | {r['accuracy']:.3f} | {r['schedule']} | {r['plan_peak']:,} | "
             f"{_b(pk.get('layer'))} | {_b(pk.get('patch'))} | {_b(pk.get('token'))} | {r['flash_bytes']:,} | "
             f"{r['macs']:,} | {r['instructions']:,} | {r['latency_ms']:.1f} |"
         )
