@@ -28,7 +28,7 @@ def add_parser(sub: Any, size: Callable[[str], int]) -> None:
     sp.add_argument("--batch", type=int, default=64)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--storage", default=None, help="Optuna RDB URL shared by several machines (default OUT/study.db)")
-    sp.add_argument("--study", default="nas", help="Optuna study name")
+    sp.add_argument("--study", default=None, help="Optuna study name (default: from the space and the budgets)")
     sp.add_argument("--space-json", type=Path, default=None, help="JSON object overriding fields of the space")
     sp.add_argument("--augment", action="store_true", help="random horizontal flips (flip-invariant data only)")
     sp.add_argument("--no-run", action="store_true", help="stop after PTQ (no firmware build / QEMU run)")

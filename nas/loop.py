@@ -52,7 +52,7 @@ class NasConfig:
     batch: int = 64
     seed: int = 0
     storage: str | None = None
-    study: str = "nas"
+    study: str | None = None  # default: named after the space and the budget (one study per budget)
     calib: int = 32  # PTQ calibration images
     qemu_inputs: int = 3  # held-out images run in the emulator
     int8_test: int = 200  # held-out images scored with the int8 reference executor
@@ -195,7 +195,8 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     calib_x = train.x[rng.permutation(len(train))[: cfg.calib]]
     budget = Budget(cfg.board, cfg.sram, cfg.flash, cfg.latency_ms)
     storage = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    records = run_search(cfg.kind, space, net, val, bn_x, calib_x, budget, cfg.trials, storage, cfg.study, cfg.seed,
+    study = cfg.study or f"{cfg.kind}-{cfg.board}-sram{cfg.sram}-flash{cfg.flash}-lat{cfg.latency_ms}"
+    records = run_search(cfg.kind, space, net, val, bn_x, calib_x, budget, cfg.trials, storage, study, cfg.seed,
                          out, log, cfg.progress)  # fmt: skip
     (out / "trials.json").write_text(json.dumps(records, indent=1, default=str) + "\n")
     front = pareto_front(records)

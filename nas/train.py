@@ -100,6 +100,10 @@ def train_supernet(
     start = 0
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("space") not in (None, space.to_dict()):
+            from compiler.errors import MicrotileError
+
+            raise MicrotileError(f"{ckpt} holds a supernet of another search space: use another --out or delete it")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -143,8 +147,16 @@ def train_supernet(
         if ckpt is not None and rank == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "epoch": epoch + 1, "history": history, "config": asdict(cfg)}, tmp)  # fmt: skip
+            state = {
+                "model": net.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch + 1,
+                "history": history,
+                "config": asdict(cfg),
+                "space": space.to_dict(),
+            }
+            torch.save(state, tmp)
             tmp.replace(ckpt)
         log(f"[nas] supernet epoch {epoch + 1}/{cfg.epochs}: largest-subnet loss {history[-1]['loss_largest']:.4f}")
         bar.update(1)
