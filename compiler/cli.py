@@ -132,8 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                 help="number of seeded random inputs when --input is not given (default 3)",
             )
             sp.add_argument("--seed", type=int, default=0)
-    from nas.cli import add_parser as add_nas_parser  # torch is imported only when `nas` runs
-
+    try:  # nas/ is a separate package (torch is imported only when `nas` runs)
+        from nas.cli import add_parser as add_nas_parser
+    except ImportError:
+        return p
     add_nas_parser(sub, _size)
     return p
 
