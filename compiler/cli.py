@@ -4,6 +4,7 @@
   microtile plan MODEL --board B [--sram N]         show the candidate plans
   microtile compile MODEL --board B --out DIR       write (and build) the C project
   microtile run MODEL --board B --out DIR           ... and run it in QEMU, compare with the reference
+  microtile nas --space cnn --data DIR --board B --out DIR   search the network under the budget (nas/)
 
 Errors in the user's input print one line `microtile: error: ...` and exit with status 2.
 """
@@ -176,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
                 help="number of seeded random inputs when --input is not given (default 3)",
             )
             sp.add_argument("--seed", type=int, default=0)
+    try:  # nas/ is a separate package (torch is imported only when `nas` runs)
+        from nas.cli import add_parser as add_nas_parser
+    except ImportError:
+        return p
+    add_nas_parser(sub, _size)
     return p
 
 
@@ -263,6 +269,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
 
     load_board(args.board)  # unknown board: clear error before reading the model
+    if args.cmd == "nas":
+        from nas.cli import main_from_args
+
+        return main_from_args(args, _log)
     if args.cmd == "plan":
         from compiler.errors import BudgetError
         from compiler.planner import PlanOptions, choose_for
