@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,8 +19,15 @@ from conftest import ROOT, needs_firmware
 CONSTRAINTS = ROOT / "constraints.txt"
 
 
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment without PYTHONPATH: nothing of the checkout may leak into the fresh venv."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(extra)
+    return env
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(cmd, cwd=cwd, env=env or _clean_env(), capture_output=True, text=True, timeout=900)
     what = " ".join(map(str, cmd))
     assert r.returncode == 0, f"{what} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
@@ -31,14 +39,19 @@ def installed(tmp_path_factory) -> Path:
     dependencies (pinned by constraints.txt) installed."""
     d = tmp_path_factory.mktemp("wheel")
     dist = d / "dist"
-    # build from the checkout with the test venv's (pinned) setuptools: no network for the backend
+    # build from a copy of the checkout (setuptools writes build/ and *.egg-info beside the sources)
+    # with the test venv's pinned setuptools: no network for the backend
+    src = d / "src"
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "out", "*.egg-info", "__pycache__")
+    )
     pip = [sys.executable, "-m", "pip"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)], d)
+    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)], d)
     wheels = list(dist.glob("microtile-*.whl"))
     assert len(wheels) == 1, wheels
     env_dir = d / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
-    env = dict(os.environ, PIP_CONSTRAINT=str(CONSTRAINTS), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env = _clean_env(PIP_CONSTRAINT=str(CONSTRAINTS), PIP_DISABLE_PIP_VERSION_CHECK="1")
     _run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", str(wheels[0])], d, env)
     return env_dir / "bin"
 
