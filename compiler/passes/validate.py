@@ -85,7 +85,7 @@ _WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 def _check_operands(g: Graph, op: Op, where: str) -> None:
     """Input count, required inputs present, one output; the first input computed (not a
-    constant); weights and bias of conv/depthwise/FC constants of a weight / bias dtype."""
+    constant; concat: at least one input computed); weights and bias of conv/depthwise/FC constants of a weight / bias dtype."""
     least, most = ARITY.get(op.kind, (1, 64))
     if not least <= len(op.inputs) <= most or any(not n for n in op.inputs[:least]):
         raise ModelError(f"{where}: {len(op.inputs)} input(s) {op.inputs}, expected {least}..{most}")
@@ -96,7 +96,10 @@ def _check_operands(g: Graph, op: Op, where: str) -> None:
     used = [n for n in op.inputs if n]
     if len(set(used)) != len(used):
         raise ModelError(f"{where}: reads the same tensor twice ({op.inputs}): not supported")
-    if g.t(op.inputs[0]).is_const:
+    if op.kind == "concat":  # constant parts (a ViT's class token) beside computed ones are fine
+        if all(g.t(n).is_const for n in used):
+            raise ModelError(f"{where}: every input is a constant, not a computed tensor")
+    elif g.t(op.inputs[0]).is_const:
         raise ModelError(f"{where}: its data input {op.inputs[0]!r} is a constant, not a computed tensor")
     if op.kind in _WEIGHTED:
         w = g.t(op.inputs[1])
