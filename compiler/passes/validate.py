@@ -85,7 +85,8 @@ _WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 def _check_operands(g: Graph, op: Op, where: str) -> None:
     """Input count, required inputs present, one output; the first input computed (not a
-    constant; concat: at least one input computed); weights and bias of conv/depthwise/FC constants of a weight / bias dtype."""
+    constant; concat: at least one input computed, parts may repeat); weights and bias of
+    conv/depthwise/FC constants of a weight / bias dtype."""
     least, most = ARITY.get(op.kind, (1, 64))
     if not least <= len(op.inputs) <= most or any(not n for n in op.inputs[:least]):
         raise ModelError(f"{where}: {len(op.inputs)} input(s) {op.inputs}, expected {least}..{most}")
@@ -94,7 +95,7 @@ def _check_operands(g: Graph, op: Op, where: str) -> None:
     if g.t(op.outputs[0]).is_const:
         raise ModelError(f"{where}: its output {op.outputs[0]!r} is a constant")
     used = [n for n in op.inputs if n]
-    if len(set(used)) != len(used):
+    if len(set(used)) != len(used) and op.kind != "concat":  # concat copies a part as often as it is named
         raise ModelError(f"{where}: reads the same tensor twice ({op.inputs}): not supported")
     if op.kind == "concat":  # constant parts (a ViT's class token) beside computed ones are fine
         if all(g.t(n).is_const for n in used):
