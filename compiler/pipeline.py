@@ -191,6 +191,7 @@ def compile_graph(graph: Graph, out: Path, opts: CompileOptions, log: Log = _qui
             "weights_bytes": weights,
             "const_bytes": const_bytes,
             **({"external_weights_pool": weight_pools[0]} if weight_pools else {}),
+            **({"memory_pools": dict(plan.detail["pools"])} if "pools" in plan.detail else {}),  # pool -> bytes
             "kernels": kernel_summary(plan),
         }
         if "quantization" in graph.meta:
