@@ -6,6 +6,7 @@ padding) was decided by the planner or computed by `compiler.lower`; templates o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ _ENV = jinja2.Environment(
 class CodegenOptions:
     prefix: str = "model"
     profile: bool = False  # per-step instruction counters in the generated code
+    # (bytes, pool): constants beyond `bytes` of internal flash go to that external-flash pool's
+    # section .mt_weights.<pool> (smallest arrays stay internal); None: all in internal flash
+    weights_spill: tuple[int, str] | None = None
 
 
 @dataclass
@@ -61,6 +65,10 @@ def c_array(ctype: str, name: str, values: np.ndarray, align: int = 4) -> str:
     return f"static const {ctype} {name}[{flat.size}] __attribute__((aligned({align}))) = {{\n{body}\n}};"
 
 
+_DECL = re.compile(r"static const (\w+) (\w+)\[(\d+)\]")
+_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4}
+
+
 class _Emitter:
     def __init__(self, plan: Plan, opts: CodegenOptions) -> None:
         self.plan = plan
@@ -70,6 +78,7 @@ class _Emitter:
         self.const_names: dict[str, str] = {}
         self.const_decls: list[str] = []
         self.flash_const_bytes = 0
+        self.external_const_bytes = 0
 
     # -- helpers --------------------------------------------------------------------------
     def ptr(self, tensor: str) -> str:
@@ -106,6 +115,29 @@ class _Emitter:
         self.const_decls.append(c_array(ctype, full, values))
         self.flash_const_bytes += int(np.asarray(values).size) * (1 if ctype == "int8_t" else 4)
         return full
+
+    def _spill_weights(self, internal: int, pool: str) -> None:
+        """Constants in internal flash, smallest first, while they fit `internal` bytes; the rest
+        into section .mt_weights.<pool> (an external flash the linker script maps). Sets
+        self.external_const_bytes."""
+        sizes = []
+        for k, d in enumerate(self.const_decls):
+            m = _DECL.match(d)
+            assert m is not None, d
+            sizes.append((_CTYPE_BYTES[m.group(1)] * int(m.group(3)), k))
+        # per-step records (requantization tables, views) stay internal too: the estimate
+        # flash_const_bytes counts them, the declarations above do not
+        other = max(0, self.flash_const_bytes - sum(n for n, _ in sizes))
+        used = 0
+        self.external_const_bytes = 0
+        section = f'section(".mt_weights.{_c_name(pool)}"), '
+        for n, k in sorted(sizes):
+            if used + n + other <= internal:
+                used += n
+                continue
+            self.const_decls[k] = self.const_decls[k].replace("__attribute__((", "__attribute__((" + section, 1)
+            self.external_const_bytes += n
+        self.flash_const_bytes = used + other + self.external_const_bytes
 
     @staticmethod
     def nhwc(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -541,6 +573,8 @@ class _Emitter:
             steps = [done[i] if i in done else self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
         else:
             steps = [self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
+        if self.opts.weights_spill is not None:
+            self._spill_weights(*self.opts.weights_spill)
         g = self.g
         for n in g.inputs + g.outputs:
             if g.t(n).dtype not in C_TYPES:
@@ -652,7 +686,8 @@ def _bcast_strides(src: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
 
 
 def render_model(plan: Plan, opts: CodegenOptions | None = None) -> tuple[dict[str, str], int]:
-    """Filename -> text of the model's C files, and the bytes of constant data they hold.
+    """Filename -> text of the model's C files, and the bytes of constant data they keep in internal
+    flash (with opts.weights_spill the rest lies in the external flash pool).
     MicrotileError for a plan spread over several memory pools (compiler.schedule.pools): the
     planner can make one, the generated code cannot address it yet."""
     if list(plan.pool_bytes()) != ["arena"] and (plan.schedule != "layer" or "main_pool" not in plan.detail):
@@ -662,4 +697,4 @@ def render_model(plan: Plan, opts: CodegenOptions | None = None) -> tuple[dict[s
         )
     e = _Emitter(plan, opts or CodegenOptions())
     files = e.render()
-    return files, e.flash_const_bytes
+    return files, e.flash_const_bytes - e.external_const_bytes

@@ -445,11 +445,17 @@ def _console_context(console: ConsoleConfig | None) -> dict[str, Any]:
 
 
 def board_template_context(
-    board: Board, *, stack_bytes: int | None = None, target: str = "emulator", pools: tuple[str, ...] = ()
+    board: Board,
+    *,
+    stack_bytes: int | None = None,
+    target: str = "emulator",
+    pools: tuple[str, ...] = (),
+    weight_pools: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Every value the board templates print, computed here (templates do no arithmetic).
     pools: memories ([[memory]] names) a multi-pool plan uses besides [sram]: one linker region
-    and one section (.mt_pool.<name>) each."""
+    and one section (.mt_pool.<name>) each; weight_pools: external flashes holding constants
+    (section .mt_weights.<name>, loaded with the ELF)."""
     flash, sram = board.memories_for(target)
     stack = board.stack_bytes if stack_bytes is None else stack_bytes
     if stack <= 0 or stack % 8:
@@ -480,6 +486,7 @@ def board_template_context(
         "qemu_flags_uart": " ".join(qemu_machine_args(board, console="uart")),
         "board_static_ram_note": "16 bytes of .bss (SysTick wraps, paint SP, heap top)",
         "pools": [_pool_context(board, name, target) for name in pools],
+        "weight_pools": [_pool_context(board, name, target) for name in weight_pools],
         **_console_context(board.console_for(target)),
     }
 
@@ -496,7 +503,12 @@ def _pool_context(board: Board, name: str, target: str) -> dict[str, Any]:
 
 
 def render_board_files(
-    board: Board, *, stack_bytes: int | None = None, target: str = "emulator", pools: tuple[str, ...] = ()
+    board: Board,
+    *,
+    stack_bytes: int | None = None,
+    target: str = "emulator",
+    pools: tuple[str, ...] = (),
+    weight_pools: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Filename -> text of ``linker.ld``, ``startup.c``, ``mt_board.c``, ``mt_board.h`` and
     ``Makefile`` for a project built for ``board`` (stack reserve defaults to the board's).
@@ -504,7 +516,9 @@ def render_board_files(
     ``target="emulator"`` (default) links for the QEMU machine; ``"part"`` for the real part's
     addresses and console UART (Renode, hardware). The console itself (semihosting or UART) is
     chosen when building: ``make CONSOLE=uart`` or ``EXTRA_CFLAGS=-DMT_CONSOLE_UART``."""
-    context = board_template_context(board, stack_bytes=stack_bytes, target=target, pools=pools)
+    context = board_template_context(
+        board, stack_bytes=stack_bytes, target=target, pools=pools, weight_pools=weight_pools
+    )
     env = _environment()
     return {out: env.get_template(tpl).render(context) for out, tpl in BOARD_FILES.items()}
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from codegen.emit import CodegenOptions, render_model
-from codegen.kernels import kernel_summary
+from codegen.kernels import FLASH_CODE_RESERVE, kernel_summary
 from compiler import reference
 from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
@@ -204,9 +204,19 @@ def compile_graph(
             f"{board.sram.size} B"
         )
     weights = _weights_bytes(graph)
-    if weights > board.flash.size:
+    # an external flash for weights (the F746 kit's QSPI, emulated): constants beyond internal flash
+    ext = next((m for m in board.pools("weights") if m.speed == "external-flash"), None)
+    if weights > board.flash.size + (ext.size if ext is not None else 0):
         raise BoardFitError(f"model weights need {weights} B of flash; {board.name} has {board.flash.size} B")
     files, const_bytes = render_model(plan, CodegenOptions(prefix=opts.prefix, profile=opts.profile))
+    weight_pools: tuple[str, ...] = ()
+    if const_bytes + 16 * 1024 > board.flash.size and ext is not None:
+        spill = (board.flash.size - FLASH_CODE_RESERVE, ext.name)
+        files, const_bytes = render_model(
+            plan, CodegenOptions(prefix=opts.prefix, profile=opts.profile, weights_spill=spill)
+        )
+        weight_pools = (ext.name,)
+        log(f"[microtile] constants beyond {spill[0]} B of internal flash go to {ext.name} ({ext.size} B)")
     if const_bytes + 16 * 1024 > board.flash.size:
         raise BoardFitError(
             f"model constants need {const_bytes} B of flash plus code; {board.name} has {board.flash.size} B"
@@ -215,7 +225,10 @@ def compile_graph(
     try:
         od.begin()
         extra_pools = tuple(n for n in plan.detail.get("pools", {}) if n != plan.detail.get("main_pool"))
-        for name, text in render_board_files(board, stack_bytes=opts.stack_bytes, pools=extra_pools).items():
+        board_files = render_board_files(
+            board, stack_bytes=opts.stack_bytes, pools=extra_pools, weight_pools=weight_pools
+        )
+        for name, text in board_files.items():
             od.write(name, text)
         for name, text in files.items():
             od.write(name, text)
@@ -235,6 +248,8 @@ def compile_graph(
             "sram_budget_bytes": budget,
             "weights_bytes": weights,
             "const_bytes": const_bytes,
+            **({"external_weights_pool": weight_pools[0]} if weight_pools else {}),
+            **({"memory_pools": dict(plan.detail["pools"])} if "pools" in plan.detail else {}),  # pool -> bytes
             "kernels": kernel_summary(plan),
             "model_inputs": io_spec(graph, graph.inputs),
             "model_outputs": io_spec(graph, graph.outputs),

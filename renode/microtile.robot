@@ -23,7 +23,7 @@ Library             String
 *** Variables ***
 # The firmware ELF (absolute path): required.
 ${ELF}              ${EMPTY}
-# stm32f405 | stm32f746g-disco: selects ${CURDIR}/${BOARD}-machine.resc.
+# stm32f405 | stm32f746g-disco | stm32h743: selects ${CURDIR}/${BOARD}-machine.resc.
 ${BOARD}            stm32f405
 # How many inputs the firmware holds (mt_inputs.c).
 ${INPUTS}           1

@@ -39,12 +39,16 @@ from compiler.ir import Graph  # noqa: E402
 ROBOT_SUITE = RENODE_DIR / "microtile.robot"
 RENODE_TEST = "renode-test"
 # Boards with a Renode machine script: renode/<board>-machine.resc (+ <board>.resc).
-RENODE_BOARDS = ("stm32f405", "stm32f746g-disco")
+RENODE_BOARDS = ("stm32f405", "stm32f746g-disco", "stm32h743")
 # Platform description each machine script loads (Renode's own files, relative to its install).
 RENODE_PLATFORMS = {
     "stm32f405": "platforms/cpus/stm32f4.repl",
     "stm32f746g-disco": "platforms/cpus/stm32f746.repl",
+    "stm32h743": "platforms/cpus/stm32h743.repl",
 }
+# The SVD each stock platform's `sysbus init` fetches over the network (None: it fetches none):
+# the machine scripts replace that init (renode/README.md).
+RENODE_STOCK_SVD = {"stm32f405": "STM32F40x.svd.gz", "stm32f746g-disco": "STM32F7x6.svd.gz", "stm32h743": None}
 # Robot variables run_renode passes (all defined in microtile.robot's *** Variables ***).
 ROBOT_VARIABLES = ("ELF", "BOARD", "INPUTS", "TIMEOUT", "UART_LOG", "SYSTICK_HZ", "MIPS")
 # Emulated instructions per virtual microsecond: one per ns, QEMU's -icount shift=0 convention,

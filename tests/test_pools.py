@@ -119,6 +119,7 @@ def test_multi_pool_plan_runs_bit_exact_in_qemu(tmp_path) -> None:
     report = run_model(g, out, CompileOptions(board="stm32h743", schedule="layer"), n_random=1)
     assert report["bit_exact"] and report["max_abs_diff"] == 0
     pools = report["schedule_detail"]["pools"]
+    assert report["memory_pools"] == pools
     assert len(pools) >= 2 and report["arena_bytes"] == sum(pools.values()) > 512 * 1024
     header, linker = (out / "model.h").read_text(), (out / "linker.ld").read_text()
     for name in pools:
