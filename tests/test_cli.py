@@ -326,3 +326,58 @@ def test_make_builds_manifest_only_and_make_run_works(tmp_path, capsys) -> None:
     r = subprocess.run(["make", "-s", "run"], cwd=user, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MT_RESULT 0 rc=0" in r.stdout and "MT_DONE" in r.stdout
+
+
+# -- --sram: one unit rule, the whole measured peak ------------------------------------------
+
+
+@pytest.mark.parametrize("text,value", [("65536", 65536), ("64K", 65536), ("64k", 65536), ("64KiB", 65536),
+                                        ("1M", 1 << 20), ("1MiB", 1 << 20), ("2.5K", 2560)])
+def test_sram_units(text, value) -> None:
+    assert cli._size(text) == value
+
+
+@pytest.mark.parametrize("text,why", [("64KB", "ambiguous"), ("1MB", "ambiguous"), ("-5", "positive"),
+                                      ("0", "positive"), ("1.5", "whole number"), ("64 parsecs", "unit"),
+                                      ("lots", "not a byte count")])
+def test_sram_refused(text, why, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["plan", str(TINY_CNN), f"--sram={text}"])
+    assert e.value.code == 2
+    assert why in capsys.readouterr().err
+
+
+def test_help_states_the_unit_rule_and_what_sram_bounds(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["plan", "--help"])
+    out = capsys.readouterr().out
+    assert "K/KiB = 1024" in out and "KB and MB are refused" in out
+    assert "static data" in out and "stack" in out
+
+
+def test_plan_budget_leaves_the_stack_reserve(capsys) -> None:
+    from compiler.planner import STACK_RESERVE
+
+    rc, out, _ = _run(capsys, "plan", str(TINY_CNN), "--sram", "16000")
+    assert rc == 0
+    assert f"plan budget {16000 - STACK_RESERVE:,} B (--sram 16,000 B less" in out.splitlines()[0]
+    chosen = next(ln for ln in out.splitlines() if ln.startswith("* "))
+    assert int(chosen.split()[2].replace(",", "")) <= 16000 - STACK_RESERVE
+
+
+@needs_firmware
+@pytest.mark.parametrize("sram", [16400, 17000])
+def test_sram_bounds_the_measured_peak(sram, tmp_path, capsys) -> None:
+    """kws: its layer plan needs 16,256 B and invoke ~330 B of stack. Under the old rule
+    --sram 16400 picked it and measured more than 16,400 B; now a plan chosen under --sram N
+    measures at most N in QEMU, or compile says no plan fits."""
+    rc, out, err = _run(capsys, "run", str(shared_model(KWS)), "--sram", str(sram), "--random", "1",
+                        "--out", str(tmp_path / "o"))
+    if rc == 2:
+        assert sram == 16400 and "fits" in _one_error_line(err)
+        return
+    assert rc == 0, err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["peak_sram_bytes"] <= sram, report
+    assert report["stack_bytes"] <= report["stack_bound_bytes"]  # the call-graph bound holds
+    assert report["sram_budget_bytes"] == sram
