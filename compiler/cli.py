@@ -227,6 +227,8 @@ def _summary(report: dict[str, Any]) -> str:
             f"stack      {_fmt_bytes(report['stack_bytes'])} (painted high-water mark during invoke)",
             f"peak SRAM  {_fmt_bytes(report['peak_sram_bytes'])} (arena + I/O outside it + static + stack)",
             f"instr.     {report['instructions']:,} per inference, {report['instructions_per_mac']} per MAC",
+            f"latency    ~{report['latency_ms_estimate']:.2f} ms at {report['cpu_clock_hz'] / 1e6:g} MHz (estimate: "
+            "instructions / clock; a real core needs more cycles than instructions)",
             f"emulator   {report['emulator']}",
             f"bit-exact  {'yes' if report['bit_exact'] else 'NO'} over {report['inputs']} input(s), "
             f"max |diff| {report['max_abs_diff']}",
@@ -305,8 +307,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if failure is not None:
             raise failure
         if args.dump and chosen is not None:
+            from compiler.plan_plot import plan_text
+
             print()
-            print(chosen.dump())
+            print(plan_text(chosen), end="")
         return 0
 
     opts = pipeline.CompileOptions(
@@ -342,7 +346,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     print(_summary(report))
     if report.get("per_step"):
         top = sorted(report["per_step"], key=lambda s: -s["instructions"])[:5]
-        print("top steps  " + "; ".join(f"{s['name']} {s['instructions']:,}" for s in top))
+        print(
+            "top steps  "
+            + "; ".join(f"{s['name']} {s['instructions']:,} (~{s['ms_estimate']:.3f} ms)" for s in top)
+        )
     print(f"report     {args.out / 'report.json'}")
     return 0 if report["bit_exact"] else 1
 

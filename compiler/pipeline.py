@@ -26,6 +26,7 @@ from compiler.inputs import InputError, check_input, read_input_file
 from compiler.ir import Graph
 from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
+from compiler.plan_plot import plan_text, plot_plan
 from compiler.planner import (  # noqa: F401  default_budget: re-exported for benchmarks
     RUNTIME_RESERVE,
     STACK_RESERVE,
@@ -202,7 +203,9 @@ def compile_graph(
             od.write(name, text)
         for f in sorted(RUNTIME_DIR.glob("*.[ch]")):
             od.copy(f, f"runtime/{f.name}")
-        od.write("plan.txt", plan.dump() + "\n")
+        od.write("plan.txt", plan_text(plan))  # buffers, steps and the arena timeline
+        for name, data in plot_plan(plan, budget).items():  # plan.png/svg when matplotlib is installed
+            od.write(name, data)
         report: dict[str, Any] = {
             "model": graph.name,
             "board": board.name,
@@ -501,6 +504,8 @@ def _run_report(graph: Graph, res: CompileResult, xs: np.ndarray, stdout: str, l
     max_diff, mismatches = compare_with_reference(graph, xs, emu.outputs)
     report = dict(res.report)
     stack = max(emu.stack)
+    clock = res.board.cpu_clock_hz
+    instructions = int(np.median(emu.instructions))
     static = report.get("model_static_ram_bytes", 0)
     report.update(
         {
@@ -512,11 +517,14 @@ def _run_report(graph: Graph, res: CompileResult, xs: np.ndarray, stdout: str, l
             "instructions": int(np.median(emu.instructions)),
             "instructions_per_input": emu.instructions,
             "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),
+            # an estimate: one cycle per instruction at the part's clock (a real core needs more)
+            "cpu_clock_hz": clock,
+            "latency_ms_estimate": round(instructions / clock * 1e3, 3),
             "stack_bytes": stack,
             **peak_sram(res.plan, static, stack),
             "peak_sram_estimated": False,
         }
     )
     if emu.steps:
-        report["per_step"] = emu.steps
+        report["per_step"] = [{**s, "ms_estimate": round(s["instructions"] / clock * 1e3, 4)} for s in emu.steps]
     return report

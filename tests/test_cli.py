@@ -174,6 +174,11 @@ def test_compile_then_run_summary(tmp_path, capsys) -> None:
     rc, out, err = _run(capsys, "run", model, "--out", str(tmp_path / "r"), "--random", "2")
     assert rc == 0, err
     assert "bit-exact  yes" in out
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    # latency: an estimate at the part's clock (168 MHz on the STM32F405), labelled as one
+    assert report["cpu_clock_hz"] == 168_000_000
+    assert report["latency_ms_estimate"] == round(report["instructions"] / 168e6 * 1e3, 3)
+    assert "ms at 168 MHz (estimate" in out
     assert "[microtile]" in err  # progress on long work goes to stderr
 
 
@@ -381,3 +386,36 @@ def test_sram_bounds_the_measured_peak(sram, tmp_path, capsys) -> None:
     assert report["peak_sram_bytes"] <= sram, report
     assert report["stack_bytes"] <= report["stack_bound_bytes"]  # the call-graph bound holds
     assert report["sram_budget_bytes"] == sram
+
+
+# -- what the summary and the project tell ---------------------------------------------------
+
+
+def test_plan_render_is_a_timeline_of_the_arena() -> None:
+    from compiler.pipeline import load_model
+    from compiler.planner import PlanOptions, plan_for
+
+    plan = plan_for(load_model(TINY_CNN), "stm32f405", PlanOptions(schedule="layer"))
+    text = plan.render(width=32)
+    rows = text.splitlines()[1 : 1 + len(plan.steps)]
+    assert len(rows) == len(plan.steps)
+    live = plan.live_bytes_per_step()
+    for i, row in enumerate(rows):
+        assert len(row.split()[1]) == 32 and f"{live[i] / 1024:.1f} KB" in row
+    assert "!" not in text.split("legend:")[0]  # the layer planner never overlaps live buffers
+    # the largest buffer of step 2 spans about its share of the columns
+    assert "legend:" in text and " t0" in text
+
+
+def test_compile_writes_timeline_and_plot(tmp_path, capsys) -> None:
+    rc, _, err = _run(capsys, "compile", str(TINY_CNN), "--no-build", "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    text = (tmp_path / "c" / "plan.txt").read_text()
+    assert "arena over steps" in text and "legend:" in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (tmp_path / "c" / "plan.png").exists()
+    else:
+        assert (tmp_path / "c" / "plan.png").read_bytes()[:4] == b"\x89PNG"
+        assert b"<svg" in (tmp_path / "c" / "plan.svg").read_bytes()[:400]

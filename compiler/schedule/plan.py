@@ -82,6 +82,43 @@ class Plan:
             out.append(sum(b.size for b in self.buffers if b.region in ("arena", "scratch") and b.first <= i <= b.last))
         return out
 
+    def render(self, width: int = 64) -> str:
+        """The arena over time as text, like TFLite-Micro's `PrintMemoryPlan`
+        (`tensorflow/lite/micro/memory_planner/greedy_memory_planner.cc`): one row per step,
+        `width` columns spanning the arena (each column `arena_bytes / width` bytes), a letter per
+        buffer live at that step where it sits, `!` where two live buffers share a column's bytes
+        (only in-place reuse may), `.` free; then the live KB (1 KB = 1024 B) and the step.
+        A legend names the tensors behind each letter."""
+        arena = [b for b in self.buffers if b.region in ("arena", "scratch")]
+        total = max(self.arena_bytes, max((b.offset + b.size for b in arena), default=0), 1)
+        symbols = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        letter = {id(b): symbols[k % len(symbols)] for k, b in enumerate(sorted(arena, key=lambda b: b.first))}
+        live = self.live_bytes_per_step()
+        lines = [f"arena over steps: {total:,} B, {width} columns of {total / width:,.0f} B"]
+        for i, step in enumerate(self.steps):
+            row = ["."] * width
+            owner: list[Buffer | None] = [None] * width
+            for b in arena:
+                if not b.first <= i <= b.last or b.size == 0:
+                    continue
+                lo = b.offset * width // total
+                hi = max(lo + 1, -(-(b.offset + b.size) * width // total))
+                for c in range(lo, min(hi, width)):
+                    prev = owner[c]
+                    if prev is not None and prev.overlaps_in_space(b):
+                        row[c] = "!"
+                    elif row[c] == ".":
+                        row[c] = letter[id(b)]
+                    owner[c] = b
+            lines.append(f"{i:>3d} {''.join(row)} {live[i] / 1024:7.1f} KB  {step.op.kind} {step.op.name}")
+        lines.append("legend:")
+        for b in sorted(arena, key=lambda b: b.first):
+            lines.append(
+                f"  {letter[id(b)]} {b.region:7s} @{b.offset:>7d} {b.size:>7d} B  steps {b.first}..{b.last}  "
+                f"{', '.join(b.tensors)[:80]}"
+            )
+        return "\n".join(lines)
+
     def dump(self) -> str:
         g = self.graph
         lines = [
