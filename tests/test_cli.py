@@ -419,3 +419,17 @@ def test_compile_writes_timeline_and_plot(tmp_path, capsys) -> None:
     else:
         assert (tmp_path / "c" / "plan.png").read_bytes()[:4] == b"\x89PNG"
         assert b"<svg" in (tmp_path / "c" / "plan.svg").read_bytes()[:400]
+
+
+def test_a_tampered_manifest_never_reaches_outside(tmp_path, capsys) -> None:
+    out = tmp_path / "o"
+    rc, _, err = _compile(capsys, out)
+    assert rc == 0, err
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    manifest = json.loads((out / ".microtile-manifest.json").read_text())
+    manifest["files"] += ["../victim.txt", str(victim)]
+    (out / ".microtile-manifest.json").write_text(json.dumps(manifest))
+    rc, _, err = _compile(capsys, out)
+    assert rc == 0, err
+    assert victim.read_text() == "mine\n"
