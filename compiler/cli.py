@@ -292,8 +292,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             budget = plan_budget(board, popts)
         base = min((p.macs for p in plans), default=0) or 1
         share = f" (--sram {args.sram:,} B less {STACK_RESERVE:,} B for stack and static data)" if args.sram else ""
-        print(f"{graph.name} on {board.name}: plan budget {budget:,} B{share}  (* = the plan compile/run would pick)")
-        print(f"  {'schedule':10s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at / detail")
+        print(f"{graph.name} on {board.name}: plan budget {budget:,} B{share}")
+        print(
+            f"  {'schedule':10s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at / detail"
+            "   (* = the plan compile/run pick)"
+        )
         for p in sorted(plans, key=plan_peak):
             i, what = binding_step(p)
             mark = "*" if p is chosen else " "
