@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep is not None and fmt == "onnx":
                 args.keep.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(Path(d) / fmt / "calib.npy", args.keep / "calib.npy")
-    command = "python benchmarks/fuzz.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = f"python benchmarks/fuzz.py --n {args.n} --qemu {args.qemu} --seed {args.seed}"  # paths left out
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fuzz.md").write_text(_table(results, command.strip()))
     (args.out / "fuzz.json").write_text(json.dumps(results, indent=1) + "\n")

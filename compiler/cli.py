@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -29,24 +30,46 @@ examples:
   microtile run model.tflite --board stm32f405 --out build/vww --input images.npy --profile
   microtile run cnn.onnx --calib calib.npy --board stm32f405 --out build/cnn
 
-The SRAM budget (--sram) is what the plan may use for activations: the arena plus any
-input/output buffer kept outside it. By default it is the board's SRAM less the stack,
-the harness heap and a small runtime reserve. Peak SRAM in the report also counts the
-measured stack high-water mark and the model's own static data.
+Sizes (--sram, --stack): bytes, or K/KiB = 1024 B, M/MiB = 1,048,576 B (64K = 65,536).
+KB and MB are refused as ambiguous; zero and negative sizes too.
+
+--sram N bounds the whole peak SRAM that `run` measures: the plan (arena + any input/output
+buffer kept outside it) + the model's static data + the stack of invoke. Planning keeps
+1,024 B of N for the stack and static data; after the build the stack is bounded from GCC's
+call graph (-fcallgraph-info) and compile refuses a project whose plan + static + stack
+bound exceeds N. Without --sram the plan may use the board's SRAM less the stack region,
+the harness heap and a small runtime reserve.
+
+Latency in the summary is an estimate: instructions / the board's clock, as if every
+instruction took one cycle (a real core needs more: wait states, multi-cycle loads).
 """
 
 
+_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1 << 20, "mib": 1 << 20}
+
+
 def _size(text: str) -> int:
-    t = text.strip().lower()
-    mult = 1
-    for suffix, m in (("kib", 1024), ("kb", 1000), ("k", 1024), ("mib", 1 << 20), ("mb", 10**6), ("m", 1 << 20)):
-        if t.endswith(suffix):
-            t, mult = t[: -len(suffix)], m
-            break
-    try:
-        return int(float(t) * mult)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 200000, 256K, 320KiB)") from None
+    """A byte count: digits, or with K/KiB (x 1024) or M/MiB (x 1,048,576). KB and MB are
+    refused (1000 or 1024?), as are zero, negatives and fractions of a byte."""
+    m = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 200000, 256K, 320KiB)")
+    number, unit = m.group(1), m.group(2).lower()
+    if unit in ("kb", "mb"):
+        whole = number.lstrip("+")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is ambiguous (1000 or 1024?): write {whole}K or {whole}KiB for x 1024, or the bytes"
+            if unit == "kb"
+            else f"{text!r} is ambiguous (10^6 or 2^20?): write {whole}M or {whole}MiB for x 2^20, or the bytes"
+        )
+    if unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"unknown unit in {text!r}: use no unit (bytes), K/KiB or M/MiB")
+    value = float(number) * _UNITS[unit]
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of bytes")
+    return int(value)
 
 
 def _version() -> str:
@@ -80,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
             type=_size,
             default=None,
             metavar="BYTES",
-            help="SRAM budget for the plan's activations (default: board SRAM less stack and runtime)",
+            help="SRAM budget for the whole measured peak: plan + static data + stack; 96K = 96KiB = 98304 "
+            "(KB/MB refused as ambiguous; default: board SRAM less stack and runtime)",
         )
         sp.add_argument(
             "--schedule",
@@ -109,7 +133,12 @@ def _parser() -> argparse.ArgumentParser:
             help="held-out inputs (like --calib) for the top-1 agreement and SQNR of the int8 model vs float",
         )
 
-    sp = sub.add_parser("plan", help="show the candidate execution plans and their peak SRAM")
+    sp = sub.add_parser(
+        "plan",
+        help="show the candidate execution plans and their peak SRAM",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(sp)
     sp.add_argument("--dump", action="store_true", help="print every buffer and step of the chosen plan")
 
@@ -223,6 +252,8 @@ def _summary(report: dict[str, Any]) -> str:
             f"stack      {_fmt_bytes(report['stack_bytes'])} (painted high-water mark during invoke)",
             f"peak SRAM  {_fmt_bytes(report['peak_sram_bytes'])} (arena + I/O outside it + static + stack)",
             f"instr.     {report['instructions']:,} per inference, {report['instructions_per_mac']} per MAC",
+            f"latency    ~{report['latency_ms_estimate']:.2f} ms at {report['cpu_clock_hz'] / 1e6:g} MHz (estimate: "
+            "instructions / clock; a real core needs more cycles than instructions)",
             f"emulator   {report['emulator']}",
             f"bit-exact  {'yes' if report['bit_exact'] else 'NO'} over {report['inputs']} input(s), "
             f"max |diff| {report['max_abs_diff']}",
@@ -275,7 +306,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return main_from_args(args, _log)
     if args.cmd == "plan":
         from compiler.errors import BudgetError
-        from compiler.planner import PlanOptions, choose_for
+        from compiler.planner import STACK_RESERVE, PlanOptions, choose_for, plan_budget
         from compiler.schedule.select import binding_step, plan_peak
 
         board = load_board(args.board)
@@ -289,10 +320,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         except BudgetError as e:
             failure = e
             plans = getattr(e, "candidates", [])
-            budget = args.sram if args.sram is not None else pipeline.default_budget(board)
+            budget = plan_budget(board, popts)
         base = min((p.macs for p in plans), default=0) or 1
-        print(f"{graph.name} on {board.name}: budget {budget:,} B  (* = the plan compile/run would pick)")
-        print(f"  {'schedule':10s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at / detail")
+        share = f" (--sram {args.sram:,} B less {STACK_RESERVE:,} B for stack and static data)" if args.sram else ""
+        print(f"{graph.name} on {board.name}: plan budget {budget:,} B{share}")
+        print(
+            f"  {'schedule':10s} {'peak B':>10s} {'MACs':>12s} {'overhead':>8s}  fits  binds at / detail"
+            "   (* = the plan compile/run pick)"
+        )
         for p in sorted(plans, key=plan_peak):
             i, what = binding_step(p)
             mark = "*" if p is chosen else " "
@@ -306,8 +341,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if failure is not None:
             raise failure
         if args.dump and chosen is not None:
+            from compiler.plan_plot import plan_text
+
             print()
-            print(chosen.dump())
+            print(plan_text(chosen), end="")
         return 0
 
     opts = pipeline.CompileOptions(
@@ -344,7 +381,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     print(_summary(report))
     if report.get("per_step"):
         top = sorted(report["per_step"], key=lambda s: -s["instructions"])[:5]
-        print("top steps  " + "; ".join(f"{s['name']} {s['instructions']:,}" for s in top))
+        print(
+            "top steps  "
+            + "; ".join(f"{s['name']} {s['instructions']:,} (~{s['ms_estimate']:.3f} ms)" for s in top)
+        )
     print(f"report     {args.out / 'report.json'}")
     return 0 if report["bit_exact"] else 1
 

@@ -49,7 +49,14 @@ def read_manifest(path: Path) -> dict | None:
         return None
     if not isinstance(data, dict) or data.get("generator") != "microtile" or not isinstance(data.get("files"), list):
         return None
+    # only plain relative paths inside the folder: a hand-edited manifest never reaches outside it
+    data["files"] = [f for f in data["files"] if isinstance(f, str) and _inside(f)]
     return data
+
+
+def _inside(rel: str) -> bool:
+    p = Path(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel
 
 
 def check_out_path(out: Path) -> None:
@@ -108,6 +115,8 @@ class OutDir:
         if rel in self.foreign:
             raise OutputError(f"--out {self.path}: {rel} exists and is not microtile's; not overwriting it")
         dest = self.path / rel
+        if not _inside(rel) or self.path.resolve() not in dest.resolve().parents:
+            raise OutputError(f"--out {self.path}: {rel} would be written outside the folder (a link?)")
         if dest.exists() and rel not in self.previous and rel not in self.written:
             raise OutputError(f"--out {self.path}: {rel} exists and is not microtile's; not overwriting it")
         return dest
@@ -152,7 +161,7 @@ class OutDir:
         """Delete the previous run's files this run did not write, write report.json, mark complete."""
         for rel in sorted(self.previous - set(self.written) - {REPORT}):
             p = self.path / rel
-            if p.is_file():
+            if p.is_file() and not p.is_symlink() and self.path.resolve() in p.resolve().parents:
                 p.unlink()
                 _prune_empty(p.parent, self.path)
         self.write(REPORT, report_text)

@@ -20,17 +20,26 @@ from codegen.kernels import FLASH_CODE_RESERVE, kernel_summary
 from compiler import reference
 from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
-from compiler.errors import BoardFitError, MicrotileError, ModelError
+from compiler.errors import BoardFitError, BudgetError, MicrotileError, ModelError
 from compiler.firmware import build_project, find_toolchain, model_memory
 from compiler.inputs import InputError, check_input, check_inputs, read_input_file
 from compiler.ir import Graph
 from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
-from compiler.planner import RUNTIME_RESERVE, PlanOptions, choose_for, default_budget
+from compiler.plan_plot import plan_text, plot_plan
+from compiler.planner import (  # noqa: F401  default_budget: re-exported for benchmarks
+    RUNTIME_RESERVE,
+    STACK_RESERVE,
+    PlanOptions,
+    choose_for,
+    default_budget,
+    plan_budget,
+)
 from compiler.resources import data_dir
 from compiler.schedule.plan import Plan
 from compiler.schedule.pools import main_pool_bytes
 from compiler.schedule.select import plan_peak
+from compiler.stack import CALLGRAPH_FLAGS, stack_bound
 
 RUNTIME_DIR = data_dir("runtime_c")
 
@@ -48,7 +57,7 @@ def stderr_log(msg: str) -> None:
 @dataclass
 class CompileOptions:
     board: str = "stm32f405"
-    sram: int | None = None  # budget for arena + external I/O; default: board SRAM less reserves
+    sram: int | None = None  # budget for the whole peak (plan + static + stack); default: board SRAM less reserves
     schedule: str = "auto"
     io: str = "arena"  # "arena": input/output inside the arena; "external": caller's buffers
     prefix: str = "model"
@@ -186,8 +195,9 @@ def compile_graph(
     Raises BudgetError, BoardFitError, OutputError, ToolchainError (one-line MicrotileErrors)."""
     check_prefix(opts.prefix)
     board = load_board(opts.board)
-    budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
-    log(f"[microtile] {graph.name}: {len(graph.ops)} ops, planning for {board.name} (budget {budget} B)")
+    budget = plan_budget(board, plan_options(opts))
+    share = f", --sram {opts.sram} B less {STACK_RESERVE} B for stack and static data" if opts.sram else ""
+    log(f"[microtile] {graph.name}: {len(graph.ops)} ops, planning for {board.name} (plan budget {budget} B{share})")
     choice = choose_for(graph, board, plan_options(opts))
     for note in choice.notes:
         log(f"[microtile] {note}")
@@ -234,7 +244,9 @@ def compile_graph(
             od.write(name, text)
         for f in sorted(RUNTIME_DIR.glob("*.[ch]")):
             od.copy(f, f"runtime/{f.name}")
-        od.write("plan.txt", plan.dump() + "\n")
+        od.write("plan.txt", plan_text(plan))  # buffers, steps and the arena timeline
+        for name, data in plot_plan(plan, budget).items():  # plan.png/svg when matplotlib is installed
+            od.write(name, data)
         report: dict[str, Any] = {
             "model": graph.name,
             "board": board.name,
@@ -245,7 +257,8 @@ def compile_graph(
             "macs": plan.macs,
             "arena_bytes": plan.arena_bytes,
             "arena_lower_bound_bytes": plan.lower_bound,
-            "sram_budget_bytes": budget,
+            "sram_budget_bytes": opts.sram if opts.sram is not None else budget,
+            "plan_budget_bytes": budget,
             "weights_bytes": weights,
             "const_bytes": const_bytes,
             **({"external_weights_pool": weight_pools[0]} if weight_pools else {}),
@@ -269,13 +282,15 @@ def compile_graph(
                 log("[microtile] arm-none-eabi-gcc not found: project written, not built")
             if have_gcc:
                 log("[microtile] building firmware with arm-none-eabi-gcc ...")
-                extra = "-DMT_PROFILE" if opts.profile else ""
+                extra = CALLGRAPH_FLAGS + (" -DMT_PROFILE" if opts.profile else "")
                 result.elf = build_project(out, extra_cflags=extra)
                 model_mem, total_mem = model_memory(out, opts.prefix)
                 report["flash_bytes"] = model_mem.flash
                 report["model_static_ram_bytes"] = model_mem.ram
                 report["firmware_flash_bytes"] = total_mem.flash
                 report["firmware_static_ram_bytes"] = total_mem.ram
+                report["stack_bound_bytes"] = stack_bound(out / "build", f"{opts.prefix}_invoke")
+                _check_whole_budget(plan, opts.sram, model_mem.ram, report["stack_bound_bytes"])
         report.setdefault("flash_bytes", const_bytes)
         report.update(peak_sram(plan, report.get("model_static_ram_bytes", 0), stack=0))
         report["peak_sram_estimated"] = True  # stack added when measured by `run`
@@ -286,6 +301,23 @@ def compile_graph(
         if final:
             od.fail()
         raise
+
+
+def _check_whole_budget(plan: Plan, sram: int | None, static_ram: int, bound: int | None) -> None:
+    """`--sram N` bounds the whole peak: plan + static data + the stack bound of the built
+    firmware (compiler/stack.py) must fit N. Raises BudgetError."""
+    if sram is None:
+        return
+    if bound is None:
+        raise BudgetError(
+            f"--sram {sram} B: the stack of invoke has no static bound (recursion or a dynamic frame in the call graph)"
+        )
+    total = peak_sram(plan, static_ram, bound)["peak_sram_bytes"]
+    if total > sram:
+        raise BudgetError(
+            f"--sram {sram} B: the plan needs {plan_peak(plan)} B + {static_ram} B static data + {bound} B stack "
+            f"(bound from the call graph) = {total} B; raise --sram by {total - sram} B"
+        )
 
 
 def peak_sram(plan: Plan, static_ram: int, stack: int) -> dict[str, int]:
@@ -602,6 +634,8 @@ def _run_report(graph: Graph, res: CompileResult, xs: list[list[np.ndarray]], st
     max_diff, mismatches, per_output = _compare_sets(graph, xs, got)
     report = dict(res.report)
     stack = max(emu.stack)
+    clock = res.board.cpu_clock_hz
+    instructions = int(np.median(emu.instructions))
     static = report.get("model_static_ram_bytes", 0)
     report.update(
         {
@@ -614,11 +648,14 @@ def _run_report(graph: Graph, res: CompileResult, xs: list[list[np.ndarray]], st
             "instructions": int(np.median(emu.instructions)),
             "instructions_per_input": emu.instructions,
             "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),
+            # an estimate: one cycle per instruction at the part's clock (a real core needs more)
+            "cpu_clock_hz": clock,
+            "latency_ms_estimate": round(instructions / clock * 1e3, 3),
             "stack_bytes": stack,
             **peak_sram(res.plan, static, stack),
             "peak_sram_estimated": False,
         }
     )
     if emu.steps:
-        report["per_step"] = emu.steps
+        report["per_step"] = [{**s, "ms_estimate": round(s["instructions"] / clock * 1e3, 4)} for s in emu.steps]
     return report

@@ -40,11 +40,19 @@ from compiler.schedule.select import candidate_plans, pick_plan, plan_cost, plan
 # .data/.bss measured from the linker map (about 2.8 KB on both boards) plus margin.
 RUNTIME_RESERVE = 4096
 
+# An explicit --sram N bounds the whole measured peak (DESIGN.md): the plan (arena + I/O kept
+# outside it) + the model's static data + the stack of invoke. Planning reserves STACK_RESERVE
+# of N for the stack and static data (measured: 200-488 B of stack, 0 B of static data on the
+# MLPerf Tiny models, benchmarks/results/); after the build, compiler/stack.py bounds the stack
+# from GCC's call graph and the pipeline checks plan + static + that bound <= N.
+STACK_RESERVE = 1024
+
 
 @dataclass
 class PlanOptions:
-    """What the user asked for. sram: budget in bytes for the plan's peak (arena + I/O kept
-    outside it); None = the board's SRAM less stack, heap and RUNTIME_RESERVE."""
+    """What the user asked for. sram: budget in bytes for the whole peak (plan + static data +
+    stack; `plan_budget` gives the plan's share); None = the board's SRAM less stack, heap and
+    RUNTIME_RESERVE."""
 
     sram: int | None = None
     schedule: str = "auto"  # auto | layer | patch | token
@@ -72,6 +80,19 @@ def default_budget(board: Board, stack_bytes: int | None = None) -> int:
     return board.sram.size - stack - board.heap_bytes - RUNTIME_RESERVE
 
 
+def plan_budget(board: Board, options: PlanOptions) -> int:
+    """Bytes the plan's peak (arena + I/O kept outside it) may use: an explicit `sram` less
+    STACK_RESERVE, else `default_budget`. Raises MicrotileError when nothing is left."""
+    if options.sram is None:
+        return default_budget(board, options.stack_bytes)
+    if options.sram <= STACK_RESERVE:
+        raise MicrotileError(
+            f"--sram {options.sram} B leaves nothing for the plan: {STACK_RESERVE} B of it are kept for the "
+            "stack and static data"
+        )
+    return options.sram - STACK_RESERVE
+
+
 def _board(target: Board | str) -> Board:
     return load_board(target) if isinstance(target, str) else target
 
@@ -82,7 +103,7 @@ def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = 
     opts = options or PlanOptions()
     board = _board(target)
     graph = split_fused_qkv(graph)  # fused qkv projections -> q, k, v (exact; the token planner's pattern)
-    budget = opts.sram if opts.sram is not None else default_budget(board, opts.stack_bytes)
+    budget = plan_budget(board, opts)
     if budget <= 0:
         raise MicrotileError(f"SRAM budget must be positive, got {budget} B")
     kernels = select_kernels(
@@ -154,4 +175,14 @@ def plan_for(graph: Graph, target: Board | str, options: PlanOptions | None = No
     return choose_for(graph, target, options).plan
 
 
-__all__ = ["PlanChoice", "PlanOptions", "RUNTIME_RESERVE", "choose_for", "default_budget", "plan_for", "plan_peak"]
+__all__ = [
+    "PlanChoice",
+    "PlanOptions",
+    "RUNTIME_RESERVE",
+    "STACK_RESERVE",
+    "choose_for",
+    "default_budget",
+    "plan_budget",
+    "plan_for",
+    "plan_peak",
+]

@@ -177,6 +177,11 @@ def test_compile_then_run_summary(tmp_path, capsys) -> None:
     rc, out, err = _run(capsys, "run", model, "--out", str(tmp_path / "r"), "--random", "2")
     assert rc == 0, err
     assert "bit-exact  yes" in out
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    # latency: an estimate at the part's clock (168 MHz on the STM32F405), labelled as one
+    assert report["cpu_clock_hz"] == 168_000_000
+    assert report["latency_ms_estimate"] == round(report["instructions"] / 168e6 * 1e3, 3)
+    assert "ms at 168 MHz (estimate" in out
     assert "[microtile]" in err  # progress on long work goes to stderr
 
 
@@ -329,3 +334,104 @@ def test_make_builds_manifest_only_and_make_run_works(tmp_path, capsys) -> None:
     r = subprocess.run(["make", "-s", "run"], cwd=user, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MT_RESULT 0 rc=0" in r.stdout and "MT_DONE" in r.stdout
+
+
+# -- --sram: one unit rule, the whole measured peak ------------------------------------------
+
+
+@pytest.mark.parametrize("text,value", [("65536", 65536), ("64K", 65536), ("64k", 65536), ("64KiB", 65536),
+                                        ("1M", 1 << 20), ("1MiB", 1 << 20), ("2.5K", 2560)])
+def test_sram_units(text, value) -> None:
+    assert cli._size(text) == value
+
+
+@pytest.mark.parametrize("text,why", [("64KB", "ambiguous"), ("1MB", "ambiguous"), ("-5", "positive"),
+                                      ("0", "positive"), ("1.5", "whole number"), ("64 parsecs", "unit"),
+                                      ("lots", "not a byte count")])
+def test_sram_refused(text, why, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["plan", str(TINY_CNN), f"--sram={text}"])
+    assert e.value.code == 2
+    assert why in capsys.readouterr().err
+
+
+def test_help_states_the_unit_rule_and_what_sram_bounds(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["plan", "--help"])
+    out = capsys.readouterr().out
+    assert "K/KiB = 1024" in out and "KB and MB are refused" in out
+    assert "static data" in out and "stack" in out
+
+
+def test_plan_budget_leaves_the_stack_reserve(capsys) -> None:
+    from compiler.planner import STACK_RESERVE
+
+    rc, out, _ = _run(capsys, "plan", str(TINY_CNN), "--sram", "16000")
+    assert rc == 0
+    assert f"plan budget {16000 - STACK_RESERVE:,} B (--sram 16,000 B less" in out.splitlines()[0]
+    chosen = next(ln for ln in out.splitlines() if ln.startswith("* "))
+    assert int(chosen.split()[2].replace(",", "")) <= 16000 - STACK_RESERVE
+
+
+@needs_firmware
+@pytest.mark.parametrize("sram", [16400, 17000])
+def test_sram_bounds_the_measured_peak(sram, tmp_path, capsys) -> None:
+    """kws: its layer plan needs 16,256 B and invoke ~330 B of stack. Under the old rule
+    --sram 16400 picked it and measured more than 16,400 B; now a plan chosen under --sram N
+    measures at most N in QEMU, or compile says no plan fits."""
+    rc, out, err = _run(capsys, "run", str(shared_model(KWS)), "--sram", str(sram), "--random", "1",
+                        "--out", str(tmp_path / "o"))
+    if rc == 2:
+        assert sram == 16400 and "fits" in _one_error_line(err)
+        return
+    assert rc == 0, err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["peak_sram_bytes"] <= sram, report
+    assert report["stack_bytes"] <= report["stack_bound_bytes"]  # the call-graph bound holds
+    assert report["sram_budget_bytes"] == sram
+
+
+# -- what the summary and the project tell ---------------------------------------------------
+
+
+def test_plan_render_is_a_timeline_of_the_arena() -> None:
+    from compiler.pipeline import load_model
+    from compiler.planner import PlanOptions, plan_for
+
+    plan = plan_for(load_model(TINY_CNN), "stm32f405", PlanOptions(schedule="layer"))
+    text = plan.render(width=32)
+    rows = [r for r in text.splitlines() if "|" in r]
+    assert len(rows) == len(plan.steps)
+    live = plan.live_bytes_per_step()
+    for i, row in enumerate(rows):
+        assert len(row.split("|")[1]) == 32 and f"{live[i] / 1024:.1f} KB" in row
+    assert "!" not in text.split("legend:")[0]  # the layer planner never overlaps live buffers
+    assert "legend:" in text and text.startswith("arena over steps")
+
+
+def test_compile_writes_timeline_and_plot(tmp_path, capsys) -> None:
+    rc, _, err = _run(capsys, "compile", str(TINY_CNN), "--no-build", "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    text = (tmp_path / "c" / "plan.txt").read_text()
+    assert "arena over steps" in text and "legend:" in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (tmp_path / "c" / "plan.png").exists()
+    else:
+        assert (tmp_path / "c" / "plan.png").read_bytes()[:4] == b"\x89PNG"
+        assert b"<svg" in (tmp_path / "c" / "plan.svg").read_bytes()[:400]
+
+
+def test_a_tampered_manifest_never_reaches_outside(tmp_path, capsys) -> None:
+    out = tmp_path / "o"
+    rc, _, err = _compile(capsys, out)
+    assert rc == 0, err
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    manifest = json.loads((out / ".microtile-manifest.json").read_text())
+    manifest["files"] += ["../victim.txt", str(victim)]
+    (out / ".microtile-manifest.json").write_text(json.dumps(manifest))
+    rc, _, err = _compile(capsys, out)
+    assert rc == 0, err
+    assert victim.read_text() == "mine\n"

@@ -136,8 +136,8 @@ def render_buffers(
     legend = [
         f"  {letter[id(b)]} @{b.offset:>7d} {b.size:>7d} B  steps {max(b.first, 0)}..{b.last}  {b.name}" for b in placed
     ]
-    head = f"arena {pool_bytes} B, 1 column = {scale / width:.0f} B"
-    return "\n".join([head, *rows, *legend])
+    head = f"arena over steps: {pool_bytes} B, 1 column = {scale / width:.0f} B"
+    return "\n".join([head, *rows, "legend:", *legend])
 
 
 @dataclass
@@ -196,7 +196,9 @@ class Plan:
         return dict(self.detail.get("pools") or {"arena": self.arena_bytes})
 
     def render(self, width: int = 64) -> str:
-        """The arena over time as text (`render_buffers`): one row per step, named by its op."""
+        """The arena over time as text, like TFLite-Micro's `PrintMemoryPlan`
+        (`tensorflow/lite/micro/memory_planner/greedy_memory_planner.cc`, via `render_buffers`):
+        one row per step, named by its op; one timeline per pool for a plan over several pools."""
         w = max((len(s.op.name) for s in self.steps), default=0)
         labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
         pools = self.pool_bytes()
