@@ -362,7 +362,7 @@ class _Emitter:
         full = [(0, 0)] * (4 - rank) + [tuple(p) for p in pads]
         if full[0] != (0, 0) or full[3] != (0, 0):
             raise ModelError(f"codegen: PAD of the batch or channel axis ({op.name}) is not supported")
-        return {
+        ctx = {
             "x": self.ptr(x),
             "y": self.ptr(y),
             "xv": self.view(x),
@@ -370,6 +370,18 @@ class _Emitter:
             "pads": {"top": full[1][0], "bottom": full[1][1], "left": full[2][0], "right": full[2][1]},
             "q": lower(self.g, op),
         }
+        if self.g.t(x).dtype == "int16":  # zero point 0: a byte copy over 2-byte elements, zero border
+            if ctx["q"]["pad_value"] != 0:
+                raise ModelError(f"codegen: int16 PAD with a nonzero pad value ({op.name}) is not supported")
+            ctx.update(self._bytes16(x, y, ctx["xv"], ctx["yv"]))
+        return ctx
+
+    def _bytes16(self, x: str, y: str, *views: dict[str, int]) -> dict[str, Any]:
+        """int16 tensors as int8 byte views (c, strides doubled) for the byte-copying kernels."""
+        for v in views:
+            for k in ("c", "row_stride", "col_stride"):
+                v[k] *= 2
+        return {"x": f"(const int8_t *)(const void *)({self.ptr(x)})", "y": f"(int8_t *)(void *)({self.ptr(y)})"}
 
     def op_reshape(self, i: int, op: Op) -> dict[str, Any]:
         return {}
@@ -383,17 +395,20 @@ class _Emitter:
         if y4[0] != 1 and axis != 0:
             raise ModelError(f"codegen: CONCATENATION with batch > 1 ({op.name}) is not supported")
         _, h, w, c = y4
+        es = 2 if self.g.t(y).dtype == "int16" else 1  # int16: copied as bytes (views in bytes)
         parts = []
         off = 0
         for t in op.inputs:
             s4 = self.nhwc4(self.g.t(t).shape)
-            src = {"h": s4[1], "w": s4[2], "c": s4[3], "row_stride": s4[2] * s4[3], "col_stride": s4[3]}
+            src = {"h": s4[1], "w": s4[2], "c": s4[3] * es, "row_stride": s4[2] * s4[3] * es, "col_stride": s4[3] * es}
             dst = dict(src)
-            dst["row_stride"], dst["col_stride"] = w * c, c
-            elem_off = [0, off * w * c, off * c, off][axis]
-            parts.append({"x": self.ptr_or_const(t), "src": src, "dst": dst, "offset": elem_off})
+            dst["row_stride"], dst["col_stride"] = w * c * es, c * es
+            elem_off = [0, off * w * c, off * c, off][axis] * es
+            xp = self.ptr_or_const(t)
+            parts.append({"x": f"(const int8_t *)(const void *)({xp})" if es == 2 else xp, "src": src, "dst": dst,
+                          "offset": elem_off})
             off += s4[axis]
-        return {"y": self.ptr(y), "parts": parts}
+        return {"y": f"((int8_t *)(void *)({self.ptr(y)}))" if es == 2 else self.ptr(y), "parts": parts}
 
     def op_softmax(self, i: int, op: Op) -> dict[str, Any]:
         x = op.inputs[0]

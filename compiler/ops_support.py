@@ -175,7 +175,9 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "PAD",
             (_s("int8", "int8", [I8, IDX], [I8], kernels=("mt_pad_s8",), same_quant=True,
-                note="C: H, W padding", test=f"{T_OPS}::test_pad"),),
+                note="C: H, W padding", test=f"{T_OPS}::test_pad"),
+             _s("int16", "int16", [I16, IDX], [I16], kernels=("mt_pad_s8",), same_quant=True,
+                note="C: H, W padding, as bytes (zero point 0)", test=f"{T_TFL}::test_pad_concat_16"),),
             "pad",
         ),
         OpSupport(
@@ -201,7 +203,9 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "CONCATENATION",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_s8",), variadic=True,
-                note="inputs quantized as the output", test=f"{T_OPS}::test_concat"),),
+                note="inputs quantized as the output", test=f"{T_OPS}::test_concat"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_copy_s8",), variadic=True,
+                note="inputs quantized as the output; copied as bytes", test=f"{T_TFL}::test_pad_concat_16"),),
             "concat",
         ),
         OpSupport(
@@ -238,6 +242,8 @@ SUPPORT: dict[str, OpSupport] = {
                    test=f"{T_OPS}::test_quantize_int8"),
                 _s("float32->int8", "int8", [F32], [I8], edge="input", note="graph input only: the caller quantizes",
                    test=f"{T_TFL}::test_float_io_quantize"),
+                _s("float32->int16", "int16", [F32], [I16], edge="input",
+                   note="graph input only: the caller quantizes", test=f"{T_TFL}::test_float_io_quantize_16"),
                 _s("uint8->int8", "int8", [U8], [I8], kernels=("mt_requantize_u8_s8",),
                    test=f"{T_TFL}::test_uint8_quantize"),
                 _s("int8->uint8", "int8", [I8], [U8], kernels=("mt_requantize_s8_u8",),
@@ -254,7 +260,9 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "DEQUANTIZE",
             (_s("int8->float32", "int8", [I8], [F32], edge="output", note="graph output only: the caller dequantizes",
-                test=f"{T_TFL}::test_float_io_quantize"),),
+                test=f"{T_TFL}::test_float_io_quantize"),
+             _s("int16->float32", "int16", [I16], [F32], edge="output",
+                note="graph output only: the caller dequantizes", test=f"{T_TFL}::test_float_io_quantize_16"),),
             "dequantize",
         ),
         OpSupport(

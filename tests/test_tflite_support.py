@@ -782,3 +782,39 @@ def test_data_ops_oracle() -> None:
 
 def test_data_ops_in_qemu(tmp_path) -> None:
     qemu_exact(write_tflite(data_ops_model()), tmp_path)
+
+
+@needs_tflm
+def test_float_io_quantize_16() -> None:
+    """float32 -> QUANTIZE int16 at the input, DEQUANTIZE int16 -> float32 at the output."""
+    b = G("float_io16")
+    x = b.input((1, 6, 6, 3), "float32")
+    q = b.t((1, 6, 6, 3), "int16", 4.0 / 32768, 0)
+    b.op("quantize", [x], q)
+    p = b.t((1, 3, 3, 3), "int16", 4.0 / 32768, 0)
+    b.op("max_pool2d", [q], p, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), activation="none")
+    y = b.t((1, 3, 3, 3), "float32")
+    b.op("dequantize", [p], y)
+    oracle(b.output(y), n=6)
+
+
+def pad_concat_16_model() -> Graph:
+    b = G("pad_concat16")
+    x = b.input((1, 4, 5, 3), "int16", 3e-4, 0)
+    z = b.input((1, 4, 5, 2), "int16", 3e-4, 0)
+    p = b.t((1, 6, 6, 3), "int16", 3e-4, 0)
+    b.op("pad", [x], p, paddings=((0, 0), (1, 1), (0, 1), (0, 0)))
+    c = b.t((1, 4, 5, 5), "int16", 3e-4, 0)
+    b.op("concat", [x, z], c, axis=3, activation="none")
+    c2 = b.t((1, 8, 5, 3), "int16", 3e-4, 0)
+    b.op("concat", [x, x], c2, axis=1, activation="none")
+    return b.output(p, c, c2)
+
+
+@needs_tflm
+def test_pad_concat_16() -> None:
+    oracle(pad_concat_16_model())
+
+
+def test_pad_concat_16_in_qemu(tmp_path) -> None:
+    qemu_exact(write_tflite(pad_concat_16_model()), tmp_path, io="external")
