@@ -314,6 +314,12 @@ class _Emitter:
             "broadcast": {"shape": list(sy), "s1": _bcast_strides(sa, sy), "s2": _bcast_strides(sb, sy)},
         }
 
+    def op_leaky_relu(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        ct = C_TYPES[self.g.t(op.inputs[0]).dtype]
+        ctx.update({"ct": ct, "fn": "mt_leaky_relu_s16" if ct == "int16_t" else "mt_leaky_relu_s8"})
+        return ctx
+
     def op_sub(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary_bcast(i, op, True)
 

@@ -39,6 +39,7 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "sub": ("activation",),  # TFLite SUB: add's arithmetic with the second scaled input subtracted
     "maximum": (),  # TFLite MAXIMUM/MINIMUM: elementwise on the raw quantized values (broadcast)
     "minimum": (),
+    "leaky_relu": ("alpha",),  # TFLite LEAKY_RELU: x >= 0 rescaled by s_x/s_y, x < 0 by alpha s_x/s_y
     "avg_pool2d": ("kernel", "stride", "pads", "activation"),
     "max_pool2d": ("kernel", "stride", "pads", "activation"),
     "mean": ("axes", "keep_dims"),

@@ -157,6 +157,15 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
             p["input_zp"] = _zp(g, x)
         p["output_zp"] = _zp(g, y)
+    elif k == "leaky_relu":
+        # TFLM leaky_relu.cc: the scale ratios in float32, then QuantizeMultiplier
+        s_x, s_y = np.float32(_scale(g, x)), np.float32(_scale(g, y))
+        alpha = np.float32(op.attrs["alpha"])
+        if alpha < 0:
+            raise ModelError(f"node {op.name} (leaky_relu): negative alpha {float(alpha)} is not supported")
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        p["identity_multiplier"], p["identity_shift"] = Q.quantize_multiplier(float(np.float32(s_x / s_y)))
+        p["alpha_multiplier"], p["alpha_shift"] = Q.quantize_multiplier(float(np.float32(s_x * alpha / s_y)))
     elif k == "layer_norm":
         p.update(_lower_layer_norm(g, op))
     elif k == "gelu":

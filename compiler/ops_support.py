@@ -282,6 +282,14 @@ SUPPORT: dict[str, OpSupport] = {
             "sub",
         ),
         OpSupport(
+            "LEAKY_RELU",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_leaky_relu_s8",), note="alpha >= 0",
+                test=f"{T_TFL}::test_leaky_relu"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_leaky_relu_s16",), note="alpha >= 0",
+                test=f"{T_TFL}::test_leaky_relu"),),
+            "leaky_relu",
+        ),
+        OpSupport(
             "MAXIMUM",
             (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_maximum_s8",), note="raw values, 4-D broadcast",
                 test=f"{T_TFL}::test_maximum_minimum"),),

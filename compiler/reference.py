@@ -140,6 +140,16 @@ def sub(g: Graph, op: Op, env: Env) -> np.ndarray:
     return np.clip(raw, p["act_min"], p["act_max"])
 
 
+def leaky_relu(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite QuantizeLeakyRelu (int8, int16): two multipliers by the input's sign."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
+    pos = Q.mbqm(x, p["identity_multiplier"], p["identity_shift"])
+    neg = Q.mbqm(x, p["alpha_multiplier"], p["alpha_shift"])
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(p["output_zp"] + np.where(x >= 0, pos, neg), info.min, info.max)
+
+
 def maximum(g: Graph, op: Op, env: Env) -> np.ndarray:
     a, b = _broadcast(g, op, env)
     return np.maximum(a, b)
@@ -373,6 +383,7 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "mul": mul,
     "sub": sub,
     "maximum": maximum,
+    "leaky_relu": leaky_relu,
     "minimum": minimum,
     "avg_pool2d": avg_pool2d,
     "max_pool2d": max_pool2d,

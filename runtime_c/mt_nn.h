@@ -171,6 +171,15 @@ mt_status mt_sub_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t 
                     int8_t *out);
 mt_status mt_sub_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
                      int16_t *out);
+/* LEAKY_RELU (TFLite QuantizeLeakyRelu): out = z_y + MBQM(x - z_x) by the identity multiplier
+ * for x >= z_x, by the alpha multiplier below; clamped to the output type. */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t identity_multiplier, identity_shift;
+    int32_t alpha_multiplier, alpha_shift;
+} mt_leaky_relu_params;
+mt_status mt_leaky_relu_s8(const mt_leaky_relu_params *p, const int8_t *in, int8_t *out, int32_t size);
+mt_status mt_leaky_relu_s16(const mt_leaky_relu_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 

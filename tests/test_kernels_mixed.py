@@ -279,6 +279,33 @@ def test_binary_bcast(lib, kind: str, dtype: str) -> None:
         _check(out, want, f"{kind} {dtype} case {case}")
 
 
+class LeakyParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "identity_multiplier", "identity_shift",
+                                         "alpha_multiplier", "alpha_shift")]
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_leaky_relu(lib, dtype: str) -> None:
+    rng = np.random.default_rng(31 if dtype == "int8" else 32)
+    for case in range(N_CASES):
+        n = int(rng.integers(1, 200))
+        s_x, s_y = (float(v) for v in rng.uniform(0.01, 0.1, 2))
+        z_x, z_y = (0, 0) if dtype == "int16" else (int(v) for v in rng.integers(-128, 128, 2))
+        g = Graph("lr")
+        g.add_tensor(Tensor("x", (n,), dtype, QParams(s_x, z_x)))
+        g.add_tensor(Tensor("y", (n,), dtype, QParams(s_y, z_y)))
+        g.add_op(Op("leaky_relu", "l", ["x"], ["y"], {"alpha": float(rng.uniform(0, 1))}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], n).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = LeakyParams(*(int(q[f[0]]) for f in LeakyParams._fields_))
+        out, optr = guarded(n, dtype)
+        fn = getattr(lib, f"mt_leaky_relu_{'s16' if dtype == 'int16' else 's8'}")
+        assert fn(C.byref(params), _vp(x), optr, C.c_int32(n)) == 0
+        _check(out, want, f"leaky {dtype} case {case}")
+
+
 def test_copy_strided_s16(lib) -> None:
     rng = np.random.default_rng(21)
     for case in range(N_CASES):

@@ -740,14 +740,16 @@ def test_transpose_16(shape, perm) -> None:
 
 
 def data_ops_model(seed: int = 0) -> Graph:
-    """SUB, MAXIMUM, MINIMUM, SLICE, STRIDED_SLICE (shrink), EXPAND_DIMS in int8, then QUANTIZE to
-    int16 and TRANSPOSE, SLICE, SUB (with a constant) in int16, and back to int8."""
+    """SUB, LEAKY_RELU, MAXIMUM, MINIMUM, SLICE, STRIDED_SLICE (shrink), EXPAND_DIMS in int8, then
+    QUANTIZE to int16 and TRANSPOSE, SLICE, SUB (with a constant), LEAKY_RELU in int16, back to int8."""
     rng = np.random.default_rng(seed)
     b = G("data_ops", seed)
     x = b.input((1, 6, 5, 4), "int8", 0.05, -3)
     z = b.input((1, 1, 5, 4), "int8", 0.04, 5)
+    d0 = b.t((1, 6, 5, 4), "int8", 0.08, 2)
+    b.op("sub", [x, z], d0, activation="none")
     d = b.t((1, 6, 5, 4), "int8", 0.08, 2)
-    b.op("sub", [x, z], d, activation="none")
+    b.op("leaky_relu", [d0], d, alpha=0.1)
     c = b.t((1, 1, 1, 4), "int8", 0.08, 2, rng.integers(-60, 60, (1, 1, 1, 4)).astype(np.int8))
     mx = b.t((1, 6, 5, 4), "int8", 0.08, 2)
     b.op("maximum", [d, c], mx)
@@ -768,8 +770,10 @@ def data_ops_model(seed: int = 0) -> Graph:
     s2 = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768, 0)
     b.op("slice", [t], s2, begin=(0, 1, 0, 1), size=(1, 3, 1, 2))
     k = b.t((1, 1, 1, 2), "int16", 1e-3, 0, np.asarray([[[[1500, -2500]]]], np.int16))
+    u0 = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 2, 0)
+    b.op("sub", [s2, k], u0, activation="none")
     u = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 2, 0)
-    b.op("sub", [s2, k], u, activation="none")
+    b.op("leaky_relu", [u0], u, alpha=0.3)
     y = b.t((1, 3, 1, 2), "int8", 0.1, -1)
     b.op("quantize", [u], y)
     return b.output(y)
@@ -818,3 +822,17 @@ def test_pad_concat_16() -> None:
 
 def test_pad_concat_16_in_qemu(tmp_path) -> None:
     qemu_exact(write_tflite(pad_concat_16_model()), tmp_path, io="external")
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+@pytest.mark.parametrize("alpha", (0.0, 0.01, 0.2, 0.5, 1.0))
+def test_leaky_relu(dtype: str, alpha: float) -> None:
+    for s_x, s_y, z_x, z_y in [(0.05, 0.05, 3, 3), (0.04, 0.02, -20, -100), (0.1, 0.3, 100, -7)]:
+        if dtype == "int16":
+            s_x, s_y, z_x, z_y = s_x / 256, s_y / 256, 0, 0
+        b = G(f"leaky_{dtype}")
+        x = b.input((1, 6, 5, 4), dtype, s_x, z_x)
+        y = b.t((1, 6, 5, 4), dtype, s_y, z_y)
+        b.op("leaky_relu", [x], y, alpha=alpha)
+        oracle(b.output(y))

@@ -198,6 +198,9 @@ class _Importer:
         elif kind in ("ADD", "MUL", "SUB"):
             o = options({"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}[kind])
             g.add_op(Op(kind.lower(), node, ins, outs, {"activation": _act(o) if o else "none"}))
+        elif kind == "LEAKY_RELU":
+            o = options(tflite.LeakyReluOptions)
+            g.add_op(Op("leaky_relu", node, ins, outs, {"alpha": float(o.Alpha()) if o else 0.2}))
         elif kind in ("MAXIMUM", "MINIMUM"):
             g.add_op(Op(kind.lower(), node, ins, outs, {}))
         elif kind == "SLICE":

@@ -325,6 +325,16 @@ class _Writer:
 
             return self.opcode(BO.SUB, 2), ins, outs, BOpt.SubOptions, opt
 
+        if k == "leaky_relu":
+            alpha = float(a["alpha"])
+
+            def opt(b: Any) -> int:
+                tflite.LeakyReluOptionsStart(b)
+                tflite.LeakyReluOptionsAddAlpha(b, alpha)
+                return tflite.LeakyReluOptionsEnd(b)
+
+            return self.opcode(BO.LEAKY_RELU, 2), ins, outs, BOpt.LeakyReluOptions, opt
+
         if k in ("maximum", "minimum"):
 
             def opt(b: Any) -> int:
