@@ -314,6 +314,30 @@ class _Emitter:
             "broadcast": {"shape": list(sy), "s1": _bcast_strides(sa, sy), "s2": _bcast_strides(sb, sy)},
         }
 
+    def op_gather(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "q": q,
+            "idx": self.array(f"s{i}_indices", "int32_t", q["indices"]),
+            "n_idx": int(q["indices"].size),
+        }
+
+    def op_resize_nearest(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        ct = C_TYPES[self.g.t(op.inputs[0]).dtype]
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "xv": self.view(op.inputs[0]),
+            "yv": self.view(op.outputs[0]),
+            "ymap": self.array(f"s{i}_ymap", "int32_t", q["y_map"]),
+            "xmap": self.array(f"s{i}_xmap", "int32_t", q["x_map"]),
+            "ct": ct,
+            "fn": "mt_resize_nearest_s16" if ct == "int16_t" else "mt_resize_nearest_s8",
+        }
+
     def op_leaky_relu(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._unary(i, op)
         ct = C_TYPES[self.g.t(op.inputs[0]).dtype]

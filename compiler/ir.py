@@ -39,6 +39,8 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "sub": ("activation",),  # TFLite SUB: add's arithmetic with the second scaled input subtracted
     "maximum": (),  # TFLite MAXIMUM/MINIMUM: elementwise on the raw quantized values (broadcast)
     "minimum": (),
+    "gather": ("axis", "indices"),  # TFLite GATHER with constant indices (batch_dims 0): np.take
+    "resize_nearest": ("align_corners", "half_pixel_centers"),  # TFLite RESIZE_NEAREST_NEIGHBOR, NHWC
     "leaky_relu": ("alpha",),  # TFLite LEAKY_RELU: x >= 0 rescaled by s_x/s_y, x < 0 by alpha s_x/s_y
     "avg_pool2d": ("kernel", "stride", "pads", "activation"),
     "max_pool2d": ("kernel", "stride", "pads", "activation"),

@@ -157,6 +157,18 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
             p["input_zp"] = _zp(g, x)
         p["output_zp"] = _zp(g, y)
+    elif k == "gather":
+        xs = g.t(x).shape
+        axis = int(op.attrs["axis"])
+        idx = np.asarray(op.attrs["indices"], dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= xs[axis]):
+            raise ModelError(f"node {op.name} (gather): indices outside [0, {xs[axis]})")
+        p["outer"] = int(np.prod(xs[:axis], dtype=np.int64))
+        p["axis_size"] = int(xs[axis])
+        p["inner"] = int(np.prod(xs[axis + 1 :], dtype=np.int64))
+        p["indices"] = idx.astype(np.int32)
+    elif k == "resize_nearest":
+        p.update(_resize_nearest_maps(g.t(x).shape, g.t(y).shape, op.attrs))
     elif k == "leaky_relu":
         # TFLM leaky_relu.cc: the scale ratios in float32, then QuantizeMultiplier
         s_x, s_y = np.float32(_scale(g, x)), np.float32(_scale(g, y))
@@ -176,6 +188,28 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
             raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
     return p
+
+
+def _nearest(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """TFLite GetNearestNeighbor for every output index, in its float32 arithmetic."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    offset = f32(0.5) if half_pixel_centers else f32(0.0)
+    out = np.zeros(out_size, dtype=np.int32)
+    for i in range(out_size):
+        v = (f32(i) + offset) * scale
+        r = int(Q._round_half_away(float(v))) if align_corners else int(np.floor(v))
+        r = min(r, in_size - 1)
+        out[i] = max(0, r) if half_pixel_centers else r
+    return out
+
+
+def _resize_nearest_maps(xs: tuple[int, ...], ys: tuple[int, ...], attrs: dict[str, Any]) -> dict[str, Any]:
+    ac, hp = bool(attrs.get("align_corners", False)), bool(attrs.get("half_pixel_centers", False))
+    return {"y_map": _nearest(xs[1], ys[1], ac, hp), "x_map": _nearest(xs[2], ys[2], ac, hp)}
 
 
 def _act_range(g: Graph, op: Op, out_scale: float) -> tuple[int, int]:

@@ -282,6 +282,21 @@ SUPPORT: dict[str, OpSupport] = {
             "sub",
         ),
         OpSupport(
+            "GATHER",
+            (_s("int8", "int8", [I8, Slot(("int32", "int64"), quant="none", const=True)], [I8],
+                kernels=("mt_gather_s8",), note="constant indices, batch_dims 0 (TFLM has no int16 GATHER)",
+                test=f"{T_TFL}::test_gather"),),
+            "gather",
+        ),
+        OpSupport(
+            "RESIZE_NEAREST_NEIGHBOR",
+            (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_resize_nearest_s8",), same_quant=True,
+                note="align_corners, half_pixel_centers", test=f"{T_TFL}::test_resize_nearest"),
+             _s("int16", "int16", [I16, IDX32], [I16], kernels=("mt_resize_nearest_s16",), same_quant=True,
+                note="align_corners, half_pixel_centers", test=f"{T_TFL}::test_resize_nearest"),),
+            "resize_nearest",
+        ),
+        OpSupport(
             "LEAKY_RELU",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_leaky_relu_s8",), note="alpha >= 0",
                 test=f"{T_TFL}::test_leaky_relu"),

@@ -150,6 +150,21 @@ def leaky_relu(g: Graph, op: Op, env: Env) -> np.ndarray:
     return np.clip(p["output_zp"] + np.where(x >= 0, pos, neg), info.min, info.max)
 
 
+def gather(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    idx = np.asarray(op.attrs["indices"], dtype=np.int64)
+    assert idx.size == 0 or idx.max() < p["axis_size"]
+    return np.take(x, idx, axis=int(op.attrs["axis"]))
+
+
+def resize_nearest(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite ResizeNearestNeighbor: out[y, x] = in[y_map[y], x_map[x]] (maps from compiler.lower)."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    return x[:, p["y_map"]][:, :, p["x_map"]]
+
+
 def maximum(g: Graph, op: Op, env: Env) -> np.ndarray:
     a, b = _broadcast(g, op, env)
     return np.maximum(a, b)
@@ -383,6 +398,8 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "mul": mul,
     "sub": sub,
     "maximum": maximum,
+    "gather": gather,
+    "resize_nearest": resize_nearest,
     "leaky_relu": leaky_relu,
     "minimum": minimum,
     "avg_pool2d": avg_pool2d,

@@ -180,6 +180,17 @@ typedef struct {
 } mt_leaky_relu_params;
 mt_status mt_leaky_relu_s8(const mt_leaky_relu_params *p, const int8_t *in, int8_t *out, int32_t size);
 mt_status mt_leaky_relu_s16(const mt_leaky_relu_params *p, const int16_t *in, int16_t *out, int32_t size);
+/* GATHER with constant indices: out[o, i, :] = in[o, indices[i], :] over `outer` blocks of
+ * axis_size x inner elements (TFLite-Micro reference, batch_dims 0). */
+mt_status mt_gather_s8(const int8_t *in, int32_t outer, int32_t axis_size, int32_t inner, const int32_t *indices,
+                       int32_t n_indices, int8_t *out);
+
+/* RESIZE_NEAREST_NEIGHBOR (NHWC, batch 1): out[y, x, :] = in[y_map[y], x_map[x], :]; the maps
+ * are TFLite's GetNearestNeighbor, computed by the compiler (compiler/lower.py). */
+mt_status mt_resize_nearest_s8(const int8_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
+                               int8_t *out, const mt_view *out_v);
+mt_status mt_resize_nearest_s16(const int16_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
+                                int16_t *out, const mt_view *out_v);
 mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 

@@ -306,6 +306,51 @@ def test_leaky_relu(lib, dtype: str) -> None:
         _check(out, want, f"leaky {dtype} case {case}")
 
 
+def test_gather_s8(lib) -> None:
+    rng = np.random.default_rng(41)
+    for case in range(N_CASES):
+        rank = int(rng.integers(1, 5))
+        shape = tuple(int(v) for v in rng.integers(1, 6, rank))
+        axis = int(rng.integers(0, rank))
+        idx = rng.integers(0, shape[axis], int(rng.integers(1, 7))).astype(np.int32)
+        g = Graph("ga")
+        g.add_tensor(Tensor("x", shape, "int8", QParams(0.1, 0)))
+        out_shape = shape[:axis] + (idx.size,) + shape[axis + 1 :]
+        g.add_tensor(Tensor("y", out_shape, "int8", QParams(0.1, 0)))
+        g.add_op(Op("gather", "g", ["x"], ["y"], {"axis": axis, "indices": idx.tolist()}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        out, optr = guarded(want.size, "int8")
+        rc = lib.mt_gather_s8(_vp(x), C.c_int32(q["outer"]), C.c_int32(q["axis_size"]), C.c_int32(q["inner"]),
+                              _vp(q["indices"]), C.c_int32(idx.size), optr)
+        assert rc == 0
+        _check(out, want, f"gather case {case}")
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_resize_nearest(lib, dtype: str) -> None:
+    rng = np.random.default_rng(51)
+    for case in range(N_CASES):
+        h, w, c, oh, ow = (int(v) for v in rng.integers(1, 9, 5))
+        g = Graph("rs")
+        g.add_tensor(Tensor("x", (1, h, w, c), dtype, QParams(0.1, 0)))
+        g.add_tensor(Tensor("y", (1, oh, ow, c), dtype, QParams(0.1, 0)))
+        attrs = {"align_corners": bool(case % 2), "half_pixel_centers": bool(case % 3 == 0) and not case % 2}
+        g.add_op(Op("resize_nearest", "r", ["x"], ["y"], attrs))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], (1, h, w, c)).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        out, optr = guarded(want.size, dtype)
+        fn = getattr(lib, f"mt_resize_nearest_{'s16' if dtype == 'int16' else 's8'}")
+        rc = fn(_vp(x), C.byref(View(h, w, c, w * c, c)), _vp(q["y_map"]), _vp(q["x_map"]), optr,
+                C.byref(View(oh, ow, c, ow * c, c)))
+        assert rc == 0
+        _check(out, want, f"resize {dtype} case {case}")
+
+
 def test_copy_strided_s16(lib) -> None:
     rng = np.random.default_rng(21)
     for case in range(N_CASES):

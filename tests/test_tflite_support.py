@@ -836,3 +836,55 @@ def test_leaky_relu(dtype: str, alpha: float) -> None:
         y = b.t((1, 6, 5, 4), dtype, s_y, z_y)
         b.op("leaky_relu", [x], y, alpha=alpha)
         oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8",))
+@pytest.mark.parametrize("shape,axis,indices", [((1, 6, 5, 4), 3, [3, 0, 0, 2]), ((7, 9), 0, [[6, 1], [0, 0], [2, 5]]),
+                                                ((1, 6, 5, 4), 1, [5]), ((10,), 0, [9, 8, 7, 1])])
+def test_gather(dtype: str, shape, axis: int, indices) -> None:
+    s, z = (3e-4, 0) if dtype == "int16" else (0.05, -4)
+    b = G(f"gather_{dtype}")
+    x = b.input(shape, dtype, s, z)
+    out = tuple(np.take(np.zeros(shape), np.asarray(indices), axis=axis).shape)
+    y = b.t(out, dtype, s, z)
+    b.op("gather", [x], y, axis=axis, indices=indices)
+    oracle(b.output(y))
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+@pytest.mark.parametrize("corners,half", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("hw,out", [((4, 5), (8, 10)), ((5, 7), (3, 4)), ((3, 3), (7, 5)), ((1, 1), (2, 3))])
+def test_resize_nearest(dtype: str, corners: bool, half: bool, hw, out) -> None:
+    s, z = (3e-4, 0) if dtype == "int16" else (0.05, -4)
+    b = G(f"resize_{dtype}")
+    x = b.input((1, *hw, 3), dtype, s, z)
+    y = b.t((1, *out, 3), dtype, s, z)
+    b.op("resize_nearest", [x], y, align_corners=corners, half_pixel_centers=half)
+    oracle(b.output(y))
+
+
+def resize_gather_model() -> Graph:
+    b = G("resize_gather")
+    x = b.input((1, 4, 5, 3), "int8", 0.05, -4)
+    r = b.t((1, 8, 10, 3), "int8", 0.05, -4)
+    b.op("resize_nearest", [x], r, align_corners=False, half_pixel_centers=True)
+    gt = b.t((1, 8, 10, 4), "int8", 0.05, -4)
+    b.op("gather", [r], gt, axis=3, indices=[2, 0, 0, 1])
+    w = b.t((1, 8, 10, 4), "int16", 0.05 * 256 / 32768, 0)
+    b.op("quantize", [gt], w)
+    r2 = b.t((1, 5, 7, 4), "int16", 0.05 * 256 / 32768, 0)
+    b.op("resize_nearest", [w], r2, align_corners=True, half_pixel_centers=False)
+    y = b.t((1, 5, 7, 4), "int8", 0.06, 1)
+    b.op("quantize", [r2], y)
+    return b.output(y)
+
+
+@needs_tflm
+def test_resize_gather_oracle() -> None:
+    oracle(resize_gather_model())
+
+
+def test_resize_gather_in_qemu(tmp_path) -> None:
+    qemu_exact(write_tflite(resize_gather_model()), tmp_path)

@@ -198,6 +198,22 @@ class _Importer:
         elif kind in ("ADD", "MUL", "SUB"):
             o = options({"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}[kind])
             g.add_op(Op(kind.lower(), node, ins, outs, {"activation": _act(o) if o else "none"}))
+        elif kind == "GATHER":
+            o = options(tflite.GatherOptions)
+            rank = len(g.t(ins[0]).shape)
+            axis = (int(o.Axis()) if o else 0) % rank
+            if o is not None and int(o.BatchDims()) != 0:
+                raise ModelError(f"{self.source}: node {node} (GATHER): batch_dims {o.BatchDims()} is not supported")
+            idx = g.t(ins[1]).data
+            n = g.t(ins[0]).shape[axis]
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise ModelError(f"{self.source}: node {node} (GATHER): indices outside [0, {n})")
+            g.add_op(Op("gather", node, ins[:1], outs, {"axis": axis, "indices": idx.astype(np.int64).tolist()}))
+        elif kind == "RESIZE_NEAREST_NEIGHBOR":
+            o = options(tflite.ResizeNearestNeighborOptions)
+            a = {"align_corners": bool(o.AlignCorners()) if o else False,
+                 "half_pixel_centers": bool(o.HalfPixelCenters()) if o else False}
+            g.add_op(Op("resize_nearest", node, ins[:1], outs, a))
         elif kind == "LEAKY_RELU":
             o = options(tflite.LeakyReluOptions)
             g.add_op(Op("leaky_relu", node, ins, outs, {"alpha": float(o.Alpha()) if o else 0.2}))

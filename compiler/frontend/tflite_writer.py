@@ -325,6 +325,30 @@ class _Writer:
 
             return self.opcode(BO.SUB, 2), ins, outs, BOpt.SubOptions, opt
 
+        if k == "gather":
+            idx = self.const_tensor(f"{op.name}_indices", np.asarray(a["indices"], dtype=np.int32))
+            axis = int(a["axis"])
+
+            def opt(b: Any) -> int:
+                tflite.GatherOptionsStart(b)
+                tflite.GatherOptionsAddAxis(b, axis)
+                return tflite.GatherOptionsEnd(b)
+
+            return self.opcode(BO.GATHER, 2), [ins[0], idx], outs, BOpt.GatherOptions, opt
+
+        if k == "resize_nearest":
+            size = self.const_tensor(f"{op.name}_size", np.asarray(y.shape[1:3], dtype=np.int32))
+            ac, hp = bool(a.get("align_corners", False)), bool(a.get("half_pixel_centers", False))
+
+            def opt(b: Any) -> int:
+                tflite.ResizeNearestNeighborOptionsStart(b)
+                tflite.ResizeNearestNeighborOptionsAddAlignCorners(b, ac)
+                tflite.ResizeNearestNeighborOptionsAddHalfPixelCenters(b, hp)
+                return tflite.ResizeNearestNeighborOptionsEnd(b)
+
+            return (self.opcode(BO.RESIZE_NEAREST_NEIGHBOR, 3), [ins[0], size], outs,
+                    BOpt.ResizeNearestNeighborOptions, opt)
+
         if k == "leaky_relu":
             alpha = float(a["alpha"])
 
