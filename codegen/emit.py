@@ -460,6 +460,7 @@ class _Emitter:
         }
 
     op_logistic = _unary
+    op_tanh = _unary
     op_hard_swish = _unary
     op_relu = _unary
 

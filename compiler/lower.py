@@ -110,8 +110,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["input_multiplier"], p["input_left_shift"], p["diff_min"] = Q.softmax_params(
             float(op.attrs.get("beta", 1.0)), _scale(g, x)
         )
-    elif k == "logistic":
-        if _zp(g, y) != -128:
+    elif k in ("logistic", "tanh"):  # TFLM logistic.cc / tanh.cc int8 Prepare (kInputIntegerBits 4)
+        if k == "logistic" and _zp(g, y) != -128:
             raise ModelError(f"node {op.name} (logistic): int8 output zero point must be -128")
         real = _scale(g, x) * float(1 << (31 - 4))
         q, shift = __import__("math").frexp(real)

@@ -221,6 +221,12 @@ SUPPORT: dict[str, OpSupport] = {
             "logistic",
         ),
         OpSupport(
+            "TANH",
+            (_s("int8", "int8", [I8], [I8_ZP0], kernels=("mt_tanh_s8",), note="output zero point 0",
+                test=f"{T_TFL}::test_tanh"),),
+            "tanh",
+        ),
+        OpSupport(
             "HARD_SWISH",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_hard_swish_s8",), test=f"{T_OPS}::test_activation"),),
             "hard_swish",

@@ -262,6 +262,17 @@ def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:
     return out.astype(np.int8)
 
 
+def tanh(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite reference_integer_ops::Tanh (int8): saturate beyond the radius, else gemmlowp tanh
+    of the Q4.27 input, rounded to Q0.7."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
+    r = p["input_range_radius"]
+    q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])
+    out = np.clip(Q.rdbypot(Q.tanh_q(q4, 4), 31 - 7), -128, 127)
+    return np.where(x <= -r, -128, np.where(x >= r, 127, out))
+
+
 def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     overflow = (a == b) & (a == -32768)
@@ -401,6 +412,7 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "gather": gather,
     "resize_nearest": resize_nearest,
     "leaky_relu": leaky_relu,
+    "tanh": tanh,
     "minimum": minimum,
     "avg_pool2d": avg_pool2d,
     "max_pool2d": max_pool2d,

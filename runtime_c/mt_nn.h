@@ -205,6 +205,8 @@ typedef struct {
     int32_t input_zp, input_multiplier, input_left_shift, input_range_radius;
 } mt_logistic_params;
 mt_status mt_logistic_s8(const mt_logistic_params *p, const int8_t *in, int8_t *out, int32_t size);
+/* Tanh (int8, output Q0.7 with zero point 0): the logistic's input parameters, gemmlowp tanh. */
+mt_status mt_tanh_s8(const mt_logistic_params *p, const int8_t *in, int8_t *out, int32_t size);
 
 /* Hard swish (TFLite's int16-internal arithmetic). */
 typedef struct {

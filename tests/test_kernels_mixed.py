@@ -351,6 +351,28 @@ def test_resize_nearest(lib, dtype: str) -> None:
         _check(out, want, f"resize {dtype} case {case}")
 
 
+class LogisticParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "input_multiplier", "input_left_shift", "input_range_radius")]
+
+
+def test_tanh_s8(lib) -> None:
+    rng = np.random.default_rng(61)
+    for case in range(N_CASES):
+        g = Graph("th")
+        s_x, z_x = float(10 ** rng.uniform(-3, -0.5)), int(rng.integers(-128, 128))
+        g.add_tensor(Tensor("x", (256,), "int8", QParams(s_x, z_x)))
+        g.add_tensor(Tensor("y", (256,), "int8", QParams(1 / 128, 0)))
+        g.add_op(Op("tanh", "t", ["x"], ["y"], {}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = np.arange(-128, 128, dtype=np.int8)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = LogisticParams(*(int(q[f[0]]) for f in LogisticParams._fields_))
+        out, optr = guarded(256, "int8")
+        assert lib.mt_tanh_s8(C.byref(params), _vp(x), optr, C.c_int32(256)) == 0
+        _check(out, want, f"tanh case {case}")
+
+
 def test_copy_strided_s16(lib) -> None:
     rng = np.random.default_rng(21)
     for case in range(N_CASES):

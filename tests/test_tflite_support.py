@@ -872,11 +872,13 @@ def resize_gather_model() -> Graph:
     b.op("resize_nearest", [x], r, align_corners=False, half_pixel_centers=True)
     gt = b.t((1, 8, 10, 4), "int8", 0.05, -4)
     b.op("gather", [r], gt, axis=3, indices=[2, 0, 0, 1])
-    w = b.t((1, 8, 10, 4), "int16", 0.05 * 256 / 32768, 0)
-    b.op("quantize", [gt], w)
-    r2 = b.t((1, 5, 7, 4), "int16", 0.05 * 256 / 32768, 0)
+    th = b.t((1, 8, 10, 4), "int8", 1 / 128, 0)
+    b.op("tanh", [gt], th)
+    w = b.t((1, 8, 10, 4), "int16", 1 / 128 * 256 / 32768, 0)
+    b.op("quantize", [th], w)
+    r2 = b.t((1, 5, 7, 4), "int16", 1 / 128 * 256 / 32768, 0)
     b.op("resize_nearest", [w], r2, align_corners=True, half_pixel_centers=False)
-    y = b.t((1, 5, 7, 4), "int8", 0.06, 1)
+    y = b.t((1, 5, 7, 4), "int8", 0.01, 1)
     b.op("quantize", [r2], y)
     return b.output(y)
 
@@ -888,3 +890,16 @@ def test_resize_gather_oracle() -> None:
 
 def test_resize_gather_in_qemu(tmp_path) -> None:
     qemu_exact(write_tflite(resize_gather_model()), tmp_path)
+
+
+@needs_tflm
+@pytest.mark.parametrize("rng", [(-8.0, 8.0), (-1.0, 1.0), (-10.0, 3.0), (0.5, 20.0), (-0.1, 0.1), (-4.0, 4.0)])
+def test_tanh(rng: tuple[float, float]) -> None:
+    lo, hi = rng
+    scale = (hi - lo) / 255
+    zp = int(round(-128 - lo / scale))
+    b = G("tanh")
+    x = b.input((1, 8, 8, 4), "int8", scale, max(-128, min(127, zp)))
+    y = b.t((1, 8, 8, 4), "int8", 1 / 128, 0)
+    b.op("tanh", [x], y)
+    oracle(b.output(y))

@@ -266,6 +266,8 @@ class _Importer:
             g.add_op(Op("softmax", node, ins, outs, {"beta": float(o.Beta()) if o else 1.0}))
         elif kind == "LOGISTIC":
             g.add_op(Op("logistic", node, ins, outs, {}))
+        elif kind == "TANH":
+            g.add_op(Op("tanh", node, ins, outs, {}))
         elif kind == "HARD_SWISH":
             g.add_op(Op("hard_swish", node, ins, outs, {}))
         elif kind in ("RELU", "RELU6"):

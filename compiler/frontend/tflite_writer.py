@@ -510,6 +510,9 @@ class _Writer:
         if k == "logistic":
             return self.opcode(BO.LOGISTIC, 2), ins, outs, 0, None
 
+        if k == "tanh":
+            return self.opcode(BO.TANH, 2), ins, outs, 0, None
+
         if k == "hard_swish":
 
             def opt(b: Any) -> int:
