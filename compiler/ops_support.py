@@ -76,6 +76,8 @@ class Scheme:
     edge: str = ""
     same_quant: bool = False
     variadic: bool = False  # any number of inputs, each like inputs[0]
+    variadic_out: bool = False  # any number of outputs, each like outputs[0]
+    data_input: int = 0  # the input same_quant compares (all inputs when variadic)
     note: str = ""
     test: str = ""
 
@@ -202,9 +204,9 @@ SUPPORT: dict[str, OpSupport] = {
         ),
         OpSupport(
             "CONCATENATION",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_s8",), variadic=True,
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_s8",), variadic=True, same_quant=True,
                 note="inputs quantized as the output", test=f"{T_OPS}::test_concat"),
-             _s("int16", "int16", [I16], [I16], kernels=("mt_copy_s8",), variadic=True,
+             _s("int16", "int16", [I16], [I16], kernels=("mt_copy_s8",), variadic=True, same_quant=True,
                 note="inputs quantized as the output; copied as bytes", test=f"{T_TFL}::test_pad_concat_16"),),
             "concat",
         ),
@@ -339,6 +341,34 @@ SUPPORT: dict[str, OpSupport] = {
             "slice",
         ),
         OpSupport(
+            "SPLIT",
+            tuple(_s(f, f, [IDX32, T], [T], kernels=(k,), variadic_out=True, data_input=1, same_quant=True,
+                     note="as one SLICE per output", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T, k in (("int8", I8, "mt_copy_strided_s8"), ("int16", I16, "mt_copy_strided_s16"))),
+            "slice",
+        ),
+        OpSupport(
+            "SPLIT_V",
+            tuple(_s(f, f, [T, IDX, IDX32], [T], kernels=(k,), variadic_out=True, same_quant=True,
+                     note="as one SLICE per output", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T, k in (("int8", I8, "mt_copy_strided_s8"), ("int16", I16, "mt_copy_strided_s16"))),
+            "slice",
+        ),
+        OpSupport(
+            "UNPACK",
+            tuple(_s(f, f, [T], [T], kernels=(k,), variadic_out=True, same_quant=True,
+                     note="as one SLICE per output", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T, k in (("int8", I8, "mt_copy_strided_s8"), ("int16", I16, "mt_copy_strided_s16"))),
+            "slice",
+        ),
+        OpSupport(
+            "PACK",
+            tuple(_s(f, f, [T], [T], kernels=("mt_copy_s8",), variadic=True, same_quant=True,
+                     note="as RESHAPEs and a CONCATENATION", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T in (("int8", I8), ("int16", I16))),
+            "concat",
+        ),
+        OpSupport(
             "EXPAND_DIMS",
             (_s("int8", "int8", [I8, IDX], [I8], same_quant=True, note="a view (no kernel)",
                 test=f"{T_TFL}::test_expand_dims"),
@@ -400,7 +430,8 @@ def _match(
         why = _slot_problem(slots[i], t)
         if why is not None:
             bad.append(("input", i, why))
-    for i, slot in enumerate(scheme.outputs):
+    out_slots = [scheme.outputs[0]] * max(len(outs), 1) if scheme.variadic_out else list(scheme.outputs)
+    for i, slot in enumerate(out_slots):
         t = outs[i] if i < len(outs) else None
         why = _slot_problem(slot, t)
         if why is not None:
@@ -410,10 +441,14 @@ def _match(
     if scheme.edge == "output" and not at_output:
         bad.append(("output", 0, "not a graph output"))
     if scheme.same_quant and not bad:
-        a, y = ins[0], outs[0]
-        if a is not None and y is not None and a.quant is not None and y.quant is not None:
-            if a.quant.s != y.quant.s or a.quant.zp != y.quant.zp:
-                bad.append(("output", 0, "quantization differs from input 0"))
+        data = list(ins) if scheme.variadic else [ins[scheme.data_input]]
+        for k, y in enumerate(outs):
+            for a in data:
+                if a is None or y is None or a.quant is None or y.quant is None:
+                    continue
+                if a.quant.s != y.quant.s or a.quant.zp != y.quant.zp:
+                    bad.append(("output", k, "quantization differs from the input's"))
+                    break
     return bad
 
 
@@ -449,7 +484,7 @@ def check_op(
     name = f" {t.name!r}" if t is not None else ""
     if why in ("not a graph input", "not a graph output"):
         want = f"{scheme.name} only at a graph {'input' if role == 'input' else 'output'}"
-    elif why == "quantization differs from input 0":
+    elif why == "quantization differs from the input's":
         want = "the input's scale and zero point"
     schemes = ", ".join(s.name for s in decl.schemes)
     raise UnsupportedSchemeError(

@@ -903,3 +903,43 @@ def test_tanh(rng: tuple[float, float]) -> None:
     y = b.t((1, 8, 8, 4), "int8", 1 / 128, 0)
     b.op("tanh", [x], y)
     oracle(b.output(y))
+
+
+def split_unpack_pack_model(dtype: str) -> Graph:
+    """SPLIT, SPLIT_V (a -1 size), UNPACK and PACK round a (1, 6, 4, 6) tensor (written as
+    TFLite's multi-output ops; imported as slices, reshapes and a concat)."""
+    s, z = (3e-4, 0) if dtype == "int16" else (0.05, -4)
+    b = G(f"split_{dtype}")
+    x = b.input((1, 6, 4, 6), dtype, s, z)
+    parts = []
+    for k in range(3):  # SPLIT axis 3 into 3
+        o = b.t((1, 6, 4, 2), dtype, s, z)
+        b.op("slice", [x], o, begin=(0, 0, 0, 2 * k), size=(1, 6, 4, 2),
+             tflite_split={"op": "SPLIT", "group": "a", "index": k, "axis": 3})
+        parts.append(o)
+    sv = []
+    for k, (st, n) in enumerate(((0, 1), (1, 3), (4, 2))):  # SPLIT_V axis 1: sizes 1, -1 (3), 2
+        o = b.t((1, n, 4, 2), dtype, s, z)
+        b.op("slice", [parts[1]], o, begin=(0, st, 0, 0), size=(1, n, 4, 2),
+             tflite_split={"op": "SPLIT_V", "group": "b", "index": k, "axis": 1, "sizes": [1, -1, 2]})
+        sv.append(o)
+    un = []
+    for k in range(4):  # UNPACK axis 2: four (1, 3, 2) tensors
+        o = b.t((1, 3, 2), dtype, s, z)
+        b.op("slice", [sv[1]], o, begin=(0, 0, k, 0), size=(1, 3, 1, 2),
+             tflite_split={"op": "UNPACK", "group": "c", "index": k, "axis": 2})
+        un.append(o)
+    pk = b.t((1, 3, 4, 2), dtype, s, z)
+    b.op("concat", [un[3], un[0], un[2], un[1]], pk, axis=2, activation="none", pack=True)  # PACK axis 2
+    return b.output(parts[0], pk, sv[2])
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_split_unpack_pack(dtype: str) -> None:
+    g = oracle(split_unpack_pack_model(dtype))
+    assert {op.kind for op in g.ops} == {"slice", "reshape", "concat"}
+
+
+def test_split_unpack_pack_in_qemu(tmp_path) -> None:
+    qemu_exact(write_tflite(split_unpack_pack_model("int8")), tmp_path)

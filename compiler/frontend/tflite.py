@@ -115,6 +115,47 @@ class _Importer:
         self.names[idx] = name
         return name
 
+    def split(self, kind: str, node: str, ins: list[str], outs: list[str], op: Any) -> None:
+        """SPLIT / SPLIT_V / UNPACK as one `slice` per output (UNPACK's outputs drop the axis)."""
+        g = self.graph
+        opts = op.BuiltinOptions()
+
+        def options(cls: Any) -> Any:
+            if opts is None:
+                return None
+            o = cls()
+            o.Init(opts.Bytes, opts.Pos)
+            return o
+
+        x_name = ins[1] if kind == "SPLIT" else ins[0]
+        x = g.t(x_name)
+        rank = len(x.shape)
+        if kind == "SPLIT":
+            axis = int(g.t(ins[0]).data.reshape(-1)[0]) % rank
+            sizes = [x.shape[axis] // len(outs)] * len(outs)
+        elif kind == "SPLIT_V":
+            axis = int(g.t(ins[2]).data.reshape(-1)[0]) % rank
+            sizes = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            if sizes.count(-1) == 1:
+                sizes[sizes.index(-1)] = x.shape[axis] - (sum(sizes) + 1)
+        else:
+            o = options(tflite.UnpackOptions)
+            axis = (int(o.Axis()) if o else 0) % rank
+            sizes = [1] * x.shape[axis]
+        if len(sizes) != len(outs) or sum(sizes) != x.shape[axis] or min(sizes) < 1:
+            raise ModelError(
+                f"{self.source}: node {node} ({kind}): sizes {sizes} do not split axis {axis} of {x.shape}"
+            )
+        start = 0
+        for k, (n, size) in enumerate(zip(outs, sizes, strict=True)):
+            begin = [0] * rank
+            full = list(x.shape)
+            begin[axis], full[axis] = start, size
+            if int(np.prod(full)) != g.t(n).size:
+                raise ModelError(f"{self.source}: node {node} ({kind}): output {k} has shape {g.t(n).shape}")
+            g.add_op(Op("slice", f"{node}_{k}", [x_name], [n], {"begin": tuple(begin), "size": tuple(full)}))
+            start += size
+
     def strided_slice(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
         g = self.graph
         x = g.t(ins[0])
@@ -229,6 +270,21 @@ class _Importer:
             ):
                 raise ModelError(f"{self.source}: node {node} (SLICE): begin {begin} size {size} outside {x.shape}")
             g.add_op(Op("slice", node, ins[:1], outs, {"begin": tuple(begin), "size": tuple(size)}))
+        elif kind in ("SPLIT", "SPLIT_V", "UNPACK"):
+            self.split(kind, node, ins, outs, op)
+            return
+        elif kind == "PACK":
+            o = options(tflite.PackOptions)
+            rank = len(g.t(outs[0]).shape)
+            axis = int(o.Axis()) % rank if o else 0
+            parts = []
+            for k, n in enumerate(ins):
+                t = g.t(n)
+                shape = t.shape[:axis] + (1,) + t.shape[axis:]
+                r = g.add_tensor(Tensor(g.unique_name(f"{n}_pack{k}"), shape, t.dtype, t.quant)).name
+                g.add_op(Op("reshape", f"{node}_reshape{k}", [n], [r], {}))
+                parts.append(r)
+            g.add_op(Op("concat", node, parts, outs, {"axis": axis, "activation": "none"}))
         elif kind == "EXPAND_DIMS":
             g.add_op(Op("reshape", node, ins[:1], outs, {}))
         elif kind == "STRIDED_SLICE":

@@ -148,7 +148,7 @@ class _Writer:
         g = self.g
         for n in g.inputs:
             self.tensor_index(n)
-        ops = [self.operator(op) for op in g.ops]
+        ops = [o for o in (self.operator(op) for op in g.ops) if o is not None]  # None: merged into another
         for n in g.outputs:
             self.tensor_index(n)
         b = self.b
@@ -247,7 +247,7 @@ class _Writer:
         return tflite.OperatorEnd(b)
 
     # -- ops ------------------------------------------------------------------------------
-    def operator(self, op: Op) -> tuple[int, list[int], list[int], int, Any]:
+    def operator(self, op: Op) -> tuple[int, list[int], list[int], int, Any] | None:
         """(opcode index, input indices, output indices, options type, options builder)."""
         g = self.g
         k, a = op.kind, op.attrs
@@ -367,6 +367,58 @@ class _Writer:
 
             code = BO.MAXIMUM if k == "maximum" else BO.MINIMUM
             return self.opcode(code, 2), ins, outs, BOpt.MaximumMinimumOptions, opt
+
+        if k == "slice" and "tflite_split" in a:  # SPLIT / SPLIT_V / UNPACK: the group's slices as one op
+            sp = a["tflite_split"]
+            if sp["index"] != 0:
+                return None
+            group = sorted(
+                (o for o in g.ops if o.kind == "slice" and o.attrs.get("tflite_split", {}).get("group") == sp["group"]),
+                key=lambda o: o.attrs["tflite_split"]["index"],
+            )
+            outs = [self.tensor_index(o.outputs[0]) for o in group]
+            axis = int(sp["axis"])
+            if sp["op"] == "SPLIT":
+                ax = self.const_tensor(f"{op.name}_axis", np.asarray([axis], dtype=np.int32))
+                n = len(group)
+
+                def opt(b: Any) -> int:
+                    tflite.SplitOptionsStart(b)
+                    tflite.SplitOptionsAddNumSplits(b, n)
+                    return tflite.SplitOptionsEnd(b)
+
+                return self.opcode(BO.SPLIT, 2), [ax, ins[0]], outs, BOpt.SplitOptions, opt
+            if sp["op"] == "SPLIT_V":
+                sizes = self.const_tensor(f"{op.name}_sizes", np.asarray(sp["sizes"], dtype=np.int32))
+                ax = self.const_tensor(f"{op.name}_axis", np.asarray([axis], dtype=np.int32))
+                n = len(group)
+
+                def opt(b: Any) -> int:
+                    tflite.SplitVOptionsStart(b)
+                    tflite.SplitVOptionsAddNumSplits(b, n)
+                    return tflite.SplitVOptionsEnd(b)
+
+                return self.opcode(BO.SPLIT_V, 2), [ins[0], sizes, ax], outs, BOpt.SplitVOptions, opt
+            n = len(group)
+
+            def opt(b: Any) -> int:
+                tflite.UnpackOptionsStart(b)
+                tflite.UnpackOptionsAddNum(b, n)
+                tflite.UnpackOptionsAddAxis(b, axis)
+                return tflite.UnpackOptionsEnd(b)
+
+            return self.opcode(BO.UNPACK, 2), ins, outs, BOpt.UnpackOptions, opt
+
+        if k == "concat" and a.get("pack"):  # written as PACK: inputs of rank r stacked on a new axis
+            axis, n = int(a["axis"]), len(op.inputs)
+
+            def opt(b: Any) -> int:
+                tflite.PackOptionsStart(b)
+                tflite.PackOptionsAddValuesCount(b, n)
+                tflite.PackOptionsAddAxis(b, axis)
+                return tflite.PackOptionsEnd(b)
+
+            return self.opcode(BO.PACK, 2), ins, outs, BOpt.PackOptions, opt
 
         if k == "slice" and "strided" in a:  # written as STRIDED_SLICE (unit strides, masks as given)
             st = a["strided"]
