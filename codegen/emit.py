@@ -338,6 +338,12 @@ class _Emitter:
             "fn": "mt_resize_nearest_s16" if ct == "int16_t" else "mt_resize_nearest_s8",
         }
 
+    def op_abs(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        ct = C_TYPES[self.g.t(op.inputs[0]).dtype]
+        ctx.update({"ct": ct, "fn": "mt_abs_s16" if ct == "int16_t" else "mt_abs_s8"})
+        return ctx
+
     def op_leaky_relu(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._unary(i, op)
         ct = C_TYPES[self.g.t(op.inputs[0]).dtype]

@@ -169,6 +169,10 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["indices"] = idx.astype(np.int32)
     elif k == "resize_nearest":
         p.update(_resize_nearest_maps(g.t(x).shape, g.t(y).shape, op.attrs))
+    elif k == "abs":  # TFLM elementwise.cc PrepareAbsRsqrt
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        p["rescale"] = int(_scale(g, x) != _scale(g, y))
+        p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y)) if p["rescale"] else (0, 0)
     elif k == "leaky_relu":
         # TFLM leaky_relu.cc: the scale ratios in float32, then QuantizeMultiplier
         s_x, s_y = np.float32(_scale(g, x)), np.float32(_scale(g, y))

@@ -223,6 +223,12 @@ SUPPORT: dict[str, OpSupport] = {
             "logistic",
         ),
         OpSupport(
+            "ABS",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_abs_s8",), test=f"{T_TFL}::test_abs"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_abs_s16",), test=f"{T_TFL}::test_abs"),),
+            "abs",
+        ),
+        OpSupport(
             "TANH",
             (_s("int8", "int8", [I8], [I8_ZP0], kernels=("mt_tanh_s8",), note="output zero point 0",
                 test=f"{T_TFL}::test_tanh"),),

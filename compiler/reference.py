@@ -165,6 +165,16 @@ def resize_nearest(g: Graph, op: Op, env: Env) -> np.ndarray:
     return x[:, p["y_map"]][:, :, p["x_map"]]
 
 
+def abs_(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite AbsEvalQuantized: |x - z_x|, times s_x/s_y (MBQM) when the scales differ, + z_y."""
+    p = lower(g, op)
+    v = np.abs(_in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"])
+    if p["rescale"]:
+        v = Q.mbqm(v, p["multiplier"], p["shift"])
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(v + p["output_zp"], info.min, info.max)
+
+
 def maximum(g: Graph, op: Op, env: Env) -> np.ndarray:
     a, b = _broadcast(g, op, env)
     return np.maximum(a, b)
@@ -413,6 +423,7 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "resize_nearest": resize_nearest,
     "leaky_relu": leaky_relu,
     "tanh": tanh,
+    "abs": abs_,
     "minimum": minimum,
     "avg_pool2d": avg_pool2d,
     "max_pool2d": max_pool2d,

@@ -191,6 +191,13 @@ mt_status mt_resize_nearest_s8(const int8_t *in, const mt_view *in_v, const int3
                                int8_t *out, const mt_view *out_v);
 mt_status mt_resize_nearest_s16(const int16_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
                                 int16_t *out, const mt_view *out_v);
+/* ABS (TFLite AbsEvalQuantized): out = clamp(z_y + |x - z_x|), the magnitude times
+ * MBQM(multiplier, shift) when rescale != 0 (input and output scales differ). */
+typedef struct {
+    int32_t input_zp, output_zp, rescale, multiplier, shift;
+} mt_abs_params;
+mt_status mt_abs_s8(const mt_abs_params *p, const int8_t *in, int8_t *out, int32_t size);
+mt_status mt_abs_s16(const mt_abs_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 

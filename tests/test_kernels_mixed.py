@@ -373,6 +373,33 @@ def test_tanh_s8(lib) -> None:
         _check(out, want, f"tanh case {case}")
 
 
+class AbsParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "rescale", "multiplier", "shift")]
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_abs(lib, dtype: str) -> None:
+    rng = np.random.default_rng(71)
+    for case in range(N_CASES):
+        n = int(rng.integers(1, 200))
+        s_x = float(rng.uniform(0.01, 0.1))
+        s_y = s_x if case % 3 == 0 else float(rng.uniform(0.01, 0.1))
+        z_x, z_y = (0, 0) if dtype == "int16" else (int(v) for v in rng.integers(-128, 128, 2))
+        g = Graph("ab")
+        g.add_tensor(Tensor("x", (n,), dtype, QParams(s_x, z_x)))
+        g.add_tensor(Tensor("y", (n,), dtype, QParams(s_y, z_y)))
+        g.add_op(Op("abs", "a", ["x"], ["y"], {}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], n).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = AbsParams(*(int(q[f[0]]) for f in AbsParams._fields_))
+        out, optr = guarded(n, dtype)
+        fn = getattr(lib, f"mt_abs_{'s16' if dtype == 'int16' else 's8'}")
+        assert fn(C.byref(params), _vp(x), optr, C.c_int32(n)) == 0
+        _check(out, want, f"abs {dtype} case {case}")
+
+
 def test_copy_strided_s16(lib) -> None:
     rng = np.random.default_rng(21)
     for case in range(N_CASES):

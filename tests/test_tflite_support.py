@@ -740,8 +740,8 @@ def test_transpose_16(shape, perm) -> None:
 
 
 def data_ops_model(seed: int = 0) -> Graph:
-    """SUB, LEAKY_RELU, MAXIMUM, MINIMUM, SLICE, STRIDED_SLICE (shrink), EXPAND_DIMS in int8, then
-    QUANTIZE to int16 and TRANSPOSE, SLICE, SUB (with a constant), LEAKY_RELU in int16, back to int8."""
+    """SUB, LEAKY_RELU, MAXIMUM, MINIMUM, ABS, SLICE, STRIDED_SLICE (shrink), EXPAND_DIMS in int8,
+    then QUANTIZE to int16 and TRANSPOSE, SLICE, SUB (constant), LEAKY_RELU, ABS in int16, back to int8."""
     rng = np.random.default_rng(seed)
     b = G("data_ops", seed)
     x = b.input((1, 6, 5, 4), "int8", 0.05, -3)
@@ -756,12 +756,14 @@ def data_ops_model(seed: int = 0) -> Graph:
     mn = b.t((1, 6, 5, 4), "int8", 0.08, 2)
     b.op("minimum", [mx, b.t((1, 6, 5, 4), "int8", 0.08, 2, rng.integers(-128, 128, (1, 6, 5, 4)).astype(np.int8))],
          mn)
-    sl = b.t((1, 4, 3, 4), "int8", 0.08, 2)
-    b.op("slice", [mn], sl, begin=(0, 1, 1, 0), size=(1, 4, 3, 4))
-    ss = b.t((1, 3, 4), "int8", 0.08, 2)
+    ab = b.t((1, 6, 5, 4), "int8", 0.06, -100)
+    b.op("abs", [mn], ab)
+    sl = b.t((1, 4, 3, 4), "int8", 0.06, -100)
+    b.op("slice", [ab], sl, begin=(0, 1, 1, 0), size=(1, 4, 3, 4))
+    ss = b.t((1, 3, 4), "int8", 0.06, -100)
     b.op("slice", [sl], ss, begin=(0,) * 4, size=(1, 3, 4),
          strided={"begin": [0, 1, 0, 0], "end": [1, 2, 0, 0], "end_mask": 0b1100, "shrink_axis_mask": 0b0010})
-    e = b.t((1, 3, 4, 1), "int8", 0.08, 2)
+    e = b.t((1, 3, 4, 1), "int8", 0.06, -100)
     b.op("reshape", [ss], e, expand_axis=3)
     w = b.t((1, 3, 4, 1), "int16", 0.08 * 256 / 32768, 0)
     b.op("quantize", [e], w)
@@ -772,8 +774,10 @@ def data_ops_model(seed: int = 0) -> Graph:
     k = b.t((1, 1, 1, 2), "int16", 1e-3, 0, np.asarray([[[[1500, -2500]]]], np.int16))
     u0 = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 2, 0)
     b.op("sub", [s2, k], u0, activation="none")
-    u = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 2, 0)
-    b.op("leaky_relu", [u0], u, alpha=0.3)
+    u1 = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 2, 0)
+    b.op("leaky_relu", [u0], u1, alpha=0.3)
+    u = b.t((1, 3, 1, 2), "int16", 0.08 * 256 / 32768 * 3, 0)
+    b.op("abs", [u1], u)
     y = b.t((1, 3, 1, 2), "int8", 0.1, -1)
     b.op("quantize", [u], y)
     return b.output(y)
@@ -943,3 +947,16 @@ def test_split_unpack_pack(dtype: str) -> None:
 
 def test_split_unpack_pack_in_qemu(tmp_path) -> None:
     qemu_exact(write_tflite(split_unpack_pack_model("int8")), tmp_path)
+
+
+@needs_tflm
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_abs(dtype: str) -> None:
+    for s_x, s_y, z_x, z_y in [(0.05, 0.05, 3, -128), (0.04, 0.02, -20, -100), (0.1, 0.3, 100, 7), (0.02, 0.05, 0, 0)]:
+        if dtype == "int16":
+            s_x, s_y, z_x, z_y = s_x / 256, s_y / 256, 0, 0
+        b = G(f"abs_{dtype}")
+        x = b.input((1, 6, 5, 4), dtype, s_x, z_x)
+        y = b.t((1, 6, 5, 4), dtype, s_y, z_y)
+        b.op("abs", [x], y)
+        oracle(b.output(y))

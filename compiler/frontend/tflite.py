@@ -322,6 +322,8 @@ class _Importer:
             g.add_op(Op("softmax", node, ins, outs, {"beta": float(o.Beta()) if o else 1.0}))
         elif kind == "LOGISTIC":
             g.add_op(Op("logistic", node, ins, outs, {}))
+        elif kind == "ABS":
+            g.add_op(Op("abs", node, ins, outs, {}))
         elif kind == "TANH":
             g.add_op(Op("tanh", node, ins, outs, {}))
         elif kind == "HARD_SWISH":

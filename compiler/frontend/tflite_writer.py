@@ -562,6 +562,9 @@ class _Writer:
         if k == "logistic":
             return self.opcode(BO.LOGISTIC, 2), ins, outs, 0, None
 
+        if k == "abs":
+            return self.opcode(BO.ABS, 2), ins, outs, 0, None
+
         if k == "tanh":
             return self.opcode(BO.TANH, 2), ins, outs, 0, None
 
