@@ -529,9 +529,21 @@ def support_matrix() -> str:
     return "\n".join(lines) + "\n"
 
 
+def support_table() -> str:
+    """The compact op x int8/int16 table (implementations per cell) for a README."""
+    rows = ["| TFLite op | int8 | int16 |", "|---|---|---|"]
+    for line in support_matrix().splitlines():
+        if line.startswith("| ") and not line.startswith("| op ") and "---" not in line:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows.append(f"| {cells[0]} | {cells[1]} | {cells[2]} |")
+    return "\n".join(rows) + "\n"
+
+
 def declared_tests() -> list[str]:
     return sorted({s.test for d in SUPPORT.values() for s in d.schemes})
 
 
 if __name__ == "__main__":
-    print(support_matrix(), end="")
+    import sys
+
+    print(support_table() if "--table" in sys.argv else support_matrix(), end="")

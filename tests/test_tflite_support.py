@@ -356,11 +356,6 @@ def test_leading_transpose_model() -> None:
     assert g.ops[0].kind == "transpose"
 
 
-def test_leading_transpose_in_qemu(tmp_path) -> None:
-    """A model with a leading TRANSPOSE (PyTorch NCHW input) runs bit-exact in the emulator."""
-    qemu_exact(write_tflite(nchw_model()), tmp_path)
-
-
 # -- int16x8 ---------------------------------------------------------------------------------------
 
 
@@ -432,13 +427,6 @@ def test_int16_layer_inside_int8_case_in_qemu(tmp_path) -> None:
     """../shared/cases/int16_layer_inside_int8.tflite (QUANTIZE to int16, a 16x8 CONV_2D with
     int64 bias, QUANTIZE back): bit-exact with TFLite-Micro in the emulator."""
     qemu_exact(CASES / "int16_layer_inside_int8.tflite", tmp_path)
-
-
-@pytest.mark.parametrize("case", [4])
-def test_conv16_in_qemu(tmp_path, case: int) -> None:
-    """A 16x8 conv between int8 QUANTIZEs (int64 bias / int32 bias) in the emulator."""
-    kernel, stride, padding, dilation, bias, act = CONV16_CASES[case]
-    qemu_exact(write_tflite(conv16_graph(kernel, stride, padding, dilation, bias, act, seed=0)), tmp_path)
 
 
 def _w8(b: G, shape: tuple[int, ...], axis: int, rng: np.random.Generator) -> str:
@@ -582,10 +570,6 @@ def test_int16_block() -> None:
     oracle(int16_block(), n=6)
 
 
-def test_int16_block_in_qemu(tmp_path) -> None:
-    qemu_exact(write_tflite(int16_block()), tmp_path)
-
-
 # -- several inputs and outputs --------------------------------------------------------------------
 
 
@@ -610,10 +594,9 @@ def test_multi_io_oracle() -> None:
     oracle(multi_io_model(), n=4)
 
 
-@pytest.mark.parametrize("io", ("arena", "external"))
-def test_multi_io_in_qemu(tmp_path, io: str) -> None:
+def test_multi_io_in_qemu(tmp_path) -> None:
     """Several inputs and outputs: typed parameters in the generated API, the harness, report.json."""
-    report = qemu_exact(write_tflite(multi_io_model()), tmp_path, io=io)
+    report = qemu_exact(write_tflite(multi_io_model()), tmp_path)
     assert [t["dtype"] for t in report["model_inputs"]] == ["int8", "uint8"]
     assert [t["dtype"] for t in report["model_outputs"]] == ["int8", "int8", "int16"]
     assert len(report["max_abs_diff_per_output"]) == 3
@@ -788,10 +771,6 @@ def test_data_ops_oracle() -> None:
     oracle(data_ops_model(), n=6)
 
 
-def test_data_ops_in_qemu(tmp_path) -> None:
-    qemu_exact(write_tflite(data_ops_model()), tmp_path)
-
-
 @needs_tflm
 def test_float_io_quantize_16() -> None:
     """float32 -> QUANTIZE int16 at the input, DEQUANTIZE int16 -> float32 at the output."""
@@ -822,10 +801,6 @@ def pad_concat_16_model() -> Graph:
 @needs_tflm
 def test_pad_concat_16() -> None:
     oracle(pad_concat_16_model())
-
-
-def test_pad_concat_16_in_qemu(tmp_path) -> None:
-    qemu_exact(write_tflite(pad_concat_16_model()), tmp_path, io="external")
 
 
 @needs_tflm
@@ -892,10 +867,6 @@ def test_resize_gather_oracle() -> None:
     oracle(resize_gather_model())
 
 
-def test_resize_gather_in_qemu(tmp_path) -> None:
-    qemu_exact(write_tflite(resize_gather_model()), tmp_path)
-
-
 @needs_tflm
 @pytest.mark.parametrize("rng", [(-8.0, 8.0), (-1.0, 1.0), (-10.0, 3.0), (0.5, 20.0), (-0.1, 0.1), (-4.0, 4.0)])
 def test_tanh(rng: tuple[float, float]) -> None:
@@ -945,10 +916,6 @@ def test_split_unpack_pack(dtype: str) -> None:
     assert {op.kind for op in g.ops} == {"slice", "reshape", "concat"}
 
 
-def test_split_unpack_pack_in_qemu(tmp_path) -> None:
-    qemu_exact(write_tflite(split_unpack_pack_model("int8")), tmp_path)
-
-
 @needs_tflm
 @pytest.mark.parametrize("dtype", ("int8", "int16"))
 def test_abs(dtype: str) -> None:
@@ -960,3 +927,44 @@ def test_abs(dtype: str) -> None:
         y = b.t((1, 6, 5, 4), dtype, s_y, z_y)
         b.op("abs", [x], y)
         oracle(b.output(y))
+
+
+# -- one firmware for every model above (keeps the emulator's CI share to one run) -----------------
+
+
+def union(*graphs: Graph) -> Graph:
+    """Independent graphs side by side in one graph (several inputs and outputs)."""
+    import copy
+
+    u = Graph("op_zoo")
+    for k, g in enumerate(graphs):
+        ren = {n: f"m{k}_{n}" for n in g.tensors}
+        for n, t in g.tensors.items():
+            t2 = copy.copy(t)
+            t2.name = ren[n]
+            u.add_tensor(t2)
+        for op in g.ops:
+            attrs = dict(op.attrs)
+            if "tflite_split" in attrs:  # the writer's op groups are per model
+                attrs["tflite_split"] = {**attrs["tflite_split"], "group": f"m{k}_{attrs['tflite_split']['group']}"}
+            u.add_op(Op(op.kind, f"m{k}_{op.name}", [ren.get(n, n) for n in op.inputs], [ren[n] for n in op.outputs],
+                        attrs))
+        u.inputs += [ren[n] for n in g.inputs]
+        u.outputs += [ren[n] for n in g.outputs]
+    u.verify()
+    return u
+
+
+def zoo() -> Graph:
+    kernel, stride, padding, dilation, bias, act = CONV16_CASES[4]
+    return union(nchw_model(), conv16_graph(kernel, stride, padding, dilation, bias, act, seed=0), int16_block(),
+                 data_ops_model(), pad_concat_16_model(), resize_gather_model(), split_unpack_pack_model("int8"),
+                 split_unpack_pack_model("int16"))
+
+
+def test_op_zoo_in_qemu(tmp_path) -> None:
+    """Every model of this file in one firmware (external I/O, many inputs and outputs): leading
+    TRANSPOSE, 16x8 conv (int32 bias), the int16 block (int64 bias), the data-movement ops, int16
+    pad/concat, resize/gather/tanh, split/unpack/pack; bit-exact with the reference and TFLM."""
+    report = qemu_exact(write_tflite(zoo()), tmp_path, io="external")
+    assert len(report["model_outputs"]) == len(zoo().outputs)
