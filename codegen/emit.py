@@ -389,7 +389,11 @@ class _Emitter:
         x = op.inputs[0]
         if len(self.g.t(x).shape) != 4 or tuple(op.attrs["axes"]) != (1, 2):
             raise ModelError(f"codegen: MEAN over axes {op.attrs['axes']} ({op.name}); only H,W of NHWC is supported")
-        return {"x": self.ptr(x), "y": self.ptr(op.outputs[0]), "xv": self.view(x), "q": lower(self.g, op)}
+        ctx = {"x": self.ptr(x), "y": self.ptr(op.outputs[0]), "xv": self.view(x), "q": lower(self.g, op)}
+        if self.g.t(x).dtype == "int16":
+            ctx.update({"template": "mean_s16", "x": f"(const int16_t *)(const void *)({ctx['x']})",
+                        "y": f"(int16_t *)(void *)({ctx['y']})"})
+        return ctx
 
     def op_pad(self, i: int, op: Op) -> dict[str, Any]:
         x, y = op.inputs[0], op.outputs[0]

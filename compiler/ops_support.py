@@ -171,13 +171,15 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "MEAN",
             (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_mean_hw_s8",),
-                note="C: axes H,W of NHWC", test=f"{T_OPS}::test_mean"),),
+                note="axes H,W of NHWC (others refused)", test=f"{T_OPS}::test_mean"),
+             _s("int16", "int16", [I16, IDX32], [I16], kernels=("mt_mean_hw_s16",),
+                note="axes H,W of NHWC (others refused)", test=f"{T_TFL}::test_mean_16"),),
             "mean",
         ),
         OpSupport(
             "PAD",
             (_s("int8", "int8", [I8, IDX], [I8], kernels=("mt_pad_s8",), same_quant=True,
-                note="C: H, W padding", test=f"{T_OPS}::test_pad"),
+                note="H, W padding (others refused)", test=f"{T_OPS}::test_pad"),
              _s("int16", "int16", [I16, IDX], [I16], kernels=("mt_pad_s8",), same_quant=True,
                 note="C: H, W padding, as bytes (zero point 0)", test=f"{T_TFL}::test_pad_concat_16"),),
             "pad",
@@ -185,7 +187,7 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "PADV2",
             (_s("int8", "int8", [I8, IDX, Slot(("int8",), const=True)], [I8], kernels=("mt_pad_s8",),
-                same_quant=True, note="C: H, W padding", test=f"{T_TFL}::test_padv2"),),
+                same_quant=True, note="H, W padding (others refused)", test=f"{T_TFL}::test_padv2"),),
             "pad",
         ),
         OpSupport(

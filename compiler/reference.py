@@ -224,7 +224,8 @@ def mean(g: Graph, op: Op, env: Env) -> np.ndarray:
     s = x.sum(axis=tuple(op.attrs["axes"]), keepdims=True)
     s = Q.wrap32(s - p["input_zp"] * p["count"])
     out = Q.mbqm(s, p["multiplier"], p["shift"]) + p["output_zp"]
-    return _clamp8(out)
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(out, info.min, info.max)
 
 
 def pad(g: Graph, op: Op, env: Env) -> np.ndarray:

@@ -240,6 +240,7 @@ typedef struct {
     int32_t input_zp, output_zp, multiplier, shift;
 } mt_mean_params;
 mt_status mt_mean_hw_s8(const mt_mean_params *p, const int8_t *in, const mt_view *in_v, int8_t *out);
+mt_status mt_mean_hw_s16(const mt_mean_params *p, const int16_t *in, const mt_view *in_v, int16_t *out);
 
 /* Requantize int8 -> int8 (QUANTIZE between two int8 scales). */
 typedef struct {

@@ -400,6 +400,28 @@ def test_abs(lib, dtype: str) -> None:
         _check(out, want, f"abs {dtype} case {case}")
 
 
+class MeanParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "multiplier", "shift")]
+
+
+def test_mean_hw_s16(lib) -> None:
+    rng = np.random.default_rng(81)
+    for case in range(N_CASES):
+        h, w, c = (int(v) for v in rng.integers(1, 9, 3))
+        g = Graph("mn")
+        g.add_tensor(Tensor("x", (1, h, w, c), "int16", QParams(float(rng.uniform(1e-4, 5e-4)), 0)))
+        g.add_tensor(Tensor("y", (1, 1, 1, c), "int16", QParams(float(rng.uniform(1e-4, 5e-4)), 0)))
+        g.add_op(Op("mean", "m", ["x"], ["y"], {"axes": (1, 2), "keep_dims": True}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, (1, h, w, c)).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = MeanParams(*(int(q[f[0]]) for f in MeanParams._fields_))
+        out, optr = guarded(c, "int16")
+        assert lib.mt_mean_hw_s16(C.byref(params), _vp(x), C.byref(View(h, w, c, w * c, c)), optr) == 0
+        _check(out, want, f"mean16 case {case}")
+
+
 def test_copy_strided_s16(lib) -> None:
     rng = np.random.default_rng(21)
     for case in range(N_CASES):

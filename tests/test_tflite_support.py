@@ -795,7 +795,9 @@ def pad_concat_16_model() -> Graph:
     b.op("concat", [x, z], c, axis=3, activation="none")
     c2 = b.t((1, 8, 5, 3), "int16", 3e-4, 0)
     b.op("concat", [x, x], c2, axis=1, activation="none")
-    return b.output(p, c, c2)
+    m = b.t((1, 5), "int16", 1e-4, 0)
+    b.op("mean", [c], m, axes=(1, 2), keep_dims=False)
+    return b.output(p, c, c2, m)
 
 
 @needs_tflm
@@ -968,3 +970,29 @@ def test_op_zoo_in_qemu(tmp_path) -> None:
     pad/concat, resize/gather/tanh, split/unpack/pack; bit-exact with the reference and TFLM."""
     report = qemu_exact(write_tflite(zoo()), tmp_path, io="external")
     assert len(report["model_outputs"]) == len(zoo().outputs)
+
+
+@needs_tflm
+@pytest.mark.parametrize("shape,keep", [((1, 6, 5, 8), True), ((1, 7, 7, 16), False), ((1, 1, 9, 3), True)])
+def test_mean_16(shape, keep: bool) -> None:
+    for s_x, s_y in [(3e-4, 3e-4), (3e-4, 1e-4), (2e-4, 5e-4)]:
+        b = G("mean16")
+        x = b.input(shape, "int16", s_x, 0)
+        y = b.t((1, 1, 1, shape[3]) if keep else (1, shape[3]), "int16", s_y, 0)
+        b.op("mean", [x], y, axes=(1, 2), keep_dims=keep)
+        oracle(b.output(y))
+
+
+def test_mean_and_pad_forms_refused_at_import() -> None:
+    b = G("mean_c")
+    x = b.input((1, 4, 4, 6), "int8", 0.1, 0)
+    y = b.t((1, 4, 4), "int8", 0.1, 0)
+    b.op("mean", [x], y, axes=(3,), keep_dims=False)
+    with pytest.raises(ModelError, match=r"node op0_mean \(MEAN\): axes \(3,\)"):
+        parse_tflite(write_tflite(b.output(y)))
+    b = G("pad_c")
+    x = b.input((1, 4, 4, 6), "int8", 0.1, 0)
+    y = b.t((1, 4, 4, 8), "int8", 0.1, 0)
+    b.op("pad", [x], y, paddings=((0, 0), (0, 0), (0, 0), (1, 1)))
+    with pytest.raises(ModelError, match=r"node op0_pad \(PAD\): paddings"):
+        parse_tflite(write_tflite(b.output(y)))

@@ -304,12 +304,23 @@ class _Importer:
             rank = len(g.t(ins[0]).shape)
             axes = tuple(sorted({int(v) % rank for v in axes_t.data.reshape(-1)}))
             a = {"axes": axes, "keep_dims": bool(o.KeepDims()) if o else False}
+            if rank != 4 or axes != (1, 2):  # the C kernel's form (compiler/ops_support.py: MEAN)
+                raise ModelError(
+                    f"{self.source}: node {node} (MEAN): axes {axes} of a rank-{rank} tensor; supported: axes (1, 2) "
+                    "of an NHWC tensor (global average pooling)"
+                )
             g.add_op(Op("mean", node, ins[:1], outs, a))
         elif kind in ("PAD", "PADV2"):
             p = g.t(ins[1])
             if p.data is None:
                 raise ModelError(f"{self.source}: node {node} ({kind}) needs constant paddings")
             paddings = tuple((int(b), int(e)) for b, e in p.data.reshape(-1, 2))
+            full = ((0, 0),) * (4 - len(paddings)) + paddings
+            if len(paddings) > 4 or full[0] != (0, 0) or full[3] != (0, 0) or min(min(q) for q in paddings) < 0:
+                raise ModelError(
+                    f"{self.source}: node {node} ({kind}): paddings {paddings}; supported: H and W of NHWC "
+                    "(no batch or channel padding)"
+                )
             g.add_op(Op("pad", node, [ins[0]] + ins[2:3], outs, {"paddings": paddings}))
         elif kind in ("RESHAPE", "SQUEEZE"):
             g.add_op(Op("reshape", node, ins[:1], outs, {}))
