@@ -996,3 +996,20 @@ def test_mean_and_pad_forms_refused_at_import() -> None:
     b.op("pad", [x], y, paddings=((0, 0), (0, 0), (0, 0), (1, 1)))
     with pytest.raises(ModelError, match=r"node op0_pad \(PAD\): paddings"):
         parse_tflite(write_tflite(b.output(y)))
+
+
+def test_kernel_shapes_refused_at_import() -> None:
+    """Shapes the C kernels do not take (batch > 1 for the view kernels, rank > 4) are refused at
+    import, so `plan` refuses them as `compile` would."""
+    b = G("batch2")
+    x = b.input((2, 4, 4, 3), "int8", 0.1, 0)
+    y = b.t((2, 2, 2, 3), "int8", 0.1, 0)
+    b.op("max_pool2d", [x], y, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), activation="none")
+    with pytest.raises(ModelError, match=r"node op0_max_pool_2d \(MAX_POOL_2D\): batch 2 > 1"):
+        parse_tflite(write_tflite(b.output(y)))
+    b = G("rank5")
+    x = b.input((1, 2, 3, 4, 5), "int8", 0.1, 0)
+    y = b.t((1, 2, 3, 5, 4), "int8", 0.1, 0)
+    b.op("transpose", [x], y, perm=(0, 1, 2, 4, 3))
+    with pytest.raises(ModelError, match="rank > 4"):
+        parse_tflite(write_tflite(b.output(y)))

@@ -357,6 +357,24 @@ class _Importer:
             t = g.t(n)
             if t.dtype == "int8" and t.quant is None:
                 raise ModelError(f"{self.source}: node {node} ({kind}) output {n!r} has no quantization")
+        if g.ops:
+            self.check_c_form(kind, g.ops[-1])
+
+    # the shapes the C kernels take (codegen/emit.py), refused here so plan refuses them too
+    _VIEW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "mean", "pad", "resize_nearest")
+    _RANK4_OPS = ("add", "mul", "sub", "maximum", "minimum", "transpose", "slice", "concat")
+
+    def check_c_form(self, kind: str, op: Op) -> None:
+        g = self.graph
+        shapes = [g.t(n).shape for n in op.inputs + op.outputs if n and not g.t(n).is_const]
+        if op.kind in self._VIEW_OPS and any(len(s) > 4 or (len(s) == 4 and s[0] != 1) for s in shapes):
+            raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {shapes[0][0]} > 1 is not supported")
+        if op.kind in self._RANK4_OPS and any(len(s) > 4 for s in shapes):
+            raise ModelError(f"{self.source}: node {op.name} ({kind}): tensors of rank > 4 are not supported")
+        if op.kind == "concat":
+            y = g.t(op.outputs[0]).shape
+            if len(y) == 4 and y[0] != 1 and op.attrs["axis"] != 0:
+                raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {y[0]} > 1 is not supported")
 
 
 def _strided_slice_attrs(shape: tuple[int, ...], begin: list[int], end: list[int], strides: list[int], o: Any) -> dict:
