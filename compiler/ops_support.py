@@ -201,6 +201,8 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "SQUEEZE",
             (_s("int8", "int8", [I8], [I8], same_quant=True, note="a view (no kernel)",
+                test=f"{T_TFL}::test_squeeze"),
+             _s("int16", "int16", [I16], [I16], same_quant=True, note="a view (no kernel)",
                 test=f"{T_TFL}::test_squeeze"),),
             "reshape",
         ),

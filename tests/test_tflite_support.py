@@ -203,12 +203,13 @@ def test_transpose(shape, perm) -> None:
     "shape,dims,out", [((1, 1, 1, 10), (1, 2), (1, 10)), ((1, 5, 1, 3), (2,), (1, 5, 3)), ((1, 1, 6), (0, 1), (6,))]
 )
 def test_squeeze(shape, dims, out) -> None:
-    b = G("squeeze")
-    x = b.input(shape, "int8", 0.1, 4)
-    y = b.t(out, "int8", 0.1, 4)
-    b.op("reshape", [x], y, squeeze_dims=dims)
-    g = oracle(b.output(y))
-    assert g.ops[0].kind == "reshape"
+    for dtype, s, z in (("int8", 0.1, 4), ("int16", 1e-3, 0)):
+        b = G("squeeze")
+        x = b.input(shape, dtype, s, z)
+        y = b.t(out, dtype, s, z)
+        b.op("reshape", [x], y, squeeze_dims=dims)
+        g = oracle(b.output(y))
+        assert g.ops[0].kind == "reshape"
 
 
 @needs_tflm
