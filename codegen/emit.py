@@ -472,7 +472,8 @@ class _Emitter:
     op_logistic = _unary
     op_tanh = _unary
     op_hard_swish = _unary
-    op_relu = _unary
+    def op_relu(self, i: int, op: Op) -> dict[str, Any]:
+        return {**self._unary(i, op), "s16": self.g.t(op.inputs[0]).dtype == "int16"}
 
     def op_quantize(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._unary(i, op)

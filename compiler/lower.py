@@ -132,13 +132,15 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["reluish_multiplier"], p["reluish_exponent"] = _downscale_to_int16(rm), re_
     elif k == "relu":
         lo, hi = float(op.attrs.get("min", 0.0)), float(op.attrs.get("max", float("inf")))
+        info = np.iinfo(g.t(y).dtype)
+        qmin, qmax = int(info.min), int(info.max)
         if hi == 6.0:
             # TFLM RELU6 int8: a clamp in the input's quantization (no rescale)
             s, z = _scale(g, x), _zp(g, x)
             p["mode"] = "clamp"
             # FloatToQuantizedType: round(6.0f / scale) in float32 arithmetic
             six = Q._round_half_away(float(np.float32(6.0) / np.float32(s)))
-            p["act_min"], p["act_max"] = z, max(-128, min(127, z + six))
+            p["act_min"], p["act_max"] = z, max(qmin, min(qmax, z + six))
         else:
             s, z = _scale(g, y), _zp(g, y)
             p["mode"] = "rescale"
@@ -146,8 +148,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(
                 float(np.float32(np.float32(_scale(g, x)) / np.float32(s)))
             )
-            p["act_min"] = max(-128, z + Q._round_half_away(float(np.float32(lo) / np.float32(s))))
-            p["act_max"] = 127 if hi == float("inf") else min(127, z + Q._round_half_away(hi / s))
+            p["act_min"] = max(qmin, z + Q._round_half_away(float(np.float32(lo) / np.float32(s))))
+            p["act_max"] = qmax if hi == float("inf") else min(qmax, z + Q._round_half_away(hi / s))
     elif k == "quantize":
         src = g.t(x)
         if src.dtype == "float32":

@@ -245,12 +245,14 @@ SUPPORT: dict[str, OpSupport] = {
         ),
         OpSupport(
             "RELU",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_relu_s16",), test=f"{T_TFL}::test_relu_16"),),
             "relu",
         ),
         OpSupport(
             "RELU6",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_relu_s16",), test=f"{T_TFL}::test_relu_16"),),
             "relu",
         ),
         OpSupport(

@@ -328,9 +328,9 @@ def relu(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     if p["mode"] == "clamp":
-        return _clamp8(x, p["act_min"], p["act_max"])
+        return np.clip(x, p["act_min"], p["act_max"])
     out = p["output_zp"] + Q.mbqm(x - p["input_zp"], p["output_multiplier"], p["output_shift"])
-    return _clamp8(out, p["act_min"], p["act_max"])
+    return np.clip(out, p["act_min"], p["act_max"])  # within the output dtype (lower)
 
 
 def quantize(g: Graph, op: Op, env: Env) -> np.ndarray:

@@ -233,6 +233,7 @@ typedef struct {
     int32_t act_min, act_max;
 } mt_relu_params;
 mt_status mt_relu_s8(const mt_relu_params *p, const int8_t *in, int8_t *out, int32_t size);
+mt_status mt_relu_s16(const mt_relu_params *p, const int16_t *in, int16_t *out, int32_t size);
 
 /* Mean over the H and W axes of an NHWC view (the global-average-pool form) or generally
  * over `count` elements per output: out[o] = clamp(MBQM(sum - input_zp*count) + output_zp). */

@@ -422,6 +422,34 @@ def test_mean_hw_s16(lib) -> None:
         _check(out, want, f"mean16 case {case}")
 
 
+class ReluParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("rescale", "input_zp", "output_zp", "output_multiplier", "output_shift",
+                                         "act_min", "act_max")]
+
+
+def test_relu_s16(lib) -> None:
+    rng = np.random.default_rng(91)
+    for case in range(N_CASES):
+        n = int(rng.integers(1, 200))
+        s_x = float(rng.uniform(1e-4, 5e-4))
+        hi = 6.0 if case % 2 else float("inf")
+        s_y = s_x if hi == 6.0 else float(rng.uniform(1e-4, 5e-4))
+        g = Graph("r16")
+        g.add_tensor(Tensor("x", (n,), "int16", QParams(s_x, 0)))
+        g.add_tensor(Tensor("y", (n,), "int16", QParams(s_y, 0)))
+        g.add_op(Op("relu", "r", ["x"], ["y"], {"min": 0.0, "max": hi}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, n).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        rescale = int(q["mode"] == "rescale")
+        params = ReluParams(rescale, *(int(q.get(k, 0)) for k in ("input_zp", "output_zp", "output_multiplier",
+                                                                    "output_shift", "act_min", "act_max")))
+        out, optr = guarded(n, "int16")
+        assert lib.mt_relu_s16(C.byref(params), _vp(x), optr, C.c_int32(n)) == 0
+        _check(out, want, f"relu16 case {case}")
+
+
 def test_copy_strided_s16(lib) -> None:
     rng = np.random.default_rng(21)
     for case in range(N_CASES):

@@ -798,7 +798,11 @@ def pad_concat_16_model() -> Graph:
     b.op("concat", [x, x], c2, axis=1, activation="none")
     m = b.t((1, 5), "int16", 1e-4, 0)
     b.op("mean", [c], m, axes=(1, 2), keep_dims=False)
-    return b.output(p, c, c2, m)
+    r = b.t((1, 5), "int16", 2e-4, 0)
+    b.op("relu", [m], r, min=0.0, max=float("inf"))
+    r6 = b.t((1, 6, 6, 3), "int16", 3e-4, 0)
+    b.op("relu", [p], r6, min=0.0, max=6.0)
+    return b.output(p, c, c2, r, r6)
 
 
 @needs_tflm
@@ -1014,3 +1018,14 @@ def test_kernel_shapes_refused_at_import() -> None:
     b.op("transpose", [x], y, perm=(0, 1, 2, 4, 3))
     with pytest.raises(ModelError, match="rank > 4"):
         parse_tflite(write_tflite(b.output(y)))
+
+
+@needs_tflm
+@pytest.mark.parametrize("hi", (float("inf"), 6.0))
+def test_relu_16(hi: float) -> None:
+    for s_x, s_y in [(3e-4, 3e-4), (4e-4, 2e-4), (1e-4, 5e-4)]:
+        b = G("relu16")
+        x = b.input((1, 6, 5, 4), "int16", s_x, 0)
+        y = b.t((1, 6, 5, 4), "int16", s_x if hi == 6.0 else s_y, 0)
+        b.op("relu", [x], y, min=0.0, max=hi)
+        oracle(b.output(y))
