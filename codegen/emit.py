@@ -190,6 +190,11 @@ class _Emitter:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
         return self._conv_common(i, op)
 
+    def op_transpose_conv(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._conv_common(i, op)
+        ctx["template"] = "transpose_conv"
+        return ctx
+
     def _conv_s16(self, i: int, op: Op) -> dict[str, Any]:
         b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
         ctx = self._conv_common(i, op)

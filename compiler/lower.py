@@ -34,7 +34,7 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
     x = op.inputs[0]
     y = op.outputs[0]
     p: dict[str, Any] = {}
-    if k in ("conv2d", "depthwise_conv2d", "fully_connected"):
+    if k in ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv"):
         w = g.t(op.inputs[1])
         in_s, out_s = _scale(g, x), _scale(g, y)
         wq = w.quant

@@ -125,6 +125,12 @@ SUPPORT: dict[str, OpSupport] = {
             "conv2d",
         ),
         OpSupport(
+            "TRANSPOSE_CONV",
+            (_s("int8", "int8", [IDX32, W8, I8, B32], [I8], kernels=("mt_transpose_conv_s8",), data_input=2,
+                note="stride, SAME/VALID; no scratch (output-stationary)", test=f"{T_TFL}::test_transpose_conv"),),
+            "transpose_conv",
+        ),
+        OpSupport(
             "DEPTHWISE_CONV_2D",
             (_s("int8", "int8", [I8, W8, B32], [I8], impl=(REF, C, DSP), kernels=("mt_depthwise_conv_s8",),
                 note="depth multiplier", test=f"{T_OPS}::test_depthwise_conv2d"),

@@ -104,6 +104,31 @@ def depthwise_conv2d(g: Graph, op: Op, env: Env) -> np.ndarray:
     return _requant(acc, p)
 
 
+def transpose_conv(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite reference_integer_ops::TransposeConv: every input pixel scatters x * w into the
+    output window at (iy * stride - pad_top + ky, ix * stride - pad_left + kx); then bias and
+    the per-channel requantization of conv2d."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) + p["input_offset"]
+    w = _in(g, env, op.inputs[1]).astype(np.int64)  # O, KH, KW, I
+    b = _in(g, env, op.inputs[2]).astype(np.int64) if len(op.inputs) > 2 and op.inputs[2] else 0
+    n, oh, ow, oc = g.t(op.outputs[0]).shape
+    sh, sw = op.attrs["stride"]
+    pt, pl = op.attrs["pads"][0], op.attrs["pads"][2]
+    acc = np.zeros((n, oh, ow, oc), dtype=np.int64)
+    for iy in range(x.shape[1]):
+        for ix in range(x.shape[2]):
+            for ky in range(w.shape[1]):
+                oy = iy * sh - pt + ky
+                if not 0 <= oy < oh:
+                    continue
+                for kx in range(w.shape[2]):
+                    ox = ix * sw - pl + kx
+                    if 0 <= ox < ow:
+                        acc[:, oy, ox, :] += x[:, iy, ix, :] @ w[:, ky, kx, :].T
+    return _requant(acc + b, p)
+
+
 def fully_connected(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     w = _in(g, env, op.inputs[1]).astype(np.int64)  # O, I
@@ -416,6 +441,7 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "conv2d": conv2d,
     "depthwise_conv2d": depthwise_conv2d,
     "fully_connected": fully_connected,
+    "transpose_conv": transpose_conv,
     "add": add,
     "mul": mul,
     "sub": sub,

@@ -965,6 +965,8 @@ def union(*graphs: Graph) -> Graph:
 def zoo() -> Graph:
     kernel, stride, padding, dilation, bias, act = CONV16_CASES[4]
     return union(nchw_model(), conv16_graph(kernel, stride, padding, dilation, bias, act, seed=0), int16_block(),
+                 transpose_conv_graph((3, 3), 2, "same", True, "relu"), transpose_conv_graph((4, 3), 2, "valid", False,
+                                                                                               "none", seed=1),
                  data_ops_model(), pad_concat_16_model(), resize_gather_model(), split_unpack_pack_model("int8"),
                  split_unpack_pack_model("int16"))
 
@@ -1029,3 +1031,31 @@ def test_relu_16(hi: float) -> None:
         y = b.t((1, 6, 5, 4), "int16", s_x if hi == 6.0 else s_y, 0)
         b.op("relu", [x], y, min=0.0, max=hi)
         oracle(b.output(y))
+
+
+def transpose_conv_graph(kernel, stride: int, padding: str, bias: bool, act: str, seed: int = 0) -> Graph:
+    from compiler.frontend.tflite import same_pads
+
+    rng = np.random.default_rng(seed)
+    b = G("tconv", seed)
+    shape = (1, 4, 5, 3)
+    x = b.input(shape, "int8", 0.05, -3)
+    kh, kw = kernel
+    oh = shape[1] * stride if padding == "same" else (shape[1] - 1) * stride + kh
+    ow = shape[2] * stride if padding == "same" else (shape[2] - 1) * stride + kw
+    pads = same_pads((oh, ow), kernel, (stride, stride), (1, 1)) if padding == "same" else (0, 0, 0, 0)
+    ins = [x, _w8(b, (4, kh, kw, 3), 0, rng)]
+    if bias:
+        ins.append(b.t((4,), "int32", None, 0, rng.integers(-3000, 3000, 4).astype(np.int32)))
+    y = b.t((1, oh, ow, 4), "int8", 0.08, 5)
+    b.op("transpose_conv", ins, y, stride=(stride, stride), pads=pads, activation=act)
+    return b.output(y)
+
+
+@needs_tflm
+@pytest.mark.parametrize("kernel,stride,padding,bias,act", [
+    ((3, 3), 2, "same", True, "none"), ((3, 3), 1, "same", False, "none"), ((2, 2), 2, "valid", True, "none"),
+    ((4, 3), 2, "valid", False, "none"), ((5, 5), 3, "same", True, "none"), ((3, 3), 2, "same", True, "relu"),
+])
+def test_transpose_conv(kernel, stride: int, padding: str, bias: bool, act: str) -> None:
+    oracle(transpose_conv_graph(kernel, stride, padding, bias, act))

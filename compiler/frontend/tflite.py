@@ -232,6 +232,21 @@ class _Importer:
             if kind == "DEPTHWISE_CONV_2D":
                 a["depth_multiplier"] = w.shape[3] // x.shape[3]
             g.add_op(Op("conv2d" if kind == "CONV_2D" else "depthwise_conv2d", node, ins, outs, a))
+        elif kind == "TRANSPOSE_CONV":
+            o = options(tflite.TransposeConvOptions)
+            x, w, y = g.t(ins[2]), g.t(ins[1]), g.t(outs[0])
+            stride = (o.StrideH(), o.StrideW())
+            if o.Padding() == tflite.Padding.VALID:
+                pads = (0, 0, 0, 0)
+            else:  # TFLM: the conv padding of the output size (ComputePaddingHeightWidth), top/left used
+                pads = same_pads(y.shape[1:3], w.shape[1:3], stride, (1, 1))
+            for d in range(2):
+                want = (x.shape[1 + d] - 1) * stride[d] + w.shape[1 + d] - pads[2 * d] - pads[2 * d + 1]
+                if o.Padding() == tflite.Padding.VALID and y.shape[1 + d] != want:
+                    raise ModelError(f"{self.source}: node {node} (TRANSPOSE_CONV): output {y.shape} does not match")
+            act = _act(o) if hasattr(o, "FusedActivationFunction") else "none"
+            g.add_op(Op("transpose_conv", node, [ins[2], ins[1]] + ins[3:4], outs,
+                        {"stride": stride, "pads": pads, "activation": act, "dilation": (1, 1)}))
         elif kind == "FULLY_CONNECTED":
             o = options(tflite.FullyConnectedOptions)
             a = {"activation": _act(o) if o else "none"}

@@ -290,6 +290,26 @@ class _Writer:
 
             return self.opcode(BO.DEPTHWISE_CONV_2D, 3), ins, outs, BOpt.DepthwiseConv2DOptions, opt
 
+        if k == "transpose_conv":
+            w = g.t(op.inputs[1])
+            stride = tuple(a["stride"])
+            shape = self.const_tensor(f"{op.name}_output_shape", np.asarray(y.shape, dtype=np.int32))
+            same = tuple(same_pads(y.shape[1:3], w.shape[1:3], stride, (1, 1)))
+            pad = Padding.VALID if tuple(a["pads"]) == (0, 0, 0, 0) else Padding.SAME
+            if pad == Padding.SAME and tuple(a["pads"]) != same:
+                raise WriterError(f"node {op.name}: transpose_conv pads {a['pads']} are neither SAME {same} nor VALID")
+
+            def opt(b: Any) -> int:
+                tflite.TransposeConvOptionsStart(b)
+                tflite.TransposeConvOptionsAddPadding(b, pad)
+                tflite.TransposeConvOptionsAddStrideH(b, stride[0])
+                tflite.TransposeConvOptionsAddStrideW(b, stride[1])
+                tflite.TransposeConvOptionsAddFusedActivationFunction(b, act)
+                return tflite.TransposeConvOptionsEnd(b)
+
+            tins = [shape, ins[1], ins[0]] + ins[2:3]
+            return self.opcode(BO.TRANSPOSE_CONV, 4), tins, outs, BOpt.TransposeConvOptions, opt
+
         if k == "fully_connected":
 
             def opt(b: Any) -> int:
