@@ -193,6 +193,11 @@ class _Emitter:
     def op_transpose_conv(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._conv_common(i, op)
         ctx["template"] = "transpose_conv"
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: int64 bias (or none)
+            ctx.update({"fn": "mt_transpose_conv_s16", "x": f"(const int16_t *)(const void *)({ctx['x']})",
+                        "y": f"(int16_t *)(void *)({ctx['y']})"})
+        else:
+            ctx["fn"] = "mt_transpose_conv_s8"
         return ctx
 
     def _conv_s16(self, i: int, op: Op) -> dict[str, Any]:

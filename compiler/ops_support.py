@@ -127,7 +127,10 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "TRANSPOSE_CONV",
             (_s("int8", "int8", [IDX32, W8, I8, B32], [I8], kernels=("mt_transpose_conv_s8",), data_input=2,
-                note="stride, SAME/VALID; no scratch (output-stationary)", test=f"{T_TFL}::test_transpose_conv"),),
+                note="stride, SAME/VALID; no scratch (output-stationary)", test=f"{T_TFL}::test_transpose_conv"),
+             _s("int16x8", "int16", [IDX32, W8, I16, B64_ONLY], [I16], kernels=("mt_transpose_conv_s16",),
+                data_input=2, note="int64 bias (TFLM reads an int32 one as int64)",
+                test=f"{T_TFL}::test_transpose_conv_16x8"),),
             "transpose_conv",
         ),
         OpSupport(

@@ -71,6 +71,9 @@ int32_t mt_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
 mt_status mt_transpose_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, const int8_t *in,
                                const mt_view *in_v, const int8_t *filter, const mt_dims *fd, const int32_t *bias,
                                int8_t *out, const mt_view *out_v);
+mt_status mt_transpose_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in,
+                                const mt_view *in_v, const int8_t *filter, const mt_dims *fd, const int64_t *bias,
+                                int16_t *out, const mt_view *out_v);
 
 /* 16x8 convolution (TFLite's int16 activations, zero point 0, with int8 symmetric weights):
  * the same views and padding as mt_conv_s8 (input_offset unused). bias64 (int64 accumulator,

@@ -450,8 +450,10 @@ def test_relu_s16(lib) -> None:
         _check(out, want, f"relu16 case {case}")
 
 
-def test_transpose_conv_s8(lib) -> None:
-    rng = np.random.default_rng(101)
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_transpose_conv(lib, dtype: str) -> None:
+    rng = np.random.default_rng(101 if dtype == "int8" else 102)
+    s16 = dtype == "int16"
     for case in range(N_CASES):
         h, w, ic, oc = (int(v) for v in rng.integers(1, 6, 4))
         kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, 4))
@@ -459,15 +461,17 @@ def test_transpose_conv_s8(lib) -> None:
         oh, ow = (h - 1) * sh + kh - pt - int(rng.integers(0, kh - pt + 1)), (w - 1) * sw + kw - pl
         oh = max(oh, 1)
         g = Graph("tc")
-        g.add_tensor(Tensor("x", (1, h, w, ic), "int8", QParams(0.05, int(rng.integers(-128, 128)))))
+        xq = QParams(2e-4, 0) if s16 else QParams(0.05, int(rng.integers(-128, 128)))
+        g.add_tensor(Tensor("x", (1, h, w, ic), dtype, xq))
         wq = QParams(rng.uniform(0.005, 0.02, oc).astype(np.float32), np.zeros(oc, np.int64), 0)
         g.add_tensor(Tensor("w", (oc, kh, kw, ic), "int8", wq, rng.integers(-127, 128, (oc, kh, kw, ic))))
-        g.add_tensor(Tensor("b", (oc,), "int32", None, rng.integers(-3000, 3000, oc)))
-        g.add_tensor(Tensor("y", (1, oh, ow, oc), "int8", QParams(float(rng.uniform(0.05, 0.2)), 3)))
+        g.add_tensor(Tensor("b", (oc,), "int64" if s16 else "int32", None, rng.integers(-3000, 3000, oc)))
+        yq = QParams(float(rng.uniform(2e-4, 8e-4)), 0) if s16 else QParams(float(rng.uniform(0.05, 0.2)), 3)
+        g.add_tensor(Tensor("y", (1, oh, ow, oc), dtype, yq))
         attrs = {"stride": (sh, sw), "pads": (pt, 0, pl, 0), "activation": "none", "dilation": (1, 1)}
         g.add_op(Op("transpose_conv", "t", ["x", "w", "b"], ["y"], attrs))
         g.inputs, g.outputs = ["x"], ["y"]
-        x = rng.integers(-128, 128, (1, h, w, ic)).astype(np.int8)
+        x = rng.integers(*_RANGE[dtype], (1, h, w, ic)).astype(dtype)
         want = run(g, [x])[0]
         q = lower(g, g.ops[0])
         params = ConvParams(q["input_offset"], q["output_offset"], sh, sw, 1, 1, Pad(pt, 0, pl, 0), q["act_min"],
@@ -475,10 +479,10 @@ def test_transpose_conv_s8(lib) -> None:
         mult, shift = q["multiplier"].astype(np.int32), q["shift"].astype(np.int32)
         quant = PcQuant(mult.ctypes.data, shift.ctypes.data)
         wt, bias = g.t("w").data, g.t("b").data
-        out, optr = guarded(want.size, "int8")
-        rc = lib.mt_transpose_conv_s8(C.byref(params), C.byref(quant), _vp(x), C.byref(View(h, w, ic, w * ic, ic)),
-                                      _vp(wt), C.byref(Dims(*wt.shape)), _vp(bias), optr,
-                                      C.byref(View(oh, ow, oc, ow * oc, oc)))
+        out, optr = guarded(want.size, dtype)
+        fn = getattr(lib, f"mt_transpose_conv_{'s16' if s16 else 's8'}")
+        rc = fn(C.byref(params), C.byref(quant), _vp(x), C.byref(View(h, w, ic, w * ic, ic)), _vp(wt),
+                C.byref(Dims(*wt.shape)), _vp(bias), optr, C.byref(View(oh, ow, oc, ow * oc, oc)))
         assert rc == 0
         _check(out, want, f"transpose_conv case {case}")
 
