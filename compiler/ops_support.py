@@ -336,12 +336,16 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "MAXIMUM",
             (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_maximum_s8",), note="raw values, 4-D broadcast",
+                test=f"{T_TFL}::test_maximum_minimum"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_maximum_s16",), note="raw values, 4-D broadcast",
                 test=f"{T_TFL}::test_maximum_minimum"),),
             "maximum",
         ),
         OpSupport(
             "MINIMUM",
             (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_minimum_s8",), note="raw values, 4-D broadcast",
+                test=f"{T_TFL}::test_maximum_minimum"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_minimum_s16",), note="raw values, 4-D broadcast",
                 test=f"{T_TFL}::test_maximum_minimum"),),
             "minimum",
         ),

@@ -210,6 +210,8 @@ mt_status mt_abs_s8(const mt_abs_params *p, const int8_t *in, int8_t *out, int32
 mt_status mt_abs_s16(const mt_abs_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
+mt_status mt_maximum_s16(const mt_broadcast *b, const int16_t *in1, const int16_t *in2, int16_t *out);
+mt_status mt_minimum_s16(const mt_broadcast *b, const int16_t *in1, const int16_t *in2, int16_t *out);
 
 /* Softmax along the last axis of [rows, depth] (output scale 1/256, zero point -128). */
 typedef struct {

@@ -243,7 +243,8 @@ BCAST = [((1, 3, 4, 5), (1, 3, 4, 5)), ((1, 3, 4, 5), (1, 1, 1, 5)), ((1, 3, 1, 
 
 
 @pytest.mark.parametrize("kind,dtype", [("add", "int16"), ("mul", "int16"), ("sub", "int16"), ("sub", "int8"),
-                                        ("maximum", "int8"), ("minimum", "int8")])
+                                        ("maximum", "int8"), ("minimum", "int8"), ("maximum", "int16"),
+                                        ("minimum", "int16")])
 def test_binary_bcast(lib, kind: str, dtype: str) -> None:
     rng = np.random.default_rng(len(kind) * 10 + len(dtype))
     for case in range(N_CASES):

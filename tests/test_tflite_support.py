@@ -662,6 +662,12 @@ def test_maximum_minimum(kind: str, sa, sb) -> None:
     y = b.t(tuple(max(p, q) for p, q in zip(sa, sb, strict=True)), "int8", 0.05, 3)
     b.op(kind, [x, z], y)
     oracle(b.output(y))
+    b = G(f"{kind}16")
+    x = b.input(sa, "int16", 3e-4, 0)
+    z = b.input(sb, "int16", 3e-4, 0)
+    y = b.t(tuple(max(p, q) for p, q in zip(sa, sb, strict=True)), "int16", 3e-4, 0)
+    b.op(kind, [x, z], y)
+    oracle(b.output(y))
     b = G(f"{kind}_const")  # against a constant (as ReLU-like clamps are exported)
     x = b.input(sa, "int8", 0.05, 3)
     c = b.t(sb, "int8", 0.05, 3, np.random.default_rng(1).integers(-128, 128, sb).astype(np.int8))
@@ -788,8 +794,14 @@ def test_float_io_quantize_16() -> None:
 
 def pad_concat_16_model() -> Graph:
     b = G("pad_concat16")
-    x = b.input((1, 4, 5, 3), "int16", 3e-4, 0)
+    x0 = b.input((1, 4, 5, 3), "int16", 3e-4, 0)
     z = b.input((1, 4, 5, 2), "int16", 3e-4, 0)
+    k = b.t((1, 1, 1, 3), "int16", 3e-4, 0, np.asarray([[[[-200, 0, 300]]]], np.int16))
+    x1 = b.t((1, 4, 5, 3), "int16", 3e-4, 0)
+    b.op("maximum", [x0, k], x1)
+    x = b.t((1, 4, 5, 3), "int16", 3e-4, 0)
+    b.op("minimum", [x1, b.t((1, 1, 5, 1), "int16", 3e-4, 0, np.asarray([[[[9000], [-3], [40], [0], [7]]]],
+                                                                         np.int16))], x)
     p = b.t((1, 6, 6, 3), "int16", 3e-4, 0)
     b.op("pad", [x], p, paddings=((0, 0), (1, 1), (0, 1), (0, 0)))
     c = b.t((1, 4, 5, 5), "int16", 3e-4, 0)
