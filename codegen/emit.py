@@ -230,6 +230,16 @@ class _Emitter:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
         return self._conv_common(i, op)
 
+    def op_transpose_conv(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._conv_common(i, op)
+        ctx["template"] = "transpose_conv"
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: int64 bias (or none)
+            ctx.update({"fn": "mt_transpose_conv_s16", "x": f"(const int16_t *)(const void *)({ctx['x']})",
+                        "y": f"(int16_t *)(void *)({ctx['y']})"})
+        else:
+            ctx["fn"] = "mt_transpose_conv_s8"
+        return ctx
+
     def _conv_s16(self, i: int, op: Op) -> dict[str, Any]:
         b = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
         ctx = self._conv_common(i, op)
@@ -354,6 +364,42 @@ class _Emitter:
             "broadcast": {"shape": list(sy), "s1": _bcast_strides(sa, sy), "s2": _bcast_strides(sb, sy)},
         }
 
+    def op_gather(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "q": q,
+            "idx": self.array(f"s{i}_indices", "int32_t", q["indices"]),
+            "n_idx": int(q["indices"].size),
+        }
+
+    def op_resize_nearest(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        ct = C_TYPES[self.g.t(op.inputs[0]).dtype]
+        return {
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "xv": self.view(op.inputs[0]),
+            "yv": self.view(op.outputs[0]),
+            "ymap": self.array(f"s{i}_ymap", "int32_t", q["y_map"]),
+            "xmap": self.array(f"s{i}_xmap", "int32_t", q["x_map"]),
+            "ct": ct,
+            "fn": "mt_resize_nearest_s16" if ct == "int16_t" else "mt_resize_nearest_s8",
+        }
+
+    def op_abs(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        ct = C_TYPES[self.g.t(op.inputs[0]).dtype]
+        ctx.update({"ct": ct, "fn": "mt_abs_s16" if ct == "int16_t" else "mt_abs_s8"})
+        return ctx
+
+    def op_leaky_relu(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        ct = C_TYPES[self.g.t(op.inputs[0]).dtype]
+        ctx.update({"ct": ct, "fn": "mt_leaky_relu_s16" if ct == "int16_t" else "mt_leaky_relu_s8"})
+        return ctx
+
     def op_sub(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary_bcast(i, op, True)
 
@@ -393,7 +439,11 @@ class _Emitter:
         x = op.inputs[0]
         if len(self.g.t(x).shape) != 4 or tuple(op.attrs["axes"]) != (1, 2):
             raise ModelError(f"codegen: MEAN over axes {op.attrs['axes']} ({op.name}); only H,W of NHWC is supported")
-        return {"x": self.ptr(x), "y": self.ptr(op.outputs[0]), "xv": self.view(x), "q": lower(self.g, op)}
+        ctx = {"x": self.ptr(x), "y": self.ptr(op.outputs[0]), "xv": self.view(x), "q": lower(self.g, op)}
+        if self.g.t(x).dtype == "int16":
+            ctx.update({"template": "mean_s16", "x": f"(const int16_t *)(const void *)({ctx['x']})",
+                        "y": f"(int16_t *)(void *)({ctx['y']})"})
+        return ctx
 
     def op_pad(self, i: int, op: Op) -> dict[str, Any]:
         x, y = op.inputs[0], op.outputs[0]
@@ -402,7 +452,7 @@ class _Emitter:
         full = [(0, 0)] * (4 - rank) + [tuple(p) for p in pads]
         if full[0] != (0, 0) or full[3] != (0, 0):
             raise ModelError(f"codegen: PAD of the batch or channel axis ({op.name}) is not supported")
-        return {
+        ctx = {
             "x": self.ptr(x),
             "y": self.ptr(y),
             "xv": self.view(x),
@@ -410,6 +460,18 @@ class _Emitter:
             "pads": {"top": full[1][0], "bottom": full[1][1], "left": full[2][0], "right": full[2][1]},
             "q": lower(self.g, op),
         }
+        if self.g.t(x).dtype == "int16":  # zero point 0: a byte copy over 2-byte elements, zero border
+            if ctx["q"]["pad_value"] != 0:
+                raise ModelError(f"codegen: int16 PAD with a nonzero pad value ({op.name}) is not supported")
+            ctx.update(self._bytes16(x, y, ctx["xv"], ctx["yv"]))
+        return ctx
+
+    def _bytes16(self, x: str, y: str, *views: dict[str, int]) -> dict[str, Any]:
+        """int16 tensors as int8 byte views (c, strides doubled) for the byte-copying kernels."""
+        for v in views:
+            for k in ("c", "row_stride", "col_stride"):
+                v[k] *= 2
+        return {"x": f"(const int8_t *)(const void *)({self.ptr(x)})", "y": f"(int8_t *)(void *)({self.ptr(y)})"}
 
     def op_reshape(self, i: int, op: Op) -> dict[str, Any]:
         return {}
@@ -423,17 +485,20 @@ class _Emitter:
         if y4[0] != 1 and axis != 0:
             raise ModelError(f"codegen: CONCATENATION with batch > 1 ({op.name}) is not supported")
         _, h, w, c = y4
+        es = 2 if self.g.t(y).dtype == "int16" else 1  # int16: copied as bytes (views in bytes)
         parts = []
         off = 0
         for t in op.inputs:
             s4 = self.nhwc4(self.g.t(t).shape)
-            src = {"h": s4[1], "w": s4[2], "c": s4[3], "row_stride": s4[2] * s4[3], "col_stride": s4[3]}
+            src = {"h": s4[1], "w": s4[2], "c": s4[3] * es, "row_stride": s4[2] * s4[3] * es, "col_stride": s4[3] * es}
             dst = dict(src)
-            dst["row_stride"], dst["col_stride"] = w * c, c
-            elem_off = [0, off * w * c, off * c, off][axis]
-            parts.append({"x": self.ptr_or_const(t), "src": src, "dst": dst, "offset": elem_off})
+            dst["row_stride"], dst["col_stride"] = w * c * es, c * es
+            elem_off = [0, off * w * c, off * c, off][axis] * es
+            xp = self.ptr_or_const(t)
+            parts.append({"x": f"(const int8_t *)(const void *)({xp})" if es == 2 else xp, "src": src, "dst": dst,
+                          "offset": elem_off})
             off += s4[axis]
-        return {"y": self.ptr(y), "parts": parts}
+        return {"y": f"((int8_t *)(void *)({self.ptr(y)}))" if es == 2 else self.ptr(y), "parts": parts}
 
     def op_softmax(self, i: int, op: Op) -> dict[str, Any]:
         x = op.inputs[0]
@@ -455,8 +520,10 @@ class _Emitter:
         }
 
     op_logistic = _unary
+    op_tanh = _unary
     op_hard_swish = _unary
-    op_relu = _unary
+    def op_relu(self, i: int, op: Op) -> dict[str, Any]:
+        return {**self._unary(i, op), "s16": self.g.t(op.inputs[0]).dtype == "int16"}
 
     def op_quantize(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._unary(i, op)

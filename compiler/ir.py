@@ -40,6 +40,12 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "sub": ("activation",),  # TFLite SUB: add's arithmetic with the second scaled input subtracted
     "maximum": (),  # TFLite MAXIMUM/MINIMUM: elementwise on the raw quantized values (broadcast)
     "minimum": (),
+    "gather": ("axis", "indices"),  # TFLite GATHER with constant indices (batch_dims 0): np.take
+    "resize_nearest": ("align_corners", "half_pixel_centers"),  # TFLite RESIZE_NEAREST_NEIGHBOR, NHWC
+    "leaky_relu": ("alpha",),  # TFLite LEAKY_RELU: x >= 0 rescaled by s_x/s_y, x < 0 by alpha s_x/s_y
+    "transpose_conv": ("stride", "pads", "activation", "dilation"),  # TFLite TRANSPOSE_CONV: x, w (OHWI), bias
+    "abs": (),  # TFLite ABS (int8, int16): |x - z_x|, rescaled when the scales differ
+    "tanh": (),  # TFLite TANH int8: input in Q4.27, gemmlowp tanh, output Q0.7 (zero point 0)
     "avg_pool2d": ("kernel", "stride", "pads", "activation"),
     "max_pool2d": ("kernel", "stride", "pads", "activation"),
     "mean": ("axes", "keep_dims"),

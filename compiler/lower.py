@@ -34,7 +34,7 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
     x = op.inputs[0]
     y = op.outputs[0]
     p: dict[str, Any] = {}
-    if k in ("conv2d", "depthwise_conv2d", "fully_connected"):
+    if k in ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv"):
         w = g.t(op.inputs[1])
         in_s, out_s = _scale(g, x), _scale(g, y)
         wq = w.quant
@@ -110,8 +110,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["input_multiplier"], p["input_left_shift"], p["diff_min"] = Q.softmax_params(
             float(op.attrs.get("beta", 1.0)), _scale(g, x)
         )
-    elif k == "logistic":
-        if _zp(g, y) != -128:
+    elif k in ("logistic", "tanh"):  # TFLM logistic.cc / tanh.cc int8 Prepare (kInputIntegerBits 4)
+        if k == "logistic" and _zp(g, y) != -128:
             raise ModelError(f"node {op.name} (logistic): int8 output zero point must be -128")
         real = _scale(g, x) * float(1 << (31 - 4))
         q, shift = __import__("math").frexp(real)
@@ -132,13 +132,15 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["reluish_multiplier"], p["reluish_exponent"] = _downscale_to_int16(rm), re_
     elif k == "relu":
         lo, hi = float(op.attrs.get("min", 0.0)), float(op.attrs.get("max", float("inf")))
+        info = np.iinfo(g.t(y).dtype)
+        qmin, qmax = int(info.min), int(info.max)
         if hi == 6.0:
             # TFLM RELU6 int8: a clamp in the input's quantization (no rescale)
             s, z = _scale(g, x), _zp(g, x)
             p["mode"] = "clamp"
             # FloatToQuantizedType: round(6.0f / scale) in float32 arithmetic
             six = Q._round_half_away(float(np.float32(6.0) / np.float32(s)))
-            p["act_min"], p["act_max"] = z, max(-128, min(127, z + six))
+            p["act_min"], p["act_max"] = z, max(qmin, min(qmax, z + six))
         else:
             s, z = _scale(g, y), _zp(g, y)
             p["mode"] = "rescale"
@@ -146,8 +148,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(
                 float(np.float32(np.float32(_scale(g, x)) / np.float32(s)))
             )
-            p["act_min"] = max(-128, z + Q._round_half_away(float(np.float32(lo) / np.float32(s))))
-            p["act_max"] = 127 if hi == float("inf") else min(127, z + Q._round_half_away(hi / s))
+            p["act_min"] = max(qmin, z + Q._round_half_away(float(np.float32(lo) / np.float32(s))))
+            p["act_max"] = qmax if hi == float("inf") else min(qmax, z + Q._round_half_away(hi / s))
     elif k == "quantize":
         src = g.t(x)
         if src.dtype == "float32":
@@ -157,6 +159,31 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
             p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
             p["input_zp"] = _zp(g, x)
         p["output_zp"] = _zp(g, y)
+    elif k == "gather":
+        xs = g.t(x).shape
+        axis = int(op.attrs["axis"])
+        idx = np.asarray(op.attrs["indices"], dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= xs[axis]):
+            raise ModelError(f"node {op.name} (gather): indices outside [0, {xs[axis]})")
+        p["outer"] = int(np.prod(xs[:axis], dtype=np.int64))
+        p["axis_size"] = int(xs[axis])
+        p["inner"] = int(np.prod(xs[axis + 1 :], dtype=np.int64))
+        p["indices"] = idx.astype(np.int32)
+    elif k == "resize_nearest":
+        p.update(_resize_nearest_maps(g.t(x).shape, g.t(y).shape, op.attrs))
+    elif k == "abs":  # TFLM elementwise.cc PrepareAbsRsqrt
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        p["rescale"] = int(_scale(g, x) != _scale(g, y))
+        p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y)) if p["rescale"] else (0, 0)
+    elif k == "leaky_relu":
+        # TFLM leaky_relu.cc: the scale ratios in float32, then QuantizeMultiplier
+        s_x, s_y = np.float32(_scale(g, x)), np.float32(_scale(g, y))
+        alpha = np.float32(op.attrs["alpha"])
+        if alpha < 0:
+            raise ModelError(f"node {op.name} (leaky_relu): negative alpha {float(alpha)} is not supported")
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        p["identity_multiplier"], p["identity_shift"] = Q.quantize_multiplier(float(np.float32(s_x / s_y)))
+        p["alpha_multiplier"], p["alpha_shift"] = Q.quantize_multiplier(float(np.float32(s_x * alpha / s_y)))
     elif k == "layer_norm":
         p.update(_lower_layer_norm(g, op))
     elif k == "gelu":
@@ -167,6 +194,28 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
             raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
     return p
+
+
+def _nearest(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """TFLite GetNearestNeighbor for every output index, in its float32 arithmetic."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    offset = f32(0.5) if half_pixel_centers else f32(0.0)
+    out = np.zeros(out_size, dtype=np.int32)
+    for i in range(out_size):
+        v = (f32(i) + offset) * scale
+        r = int(Q._round_half_away(float(v))) if align_corners else int(np.floor(v))
+        r = min(r, in_size - 1)
+        out[i] = max(0, r) if half_pixel_centers else r
+    return out
+
+
+def _resize_nearest_maps(xs: tuple[int, ...], ys: tuple[int, ...], attrs: dict[str, Any]) -> dict[str, Any]:
+    ac, hp = bool(attrs.get("align_corners", False)), bool(attrs.get("half_pixel_centers", False))
+    return {"y_map": _nearest(xs[1], ys[1], ac, hp), "x_map": _nearest(xs[2], ys[2], ac, hp)}
 
 
 def _act_range(g: Graph, op: Op, out_scale: float) -> tuple[int, int]:

@@ -76,6 +76,8 @@ class Scheme:
     edge: str = ""
     same_quant: bool = False
     variadic: bool = False  # any number of inputs, each like inputs[0]
+    variadic_out: bool = False  # any number of outputs, each like outputs[0]
+    data_input: int = 0  # the input same_quant compares (all inputs when variadic)
     note: str = ""
     test: str = ""
 
@@ -121,6 +123,15 @@ SUPPORT: dict[str, OpSupport] = {
                    note="int64 or int32 bias", test=f"{T_TFL}::test_conv2d_16x8"),
             ),
             "conv2d",
+        ),
+        OpSupport(
+            "TRANSPOSE_CONV",
+            (_s("int8", "int8", [IDX32, W8, I8, B32], [I8], kernels=("mt_transpose_conv_s8",), data_input=2,
+                note="stride, SAME/VALID; no scratch (output-stationary)", test=f"{T_TFL}::test_transpose_conv"),
+             _s("int16x8", "int16", [IDX32, W8, I16, B64_ONLY], [I16], kernels=("mt_transpose_conv_s16",),
+                data_input=2, note="int64 bias (TFLM reads an int32 one as int64)",
+                test=f"{T_TFL}::test_transpose_conv_16x8"),),
+            "transpose_conv",
         ),
         OpSupport(
             "DEPTHWISE_CONV_2D",
@@ -169,19 +180,23 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "MEAN",
             (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_mean_hw_s8",),
-                note="C: axes H,W of NHWC", test=f"{T_OPS}::test_mean"),),
+                note="axes H,W of NHWC (others refused)", test=f"{T_OPS}::test_mean"),
+             _s("int16", "int16", [I16, IDX32], [I16], kernels=("mt_mean_hw_s16",),
+                note="axes H,W of NHWC (others refused)", test=f"{T_TFL}::test_mean_16"),),
             "mean",
         ),
         OpSupport(
             "PAD",
             (_s("int8", "int8", [I8, IDX], [I8], kernels=("mt_pad_s8",), same_quant=True,
-                note="C: H, W padding", test=f"{T_OPS}::test_pad"),),
+                note="H, W padding (others refused)", test=f"{T_OPS}::test_pad"),
+             _s("int16", "int16", [I16, IDX], [I16], kernels=("mt_pad_s8",), same_quant=True,
+                note="C: H, W padding, as bytes (zero point 0)", test=f"{T_TFL}::test_pad_concat_16"),),
             "pad",
         ),
         OpSupport(
             "PADV2",
             (_s("int8", "int8", [I8, IDX, Slot(("int8",), const=True)], [I8], kernels=("mt_pad_s8",),
-                same_quant=True, note="C: H, W padding", test=f"{T_TFL}::test_padv2"),),
+                same_quant=True, note="H, W padding (others refused)", test=f"{T_TFL}::test_padv2"),),
             "pad",
         ),
         OpSupport(
@@ -195,13 +210,17 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "SQUEEZE",
             (_s("int8", "int8", [I8], [I8], same_quant=True, note="a view (no kernel)",
+                test=f"{T_TFL}::test_squeeze"),
+             _s("int16", "int16", [I16], [I16], same_quant=True, note="a view (no kernel)",
                 test=f"{T_TFL}::test_squeeze"),),
             "reshape",
         ),
         OpSupport(
             "CONCATENATION",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_s8",), variadic=True,
-                note="inputs quantized as the output", test=f"{T_OPS}::test_concat"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_s8",), variadic=True, same_quant=True,
+                note="inputs quantized as the output", test=f"{T_OPS}::test_concat"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_copy_s8",), variadic=True, same_quant=True,
+                note="inputs quantized as the output; copied as bytes", test=f"{T_TFL}::test_pad_concat_16"),),
             "concat",
         ),
         OpSupport(
@@ -217,18 +236,32 @@ SUPPORT: dict[str, OpSupport] = {
             "logistic",
         ),
         OpSupport(
+            "ABS",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_abs_s8",), test=f"{T_TFL}::test_abs"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_abs_s16",), test=f"{T_TFL}::test_abs"),),
+            "abs",
+        ),
+        OpSupport(
+            "TANH",
+            (_s("int8", "int8", [I8], [I8_ZP0], kernels=("mt_tanh_s8",), note="output zero point 0",
+                test=f"{T_TFL}::test_tanh"),),
+            "tanh",
+        ),
+        OpSupport(
             "HARD_SWISH",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_hard_swish_s8",), test=f"{T_OPS}::test_activation"),),
             "hard_swish",
         ),
         OpSupport(
             "RELU",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_relu_s16",), test=f"{T_TFL}::test_relu_16"),),
             "relu",
         ),
         OpSupport(
             "RELU6",
-            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),),
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_relu_s8",), test=f"{T_OPS}::test_activation"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_relu_s16",), test=f"{T_TFL}::test_relu_16"),),
             "relu",
         ),
         OpSupport(
@@ -238,6 +271,8 @@ SUPPORT: dict[str, OpSupport] = {
                    test=f"{T_OPS}::test_quantize_int8"),
                 _s("float32->int8", "int8", [F32], [I8], edge="input", note="graph input only: the caller quantizes",
                    test=f"{T_TFL}::test_float_io_quantize"),
+                _s("float32->int16", "int16", [F32], [I16], edge="input",
+                   note="graph input only: the caller quantizes", test=f"{T_TFL}::test_float_io_quantize_16"),
                 _s("uint8->int8", "int8", [U8], [I8], kernels=("mt_requantize_u8_s8",),
                    test=f"{T_TFL}::test_uint8_quantize"),
                 _s("int8->uint8", "int8", [I8], [U8], kernels=("mt_requantize_s8_u8",),
@@ -254,7 +289,9 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "DEQUANTIZE",
             (_s("int8->float32", "int8", [I8], [F32], edge="output", note="graph output only: the caller dequantizes",
-                test=f"{T_TFL}::test_float_io_quantize"),),
+                test=f"{T_TFL}::test_float_io_quantize"),
+             _s("int16->float32", "int16", [I16], [F32], edge="output",
+                note="graph output only: the caller dequantizes", test=f"{T_TFL}::test_float_io_quantize_16"),),
             "dequantize",
         ),
         OpSupport(
@@ -274,14 +311,41 @@ SUPPORT: dict[str, OpSupport] = {
             "sub",
         ),
         OpSupport(
+            "GATHER",
+            (_s("int8", "int8", [I8, Slot(("int32", "int64"), quant="none", const=True)], [I8],
+                kernels=("mt_gather_s8",), note="constant indices, batch_dims 0 (TFLM has no int16 GATHER)",
+                test=f"{T_TFL}::test_gather"),),
+            "gather",
+        ),
+        OpSupport(
+            "RESIZE_NEAREST_NEIGHBOR",
+            (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_resize_nearest_s8",), same_quant=True,
+                note="align_corners, half_pixel_centers", test=f"{T_TFL}::test_resize_nearest"),
+             _s("int16", "int16", [I16, IDX32], [I16], kernels=("mt_resize_nearest_s16",), same_quant=True,
+                note="align_corners, half_pixel_centers", test=f"{T_TFL}::test_resize_nearest"),),
+            "resize_nearest",
+        ),
+        OpSupport(
+            "LEAKY_RELU",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_leaky_relu_s8",), note="alpha >= 0",
+                test=f"{T_TFL}::test_leaky_relu"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_leaky_relu_s16",), note="alpha >= 0",
+                test=f"{T_TFL}::test_leaky_relu"),),
+            "leaky_relu",
+        ),
+        OpSupport(
             "MAXIMUM",
             (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_maximum_s8",), note="raw values, 4-D broadcast",
+                test=f"{T_TFL}::test_maximum_minimum"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_maximum_s16",), note="raw values, 4-D broadcast",
                 test=f"{T_TFL}::test_maximum_minimum"),),
             "maximum",
         ),
         OpSupport(
             "MINIMUM",
             (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_minimum_s8",), note="raw values, 4-D broadcast",
+                test=f"{T_TFL}::test_maximum_minimum"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_minimum_s16",), note="raw values, 4-D broadcast",
                 test=f"{T_TFL}::test_maximum_minimum"),),
             "minimum",
         ),
@@ -300,6 +364,34 @@ SUPPORT: dict[str, OpSupport] = {
              _s("int16", "int16", [I16, IDX32, IDX32, IDX32], [I16], kernels=("mt_copy_strided_s16",),
                 same_quant=True, note="unit strides; begin/end/shrink masks", test=f"{T_TFL}::test_strided_slice"),),
             "slice",
+        ),
+        OpSupport(
+            "SPLIT",
+            tuple(_s(f, f, [IDX32, T], [T], kernels=(k,), variadic_out=True, data_input=1, same_quant=True,
+                     note="as one SLICE per output", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T, k in (("int8", I8, "mt_copy_strided_s8"), ("int16", I16, "mt_copy_strided_s16"))),
+            "slice",
+        ),
+        OpSupport(
+            "SPLIT_V",
+            tuple(_s(f, f, [T, IDX, IDX32], [T], kernels=(k,), variadic_out=True, same_quant=True,
+                     note="as one SLICE per output", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T, k in (("int8", I8, "mt_copy_strided_s8"), ("int16", I16, "mt_copy_strided_s16"))),
+            "slice",
+        ),
+        OpSupport(
+            "UNPACK",
+            tuple(_s(f, f, [T], [T], kernels=(k,), variadic_out=True, same_quant=True,
+                     note="as one SLICE per output", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T, k in (("int8", I8, "mt_copy_strided_s8"), ("int16", I16, "mt_copy_strided_s16"))),
+            "slice",
+        ),
+        OpSupport(
+            "PACK",
+            tuple(_s(f, f, [T], [T], kernels=("mt_copy_s8",), variadic=True, same_quant=True,
+                     note="as RESHAPEs and a CONCATENATION", test=f"{T_TFL}::test_split_unpack_pack")
+                  for f, T in (("int8", I8), ("int16", I16))),
+            "concat",
         ),
         OpSupport(
             "EXPAND_DIMS",
@@ -363,7 +455,8 @@ def _match(
         why = _slot_problem(slots[i], t)
         if why is not None:
             bad.append(("input", i, why))
-    for i, slot in enumerate(scheme.outputs):
+    out_slots = [scheme.outputs[0]] * max(len(outs), 1) if scheme.variadic_out else list(scheme.outputs)
+    for i, slot in enumerate(out_slots):
         t = outs[i] if i < len(outs) else None
         why = _slot_problem(slot, t)
         if why is not None:
@@ -373,10 +466,14 @@ def _match(
     if scheme.edge == "output" and not at_output:
         bad.append(("output", 0, "not a graph output"))
     if scheme.same_quant and not bad:
-        a, y = ins[0], outs[0]
-        if a is not None and y is not None and a.quant is not None and y.quant is not None:
-            if a.quant.s != y.quant.s or a.quant.zp != y.quant.zp:
-                bad.append(("output", 0, "quantization differs from input 0"))
+        data = list(ins) if scheme.variadic else [ins[scheme.data_input]]
+        for k, y in enumerate(outs):
+            for a in data:
+                if a is None or y is None or a.quant is None or y.quant is None:
+                    continue
+                if a.quant.s != y.quant.s or a.quant.zp != y.quant.zp:
+                    bad.append(("output", k, "quantization differs from the input's"))
+                    break
     return bad
 
 
@@ -412,7 +509,7 @@ def check_op(
     name = f" {t.name!r}" if t is not None else ""
     if why in ("not a graph input", "not a graph output"):
         want = f"{scheme.name} only at a graph {'input' if role == 'input' else 'output'}"
-    elif why == "quantization differs from input 0":
+    elif why == "quantization differs from the input's":
         want = "the input's scale and zero point"
     schemes = ", ".join(s.name for s in decl.schemes)
     raise UnsupportedSchemeError(
@@ -451,9 +548,21 @@ def support_matrix() -> str:
     return "\n".join(lines) + "\n"
 
 
+def support_table() -> str:
+    """The compact op x int8/int16 table (implementations per cell) for a README."""
+    rows = ["| TFLite op | int8 | int16 |", "|---|---|---|"]
+    for line in support_matrix().splitlines():
+        if line.startswith("| ") and not line.startswith("| op ") and "---" not in line:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows.append(f"| {cells[0]} | {cells[1]} | {cells[2]} |")
+    return "\n".join(rows) + "\n"
+
+
 def declared_tests() -> list[str]:
     return sorted({s.test for d in SUPPORT.values() for s in d.schemes})
 
 
 if __name__ == "__main__":
-    print(support_matrix(), end="")
+    import sys
+
+    print(support_table() if "--table" in sys.argv else support_matrix(), end="")

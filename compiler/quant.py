@@ -187,6 +187,27 @@ def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
     return rescale(x, 1, 0)
 
 
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """(1-a)/(1+a) for a in [0,1) as Q0.31 (gemmlowp: the Newton-Raphson of
+    one_over_one_plus_x_for_x_in_0_1, then Rescale<0>(x - F2::One()))."""
+    half_denominator = _rounding_half_sum(a, INT32_MAX)
+    x = 1515870810 + srdhm(half_denominator, -1010580540)
+    one_f2 = 1 << 29
+    for _ in range(3):
+        hdx = srdhm(half_denominator, x)
+        x = x + rescale(srdhm(x, one_f2 - hdx), 2 + 2, 2)
+    return rescale(x - one_f2, 2, 0)
+
+
+def tanh_q(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp tanh on Q(integer_bits) input, Q0.31 output: with n = -|a|,
+    t = one_minus_x_over_one_plus_x(exp_on_negative_values(n as Q(integer_bits + 1)))."""
+    a = _i64(a)
+    n = np.where(a < 0, a, -a)
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
+    return np.where(a == 0, 0, np.where(a < 0, -t, t))
+
+
 def count_leading_zeros32(x: np.ndarray | int) -> np.ndarray:
     """Leading zeros of the uint32 reinterpretation of x (32 for zero)."""
     u = (_i64(x) & 0xFFFFFFFF).astype(np.float64)

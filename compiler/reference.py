@@ -104,6 +104,31 @@ def depthwise_conv2d(g: Graph, op: Op, env: Env) -> np.ndarray:
     return _requant(acc, p)
 
 
+def transpose_conv(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite reference_integer_ops::TransposeConv: every input pixel scatters x * w into the
+    output window at (iy * stride - pad_top + ky, ix * stride - pad_left + kx); then bias and
+    the per-channel requantization of conv2d."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) + p["input_offset"]
+    w = _in(g, env, op.inputs[1]).astype(np.int64)  # O, KH, KW, I
+    b = _in(g, env, op.inputs[2]).astype(np.int64) if len(op.inputs) > 2 and op.inputs[2] else 0
+    n, oh, ow, oc = g.t(op.outputs[0]).shape
+    sh, sw = op.attrs["stride"]
+    pt, pl = op.attrs["pads"][0], op.attrs["pads"][2]
+    acc = np.zeros((n, oh, ow, oc), dtype=np.int64)
+    for iy in range(x.shape[1]):
+        for ix in range(x.shape[2]):
+            for ky in range(w.shape[1]):
+                oy = iy * sh - pt + ky
+                if not 0 <= oy < oh:
+                    continue
+                for kx in range(w.shape[2]):
+                    ox = ix * sw - pl + kx
+                    if 0 <= ox < ow:
+                        acc[:, oy, ox, :] += x[:, iy, ix, :] @ w[:, ky, kx, :].T
+    return _requant(acc + b, p)
+
+
 def fully_connected(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     w = _in(g, env, op.inputs[1]).astype(np.int64)  # O, I
@@ -138,6 +163,41 @@ def sub(g: Graph, op: Op, env: Env) -> np.ndarray:
     sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
     raw = Q.mbqm_smaller_than_one(Q.wrap32(sa - sb), p["output_multiplier"], p["output_shift"]) + p["output_offset"]
     return np.clip(raw, p["act_min"], p["act_max"])
+
+
+def leaky_relu(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite QuantizeLeakyRelu (int8, int16): two multipliers by the input's sign."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
+    pos = Q.mbqm(x, p["identity_multiplier"], p["identity_shift"])
+    neg = Q.mbqm(x, p["alpha_multiplier"], p["alpha_shift"])
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(p["output_zp"] + np.where(x >= 0, pos, neg), info.min, info.max)
+
+
+def gather(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    idx = np.asarray(op.attrs["indices"], dtype=np.int64)
+    assert idx.size == 0 or idx.max() < p["axis_size"]
+    return np.take(x, idx, axis=int(op.attrs["axis"]))
+
+
+def resize_nearest(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite ResizeNearestNeighbor: out[y, x] = in[y_map[y], x_map[x]] (maps from compiler.lower)."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0])
+    return x[:, p["y_map"]][:, :, p["x_map"]]
+
+
+def abs_(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite AbsEvalQuantized: |x - z_x|, times s_x/s_y (MBQM) when the scales differ, + z_y."""
+    p = lower(g, op)
+    v = np.abs(_in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"])
+    if p["rescale"]:
+        v = Q.mbqm(v, p["multiplier"], p["shift"])
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(v + p["output_zp"], info.min, info.max)
 
 
 def maximum(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -189,7 +249,8 @@ def mean(g: Graph, op: Op, env: Env) -> np.ndarray:
     s = x.sum(axis=tuple(op.attrs["axes"]), keepdims=True)
     s = Q.wrap32(s - p["input_zp"] * p["count"])
     out = Q.mbqm(s, p["multiplier"], p["shift"]) + p["output_zp"]
-    return _clamp8(out)
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(out, info.min, info.max)
 
 
 def pad(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -237,6 +298,17 @@ def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:
     return out.astype(np.int8)
 
 
+def tanh(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite reference_integer_ops::Tanh (int8): saturate beyond the radius, else gemmlowp tanh
+    of the Q4.27 input, rounded to Q0.7."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
+    r = p["input_range_radius"]
+    q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])
+    out = np.clip(Q.rdbypot(Q.tanh_q(q4, 4), 31 - 7), -128, 127)
+    return np.where(x <= -r, -128, np.where(x >= r, 127, out))
+
+
 def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     overflow = (a == b) & (a == -32768)
@@ -281,9 +353,9 @@ def relu(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     if p["mode"] == "clamp":
-        return _clamp8(x, p["act_min"], p["act_max"])
+        return np.clip(x, p["act_min"], p["act_max"])
     out = p["output_zp"] + Q.mbqm(x - p["input_zp"], p["output_multiplier"], p["output_shift"])
-    return _clamp8(out, p["act_min"], p["act_max"])
+    return np.clip(out, p["act_min"], p["act_max"])  # within the output dtype (lower)
 
 
 def quantize(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -369,10 +441,16 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "conv2d": conv2d,
     "depthwise_conv2d": depthwise_conv2d,
     "fully_connected": fully_connected,
+    "transpose_conv": transpose_conv,
     "add": add,
     "mul": mul,
     "sub": sub,
     "maximum": maximum,
+    "gather": gather,
+    "resize_nearest": resize_nearest,
+    "leaky_relu": leaky_relu,
+    "tanh": tanh,
+    "abs": abs_,
     "minimum": minimum,
     "avg_pool2d": avg_pool2d,
     "max_pool2d": max_pool2d,

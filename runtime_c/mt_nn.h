@@ -65,6 +65,16 @@ mt_status mt_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, const int8_t
                      const int32_t *bias, int8_t *out, const mt_view *out_v, void *scratch);
 int32_t mt_conv_s8_get_buffer_size(const mt_dims *fd, const mt_view *in_v);
 
+/* Transposed convolution (TFLite TRANSPOSE_CONV, int8): filter OHWI, output pixel (oy, ox)
+ * gathers input pixels iy = (oy + pad.top - ky) / stride_h (whole quotients inside the input),
+ * likewise columns; conv2d's requantization. No scratch. */
+mt_status mt_transpose_conv_s8(const mt_conv_params *p, const mt_pc_quant *q, const int8_t *in,
+                               const mt_view *in_v, const int8_t *filter, const mt_dims *fd, const int32_t *bias,
+                               int8_t *out, const mt_view *out_v);
+mt_status mt_transpose_conv_s16(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in,
+                                const mt_view *in_v, const int8_t *filter, const mt_dims *fd, const int64_t *bias,
+                                int16_t *out, const mt_view *out_v);
+
 /* 16x8 convolution (TFLite's int16 activations, zero point 0, with int8 symmetric weights):
  * the same views and padding as mt_conv_s8 (input_offset unused). bias64 (int64 accumulator,
  * 64-bit MultiplyByQuantizedMultiplier) or bias32 (int32 accumulator, the usual MBQM), at most
@@ -171,8 +181,37 @@ mt_status mt_sub_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t 
                     int8_t *out);
 mt_status mt_sub_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1, const int16_t *in2,
                      int16_t *out);
+/* LEAKY_RELU (TFLite QuantizeLeakyRelu): out = z_y + MBQM(x - z_x) by the identity multiplier
+ * for x >= z_x, by the alpha multiplier below; clamped to the output type. */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t identity_multiplier, identity_shift;
+    int32_t alpha_multiplier, alpha_shift;
+} mt_leaky_relu_params;
+mt_status mt_leaky_relu_s8(const mt_leaky_relu_params *p, const int8_t *in, int8_t *out, int32_t size);
+mt_status mt_leaky_relu_s16(const mt_leaky_relu_params *p, const int16_t *in, int16_t *out, int32_t size);
+/* GATHER with constant indices: out[o, i, :] = in[o, indices[i], :] over `outer` blocks of
+ * axis_size x inner elements (TFLite-Micro reference, batch_dims 0). */
+mt_status mt_gather_s8(const int8_t *in, int32_t outer, int32_t axis_size, int32_t inner, const int32_t *indices,
+                       int32_t n_indices, int8_t *out);
+
+/* RESIZE_NEAREST_NEIGHBOR (NHWC, batch 1): out[y, x, :] = in[y_map[y], x_map[x], :]; the maps
+ * are TFLite's GetNearestNeighbor, computed by the compiler (compiler/lower.py). */
+mt_status mt_resize_nearest_s8(const int8_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
+                               int8_t *out, const mt_view *out_v);
+mt_status mt_resize_nearest_s16(const int16_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
+                                int16_t *out, const mt_view *out_v);
+/* ABS (TFLite AbsEvalQuantized): out = clamp(z_y + |x - z_x|), the magnitude times
+ * MBQM(multiplier, shift) when rescale != 0 (input and output scales differ). */
+typedef struct {
+    int32_t input_zp, output_zp, rescale, multiplier, shift;
+} mt_abs_params;
+mt_status mt_abs_s8(const mt_abs_params *p, const int8_t *in, int8_t *out, int32_t size);
+mt_status mt_abs_s16(const mt_abs_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_maximum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
 mt_status mt_minimum_s8(const mt_broadcast *b, const int8_t *in1, const int8_t *in2, int8_t *out);
+mt_status mt_maximum_s16(const mt_broadcast *b, const int16_t *in1, const int16_t *in2, int16_t *out);
+mt_status mt_minimum_s16(const mt_broadcast *b, const int16_t *in1, const int16_t *in2, int16_t *out);
 
 /* Softmax along the last axis of [rows, depth] (output scale 1/256, zero point -128). */
 typedef struct {
@@ -185,6 +224,8 @@ typedef struct {
     int32_t input_zp, input_multiplier, input_left_shift, input_range_radius;
 } mt_logistic_params;
 mt_status mt_logistic_s8(const mt_logistic_params *p, const int8_t *in, int8_t *out, int32_t size);
+/* Tanh (int8, output Q0.7 with zero point 0): the logistic's input parameters, gemmlowp tanh. */
+mt_status mt_tanh_s8(const mt_logistic_params *p, const int8_t *in, int8_t *out, int32_t size);
 
 /* Hard swish (TFLite's int16-internal arithmetic). */
 typedef struct {
@@ -204,6 +245,7 @@ typedef struct {
     int32_t act_min, act_max;
 } mt_relu_params;
 mt_status mt_relu_s8(const mt_relu_params *p, const int8_t *in, int8_t *out, int32_t size);
+mt_status mt_relu_s16(const mt_relu_params *p, const int16_t *in, int16_t *out, int32_t size);
 
 /* Mean over the H and W axes of an NHWC view (the global-average-pool form) or generally
  * over `count` elements per output: out[o] = clamp(MBQM(sum - input_zp*count) + output_zp). */
@@ -211,6 +253,7 @@ typedef struct {
     int32_t input_zp, output_zp, multiplier, shift;
 } mt_mean_params;
 mt_status mt_mean_hw_s8(const mt_mean_params *p, const int8_t *in, const mt_view *in_v, int8_t *out);
+mt_status mt_mean_hw_s16(const mt_mean_params *p, const int16_t *in, const mt_view *in_v, int16_t *out);
 
 /* Requantize int8 -> int8 (QUANTIZE between two int8 scales). */
 typedef struct {

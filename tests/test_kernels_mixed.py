@@ -243,7 +243,8 @@ BCAST = [((1, 3, 4, 5), (1, 3, 4, 5)), ((1, 3, 4, 5), (1, 1, 1, 5)), ((1, 3, 1, 
 
 
 @pytest.mark.parametrize("kind,dtype", [("add", "int16"), ("mul", "int16"), ("sub", "int16"), ("sub", "int8"),
-                                        ("maximum", "int8"), ("minimum", "int8")])
+                                        ("maximum", "int8"), ("minimum", "int8"), ("maximum", "int16"),
+                                        ("minimum", "int16")])
 def test_binary_bcast(lib, kind: str, dtype: str) -> None:
     rng = np.random.default_rng(len(kind) * 10 + len(dtype))
     for case in range(N_CASES):
@@ -277,6 +278,214 @@ def test_binary_bcast(lib, kind: str, dtype: str) -> None:
             rc = fn(C.byref(params), C.byref(bc), _vp(a), _vp(b), optr)
         assert rc == 0
         _check(out, want, f"{kind} {dtype} case {case}")
+
+
+class LeakyParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "identity_multiplier", "identity_shift",
+                                         "alpha_multiplier", "alpha_shift")]
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_leaky_relu(lib, dtype: str) -> None:
+    rng = np.random.default_rng(31 if dtype == "int8" else 32)
+    for case in range(N_CASES):
+        n = int(rng.integers(1, 200))
+        s_x, s_y = (float(v) for v in rng.uniform(0.01, 0.1, 2))
+        z_x, z_y = (0, 0) if dtype == "int16" else (int(v) for v in rng.integers(-128, 128, 2))
+        g = Graph("lr")
+        g.add_tensor(Tensor("x", (n,), dtype, QParams(s_x, z_x)))
+        g.add_tensor(Tensor("y", (n,), dtype, QParams(s_y, z_y)))
+        g.add_op(Op("leaky_relu", "l", ["x"], ["y"], {"alpha": float(rng.uniform(0, 1))}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], n).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = LeakyParams(*(int(q[f[0]]) for f in LeakyParams._fields_))
+        out, optr = guarded(n, dtype)
+        fn = getattr(lib, f"mt_leaky_relu_{'s16' if dtype == 'int16' else 's8'}")
+        assert fn(C.byref(params), _vp(x), optr, C.c_int32(n)) == 0
+        _check(out, want, f"leaky {dtype} case {case}")
+
+
+def test_gather_s8(lib) -> None:
+    rng = np.random.default_rng(41)
+    for case in range(N_CASES):
+        rank = int(rng.integers(1, 5))
+        shape = tuple(int(v) for v in rng.integers(1, 6, rank))
+        axis = int(rng.integers(0, rank))
+        idx = rng.integers(0, shape[axis], int(rng.integers(1, 7))).astype(np.int32)
+        g = Graph("ga")
+        g.add_tensor(Tensor("x", shape, "int8", QParams(0.1, 0)))
+        out_shape = shape[:axis] + (idx.size,) + shape[axis + 1 :]
+        g.add_tensor(Tensor("y", out_shape, "int8", QParams(0.1, 0)))
+        g.add_op(Op("gather", "g", ["x"], ["y"], {"axis": axis, "indices": idx.tolist()}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        out, optr = guarded(want.size, "int8")
+        rc = lib.mt_gather_s8(_vp(x), C.c_int32(q["outer"]), C.c_int32(q["axis_size"]), C.c_int32(q["inner"]),
+                              _vp(q["indices"]), C.c_int32(idx.size), optr)
+        assert rc == 0
+        _check(out, want, f"gather case {case}")
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_resize_nearest(lib, dtype: str) -> None:
+    rng = np.random.default_rng(51)
+    for case in range(N_CASES):
+        h, w, c, oh, ow = (int(v) for v in rng.integers(1, 9, 5))
+        g = Graph("rs")
+        g.add_tensor(Tensor("x", (1, h, w, c), dtype, QParams(0.1, 0)))
+        g.add_tensor(Tensor("y", (1, oh, ow, c), dtype, QParams(0.1, 0)))
+        attrs = {"align_corners": bool(case % 2), "half_pixel_centers": bool(case % 3 == 0) and not case % 2}
+        g.add_op(Op("resize_nearest", "r", ["x"], ["y"], attrs))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], (1, h, w, c)).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        out, optr = guarded(want.size, dtype)
+        fn = getattr(lib, f"mt_resize_nearest_{'s16' if dtype == 'int16' else 's8'}")
+        rc = fn(_vp(x), C.byref(View(h, w, c, w * c, c)), _vp(q["y_map"]), _vp(q["x_map"]), optr,
+                C.byref(View(oh, ow, c, ow * c, c)))
+        assert rc == 0
+        _check(out, want, f"resize {dtype} case {case}")
+
+
+class LogisticParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "input_multiplier", "input_left_shift", "input_range_radius")]
+
+
+def test_tanh_s8(lib) -> None:
+    rng = np.random.default_rng(61)
+    for case in range(N_CASES):
+        g = Graph("th")
+        s_x, z_x = float(10 ** rng.uniform(-3, -0.5)), int(rng.integers(-128, 128))
+        g.add_tensor(Tensor("x", (256,), "int8", QParams(s_x, z_x)))
+        g.add_tensor(Tensor("y", (256,), "int8", QParams(1 / 128, 0)))
+        g.add_op(Op("tanh", "t", ["x"], ["y"], {}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = np.arange(-128, 128, dtype=np.int8)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = LogisticParams(*(int(q[f[0]]) for f in LogisticParams._fields_))
+        out, optr = guarded(256, "int8")
+        assert lib.mt_tanh_s8(C.byref(params), _vp(x), optr, C.c_int32(256)) == 0
+        _check(out, want, f"tanh case {case}")
+
+
+class AbsParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "rescale", "multiplier", "shift")]
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_abs(lib, dtype: str) -> None:
+    rng = np.random.default_rng(71)
+    for case in range(N_CASES):
+        n = int(rng.integers(1, 200))
+        s_x = float(rng.uniform(0.01, 0.1))
+        s_y = s_x if case % 3 == 0 else float(rng.uniform(0.01, 0.1))
+        z_x, z_y = (0, 0) if dtype == "int16" else (int(v) for v in rng.integers(-128, 128, 2))
+        g = Graph("ab")
+        g.add_tensor(Tensor("x", (n,), dtype, QParams(s_x, z_x)))
+        g.add_tensor(Tensor("y", (n,), dtype, QParams(s_y, z_y)))
+        g.add_op(Op("abs", "a", ["x"], ["y"], {}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], n).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = AbsParams(*(int(q[f[0]]) for f in AbsParams._fields_))
+        out, optr = guarded(n, dtype)
+        fn = getattr(lib, f"mt_abs_{'s16' if dtype == 'int16' else 's8'}")
+        assert fn(C.byref(params), _vp(x), optr, C.c_int32(n)) == 0
+        _check(out, want, f"abs {dtype} case {case}")
+
+
+class MeanParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "multiplier", "shift")]
+
+
+def test_mean_hw_s16(lib) -> None:
+    rng = np.random.default_rng(81)
+    for case in range(N_CASES):
+        h, w, c = (int(v) for v in rng.integers(1, 9, 3))
+        g = Graph("mn")
+        g.add_tensor(Tensor("x", (1, h, w, c), "int16", QParams(float(rng.uniform(1e-4, 5e-4)), 0)))
+        g.add_tensor(Tensor("y", (1, 1, 1, c), "int16", QParams(float(rng.uniform(1e-4, 5e-4)), 0)))
+        g.add_op(Op("mean", "m", ["x"], ["y"], {"axes": (1, 2), "keep_dims": True}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, (1, h, w, c)).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = MeanParams(*(int(q[f[0]]) for f in MeanParams._fields_))
+        out, optr = guarded(c, "int16")
+        assert lib.mt_mean_hw_s16(C.byref(params), _vp(x), C.byref(View(h, w, c, w * c, c)), optr) == 0
+        _check(out, want, f"mean16 case {case}")
+
+
+class ReluParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("rescale", "input_zp", "output_zp", "output_multiplier", "output_shift",
+                                         "act_min", "act_max")]
+
+
+def test_relu_s16(lib) -> None:
+    rng = np.random.default_rng(91)
+    for case in range(N_CASES):
+        n = int(rng.integers(1, 200))
+        s_x = float(rng.uniform(1e-4, 5e-4))
+        hi = 6.0 if case % 2 else float("inf")
+        s_y = s_x if hi == 6.0 else float(rng.uniform(1e-4, 5e-4))
+        g = Graph("r16")
+        g.add_tensor(Tensor("x", (n,), "int16", QParams(s_x, 0)))
+        g.add_tensor(Tensor("y", (n,), "int16", QParams(s_y, 0)))
+        g.add_op(Op("relu", "r", ["x"], ["y"], {"min": 0.0, "max": hi}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-32768, 32768, n).astype(np.int16)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        rescale = int(q["mode"] == "rescale")
+        params = ReluParams(rescale, *(int(q.get(k, 0)) for k in ("input_zp", "output_zp", "output_multiplier",
+                                                                    "output_shift", "act_min", "act_max")))
+        out, optr = guarded(n, "int16")
+        assert lib.mt_relu_s16(C.byref(params), _vp(x), optr, C.c_int32(n)) == 0
+        _check(out, want, f"relu16 case {case}")
+
+
+@pytest.mark.parametrize("dtype", ("int8", "int16"))
+def test_transpose_conv(lib, dtype: str) -> None:
+    rng = np.random.default_rng(101 if dtype == "int8" else 102)
+    s16 = dtype == "int16"
+    for case in range(N_CASES):
+        h, w, ic, oc = (int(v) for v in rng.integers(1, 6, 4))
+        kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, 4))
+        pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        oh, ow = (h - 1) * sh + kh - pt - int(rng.integers(0, kh - pt + 1)), (w - 1) * sw + kw - pl
+        oh = max(oh, 1)
+        g = Graph("tc")
+        xq = QParams(2e-4, 0) if s16 else QParams(0.05, int(rng.integers(-128, 128)))
+        g.add_tensor(Tensor("x", (1, h, w, ic), dtype, xq))
+        wq = QParams(rng.uniform(0.005, 0.02, oc).astype(np.float32), np.zeros(oc, np.int64), 0)
+        g.add_tensor(Tensor("w", (oc, kh, kw, ic), "int8", wq, rng.integers(-127, 128, (oc, kh, kw, ic))))
+        g.add_tensor(Tensor("b", (oc,), "int64" if s16 else "int32", None, rng.integers(-3000, 3000, oc)))
+        yq = QParams(float(rng.uniform(2e-4, 8e-4)), 0) if s16 else QParams(float(rng.uniform(0.05, 0.2)), 3)
+        g.add_tensor(Tensor("y", (1, oh, ow, oc), dtype, yq))
+        attrs = {"stride": (sh, sw), "pads": (pt, 0, pl, 0), "activation": "none", "dilation": (1, 1)}
+        g.add_op(Op("transpose_conv", "t", ["x", "w", "b"], ["y"], attrs))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(*_RANGE[dtype], (1, h, w, ic)).astype(dtype)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        params = ConvParams(q["input_offset"], q["output_offset"], sh, sw, 1, 1, Pad(pt, 0, pl, 0), q["act_min"],
+                            q["act_max"])
+        mult, shift = q["multiplier"].astype(np.int32), q["shift"].astype(np.int32)
+        quant = PcQuant(mult.ctypes.data, shift.ctypes.data)
+        wt, bias = g.t("w").data, g.t("b").data
+        out, optr = guarded(want.size, dtype)
+        fn = getattr(lib, f"mt_transpose_conv_{'s16' if s16 else 's8'}")
+        rc = fn(C.byref(params), C.byref(quant), _vp(x), C.byref(View(h, w, ic, w * ic, ic)), _vp(wt),
+                C.byref(Dims(*wt.shape)), _vp(bias), optr, C.byref(View(oh, ow, oc, ow * oc, oc)))
+        assert rc == 0
+        _check(out, want, f"transpose_conv case {case}")
 
 
 def test_copy_strided_s16(lib) -> None:

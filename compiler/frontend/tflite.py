@@ -115,6 +115,47 @@ class _Importer:
         self.names[idx] = name
         return name
 
+    def split(self, kind: str, node: str, ins: list[str], outs: list[str], op: Any) -> None:
+        """SPLIT / SPLIT_V / UNPACK as one `slice` per output (UNPACK's outputs drop the axis)."""
+        g = self.graph
+        opts = op.BuiltinOptions()
+
+        def options(cls: Any) -> Any:
+            if opts is None:
+                return None
+            o = cls()
+            o.Init(opts.Bytes, opts.Pos)
+            return o
+
+        x_name = ins[1] if kind == "SPLIT" else ins[0]
+        x = g.t(x_name)
+        rank = len(x.shape)
+        if kind == "SPLIT":
+            axis = int(g.t(ins[0]).data.reshape(-1)[0]) % rank
+            sizes = [x.shape[axis] // len(outs)] * len(outs)
+        elif kind == "SPLIT_V":
+            axis = int(g.t(ins[2]).data.reshape(-1)[0]) % rank
+            sizes = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            if sizes.count(-1) == 1:
+                sizes[sizes.index(-1)] = x.shape[axis] - (sum(sizes) + 1)
+        else:
+            o = options(tflite.UnpackOptions)
+            axis = (int(o.Axis()) if o else 0) % rank
+            sizes = [1] * x.shape[axis]
+        if len(sizes) != len(outs) or sum(sizes) != x.shape[axis] or min(sizes) < 1:
+            raise ModelError(
+                f"{self.source}: node {node} ({kind}): sizes {sizes} do not split axis {axis} of {x.shape}"
+            )
+        start = 0
+        for k, (n, size) in enumerate(zip(outs, sizes, strict=True)):
+            begin = [0] * rank
+            full = list(x.shape)
+            begin[axis], full[axis] = start, size
+            if int(np.prod(full)) != g.t(n).size:
+                raise ModelError(f"{self.source}: node {node} ({kind}): output {k} has shape {g.t(n).shape}")
+            g.add_op(Op("slice", f"{node}_{k}", [x_name], [n], {"begin": tuple(begin), "size": tuple(full)}))
+            start += size
+
     def strided_slice(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
         g = self.graph
         x = g.t(ins[0])
@@ -192,6 +233,21 @@ class _Importer:
             if kind == "DEPTHWISE_CONV_2D":
                 a["depth_multiplier"] = w.shape[3] // x.shape[3]
             g.add_op(Op("conv2d" if kind == "CONV_2D" else "depthwise_conv2d", node, ins, outs, a))
+        elif kind == "TRANSPOSE_CONV":
+            o = options(tflite.TransposeConvOptions)
+            x, w, y = g.t(ins[2]), g.t(ins[1]), g.t(outs[0])
+            stride = (o.StrideH(), o.StrideW())
+            if o.Padding() == tflite.Padding.VALID:
+                pads = (0, 0, 0, 0)
+            else:  # TFLM: the conv padding of the output size (ComputePaddingHeightWidth), top/left used
+                pads = same_pads(y.shape[1:3], w.shape[1:3], stride, (1, 1))
+            for d in range(2):
+                want = (x.shape[1 + d] - 1) * stride[d] + w.shape[1 + d] - pads[2 * d] - pads[2 * d + 1]
+                if o.Padding() == tflite.Padding.VALID and y.shape[1 + d] != want:
+                    raise ModelError(f"{self.source}: node {node} (TRANSPOSE_CONV): output {y.shape} does not match")
+            act = _act(o) if hasattr(o, "FusedActivationFunction") else "none"
+            g.add_op(Op("transpose_conv", node, [ins[2], ins[1]] + ins[3:4], outs,
+                        {"stride": stride, "pads": pads, "activation": act, "dilation": (1, 1)}))
         elif kind == "FULLY_CONNECTED":
             o = options(tflite.FullyConnectedOptions)
             a = {"activation": _act(o) if o else "none"}
@@ -199,6 +255,25 @@ class _Importer:
         elif kind in ("ADD", "MUL", "SUB"):
             o = options({"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}[kind])
             g.add_op(Op(kind.lower(), node, ins, outs, {"activation": _act(o) if o else "none"}))
+        elif kind == "GATHER":
+            o = options(tflite.GatherOptions)
+            rank = len(g.t(ins[0]).shape)
+            axis = (int(o.Axis()) if o else 0) % rank
+            if o is not None and int(o.BatchDims()) != 0:
+                raise ModelError(f"{self.source}: node {node} (GATHER): batch_dims {o.BatchDims()} is not supported")
+            idx = g.t(ins[1]).data
+            n = g.t(ins[0]).shape[axis]
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise ModelError(f"{self.source}: node {node} (GATHER): indices outside [0, {n})")
+            g.add_op(Op("gather", node, ins[:1], outs, {"axis": axis, "indices": idx.astype(np.int64).tolist()}))
+        elif kind == "RESIZE_NEAREST_NEIGHBOR":
+            o = options(tflite.ResizeNearestNeighborOptions)
+            a = {"align_corners": bool(o.AlignCorners()) if o else False,
+                 "half_pixel_centers": bool(o.HalfPixelCenters()) if o else False}
+            g.add_op(Op("resize_nearest", node, ins[:1], outs, a))
+        elif kind == "LEAKY_RELU":
+            o = options(tflite.LeakyReluOptions)
+            g.add_op(Op("leaky_relu", node, ins, outs, {"alpha": float(o.Alpha()) if o else 0.2}))
         elif kind in ("MAXIMUM", "MINIMUM"):
             g.add_op(Op(kind.lower(), node, ins, outs, {}))
         elif kind == "SLICE":
@@ -211,6 +286,21 @@ class _Importer:
             ):
                 raise ModelError(f"{self.source}: node {node} (SLICE): begin {begin} size {size} outside {x.shape}")
             g.add_op(Op("slice", node, ins[:1], outs, {"begin": tuple(begin), "size": tuple(size)}))
+        elif kind in ("SPLIT", "SPLIT_V", "UNPACK"):
+            self.split(kind, node, ins, outs, op)
+            return
+        elif kind == "PACK":
+            o = options(tflite.PackOptions)
+            rank = len(g.t(outs[0]).shape)
+            axis = int(o.Axis()) % rank if o else 0
+            parts = []
+            for k, n in enumerate(ins):
+                t = g.t(n)
+                shape = t.shape[:axis] + (1,) + t.shape[axis:]
+                r = g.add_tensor(Tensor(g.unique_name(f"{n}_pack{k}"), shape, t.dtype, t.quant)).name
+                g.add_op(Op("reshape", f"{node}_reshape{k}", [n], [r], {}))
+                parts.append(r)
+            g.add_op(Op("concat", node, parts, outs, {"axis": axis, "activation": "none"}))
         elif kind == "EXPAND_DIMS":
             g.add_op(Op("reshape", node, ins[:1], outs, {}))
         elif kind == "STRIDED_SLICE":
@@ -231,12 +321,23 @@ class _Importer:
             rank = len(g.t(ins[0]).shape)
             axes = tuple(sorted({int(v) % rank for v in axes_t.data.reshape(-1)}))
             a = {"axes": axes, "keep_dims": bool(o.KeepDims()) if o else False}
+            if rank != 4 or axes != (1, 2):  # the C kernel's form (compiler/ops_support.py: MEAN)
+                raise ModelError(
+                    f"{self.source}: node {node} (MEAN): axes {axes} of a rank-{rank} tensor; supported: axes (1, 2) "
+                    "of an NHWC tensor (global average pooling)"
+                )
             g.add_op(Op("mean", node, ins[:1], outs, a))
         elif kind in ("PAD", "PADV2"):
             p = g.t(ins[1])
             if p.data is None:
                 raise ModelError(f"{self.source}: node {node} ({kind}) needs constant paddings")
             paddings = tuple((int(b), int(e)) for b, e in p.data.reshape(-1, 2))
+            full = ((0, 0),) * (4 - len(paddings)) + paddings
+            if len(paddings) > 4 or full[0] != (0, 0) or full[3] != (0, 0) or min(min(q) for q in paddings) < 0:
+                raise ModelError(
+                    f"{self.source}: node {node} ({kind}): paddings {paddings}; supported: H and W of NHWC "
+                    "(no batch or channel padding)"
+                )
             g.add_op(Op("pad", node, [ins[0]] + ins[2:3], outs, {"paddings": paddings}))
         elif kind in ("RESHAPE", "SQUEEZE"):
             g.add_op(Op("reshape", node, ins[:1], outs, {}))
@@ -249,6 +350,10 @@ class _Importer:
             g.add_op(Op("softmax", node, ins, outs, {"beta": float(o.Beta()) if o else 1.0}))
         elif kind == "LOGISTIC":
             g.add_op(Op("logistic", node, ins, outs, {}))
+        elif kind == "ABS":
+            g.add_op(Op("abs", node, ins, outs, {}))
+        elif kind == "TANH":
+            g.add_op(Op("tanh", node, ins, outs, {}))
         elif kind == "HARD_SWISH":
             g.add_op(Op("hard_swish", node, ins, outs, {}))
         elif kind in ("RELU", "RELU6"):
@@ -269,6 +374,24 @@ class _Importer:
             t = g.t(n)
             if t.dtype == "int8" and t.quant is None:
                 raise ModelError(f"{self.source}: node {node} ({kind}) output {n!r} has no quantization")
+        if g.ops:
+            self.check_c_form(kind, g.ops[-1])
+
+    # the shapes the C kernels take (codegen/emit.py), refused here so plan refuses them too
+    _VIEW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "mean", "pad", "resize_nearest")
+    _RANK4_OPS = ("add", "mul", "sub", "maximum", "minimum", "transpose", "slice", "concat")
+
+    def check_c_form(self, kind: str, op: Op) -> None:
+        g = self.graph
+        shapes = [g.t(n).shape for n in op.inputs + op.outputs if n and not g.t(n).is_const]
+        if op.kind in self._VIEW_OPS and any(len(s) > 4 or (len(s) == 4 and s[0] != 1) for s in shapes):
+            raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {shapes[0][0]} > 1 is not supported")
+        if op.kind in self._RANK4_OPS and any(len(s) > 4 for s in shapes):
+            raise ModelError(f"{self.source}: node {op.name} ({kind}): tensors of rank > 4 are not supported")
+        if op.kind == "concat":
+            y = g.t(op.outputs[0]).shape
+            if len(y) == 4 and y[0] != 1 and op.attrs["axis"] != 0:
+                raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {y[0]} > 1 is not supported")
 
 
 def _check_window(

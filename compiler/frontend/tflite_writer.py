@@ -148,7 +148,7 @@ class _Writer:
         g = self.g
         for n in g.inputs:
             self.tensor_index(n)
-        ops = [self.operator(op) for op in g.ops]
+        ops = [o for o in (self.operator(op) for op in g.ops) if o is not None]  # None: merged into another
         for n in g.outputs:
             self.tensor_index(n)
         b = self.b
@@ -247,7 +247,7 @@ class _Writer:
         return tflite.OperatorEnd(b)
 
     # -- ops ------------------------------------------------------------------------------
-    def operator(self, op: Op) -> tuple[int, list[int], list[int], int, Any]:
+    def operator(self, op: Op) -> tuple[int, list[int], list[int], int, Any] | None:
         """(opcode index, input indices, output indices, options type, options builder)."""
         g = self.g
         k, a = op.kind, op.attrs
@@ -290,6 +290,26 @@ class _Writer:
 
             return self.opcode(BO.DEPTHWISE_CONV_2D, 3), ins, outs, BOpt.DepthwiseConv2DOptions, opt
 
+        if k == "transpose_conv":
+            w = g.t(op.inputs[1])
+            stride = tuple(a["stride"])
+            shape = self.const_tensor(f"{op.name}_output_shape", np.asarray(y.shape, dtype=np.int32))
+            same = tuple(same_pads(y.shape[1:3], w.shape[1:3], stride, (1, 1)))
+            pad = Padding.VALID if tuple(a["pads"]) == (0, 0, 0, 0) else Padding.SAME
+            if pad == Padding.SAME and tuple(a["pads"]) != same:
+                raise WriterError(f"node {op.name}: transpose_conv pads {a['pads']} are neither SAME {same} nor VALID")
+
+            def opt(b: Any) -> int:
+                tflite.TransposeConvOptionsStart(b)
+                tflite.TransposeConvOptionsAddPadding(b, pad)
+                tflite.TransposeConvOptionsAddStrideH(b, stride[0])
+                tflite.TransposeConvOptionsAddStrideW(b, stride[1])
+                tflite.TransposeConvOptionsAddFusedActivationFunction(b, act)
+                return tflite.TransposeConvOptionsEnd(b)
+
+            tins = [shape, ins[1], ins[0]] + ins[2:3]
+            return self.opcode(BO.TRANSPOSE_CONV, 4), tins, outs, BOpt.TransposeConvOptions, opt
+
         if k == "fully_connected":
 
             def opt(b: Any) -> int:
@@ -325,6 +345,40 @@ class _Writer:
 
             return self.opcode(BO.SUB, 2), ins, outs, BOpt.SubOptions, opt
 
+        if k == "gather":
+            idx = self.const_tensor(f"{op.name}_indices", np.asarray(a["indices"], dtype=np.int32))
+            axis = int(a["axis"])
+
+            def opt(b: Any) -> int:
+                tflite.GatherOptionsStart(b)
+                tflite.GatherOptionsAddAxis(b, axis)
+                return tflite.GatherOptionsEnd(b)
+
+            return self.opcode(BO.GATHER, 2), [ins[0], idx], outs, BOpt.GatherOptions, opt
+
+        if k == "resize_nearest":
+            size = self.const_tensor(f"{op.name}_size", np.asarray(y.shape[1:3], dtype=np.int32))
+            ac, hp = bool(a.get("align_corners", False)), bool(a.get("half_pixel_centers", False))
+
+            def opt(b: Any) -> int:
+                tflite.ResizeNearestNeighborOptionsStart(b)
+                tflite.ResizeNearestNeighborOptionsAddAlignCorners(b, ac)
+                tflite.ResizeNearestNeighborOptionsAddHalfPixelCenters(b, hp)
+                return tflite.ResizeNearestNeighborOptionsEnd(b)
+
+            return (self.opcode(BO.RESIZE_NEAREST_NEIGHBOR, 3), [ins[0], size], outs,
+                    BOpt.ResizeNearestNeighborOptions, opt)
+
+        if k == "leaky_relu":
+            alpha = float(a["alpha"])
+
+            def opt(b: Any) -> int:
+                tflite.LeakyReluOptionsStart(b)
+                tflite.LeakyReluOptionsAddAlpha(b, alpha)
+                return tflite.LeakyReluOptionsEnd(b)
+
+            return self.opcode(BO.LEAKY_RELU, 2), ins, outs, BOpt.LeakyReluOptions, opt
+
         if k in ("maximum", "minimum"):
 
             def opt(b: Any) -> int:
@@ -333,6 +387,58 @@ class _Writer:
 
             code = BO.MAXIMUM if k == "maximum" else BO.MINIMUM
             return self.opcode(code, 2), ins, outs, BOpt.MaximumMinimumOptions, opt
+
+        if k == "slice" and "tflite_split" in a:  # SPLIT / SPLIT_V / UNPACK: the group's slices as one op
+            sp = a["tflite_split"]
+            if sp["index"] != 0:
+                return None
+            group = sorted(
+                (o for o in g.ops if o.kind == "slice" and o.attrs.get("tflite_split", {}).get("group") == sp["group"]),
+                key=lambda o: o.attrs["tflite_split"]["index"],
+            )
+            outs = [self.tensor_index(o.outputs[0]) for o in group]
+            axis = int(sp["axis"])
+            if sp["op"] == "SPLIT":
+                ax = self.const_tensor(f"{op.name}_axis", np.asarray([axis], dtype=np.int32))
+                n = len(group)
+
+                def opt(b: Any) -> int:
+                    tflite.SplitOptionsStart(b)
+                    tflite.SplitOptionsAddNumSplits(b, n)
+                    return tflite.SplitOptionsEnd(b)
+
+                return self.opcode(BO.SPLIT, 2), [ax, ins[0]], outs, BOpt.SplitOptions, opt
+            if sp["op"] == "SPLIT_V":
+                sizes = self.const_tensor(f"{op.name}_sizes", np.asarray(sp["sizes"], dtype=np.int32))
+                ax = self.const_tensor(f"{op.name}_axis", np.asarray([axis], dtype=np.int32))
+                n = len(group)
+
+                def opt(b: Any) -> int:
+                    tflite.SplitVOptionsStart(b)
+                    tflite.SplitVOptionsAddNumSplits(b, n)
+                    return tflite.SplitVOptionsEnd(b)
+
+                return self.opcode(BO.SPLIT_V, 2), [ins[0], sizes, ax], outs, BOpt.SplitVOptions, opt
+            n = len(group)
+
+            def opt(b: Any) -> int:
+                tflite.UnpackOptionsStart(b)
+                tflite.UnpackOptionsAddNum(b, n)
+                tflite.UnpackOptionsAddAxis(b, axis)
+                return tflite.UnpackOptionsEnd(b)
+
+            return self.opcode(BO.UNPACK, 2), ins, outs, BOpt.UnpackOptions, opt
+
+        if k == "concat" and a.get("pack"):  # written as PACK: inputs of rank r stacked on a new axis
+            axis, n = int(a["axis"]), len(op.inputs)
+
+            def opt(b: Any) -> int:
+                tflite.PackOptionsStart(b)
+                tflite.PackOptionsAddValuesCount(b, n)
+                tflite.PackOptionsAddAxis(b, axis)
+                return tflite.PackOptionsEnd(b)
+
+            return self.opcode(BO.PACK, 2), ins, outs, BOpt.PackOptions, opt
 
         if k == "slice" and "strided" in a:  # written as STRIDED_SLICE (unit strides, masks as given)
             st = a["strided"]
@@ -475,6 +581,12 @@ class _Writer:
 
         if k == "logistic":
             return self.opcode(BO.LOGISTIC, 2), ins, outs, 0, None
+
+        if k == "abs":
+            return self.opcode(BO.ABS, 2), ins, outs, 0, None
+
+        if k == "tanh":
+            return self.opcode(BO.TANH, 2), ins, outs, 0, None
 
         if k == "hard_swish":
 
