@@ -232,7 +232,8 @@ def _torch_ops() -> dict:
         "unsqueeze": (Fn(lambda t: t.mean((2, 3)).unsqueeze(1).unsqueeze(-1)), (1, 3, 8, 8), 17, {"mean"}),
         "hardswish": (Fn(nn.Hardswish()), (1, 3, 8, 8), 17, {"hard_swish"}),
         "hardswish_opset13": (Fn(nn.Hardswish()), (1, 3, 8, 8), 13, {"hard_swish"}),
-        "hardswish_manual": (Fn(hardswish_manual), (1, 3, 8, 8), 17, {"add", "mul"}),
+        "hardswish_manual": (Fn(hardswish_manual), (1, 3, 8, 8), 17, {"hard_swish"}),
+        "hardswish_hardtanh": (Fn(lambda t: F.hardtanh(t + 3, 0, 6) / 6 * t), (1, 3, 8, 8), 17, {"hard_swish"}),
         "hardsigmoid": (Fn(nn.Hardsigmoid()), (1, 3, 8, 8), 17, {"add", "mul"}),
         "sigmoid": (Fn(nn.Sigmoid()), (1, 3, 8, 8), 17, {"logistic"}),
         "leaky_relu": (Fn(nn.LeakyReLU(0.1)), (1, 3, 8, 8), 17, {"relu", "mul", "add"}),
@@ -297,9 +298,9 @@ def test_helper_op_matches_onnxruntime(name, tmp_path) -> None:
 
 
 TORCH_OPS = (
-    "pad unsqueeze hardswish hardswish_opset13 hardswish_manual hardsigmoid sigmoid leaky_relu prelu maxpool_ceil "
-    "avgpool_ceil_pad avgpool_ceil_nopad conv1d_pools_bn reduce_sum reduce_max tile expand resize_nearest "
-    "conv_transpose conv_transpose1d"
+    "pad unsqueeze hardswish hardswish_opset13 hardswish_manual hardswish_hardtanh hardsigmoid sigmoid leaky_relu "
+    "prelu maxpool_ceil avgpool_ceil_pad avgpool_ceil_nopad conv1d_pools_bn reduce_sum reduce_max tile expand "
+    "resize_nearest conv_transpose conv_transpose1d"
 ).split()
 
 

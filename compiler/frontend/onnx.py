@@ -15,7 +15,8 @@ of a ViT patch embedding costs nothing).
 
 Patterns: PyTorch's decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add])
 folds into `layer_norm`, the Erf form of GELU (also between QDQ pairs) and the Tanh form
-(GELU(approximate="tanh") below opset 20) into `gelu`, HardSigmoid*x into `hard_swish`, a
+(GELU(approximate="tanh") below opset 20) into `gelu`, HardSigmoid*x and x*relu6(x+3)/6
+into `hard_swish`, a static attention mask + Softmax into per-key-range softmaxes, a
 scalar Mul/Div right before a Softmax (or on q/k before the scores MatMul) into softmax's beta,
 MatMul + Add(bias) into `fully_connected`, and Relu/Clip into the producer's fused activation.
 Ops without an IR kind of their own map onto int8 ones exactly: AvgPool count_include_pad=1 ->
@@ -563,6 +564,8 @@ class _Importer:
             return True
         if op == "Add" and self._masked_softmax(node):
             return True
+        if op == "Add" and self._hard_swish_manual(node):
+            return True
         return False
 
     def _mark(self, *nodes: Any) -> None:
@@ -854,6 +857,48 @@ class _Importer:
         y = self.emit("hard_swish", [v.ir], self.g.t(v.ir).shape, {}, m.output[0])
         self.bind(m.output[0], y, v.perm)
         self._mark(node, m)
+        return True
+
+    def _clip_bounds(self, node: Any) -> tuple[float, float] | None:
+        a = self.attrs(node)
+        lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+        if len(node.input) > 1 and node.input[1]:
+            lo = self.scalar(node.input[1])
+        if len(node.input) > 2 and node.input[2]:
+            hi = self.scalar(node.input[2])
+        return None if lo is None or hi is None else (float(lo), float(hi))
+
+    def _hard_swish_manual(self, node: Any) -> bool:
+        # x * relu6(x + 3) / 6 as people write it (Add, Clip(0, 6), Mul x, Div 6 / Mul 1/6, the last
+        # two in either order): one hard_swish
+        x = next((n for n in node.input if n in self.vals), None)
+        if x is None or not self._near(self._other(node, x), 3.0):
+            return False
+        clip = self.sole_consumer(node.output[0])
+        if clip is None or clip.op_type != "Clip" or self._clip_bounds(clip) != (0.0, 6.0):
+            return False
+
+        def sixth(n: Any, name: str) -> bool:
+            o = self._other(n, name)
+            return (n.op_type == "Div" and n.input[0] == name and self._near(o, 6.0)) or (
+                n.op_type == "Mul" and self._near(o, 1.0 / 6.0)
+            )
+
+        n1 = self.sole_consumer(clip.output[0])
+        if n1 is None or n1.op_type not in ("Mul", "Div"):
+            return False
+        n2 = self.sole_consumer(n1.output[0])
+        if n2 is None or n2.op_type not in ("Mul", "Div"):
+            return False
+        first_x = n1.op_type == "Mul" and self._other(n1, clip.output[0]) == x
+        if first_x and not sixth(n2, n1.output[0]):
+            return False
+        if not first_x and not (sixth(n1, clip.output[0]) and n2.op_type == "Mul" and x in n2.input):
+            return False
+        v = self.val(x)
+        y = self.emit("hard_swish", [v.ir], self.g.t(v.ir).shape, {}, n2.output[0])
+        self.bind(n2.output[0], y, v.perm)
+        self._mark(node, clip, n1, n2)
         return True
 
     # -- ops ------------------------------------------------------------------------------
