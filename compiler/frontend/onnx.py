@@ -56,7 +56,7 @@ SUPPORTED = (
     "Clip",
     "Concat",
     "Constant",
-    "Conv",
+    "Conv (also grouped)",
     "ConvTranspose",
     "DequantizeLinear",
     "Div",
@@ -187,6 +187,7 @@ class _Importer:
         self._ir_const_q: dict[str, tuple[np.ndarray, QParams]] = {}  # IR const -> (ints, quant)
         self.node: Any = None
         self.batch_n = 0  # the fixed batch N > 1 of the exported model (compiled for batch 1), else 0
+        self.shared_q: list[tuple[str, list[str]]] = []  # (tensor, parts quantized like it) in QDQ models
 
     # -- errors ---------------------------------------------------------------------------
     def err(self, msg: str, node: Any = None) -> ModelError:
@@ -236,6 +237,11 @@ class _Importer:
         self.g.verify()
         if self.qdq:
             from compiler.passes.quantize import quantize_with
+
+            for y, parts in self.shared_q:
+                for t in parts:
+                    if y in self.act_q and t not in self.act_q:
+                        self.act_q[t] = self.act_q[y]
 
             qg = quantize_with(self.g, self.act_q, self._ir_const_q, source=self.source)
             qg.meta.update(self.g.meta)
@@ -1014,12 +1020,60 @@ class _Importer:
             kind = "depthwise_conv2d"
             attrs["depth_multiplier"] = o // c
             wi = self.const_ir(wname, wt, (1, 2, 3, 0), f"{out}_w")
+        elif group > 1 and c % group == 0 and o % group == 0 and ig == c // group:
+            self._grouped_conv(v, wname, wt, bias, group, attrs, (n, oh, ow, o), out, one_d)
+            return
         else:
-            raise self.err(f"unsupported attribute group={group} (grouped convolution; only 1 or depthwise)")
+            raise self.err(f"unsupported attribute group={group} (weights {list(wt.shape)}, {c} input channels)")
         ins = [wi]
         b = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
         ins.append(self.const_ir(bias or "", b, None, f"{out}_b"))
         y = self.emit(kind, [v.ir] + ins, (n, oh, ow, o), attrs, out)
+        self._bind_spatial(out, y, one_d)
+
+    def _grouped_conv(
+        self,
+        v: _Val,
+        wname: str,
+        wt: np.ndarray,
+        bias: str | None,
+        group: int,
+        attrs: dict[str, Any],
+        out_shape: tuple[int, ...],
+        out: str,
+        one_d: bool,
+    ) -> None:
+        """A grouped convolution (ResNeXt, ShuffleNet): per group, a slice of the input channels, a
+        conv2d with that group's filters, and the outputs concatenated along the channels."""
+        n, h, w, c = self.g.t(v.ir).shape
+        o = wt.shape[0]
+        ci, co = c // group, o // group
+        b_all = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
+        parts = []
+        for k in range(group):
+            size = [n, h, w, ci]
+            xs = self.emit("slice", [v.ir], tuple(size), {"begin": [0, 0, 0, k * ci], "size": size}, f"{out}_in{k}")
+            if v.ir in self.act_q:
+                self.act_q[xs] = self.act_q[v.ir]
+            wk, bk = f"{wname}__g{k}", f"{out}__b{k}"
+            self.consts[wk] = wt[k * co : (k + 1) * co]
+            if wname in self.const_q:
+                ints, q = self.const_q[wname]
+                ints = ints[:, :, None, :] if ints.ndim == 3 else ints
+                qk = QParams(q.scale[k * co : (k + 1) * co] if q.per_channel else q.scale, q.zero_point, q.axis)
+                if q.per_channel and q.zero_point.size > 1:
+                    qk = QParams(qk.scale, q.zero_point[k * co : (k + 1) * co], q.axis)
+                self.const_q[wk] = (ints[k * co : (k + 1) * co], qk)
+            wi = self.const_ir(wk, self.consts[wk], (0, 2, 3, 1), f"{out}_w{k}")
+            if bias and bias in self.const_q:
+                bints, bq = self.const_q[bias]
+                self.const_q[bk] = (bints[k * co : (k + 1) * co], QParams(
+                    bq.scale[k * co : (k + 1) * co] if bq.per_channel else bq.scale, np.zeros(1), 0))  # fmt: skip
+            bi = self.const_ir(bk, b_all[k * co : (k + 1) * co], None, f"{out}_b{k}")
+            y = self.emit("conv2d", [xs, wi, bi], out_shape[:3] + (co,), dict(attrs), f"{out}_g{k}")
+            parts.append(y)
+        y = self.emit("concat", parts, out_shape, {"axis": 3, "activation": "none"}, out)
+        self.shared_q.append((y, parts))  # QDQ: each group's output takes the conv output's quantization
         self._bind_spatial(out, y, one_d)
 
     def _op_ConvTranspose(self, node: Any) -> None:
