@@ -253,6 +253,10 @@ def _torch_ops() -> dict:
         "tile": (Fn(lambda t: t.mean((2, 3), keepdim=True).repeat(1, 1, 2, 3)), (1, 3, 8, 8), 17, {"concat"}),
         "expand": (Fn(lambda t: t + t.mean((2, 3), keepdim=True).expand(1, 8, 8, 8)), (1, 3, 8, 8), 17, {"concat"}),
         "resize_nearest": (Fn(nn.Upsample(scale_factor=2, mode="nearest")), (1, 3, 5, 6), 17, {"concat"}),
+        "resize_bilinear": (
+            Fn(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)), (1, 3, 5, 6), 17,
+            {"depthwise_conv2d"},
+        ),  # fmt: skip
         "conv_transpose": (
             Fn(nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)), (1, 3, 5, 6), 17, {"pad", "conv2d"}
         ),
@@ -300,7 +304,7 @@ def test_helper_op_matches_onnxruntime(name, tmp_path) -> None:
 TORCH_OPS = (
     "pad unsqueeze hardswish hardswish_opset13 hardswish_manual hardswish_hardtanh hardsigmoid sigmoid leaky_relu "
     "prelu maxpool_ceil avgpool_ceil_pad avgpool_ceil_nopad conv1d_pools_bn reduce_sum reduce_max tile expand "
-    "resize_nearest conv_transpose conv_transpose1d"
+    "resize_nearest resize_bilinear conv_transpose conv_transpose1d"
 ).split()
 
 
@@ -340,6 +344,7 @@ def _op_mix():
         def forward(self, x):
             h = self.prelu(self.up(self.act(self.c1(x))))
             h = self.avg(F.interpolate(self.pool(h), scale_factor=2, mode="nearest"))
+            h = h + F.interpolate(F.avg_pool2d(h, 2), scale_factor=2, mode="bilinear")
             s = F.hardsigmoid(h.mean((2, 3), keepdim=True)).expand_as(h)
             h = h * s
             return self.fc(torch.cat([h.amax((2, 3)), h.sum((2, 3))], 1))

@@ -23,7 +23,8 @@ Ops without an IR kind of their own map onto int8 ones exactly: AvgPool count_in
 pad + avg_pool2d, ceil_mode -> extra end padding, Conv1d/pools on NCL -> the 2-D ops on
 [N, 1, L, C] views, HardSigmoid -> add/relu/mul, LeakyRelu/PRelu -> mul/relu/add, BatchNorm ->
 mul/add, ReduceSum -> mean x count, ReduceMax -> global max pool, Tile/Expand/Resize(nearest) ->
-concats of copies, ConvTranspose -> zero insertion (pad) + conv2d with the flipped kernel. Nodes whose inputs are
+concats of copies (linear x2: + edge copies and a (1,2,1)/4 depthwise conv), ConvTranspose -> zero insertion
+(pad) + conv2d with the flipped kernel, grouped Conv -> per-group slice + conv2d + concat. Nodes whose inputs are
 all constant (shape arithmetic of PyTorch exports) are folded with onnx's reference evaluator;
 `Shape` of an activation folds to its static shape.
 
@@ -84,7 +85,7 @@ SUPPORTED = (
     "ReduceSum",
     "Relu",
     "Reshape",
-    "Resize (nearest, integer scales)",
+    "Resize (nearest integer scales, linear x2)",
     "Shape",
     "Sigmoid",
     "Slice",
@@ -1368,8 +1369,9 @@ class _Importer:
              "exclude_outside": 0, "extrapolation_value": None, "antialias": 0, "keep_aspect_ratio_policy": None},
         )  # fmt: skip
         dec = {k: (x.decode() if isinstance(x, bytes) else x) for k, x in a.items()}
-        if dec.get("mode", "nearest") != "nearest":
-            raise self.err(f"unsupported attribute mode={dec.get('mode')!r} (nearest with integer scales only)")
+        linear = dec.get("mode", "nearest") == "linear"
+        if dec.get("mode", "nearest") not in ("nearest", "linear"):
+            raise self.err(f"unsupported attribute mode={dec.get('mode')!r} (nearest, or linear x2)")
         v = self.val(node.input[0])
         src = self.shape(v)
         ins = list(node.input) + [""] * (4 - len(node.input))
@@ -1385,7 +1387,11 @@ class _Importer:
             raise self.err(f"scales {scales} (integer upsampling of the spatial axes only)")
         ctm = dec.get("coordinate_transformation_mode", "half_pixel")
         nm = dec.get("nearest_mode", "round_prefer_floor")
+        if linear and (ctm not in ("half_pixel", "pytorch_half_pixel") or any(r not in (1, 2) for r in reps[2:])):
+            raise self.err(f"linear resize with scales {scales} and {ctm!r} (x2 with half_pixel only)")
         for size, r in zip(src[2:], reps[2:], strict=True):
+            if linear:
+                break
             i = np.arange(size * r, dtype=np.float64)
             if ctm == "asymmetric":
                 xo = i / r
@@ -1422,7 +1428,43 @@ class _Importer:
             for t in (view, cat, cur):
                 if x.ir in self.act_q:
                     self.act_q[t] = self.act_q[x.ir]
+        if linear:
+            cur = self._bilinear_x2(cur, rh == 2, rw == 2, out, x.ir)
         self._bind_spatial(out, cur, one_d)
+
+    def _bilinear_x2(self, up: str, along_h: bool, along_w: bool, out: str, src: str) -> str:
+        """Linear x2 (half_pixel) from the nearest x2 map `up`: out[j] = (u[j-1] + 2 u[j] + u[j+1]) / 4
+        with the edges replicated (2i: x[i-1]/4 + 3x[i]/4, 2i+1: 3x[i]/4 + x[i+1]/4, as ONNX clamps),
+        i.e. edge rows/columns concatenated on, then a depthwise conv with kernel (1, 2, 1)/4 per axis."""
+        cur = up
+        for axis, on in ((1, along_h), (2, along_w)):
+            if not on:
+                continue
+            shape = list(self.g.t(cur).shape)
+            edge = shape.copy()
+            edge[axis] = 1
+            first = self.emit("slice", [cur], tuple(edge), {"begin": [0, 0, 0, 0], "size": edge}, f"{out}_e{axis}a")
+            begin = [0, 0, 0, 0]
+            begin[axis] = shape[axis] - 1
+            last = self.emit("slice", [cur], tuple(edge), {"begin": begin, "size": edge}, f"{out}_e{axis}b")
+            shape[axis] += 2
+            cur = self.emit(
+                "concat", [first, cur, last], tuple(shape), {"axis": axis, "activation": "none"}, f"{out}_rep{axis}"
+            )
+            for t in (first, last, cur):
+                if src in self.act_q:
+                    self.act_q[t] = self.act_q[src]
+        k3 = np.array([0.25, 0.5, 0.25], np.float32)
+        kh = k3 if along_h else np.ones(1, np.float32)
+        kw = k3 if along_w else np.ones(1, np.float32)
+        n, h, w, c = self.g.t(cur).shape
+        wt = np.broadcast_to(np.outer(kh, kw)[None, :, :, None], (1, kh.size, kw.size, c)).astype(np.float32)
+        wn = self.new_tensor(f"{out}_bw", wt.shape, "float32", np.ascontiguousarray(wt))
+        bn = self.new_tensor(f"{out}_bb", (c,), "float32", np.zeros(c, np.float32))
+        attrs = {"stride": (1, 1), "dilation": (1, 1), "pads": (0, 0, 0, 0), "activation": "none"}
+        attrs["depth_multiplier"] = 1
+        shape = (n, h - kh.size + 1, w - kw.size + 1, c)
+        return self.emit("depthwise_conv2d", [cur, wn, bn], shape, attrs, f"{out}_bilinear")
 
     # elementwise ------------------------------------------------------------------------
     def _align(self, a: str, b: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]]:
