@@ -241,12 +241,20 @@ def _torch_ops() -> dict:
         "maxpool_ceil": (Fn(nn.MaxPool2d(3, 2, ceil_mode=True)), (1, 3, 8, 8), 17, {"max_pool2d"}),
         "avgpool_ceil_pad": (Fn(nn.AvgPool2d(3, 2, 1, ceil_mode=True)), (1, 3, 8, 8), 17, {"pad", "avg_pool2d"}),
         "avgpool_ceil_nopad": (
-            Fn(nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)), (1, 3, 8, 8), 17, {"avg_pool2d"}
+            Fn(nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)),
+            (1, 3, 8, 8),
+            17,
+            {"avg_pool2d"},
         ),
         "conv1d_pools_bn": (
-            Fn(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(8).eval(), nn.MaxPool1d(2), nn.AvgPool1d(2, ceil_mode=True)),
-               cin=4, conv1d=True),
-            (1, 4, 19), 17, {"conv2d", "max_pool2d", "avg_pool2d", "mul", "add"},
+            Fn(
+                nn.Sequential(nn.ReLU(), nn.BatchNorm1d(8).eval(), nn.MaxPool1d(2), nn.AvgPool1d(2, ceil_mode=True)),
+                cin=4,
+                conv1d=True,
+            ),
+            (1, 4, 19),
+            17,
+            {"conv2d", "max_pool2d", "avg_pool2d", "mul", "add"},
         ),  # fmt: skip
         "reduce_sum": (Fn(lambda t: t.sum((2, 3))), (1, 3, 8, 8), 17, {"mean", "mul"}),
         "reduce_max": (Fn(lambda t: t.amax((2, 3), keepdim=True)), (1, 3, 8, 8), 17, {"max_pool2d"}),
@@ -254,14 +262,22 @@ def _torch_ops() -> dict:
         "expand": (Fn(lambda t: t + t.mean((2, 3), keepdim=True).expand(1, 8, 8, 8)), (1, 3, 8, 8), 17, {"concat"}),
         "resize_nearest": (Fn(nn.Upsample(scale_factor=2, mode="nearest")), (1, 3, 5, 6), 17, {"concat"}),
         "resize_bilinear": (
-            Fn(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)), (1, 3, 5, 6), 17,
+            Fn(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)),
+            (1, 3, 5, 6),
+            17,
             {"depthwise_conv2d"},
         ),  # fmt: skip
         "conv_transpose": (
-            Fn(nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)), (1, 3, 5, 6), 17, {"pad", "conv2d"}
+            Fn(nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)),
+            (1, 3, 5, 6),
+            17,
+            {"pad", "conv2d"},
         ),
         "conv_transpose1d": (
-            Fn(nn.ConvTranspose1d(8, 4, 4, stride=2, padding=1), cin=4, conv1d=True), (1, 4, 9), 17, {"pad", "conv2d"}
+            Fn(nn.ConvTranspose1d(8, 4, 4, stride=2, padding=1), cin=4, conv1d=True),
+            (1, 4, 9),
+            17,
+            {"pad", "conv2d"},
         ),
     }
 
@@ -283,13 +299,17 @@ HELPER_OPS = {
     "gelu_native_opset20": ([helper.make_node("Gelu", ["x"], ["y"], name="g")], 20, {"gelu"}),
     "gelu_native_tanh": ([helper.make_node("Gelu", ["x"], ["y"], name="g", approximate="tanh")], 20, {"gelu"}),
     "hardsigmoid_mul_as_hardswish": (
-        [helper.make_node("HardSigmoid", ["x"], ["h"], name="hs", alpha=1 / 6, beta=0.5),
-         helper.make_node("Mul", ["x", "h"], ["y"], name="m")],
-        17, {"hard_swish"},
+        [
+            helper.make_node("HardSigmoid", ["x"], ["h"], name="hs", alpha=1 / 6, beta=0.5),
+            helper.make_node("Mul", ["x", "h"], ["y"], name="m"),
+        ],
+        17,
+        {"hard_swish"},
     ),  # fmt: skip
     "dropout": (
         [helper.make_node("Dropout", ["x"], ["d"], name="do"), helper.make_node("Relu", ["d"], ["y"], name="r")],
-        17, {"relu"},
+        17,
+        {"relu"},
     ),  # fmt: skip
 }
 
@@ -552,4 +572,3 @@ def test_qdq_grouped_conv_matches_onnxruntime(tmp_path) -> None:
         got = (reference.run(g, [xi])[0].astype(np.float64) - oq.zp) * oq.s
         worst = max(worst, float(np.abs(got - want).max() / oq.s))
     assert worst <= 2.01  # measured 1 LSB (fixed-point vs float requantization rounding)
-
