@@ -236,6 +236,7 @@ def _torch_ops() -> dict:
         "hardswish_hardtanh": (Fn(lambda t: F.hardtanh(t + 3, 0, 6) / 6 * t), (1, 3, 8, 8), 17, {"hard_swish"}),
         "hardsigmoid": (Fn(nn.Hardsigmoid()), (1, 3, 8, 8), 17, {"add", "mul"}),
         "sigmoid": (Fn(nn.Sigmoid()), (1, 3, 8, 8), 17, {"logistic"}),
+        "tanh": (Fn(nn.Tanh()), (1, 3, 8, 8), 17, {"logistic", "mul", "add"}),
         "leaky_relu": (Fn(nn.LeakyReLU(0.1)), (1, 3, 8, 8), 17, {"relu", "mul", "add"}),
         "prelu": (Fn(nn.PReLU(8)), (1, 3, 8, 8), 17, {"relu", "mul", "add"}),
         "maxpool_ceil": (Fn(nn.MaxPool2d(3, 2, ceil_mode=True)), (1, 3, 8, 8), 17, {"max_pool2d"}),
@@ -322,8 +323,8 @@ def test_helper_op_matches_onnxruntime(name, tmp_path) -> None:
 
 
 TORCH_OPS = (
-    "pad unsqueeze hardswish hardswish_opset13 hardswish_manual hardswish_hardtanh hardsigmoid sigmoid leaky_relu "
-    "prelu maxpool_ceil avgpool_ceil_pad avgpool_ceil_nopad conv1d_pools_bn reduce_sum reduce_max tile expand "
+    "pad unsqueeze hardswish hardswish_opset13 hardswish_manual hardswish_hardtanh hardsigmoid sigmoid tanh "
+    "leaky_relu prelu maxpool_ceil avgpool_ceil_pad avgpool_ceil_nopad conv1d_pools_bn reduce_sum reduce_max tile expand "
     "resize_nearest resize_bilinear conv_transpose conv_transpose1d"
 ).split()
 

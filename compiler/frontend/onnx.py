@@ -93,7 +93,7 @@ SUPPORTED = (
     "Split",
     "Squeeze",
     "Sub",
-    "Tanh (as GELU)",
+    "Tanh",
     "Tile",
     "Transpose",
     "Unsqueeze",
@@ -1609,6 +1609,19 @@ class _Importer:
 
     def _op_Sigmoid(self, node: Any) -> None:
         self._unary(node, "logistic", {})
+
+    def _op_Tanh(self, node: Any) -> None:
+        # tanh(x) = 2 sigmoid(2x) - 1: a constant mul, the int8 logistic, a mul and an add
+        out = node.output[0]
+        for name, val in (("two", 2.0), ("m1", -1.0)):
+            self.consts[f"{out}__{name}"] = np.array(val, np.float32)
+        self._binary(onnx.helper.make_node("Mul", [], [f"{out}__2x"], name=f"{node.name}_2x"), "mul",
+                     node.input[0], f"{out}__two")  # fmt: skip
+        self._unary(onnx.helper.make_node("Sigmoid", [f"{out}__2x"], [f"{out}__sig"], name=f"{node.name}_sig"),
+                    "logistic", {})  # fmt: skip
+        self._binary(onnx.helper.make_node("Mul", [], [f"{out}__2s"], name=f"{node.name}_2s"), "mul",
+                     f"{out}__sig", f"{out}__two")  # fmt: skip
+        self._binary(node, "add", f"{out}__2s", f"{out}__m1")
 
     def _op_HardSigmoid(self, node: Any) -> None:
         # clamp(alpha x + beta, 0, 1) = min(max(x + beta/alpha, 0), 1/alpha) * alpha: an add, a relu
