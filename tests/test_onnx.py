@@ -145,10 +145,10 @@ def test_unsupported_op_names_node_and_supported_list(tmp_path) -> None:
     ("node", "inits", "out_shape", "needle"),
     [
         (
-            helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2),
-            [("w", np.ones((4, 2, 1, 1), np.float32))],
-            [1, 4, 8, 8],
-            "group=2",
+            helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=3),  # 4 channels in 3 groups
+            [("w", np.ones((3, 1, 1, 1), np.float32))],
+            [1, 3, 8, 8],
+            "group=3",
         ),
         (
             helper.make_node("MaxPool", ["x"], ["y"], name="dil", kernel_shape=[3, 3], dilations=[2, 2]),

@@ -49,6 +49,7 @@ QEMU_CASES = (
     "squeezenet_fire_ceil_mode",
     "kws_conv1d",
     "mobilevit_block",
+    "shufflenet_grouped",
 )
 
 

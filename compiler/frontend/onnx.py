@@ -15,14 +15,16 @@ of a ViT patch embedding costs nothing).
 
 Patterns: PyTorch's decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add])
 folds into `layer_norm`, the Erf form of GELU (also between QDQ pairs) and the Tanh form
-(GELU(approximate="tanh") below opset 20) into `gelu`, HardSigmoid*x into `hard_swish`, a
+(GELU(approximate="tanh") below opset 20) into `gelu`, HardSigmoid*x and x*relu6(x+3)/6
+into `hard_swish`, a static attention mask + Softmax into per-key-range softmaxes, a
 scalar Mul/Div right before a Softmax (or on q/k before the scores MatMul) into softmax's beta,
 MatMul + Add(bias) into `fully_connected`, and Relu/Clip into the producer's fused activation.
 Ops without an IR kind of their own map onto int8 ones exactly: AvgPool count_include_pad=1 ->
 pad + avg_pool2d, ceil_mode -> extra end padding, Conv1d/pools on NCL -> the 2-D ops on
 [N, 1, L, C] views, HardSigmoid -> add/relu/mul, LeakyRelu/PRelu -> mul/relu/add, BatchNorm ->
 mul/add, ReduceSum -> mean x count, ReduceMax -> global max pool, Tile/Expand/Resize(nearest) ->
-concats of copies, ConvTranspose -> zero insertion (pad) + conv2d with the flipped kernel. Nodes whose inputs are
+concats of copies (linear x2: + edge copies and a (1,2,1)/4 depthwise conv), ConvTranspose -> zero insertion
+(pad) + conv2d with the flipped kernel, grouped Conv -> per-group slice + conv2d + concat. Nodes whose inputs are
 all constant (shape arithmetic of PyTorch exports) are folded with onnx's reference evaluator;
 `Shape` of an activation folds to its static shape.
 
@@ -56,7 +58,7 @@ SUPPORTED = (
     "Clip",
     "Concat",
     "Constant",
-    "Conv",
+    "Conv (also grouped)",
     "ConvTranspose",
     "DequantizeLinear",
     "Div",
@@ -84,7 +86,7 @@ SUPPORTED = (
     "ReduceSum",
     "Relu",
     "Reshape",
-    "Resize (nearest, integer scales)",
+    "Resize (nearest integer scales, linear x2)",
     "Shape",
     "Sigmoid",
     "Slice",
@@ -92,7 +94,7 @@ SUPPORTED = (
     "Split",
     "Squeeze",
     "Sub",
-    "Tanh (as GELU)",
+    "Tanh",
     "Tile",
     "Transpose",
     "Unsqueeze",
@@ -234,6 +236,7 @@ class _Importer:
         self._ir_const_q: dict[str, tuple[np.ndarray, QParams]] = {}  # IR const -> (ints, quant)
         self.node: Any = None
         self.batch_n = 0  # the fixed batch N > 1 of the exported model (compiled for batch 1), else 0
+        self.shared_q: list[tuple[str, list[str]]] = []  # (tensor, parts quantized like it) in QDQ models
 
     # -- errors ---------------------------------------------------------------------------
     def err(self, msg: str, node: Any = None) -> ModelError:
@@ -283,6 +286,11 @@ class _Importer:
         self.g.verify()
         if self.qdq:
             from compiler.passes.quantize import quantize_with
+
+            for y, parts in self.shared_q:
+                for t in parts:
+                    if y in self.act_q and t not in self.act_q:
+                        self.act_q[t] = self.act_q[y]
 
             qg = quantize_with(self.g, self.act_q, self._ir_const_q, source=self.source)
             qg.meta.update(self.g.meta)
@@ -613,6 +621,8 @@ class _Importer:
             return True
         if op == "Add" and self._masked_softmax(node):
             return True
+        if op == "Add" and self._hard_swish_manual(node):
+            return True
         return False
 
     def _mark(self, *nodes: Any) -> None:
@@ -906,6 +916,48 @@ class _Importer:
         self._mark(node, m)
         return True
 
+    def _clip_bounds(self, node: Any) -> tuple[float, float] | None:
+        a = self.attrs(node)
+        lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+        if len(node.input) > 1 and node.input[1]:
+            lo = self.scalar(node.input[1])
+        if len(node.input) > 2 and node.input[2]:
+            hi = self.scalar(node.input[2])
+        return None if lo is None or hi is None else (float(lo), float(hi))
+
+    def _hard_swish_manual(self, node: Any) -> bool:
+        # x * relu6(x + 3) / 6 as people write it (Add, Clip(0, 6), Mul x, Div 6 / Mul 1/6, the last
+        # two in either order): one hard_swish
+        x = next((n for n in node.input if n in self.vals), None)
+        if x is None or not self._near(self._other(node, x), 3.0):
+            return False
+        clip = self.sole_consumer(node.output[0])
+        if clip is None or clip.op_type != "Clip" or self._clip_bounds(clip) != (0.0, 6.0):
+            return False
+
+        def sixth(n: Any, name: str) -> bool:
+            o = self._other(n, name)
+            return (n.op_type == "Div" and n.input[0] == name and self._near(o, 6.0)) or (
+                n.op_type == "Mul" and self._near(o, 1.0 / 6.0)
+            )
+
+        n1 = self.sole_consumer(clip.output[0])
+        if n1 is None or n1.op_type not in ("Mul", "Div"):
+            return False
+        n2 = self.sole_consumer(n1.output[0])
+        if n2 is None or n2.op_type not in ("Mul", "Div"):
+            return False
+        first_x = n1.op_type == "Mul" and self._other(n1, clip.output[0]) == x
+        if first_x and not sixth(n2, n1.output[0]):
+            return False
+        if not first_x and not (sixth(n1, clip.output[0]) and n2.op_type == "Mul" and x in n2.input):
+            return False
+        v = self.val(x)
+        y = self.emit("hard_swish", [v.ir], self.g.t(v.ir).shape, {}, n2.output[0])
+        self.bind(n2.output[0], y, v.perm)
+        self._mark(node, clip, n1, n2)
+        return True
+
     # -- ops ------------------------------------------------------------------------------
     def _check_attrs(self, node: Any, allowed: dict[str, Any]) -> dict[str, Any]:
         """Attributes of `node`; any not in `allowed` (or with a value other than the allowed one) is refused."""
@@ -1019,12 +1071,60 @@ class _Importer:
             kind = "depthwise_conv2d"
             attrs["depth_multiplier"] = o // c
             wi = self.const_ir(wname, wt, (1, 2, 3, 0), f"{out}_w")
+        elif group > 1 and c % group == 0 and o % group == 0 and ig == c // group:
+            self._grouped_conv(v, wname, wt, bias, group, attrs, (n, oh, ow, o), out, one_d)
+            return
         else:
-            raise self.err(f"unsupported attribute group={group} (grouped convolution; only 1 or depthwise)")
+            raise self.err(f"unsupported attribute group={group} (weights {list(wt.shape)}, {c} input channels)")
         ins = [wi]
         b = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
         ins.append(self.const_ir(bias or "", b, None, f"{out}_b"))
         y = self.emit(kind, [v.ir] + ins, (n, oh, ow, o), attrs, out)
+        self._bind_spatial(out, y, one_d)
+
+    def _grouped_conv(
+        self,
+        v: _Val,
+        wname: str,
+        wt: np.ndarray,
+        bias: str | None,
+        group: int,
+        attrs: dict[str, Any],
+        out_shape: tuple[int, ...],
+        out: str,
+        one_d: bool,
+    ) -> None:
+        """A grouped convolution (ResNeXt, ShuffleNet): per group, a slice of the input channels, a
+        conv2d with that group's filters, and the outputs concatenated along the channels."""
+        n, h, w, c = self.g.t(v.ir).shape
+        o = wt.shape[0]
+        ci, co = c // group, o // group
+        b_all = self.const(bias, "bias") if bias else np.zeros(o, np.float32)
+        parts = []
+        for k in range(group):
+            size = [n, h, w, ci]
+            xs = self.emit("slice", [v.ir], tuple(size), {"begin": [0, 0, 0, k * ci], "size": size}, f"{out}_in{k}")
+            if v.ir in self.act_q:
+                self.act_q[xs] = self.act_q[v.ir]
+            wk, bk = f"{wname}__g{k}", f"{out}__b{k}"
+            self.consts[wk] = wt[k * co : (k + 1) * co]
+            if wname in self.const_q:
+                ints, q = self.const_q[wname]
+                ints = ints[:, :, None, :] if ints.ndim == 3 else ints
+                qk = QParams(q.scale[k * co : (k + 1) * co] if q.per_channel else q.scale, q.zero_point, q.axis)
+                if q.per_channel and q.zero_point.size > 1:
+                    qk = QParams(qk.scale, q.zero_point[k * co : (k + 1) * co], q.axis)
+                self.const_q[wk] = (ints[k * co : (k + 1) * co], qk)
+            wi = self.const_ir(wk, self.consts[wk], (0, 2, 3, 1), f"{out}_w{k}")
+            if bias and bias in self.const_q:
+                bints, bq = self.const_q[bias]
+                self.const_q[bk] = (bints[k * co : (k + 1) * co], QParams(
+                    bq.scale[k * co : (k + 1) * co] if bq.per_channel else bq.scale, np.zeros(1), 0))  # fmt: skip
+            bi = self.const_ir(bk, b_all[k * co : (k + 1) * co], None, f"{out}_b{k}")
+            y = self.emit("conv2d", [xs, wi, bi], out_shape[:3] + (co,), dict(attrs), f"{out}_g{k}")
+            parts.append(y)
+        y = self.emit("concat", parts, out_shape, {"axis": 3, "activation": "none"}, out)
+        self.shared_q.append((y, parts))  # QDQ: each group's output takes the conv output's quantization
         self._bind_spatial(out, y, one_d)
 
     def _op_ConvTranspose(self, node: Any) -> None:
@@ -1319,8 +1419,9 @@ class _Importer:
              "exclude_outside": 0, "extrapolation_value": None, "antialias": 0, "keep_aspect_ratio_policy": None},
         )  # fmt: skip
         dec = {k: (x.decode() if isinstance(x, bytes) else x) for k, x in a.items()}
-        if dec.get("mode", "nearest") != "nearest":
-            raise self.err(f"unsupported attribute mode={dec.get('mode')!r} (nearest with integer scales only)")
+        linear = dec.get("mode", "nearest") == "linear"
+        if dec.get("mode", "nearest") not in ("nearest", "linear"):
+            raise self.err(f"unsupported attribute mode={dec.get('mode')!r} (nearest, or linear x2)")
         v = self.val(node.input[0])
         src = self.shape(v)
         ins = list(node.input) + [""] * (4 - len(node.input))
@@ -1336,7 +1437,11 @@ class _Importer:
             raise self.err(f"scales {scales} (integer upsampling of the spatial axes only)")
         ctm = dec.get("coordinate_transformation_mode", "half_pixel")
         nm = dec.get("nearest_mode", "round_prefer_floor")
+        if linear and (ctm not in ("half_pixel", "pytorch_half_pixel") or any(r not in (1, 2) for r in reps[2:])):
+            raise self.err(f"linear resize with scales {scales} and {ctm!r} (x2 with half_pixel only)")
         for size, r in zip(src[2:], reps[2:], strict=True):
+            if linear:
+                break
             i = np.arange(size * r, dtype=np.float64)
             if ctm == "asymmetric":
                 xo = i / r
@@ -1373,7 +1478,43 @@ class _Importer:
             for t in (view, cat, cur):
                 if x.ir in self.act_q:
                     self.act_q[t] = self.act_q[x.ir]
+        if linear:
+            cur = self._bilinear_x2(cur, rh == 2, rw == 2, out, x.ir)
         self._bind_spatial(out, cur, one_d)
+
+    def _bilinear_x2(self, up: str, along_h: bool, along_w: bool, out: str, src: str) -> str:
+        """Linear x2 (half_pixel) from the nearest x2 map `up`: out[j] = (u[j-1] + 2 u[j] + u[j+1]) / 4
+        with the edges replicated (2i: x[i-1]/4 + 3x[i]/4, 2i+1: 3x[i]/4 + x[i+1]/4, as ONNX clamps),
+        i.e. edge rows/columns concatenated on, then a depthwise conv with kernel (1, 2, 1)/4 per axis."""
+        cur = up
+        for axis, on in ((1, along_h), (2, along_w)):
+            if not on:
+                continue
+            shape = list(self.g.t(cur).shape)
+            edge = shape.copy()
+            edge[axis] = 1
+            first = self.emit("slice", [cur], tuple(edge), {"begin": [0, 0, 0, 0], "size": edge}, f"{out}_e{axis}a")
+            begin = [0, 0, 0, 0]
+            begin[axis] = shape[axis] - 1
+            last = self.emit("slice", [cur], tuple(edge), {"begin": begin, "size": edge}, f"{out}_e{axis}b")
+            shape[axis] += 2
+            cur = self.emit(
+                "concat", [first, cur, last], tuple(shape), {"axis": axis, "activation": "none"}, f"{out}_rep{axis}"
+            )
+            for t in (first, last, cur):
+                if src in self.act_q:
+                    self.act_q[t] = self.act_q[src]
+        k3 = np.array([0.25, 0.5, 0.25], np.float32)
+        kh = k3 if along_h else np.ones(1, np.float32)
+        kw = k3 if along_w else np.ones(1, np.float32)
+        n, h, w, c = self.g.t(cur).shape
+        wt = np.broadcast_to(np.outer(kh, kw)[None, :, :, None], (1, kh.size, kw.size, c)).astype(np.float32)
+        wn = self.new_tensor(f"{out}_bw", wt.shape, "float32", np.ascontiguousarray(wt))
+        bn = self.new_tensor(f"{out}_bb", (c,), "float32", np.zeros(c, np.float32))
+        attrs = {"stride": (1, 1), "dilation": (1, 1), "pads": (0, 0, 0, 0), "activation": "none"}
+        attrs["depth_multiplier"] = 1
+        shape = (n, h - kh.size + 1, w - kw.size + 1, c)
+        return self.emit("depthwise_conv2d", [cur, wn, bn], shape, attrs, f"{out}_bilinear")
 
     # elementwise ------------------------------------------------------------------------
     def _align(self, a: str, b: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]]:
@@ -1518,6 +1659,19 @@ class _Importer:
 
     def _op_Sigmoid(self, node: Any) -> None:
         self._unary(node, "logistic", {})
+
+    def _op_Tanh(self, node: Any) -> None:
+        # tanh(x) = 2 sigmoid(2x) - 1: a constant mul, the int8 logistic, a mul and an add
+        out = node.output[0]
+        for name, val in (("two", 2.0), ("m1", -1.0)):
+            self.consts[f"{out}__{name}"] = np.array(val, np.float32)
+        self._binary(onnx.helper.make_node("Mul", [], [f"{out}__2x"], name=f"{node.name}_2x"), "mul",
+                     node.input[0], f"{out}__two")  # fmt: skip
+        self._unary(onnx.helper.make_node("Sigmoid", [f"{out}__2x"], [f"{out}__sig"], name=f"{node.name}_sig"),
+                    "logistic", {})  # fmt: skip
+        self._binary(onnx.helper.make_node("Mul", [], [f"{out}__2s"], name=f"{node.name}_2s"), "mul",
+                     f"{out}__sig", f"{out}__two")  # fmt: skip
+        self._binary(node, "add", f"{out}__2s", f"{out}__m1")
 
     def _op_HardSigmoid(self, node: Any) -> None:
         # clamp(alpha x + beta, 0, 1) = min(max(x + beta/alpha, 0), 1/alpha) * alpha: an add, a relu

@@ -16,6 +16,7 @@ Each `CASES` entry is `name -> (factory, example input shape)`, the input in the
 - `encoder(norm_first, activation)`: `nn.TransformerEncoderLayer` (eval; the fast path is off in export).
 - `timm_attention(gather)`: timm's `Attention`: fused qkv Linear, reshape/permute, then `unbind(0)`
   or the older `qkv[0], qkv[1], qkv[2]` (Gather); scaled_dot_product_attention when `sdpa`.
+- `ShuffleBlock`: grouped 1x1 convolutions around a depthwise 3x3 with ShuffleNet's channel shuffle.
 - `mobilevit_block()`: MobileViT's block: local 3x3 + 1x1, unfold into 2x2 patches, a transformer
   layer over each patch position, fold back, 1x1, concat with the input, 3x3 fuse.
 """
@@ -181,6 +182,25 @@ class MobileViTBlock(nn.Module):
         return self.fuse(torch.cat([x, self.proj(y)], 1))
 
 
+class ShuffleBlock(nn.Module):
+    """Grouped convolutions and ShuffleNet's channel shuffle (view / transpose / reshape)."""
+
+    def __init__(self, c: int = 8, groups: int = 2) -> None:
+        super().__init__()
+        self.groups = groups
+        self.expand = _ConvBN(c, 2 * c, 1, groups=groups, act=nn.ReLU)
+        self.dw = _ConvBN(2 * c, 2 * c, 3, groups=2 * c, act=None)
+        self.project = _ConvBN(2 * c, c, 1, groups=groups, act=None)
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x)
+        b, c, h, w = y.shape
+        y = y.view(b, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+        y = F.relu(x + self.project(self.dw(y)))
+        return self.head(y.mean((2, 3)))
+
+
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mha_batch_first": (lambda: MHABlock(batch_first=True), (1, 10, 32)),
     "mha_seq_first": (lambda: MHABlock(batch_first=False), (10, 1, 32)),
@@ -200,6 +220,7 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "squeezenet_fire_ceil_mode": (Fire, (1, 3, 33, 33)),
     "kws_conv1d": (KWSConv1d, (1, 40, 49)),
     "mobilevit_block": (MobileViTBlock, (1, 16, 8, 8)),
+    "shufflenet_grouped": (ShuffleBlock, (1, 8, 12, 12)),
 }
 
 
