@@ -158,7 +158,7 @@ def _top5(res: dict[str, Any]) -> str:
 
 
 def _ratio(n: int, m: str) -> str:
-    return f"{n / BASELINE[m]:.2f}"
+    return f"{n / BASELINE[m]:.3f}"
 
 
 def issue_table(by: dict[tuple, dict[str, Any]], models: list[str]) -> list[str]:

@@ -2,9 +2,12 @@
 
 `select_kernels(graph, board, opts)` decides, per op, whether a Cortex-M DSP kernel of
 `runtime_c/mt_nn_fast.h` replaces the portable one, how much scratch it needs (the planner
-reserves it through `plan_layer(scratch=...)`), and whether its filter is pre-widened to
-int16 in flash (the flash-for-speed trade, `--no-widen` turns it off). Codegen then only
-writes the choice down with the packers below.
+reserves it through `plan_layer(scratch=...)`), and the form of its filter in flash: int8
+(conv and FC in the paired form where `pair_ok` finds it exact: one SXTB16 per 4 weights),
+or pre-widened to int16 (twice the flash, fewer instructions). Widening is chosen per layer,
+most instructions saved (`widen_gain`, from INNER_COST) per extra flash byte first, while the
+board's flash allows; `--no-widen` never widens; the plan shows each decision (describe()).
+Codegen then only writes the choice down with the packers below.
 
 A layer keeps its portable kernel when the core has no DSP extension, when its shape is
 not covered (depth multiplier != 1, a filter zero point), or when the fast requantization
