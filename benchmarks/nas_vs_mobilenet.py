@@ -120,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     teacher = recalibrate_bn(export_subnet("cnn", net, teacher_arch), bn_x, teacher_arch["res"])
     tres = teacher_arch["res"]
 
-    def tune(rec: dict, seed: int) -> dict:
+    def tune(rec: dict, seed: int, label: str) -> dict:
         arch = rec["arch"]
         m = finetune(subnet("cnn", net, arch, bn_x), arch["res"], train, args.finetune_epochs, seed=seed,
                      teacher=lambda x: teacher(resize(x, tres)), augment=True)  # fmt: skip
         r = {"seed": seed, "test_float": accuracy(m, test, arch["res"])}
         if seed == args.seeds[0]:
-            torch.save(m, out / f"tuned_{abs(hash(rec['describe'])) % 10**8}.pt")
+            torch.save(m, out / f"tuned_{label.replace(' ', '_')}.pt")
             g = quantize_module(m, resize(torch.from_numpy(calib_x), arch["res"]).numpy())
             r["test_int8"] = int8_accuracy(g, test, arch["res"], args.int8_test)
         log(f"  {rec['describe']} seed {seed}: test {r['test_float']:.3f}"
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for label, rec in models:
         key = out / f"tuned_{label.replace(' ', '_')}.json"
-        runs = cached(key, lambda rec=rec: [tune(rec, s) for s in args.seeds])
+        runs = cached(key, lambda rec=rec, label=label: [tune(rec, s, label) for s in args.seeds])
         accs = [r["test_float"] for r in runs]
         rows.append({"label": label, "record": rec, "runs": runs, "mean": float(np.mean(accs)),
                      "std": float(np.std(accs))})  # fmt: skip
