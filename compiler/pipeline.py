@@ -384,18 +384,26 @@ def make_inputs(
     from a .npy/.npz file or an array, checked and converted by `compiler/inputs.py` (`layout`:
     "model" = the model file's layout, "ir" = NHWC), or `n_random` seeded random ones over the
     dtype's whole range. `arrays`: the file already read by `read_input_file`. Raises InputError."""
-    t = graph.t(graph.inputs[0])
     if input_path is None:
-        if n_random < 1:
-            raise InputError(f"--random {n_random}: need at least one input")
-        info = np.iinfo(t.dtype)
-        rng = np.random.default_rng(seed)
-        return rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype)
+        return _random_inputs(graph, n_random, seed)[0]
     if isinstance(input_path, np.ndarray):
         return check_input(graph, {"": input_path}, "input array", layout)
     if arrays is None:
         arrays = read_input_file(input_path)
     return check_input(graph, arrays, str(input_path), layout)
+
+
+def _random_inputs(graph: Graph, n_random: int, seed: int) -> list[np.ndarray]:
+    """Per graph input, n_random seeded random values [n_random, *shape] over its dtype's range."""
+    if n_random < 1:
+        raise InputError(f"--random {n_random}: need at least one input")
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in graph.inputs:
+        t = graph.t(name)
+        info = np.iinfo(t.dtype)
+        out.append(rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype))
+    return out
 
 
 def make_input_sets(
@@ -412,14 +420,7 @@ def make_input_sets(
     if len(graph.inputs) == 1:
         return [[x] for x in make_inputs(graph, input_path, n_random, seed, layout, arrays)]
     if input_path is None:
-        if n_random < 1:
-            raise InputError(f"--random {n_random}: need at least one input")
-        rng = np.random.default_rng(seed)
-        per = []
-        for name in graph.inputs:
-            t = graph.t(name)
-            info = np.iinfo(t.dtype)
-            per.append(rng.integers(info.min, info.max + 1, size=(n_random, *t.shape)).astype(t.dtype))
+        per = _random_inputs(graph, n_random, seed)
     else:
         if isinstance(input_path, np.ndarray):
             arrays, source = {"": input_path}, "input array"

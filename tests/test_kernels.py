@@ -957,9 +957,10 @@ def test_cortex_m_build(tmp_path) -> None:
 # -- sanitizers --------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="already inside the sanitized run")
-def test_sanitized_run(tmp_path) -> None:
-    """Reruns a few cases of every test above against an ASan + UBSan build (UB aborts)."""
+def run_sanitized(test_file: str, tmp_path: Path, cases: int) -> None:
+    """Rerun the pytest file `test_file` (`cases` random cases per test) against an ASan + UBSan
+    build of the kernel library; fails on any sanitizer report. Skips without a host C compiler
+    or libasan."""
     if CC is None:
         pytest.skip("no host C compiler (cc/gcc/clang) found: kernel tests need one")
     so = build_library(tmp_path / "libmt_asan.so", sanitize=True)
@@ -969,12 +970,18 @@ def test_sanitized_run(tmp_path) -> None:
     env = dict(
         os.environ,
         MT_KERNEL_LIB=str(so),
-        MT_KERNEL_CASES="4",
+        MT_KERNEL_CASES=str(cases),
         LD_PRELOAD=libasan,
         ASAN_OPTIONS="detect_leaks=0",
         UBSAN_OPTIONS="print_stacktrace=1",
     )
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test_file]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-4000:]
+
+
+@pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="already inside the sanitized run")
+def test_sanitized_run(tmp_path) -> None:
+    """Reruns a few cases of every test above against an ASan + UBSan build (UB aborts)."""
+    run_sanitized(__file__, tmp_path, cases=4)

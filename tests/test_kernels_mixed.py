@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import ctypes as C
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +20,6 @@ from compiler.lower import lower
 from compiler.reference import run
 from tests.test_kernels import (
     CC,
-    ROOT,
     AddParams,
     Broadcast,
     ConvParams,
@@ -34,6 +31,7 @@ from tests.test_kernels import (
     PoolParams,
     View,
     build_library,
+    run_sanitized,
 )
 
 N_CASES = int(os.environ.get("MT_KERNEL_CASES", "12"))
@@ -545,21 +543,4 @@ def test_pool_s16(lib, kind: str) -> None:
 @pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="already inside the sanitized run")
 def test_sanitized_run(tmp_path) -> None:
     """Reruns this file against an ASan + UBSan build (UB aborts)."""
-    if CC is None:
-        pytest.skip("no host C compiler (cc/gcc/clang) found: kernel tests need one")
-    so = build_library(tmp_path / "libmt_asan.so", sanitize=True)
-    libasan = subprocess.run([CC, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-    if not os.path.isabs(libasan):
-        pytest.skip(f"{CC} has no libasan.so to preload")
-    env = dict(
-        os.environ,
-        MT_KERNEL_LIB=str(so),
-        MT_KERNEL_CASES="3",
-        LD_PRELOAD=libasan,
-        ASAN_OPTIONS="detect_leaks=0",
-        UBSAN_OPTIONS="print_stacktrace=1",
-    )
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-4000:]
+    run_sanitized(__file__, tmp_path, cases=3)
