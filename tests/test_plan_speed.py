@@ -22,6 +22,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import plan_time  # noqa: E402
 
 
+def test_budgets_are_recorded_plan_budgets() -> None:
+    from compiler.planner import STACK_RESERVE
+
+    assert plan_time._R == STACK_RESERVE  # --sram N gives the plan N - STACK_RESERVE
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_same_plans_as_exhaustive_search(name: str) -> None:
     src = plan_time.MODELS[name][0]
