@@ -44,7 +44,7 @@ import torch  # noqa: E402
 from compiler.pipeline import CompileOptions, run_model  # noqa: E402
 from nas.data import resize, small_object_task, split  # noqa: E402
 from nas.loop import int8_accuracy, md, plot_front  # noqa: E402
-from nas.score import STACK_MARGIN, CostModel, quantize_module  # noqa: E402
+from nas.score import STACK_MARGIN, CostModel, plan_sram, quantize_module  # noqa: E402
 from nas.search import Budget, best, evaluate, pareto_front, run_search  # noqa: E402
 from nas.space_cnn import CnnSpace, mobilenetv2_arch  # noqa: E402
 from nas.train import TrainConfig, accuracy, export_subnet, finetune, recalibrate_bn, subnet, train_supernet  # noqa: E402
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                      teacher=lambda x: teacher(resize(x, tres)), augment=True)  # fmt: skip
         g = quantize_module(m, resize(torch.from_numpy(calib_x), arch["res"]).numpy(), out / "nas_winner.onnx")
         np.save(out / "qemu_inputs.npy", resize(torch.from_numpy(test.x[:3]), arch["res"]).numpy())
-        rep = run_model(g, out / "fw", CompileOptions(board=BOARD, sram=SRAM - STACK_MARGIN, widen=False),
+        rep = run_model(g, out / "fw", CompileOptions(board=BOARD, sram=plan_sram(SRAM), widen=False),
                         input_path=out / "qemu_inputs.npy", log=log)  # fmt: skip
         keep = ("schedule", "schedule_detail", "bit_exact", "max_abs_diff", "inputs", "instructions", "peak_sram_bytes",
                 "arena_bytes", "stack_bytes", "flash_bytes", "weights_bytes", "macs")  # fmt: skip

@@ -168,7 +168,7 @@ def int8_accuracy(graph: Any, data: Split, res: int, n: int) -> float:
 def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     """The whole loop; returns the summary also written to OUT/nas.json."""
     from compiler.pipeline import CompileOptions, run_model
-    from nas.score import STACK_MARGIN, quantize_module
+    from nas.score import plan_sram, quantize_module
 
     if cfg.kind not in ("cnn", "vit"):
         raise MicrotileError(f"unknown search space {cfg.kind!r}: expected cnn or vit")
@@ -243,8 +243,7 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     log(f"[nas] fine-tuned winner: held-out accuracy float {acc_float:.3f}, int8 {acc_int8:.3f}")
     if cfg.run_firmware:
         np.save(out / "test_inputs.npy", resize(torch.from_numpy(test.x[: cfg.qemu_inputs]), arch["res"]).numpy())
-        plan_sram = None if cfg.sram is None else cfg.sram - STACK_MARGIN
-        opts = CompileOptions(board=cfg.board, sram=plan_sram, widen=False)
+        opts = CompileOptions(board=cfg.board, sram=plan_sram(cfg.sram), widen=False)
         rep = run_model(g, out / "fw", opts, input_path=out / "test_inputs.npy", log=log)
         within = cfg.sram is None or rep["peak_sram_bytes"] <= cfg.sram
         summary["firmware"] = {k: rep.get(k) for k in ("schedule", "schedule_detail", "bit_exact", "max_abs_diff",

@@ -34,7 +34,7 @@ import numpy as np
 from compiler.boards import Board, load_board
 from compiler.errors import BudgetError
 from compiler.ir import Graph, Op, op_macs
-from compiler.planner import PlanOptions, choose_for, default_budget
+from compiler.planner import STACK_RESERVE, PlanOptions, choose_for
 from compiler.schedule.plan import Plan, Step
 from compiler.schedule.select import plan_peak
 
@@ -44,6 +44,13 @@ COST_MODEL = Path(__file__).resolve().parent / "cost_model.json"
 # digits / task models); the search keeps plan peak <= --sram minus this so the measured peak
 # SRAM of `run` stays within --sram.
 STACK_MARGIN = 2048
+
+
+def plan_sram(sram: int | None) -> int | None:
+    """The `sram` to give PlanOptions / CompileOptions (a budget for the whole measured peak, of
+    which the planner keeps `compiler.planner.STACK_RESERVE` for stack and static data) so that the
+    plan's own peak is at most `sram - STACK_MARGIN` bytes; None stays None (the board's budget)."""
+    return None if sram is None else sram - STACK_MARGIN + STACK_RESERVE
 
 
 def step_key(step: Step) -> tuple[str, str]:
@@ -149,8 +156,7 @@ def score_graph(
     """Score an int8 graph on `board` under the budgets (None: the board's own)."""
     b = load_board(board) if isinstance(board, str) else board
     cost = cost or CostModel.load()
-    budget = (sram - STACK_MARGIN) if sram is not None else default_budget(b)
-    opts = PlanOptions(sram=budget, schedule=schedule, widen=False)
+    opts = PlanOptions(sram=plan_sram(sram), schedule=schedule, widen=False)
     chosen: Plan | None = None
     try:
         choice = choose_for(graph, b, opts)

@@ -33,7 +33,7 @@ from compiler.passes.quantize import to_ir_layout  # noqa: E402
 from compiler.planner import PlanOptions, plan_for  # noqa: E402
 from compiler.schedule.select import plan_peak  # noqa: E402
 from nas.data import Split, digits, load_dir, save_npz, small_object_task  # noqa: E402
-from nas.score import STACK_MARGIN, CostModel, quantize_module, score_graph  # noqa: E402
+from nas.score import STACK_MARGIN, CostModel, plan_sram, quantize_module, score_graph  # noqa: E402
 from nas.space_cnn import CnnSpace, CnnSupernet, export_cnn, mobilenetv2_arch  # noqa: E402
 from nas.space_vit import VitSpace, VitSupernet, export_vit  # noqa: E402
 from nas.train import TrainConfig, train_supernet  # noqa: E402
@@ -129,7 +129,7 @@ def test_score_is_plan_for_and_budgets_reject(tmp_path) -> None:
     g = quantize_module(export_cnn(net, a), calib, tmp_path / "s.onnx")
     sram = 64 * 1024
     sc = score_graph(g, "stm32f405", sram=sram)
-    plan = plan_for(g, "stm32f405", PlanOptions(sram=sram - STACK_MARGIN, widen=False))
+    plan = plan_for(g, "stm32f405", PlanOptions(sram=plan_sram(sram), widen=False))
     assert sc.fits and sc.schedule == plan.schedule and sc.plan_peak == plan_peak(plan)
     assert sc.peak_by_kind["layer"] >= sc.plan_peak and sc.flash_bytes > 0 and sc.instructions > sc.macs // 2
     smallest = min(sc.peak_by_kind.values())
