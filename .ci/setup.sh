@@ -38,4 +38,4 @@ if ! .venv/bin/python -m pip install -q -e ".${extras}" >"$log" 2>&1; then
   cat "$log"; rm -f "$log"; echo "[setup] pip install failed" >&2; exit 1
 fi
 rm -f "$log"
-echo "[setup] ready: $(.venv/bin/microtile --help >/dev/null && echo microtile) $(arm-none-eabi-gcc -dumpversion) $(qemu-system-arm --version | head -1)"
+echo "[setup] ready: $(.venv/bin/microtile --version), arm-none-eabi-gcc $(arm-none-eabi-gcc -dumpversion), $(qemu-system-arm --version | head -1)"

@@ -17,7 +17,7 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from compiler.errors import MicrotileError
 
@@ -81,8 +81,18 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with microtile's error convention: one line `microtile: error: ...`, exit 2
+    (argparse's own prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f"microtile {sub} --help" if sub else "microtile --help"
+        self.exit(2, f"microtile: error: {message} (see {hint})\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="microtile",
         description="TinyML compiler: int8 models to self-contained C for STM32, checked in an emulator.",
         epilog=EPILOG,
@@ -201,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--random",
                 type=int,
-                default=3,
+                default=None,
                 metavar="N",
                 help="number of seeded random inputs when --input is not given (default 3)",
             )
@@ -360,6 +370,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         build=not getattr(args, "no_build", False),
         force=args.force,
     )
+    if args.cmd == "run" and args.input is not None and args.random is not None:
+        raise MicrotileError("--input and --random are alternatives: pass one (the inputs to run)")
     if args.cmd == "compile":
         res = pipeline.compile_model(args.model, args.out, opts, log=_log, calib=args.calib, eval_data=args.eval)
         print(_summary(res.report))
@@ -370,7 +382,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         args.out,
         opts,
         input_path=args.input,
-        n_random=args.random,
+        n_random=3 if args.random is None else args.random,
         seed=args.seed,
         emulator=args.emulator,
         log=_log,

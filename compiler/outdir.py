@@ -105,7 +105,10 @@ class OutDir:
     # -- writing ------------------------------------------------------------------------
     def begin(self) -> None:
         """Create the folder, mark it incomplete and remove the previous report."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # no permission, a read-only or pseudo file system, ...
+            raise OutputError(f"--out {self.path}: cannot create the folder ({e.strerror or e})") from None
         (self.path / INCOMPLETE).write_text("microtile is writing or did not finish this project\n")
         if REPORT in self.previous and (self.path / REPORT).is_file():
             (self.path / REPORT).unlink()

@@ -105,16 +105,16 @@ def test_float_model_refused(tmp_path, capsys) -> None:
 
 
 def test_unsupported_op_names_node_and_supported_list(tmp_path, capsys, monkeypatch) -> None:
-    # write a LOGISTIC op under the TANH builtin code: a real TFLite op microtile does not support
-    monkeypatch.setattr(tflite_writer.BO, "LOGISTIC", tflite_writer.BO.TANH)
-    path = tmp_path / "tanh.tflite"
+    # write a LOGISTIC op under the NEG builtin code: a real TFLite op microtile does not support
+    monkeypatch.setattr(tflite_writer.BO, "LOGISTIC", tflite_writer.BO.NEG)
+    path = tmp_path / "neg.tflite"
     path.write_bytes(write_tflite(_tiny_int8_graph("logistic")))
     monkeypatch.undo()
     rc, _, err = _run(capsys, "compile", str(path), "--out", str(tmp_path / "o"))
     assert rc == 2
     line = _one_error_line(err)
-    assert "unsupported op TANH" in line
-    assert "op1_tanh" in line  # the node
+    assert "unsupported op NEG" in line
+    assert "op1_neg" in line  # the node
     assert "CONV_2D" in line and "SOFTMAX" in line  # the supported list
     assert not (tmp_path / "o").exists()
 
@@ -352,7 +352,29 @@ def test_sram_refused(text, why, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(["plan", str(TINY_CNN), f"--sram={text}"])
     assert e.value.code == 2
-    assert why in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert why in err
+    assert _one_error_line(err).startswith("microtile: error: argument --sram")  # no usage block
+
+
+def test_argument_errors_are_one_line(capsys) -> None:
+    for argv in (["plan"], ["run", str(TINY_CNN)], ["compile", str(TINY_CNN), "--out", "x", "--stack", "abc"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        assert _one_error_line(capsys.readouterr().err).startswith("microtile: error: ")
+
+
+def test_out_that_cannot_be_created_is_one_line(capsys) -> None:
+    rc, _, err = _run(capsys, "compile", str(TINY_CNN), "--no-build", "--out", "/proc/microtile-out")
+    assert rc == 2 and "cannot create the folder" in _one_error_line(err)
+
+
+def test_input_and_random_are_alternatives(tmp_path, capsys) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.int8))
+    rc, _, err = _run(capsys, "run", str(TINY_CNN), "--input", str(tmp_path / "x.npy"), "--random", "2",
+                      "--out", str(tmp_path / "o"))
+    assert rc == 2 and "alternatives" in _one_error_line(err) and not (tmp_path / "o").exists()
 
 
 def test_help_states_the_unit_rule_and_what_sram_bounds(capsys) -> None:
