@@ -155,12 +155,20 @@ def run_fast(
     return fn(*args, ptr(scratch))
 
 
-@pytest.mark.parametrize("wide", [False, "s8p", True], ids=["int8", "s8p", "int16"])
-@pytest.mark.parametrize("kind", ["conv2d", "conv1x1", "depthwise_conv2d", "depthwise_generic"])
+# (kind, filter form): the paired int8 form ("s8p") exists for conv and fully connected only
+_CONV_FORMS = [
+    (kind, wide)
+    for kind in ("conv2d", "conv1x1", "depthwise_conv2d", "depthwise_generic")
+    for wide in (False, "s8p", True)
+    if not (wide == "s8p" and kind.startswith("depthwise"))
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "wide"), _CONV_FORMS, ids=[f"{k}-{ {False: 'int8', True: 'int16'}.get(w, w)}" for k, w in _CONV_FORMS]
+)
 @pytest.mark.parametrize("seed", seeds("fastconv", N))
 def test_conv(lib, seed: int, kind: str, wide: bool | str) -> None:
-    if wide == "s8p" and kind.startswith("depthwise"):
-        pytest.skip("the paired form is for conv and fully connected")
     rng = np.random.default_rng(seed)
     for _ in range(50):
         g, x = conv_case(rng, kind.startswith("depthwise"))
