@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.errors import MicrotileError
+from compiler.errors import BoardFitError, MicrotileError
 
 
 class ToolchainError(MicrotileError):
@@ -53,7 +53,15 @@ def build_project(project: Path, extra_cflags: str = "", jobs: int = 2) -> Path:
         cmd.append(f"EXTRA_CFLAGS={extra_cflags}")
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-25:])
+        text = r.stdout + r.stderr
+        over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", text)
+        if over:  # the model does not fit the part: a user's problem, one line
+            parts = ", ".join(f"{region} by {int(n):,} B" for region, n in over)
+            raise BoardFitError(
+                f"the firmware does not fit the board's memory ({parts} too many, linker map in {project}/build); "
+                "try --no-widen, a smaller model, or a board with more memory"
+            )
+        tail = "\n".join(text.strip().splitlines()[-25:])
         raise ToolchainError(f"firmware build failed in {project}:\n{tail}")
     return project / "build" / "firmware.elf"
 

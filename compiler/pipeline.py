@@ -220,7 +220,7 @@ def compile_graph(
         raise BoardFitError(f"model weights need {weights} B of flash; {board.name} has {board.flash.size} B")
     files, const_bytes = render_model(plan, CodegenOptions(prefix=opts.prefix, profile=opts.profile))
     weight_pools: tuple[str, ...] = ()
-    if const_bytes + 16 * 1024 > board.flash.size and ext is not None:
+    if const_bytes + FLASH_CODE_RESERVE > board.flash.size and ext is not None:  # leave room for the code
         spill = (board.flash.size - FLASH_CODE_RESERVE, ext.name)
         files, const_bytes = render_model(
             plan, CodegenOptions(prefix=opts.prefix, profile=opts.profile, weights_spill=spill)

@@ -17,6 +17,7 @@ from compiler.builder import GraphBuilder
 from compiler.errors import BudgetError, MicrotileError
 from compiler.ir import Graph, graph_macs
 from compiler.pipeline import CompileOptions, load_model, run_model
+from compiler.planner import STACK_RESERVE
 from compiler.schedule.execute import execute_plan
 from compiler.schedule.layer import plan_layer
 from compiler.schedule.patch import patch_candidates, plan_patch, plan_stages, valid_splits
@@ -224,7 +225,8 @@ def _qemu(model, tmp_path: Path, sram: int, **kw):
     try:
         return run_model(model, tmp_path / "out", CompileOptions(schedule="patch", sram=sram, **kw), n_random=2)
     except MicrotileError as e:
-        if "arm-none-eabi" in str(e) or "qemu" in str(e).lower() and "not found" in str(e).lower():
+        msg = str(e).lower()
+        if ("arm-none-eabi" in msg or "qemu" in msg) and "not found" in msg:  # a missing tool, not a failed build
             pytest.skip(str(e))
         raise
 
@@ -271,7 +273,8 @@ def test_qemu_two_stage_mobilenet_v2(mbv2_small, tmp_path):
     g = mbv2_small
     sf = scratch_fn(select_kernels(g, "cortex-m7", 1 << 20))
     single = min(plan_peak(p) for p in patch_candidates(g, io="external", scratch=sf, second_stage=False))
-    r = _qemu(g, tmp_path, single - 1, io="external", board="stm32f746g-disco")
+    # --sram bounds the whole peak; the plan gets it less STACK_RESERVE: a plan budget of single - 1
+    r = _qemu(g, tmp_path, single - 1 + STACK_RESERVE, io="external", board="stm32f746g-disco")
     assert r["bit_exact"] and r["schedule"] == "patch"
     assert len(r["schedule_detail"]["stages"]) == 2
     assert r["kernels"]["fast"]
