@@ -257,3 +257,18 @@ def test_emulator_not_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EmulatorNotFound, match="qemu-system-arm"):
         qemu_command(tmp_path / "x.elf", load_board("stm32f405"))
+
+
+def test_flash_overflow_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A model the linker cannot fit is the user's problem: BoardFitError, one line, naming the region."""
+    import subprocess
+
+    from compiler import firmware
+    from compiler.errors import BoardFitError
+
+    text = "ld: region `FLASH' overflowed by 2084 bytes\ncollect2: error: ld returned 1 exit status\n"
+    monkeypatch.setattr(firmware, "find_toolchain", lambda: "arm-none-eabi-gcc")
+    monkeypatch.setattr(firmware.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 2, "", text))
+    with pytest.raises(BoardFitError) as e:
+        firmware.build_project(tmp_path)
+    assert "\n" not in str(e.value) and "FLASH by 2,084 B" in str(e.value)
