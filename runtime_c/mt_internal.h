@@ -5,25 +5,62 @@
 #include "mt_nn.h"
 #include "mt_quant.h"
 
-/* One element of mt_add_s8 (TFLite int8 ADD). */
-static inline int8_t mt_add_one_s8(const mt_add_params *p, int32_t a, int32_t b)
+/* ADD and SUB (TFLite-Micro's reference arithmetic, int8 and int16 alike: both inputs rescaled to
+ * a common scale after a left shift, summed (SUB: the second negated), rescaled to the output),
+ * clamped to [act_min, act_max]; `sign` is +1 (ADD) or -1 (SUB). */
+static inline int32_t mt_add_sub_one(const mt_add_params *p, int32_t a, int32_t b, int32_t sign)
 {
     const int32_t sa = mt_mbqm_smaller_than_one(mt_shl_wrap32(a + p->input1_offset, p->left_shift),
                                                 p->input1_multiplier, p->input1_shift);
     const int32_t sb = mt_mbqm_smaller_than_one(mt_shl_wrap32(b + p->input2_offset, p->left_shift),
                                                 p->input2_multiplier, p->input2_shift);
-    const int32_t raw = mt_mbqm_smaller_than_one(mt_wrap32((int64_t)sa + sb), p->output_multiplier,
+    const int32_t raw = mt_mbqm_smaller_than_one(mt_wrap32((int64_t)sa + (int64_t)sign * sb), p->output_multiplier,
                                                  p->output_shift) + p->output_offset;
-    return (int8_t)mt_clamp(raw, p->act_min, p->act_max);
+    return mt_clamp(raw, p->act_min, p->act_max);
+}
+
+/* One element of mt_add_s8 (TFLite int8 ADD). */
+static inline int8_t mt_add_one_s8(const mt_add_params *p, int32_t a, int32_t b)
+{
+    return (int8_t)mt_add_sub_one(p, a, b, 1);
+}
+
+/* MUL (int8 and int16 alike): the offset inputs' product rescaled to the output, clamped. */
+static inline int32_t mt_mul_one(const mt_mul_params *p, int32_t a, int32_t b)
+{
+    const int32_t prod = (a + p->input1_offset) * (b + p->input2_offset);
+    const int32_t raw = mt_mbqm(prod, p->output_multiplier, p->output_shift) + p->output_offset;
+    return mt_clamp(raw, p->act_min, p->act_max);
 }
 
 /* One element of mt_mul_s8 (TFLite int8 MUL). */
 static inline int8_t mt_mul_one_s8(const mt_mul_params *p, int32_t a, int32_t b)
 {
-    const int32_t prod = (a + p->input1_offset) * (b + p->input2_offset);
-    const int32_t raw = mt_mbqm(prod, p->output_multiplier, p->output_shift) + p->output_offset;
-    return (int8_t)mt_clamp(raw, p->act_min, p->act_max);
+    return (int8_t)mt_mul_one(p, a, b);
 }
+
+/* The 4-D broadcast walk of the binary elementwise kernels: for every output element, in output
+ * order, X1 and X2 (int32_t) hold the two inputs' values (per-input element strides of `b`, 0 =
+ * broadcast) and out[k] = EXPR. */
+#define MT_BROADCAST_EACH(b, in1, in2, out, X1, X2, EXPR)                                              \
+    do {                                                                                               \
+        int32_t mt_o_ = 0;                                                                             \
+        for (int32_t mt_i0_ = 0; mt_i0_ < (b)->shape[0]; ++mt_i0_) {                                   \
+            for (int32_t mt_i1_ = 0; mt_i1_ < (b)->shape[1]; ++mt_i1_) {                               \
+                for (int32_t mt_i2_ = 0; mt_i2_ < (b)->shape[2]; ++mt_i2_) {                           \
+                    const int32_t mt_b1_ = mt_i0_ * (b)->stride1[0] + mt_i1_ * (b)->stride1[1] +       \
+                                           mt_i2_ * (b)->stride1[2];                                   \
+                    const int32_t mt_b2_ = mt_i0_ * (b)->stride2[0] + mt_i1_ * (b)->stride2[1] +       \
+                                           mt_i2_ * (b)->stride2[2];                                   \
+                    for (int32_t mt_i3_ = 0; mt_i3_ < (b)->shape[3]; ++mt_i3_) {                       \
+                        const int32_t X1 = (in1)[mt_b1_ + mt_i3_ * (b)->stride1[3]];                   \
+                        const int32_t X2 = (in2)[mt_b2_ + mt_i3_ * (b)->stride2[3]];                   \
+                        (out)[mt_o_++] = (EXPR);                                                       \
+                    }                                                                                  \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+    } while (0)
 
 /* One output pixel of a depthwise convolution, all output channels, into o[0 .. fd->c)
  * (defined in mt_depthwise_conv_s8.c, shared with the in-place kernel). */

@@ -9,17 +9,6 @@ mt_status mt_mul_broadcast_s8(const mt_mul_params *p, const mt_broadcast *b, con
     if (p == 0 || b == 0 || in1 == 0 || in2 == 0 || out == 0) {
         return MT_ERR_ARG;
     }
-    int32_t o = 0;
-    for (int32_t i0 = 0; i0 < b->shape[0]; ++i0) {
-        for (int32_t i1 = 0; i1 < b->shape[1]; ++i1) {
-            for (int32_t i2 = 0; i2 < b->shape[2]; ++i2) {
-                const int8_t *a1 = in1 + i0 * b->stride1[0] + i1 * b->stride1[1] + i2 * b->stride1[2];
-                const int8_t *a2 = in2 + i0 * b->stride2[0] + i1 * b->stride2[1] + i2 * b->stride2[2];
-                for (int32_t i3 = 0; i3 < b->shape[3]; ++i3) {
-                    out[o++] = mt_mul_one_s8(p, a1[i3 * b->stride1[3]], a2[i3 * b->stride2[3]]);
-                }
-            }
-        }
-    }
+    MT_BROADCAST_EACH(b, in1, in2, out, x1, x2, mt_mul_one_s8(p, x1, x2));
     return MT_OK;
 }
