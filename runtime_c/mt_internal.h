@@ -62,6 +62,60 @@ static inline int8_t mt_mul_one_s8(const mt_mul_params *p, int32_t a, int32_t b)
         }                                                                                              \
     } while (0)
 
+/* The body of mt_copy_strided_s8/_s16 for elements of type T: argument checks, then the 4-D
+ * strided copy (element strides, int64 offsets); returns from the enclosing kernel. */
+#define MT_COPY_STRIDED_BODY(T, s, in, out)                                                              \
+    do {                                                                                               \
+        if ((s) == 0 || (in) == 0 || (out) == 0) {                                                     \
+            return MT_ERR_ARG;                                                                         \
+        }                                                                                              \
+        for (int32_t mt_d_ = 0; mt_d_ < 4; ++mt_d_) {                                                  \
+            if ((s)->shape[mt_d_] < 0) {                                                               \
+                return MT_ERR_ARG;                                                                     \
+            }                                                                                          \
+        }                                                                                              \
+        for (int32_t mt_i0_ = 0; mt_i0_ < (s)->shape[0]; ++mt_i0_) {                                   \
+            for (int32_t mt_i1_ = 0; mt_i1_ < (s)->shape[1]; ++mt_i1_) {                               \
+                const T *mt_src_ = (in) + (int64_t)mt_i0_ * (s)->in_stride[0] + (int64_t)mt_i1_ * (s)->in_stride[1]; \
+                T *mt_dst_ = (out) + (int64_t)mt_i0_ * (s)->out_stride[0] + (int64_t)mt_i1_ * (s)->out_stride[1]; \
+                for (int32_t mt_i2_ = 0; mt_i2_ < (s)->shape[2]; ++mt_i2_) {                           \
+                    const T *mt_sr_ = mt_src_ + (int64_t)mt_i2_ * (s)->in_stride[2];                   \
+                    T *mt_dr_ = mt_dst_ + (int64_t)mt_i2_ * (s)->out_stride[2];                        \
+                    for (int32_t mt_i3_ = 0; mt_i3_ < (s)->shape[3]; ++mt_i3_) {                       \
+                        mt_dr_[(int64_t)mt_i3_ * (s)->out_stride[3]] = mt_sr_[(int64_t)mt_i3_ * (s)->in_stride[3]]; \
+                    }                                                                                  \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        return MT_OK;                                                                                  \
+    } while (0)
+
+/* The body of mt_resize_nearest_s8/_s16 for elements of type T: every output pixel copies the
+ * input pixel (y_map[y], x_map[x]) of an NHWC view; returns from the enclosing kernel. */
+#define MT_RESIZE_NEAREST_BODY(T, in, in_v, y_map, x_map, out, out_v)                                    \
+    do {                                                                                               \
+        if ((in) == 0 || (in_v) == 0 || (y_map) == 0 || (x_map) == 0 || (out) == 0 || (out_v) == 0 ||   \
+            (in_v)->c != (out_v)->c) {                                                                 \
+            return MT_ERR_ARG;                                                                         \
+        }                                                                                              \
+        for (int32_t mt_y_ = 0; mt_y_ < (out_v)->h; ++mt_y_) {                                         \
+            if ((y_map)[mt_y_] < 0 || (y_map)[mt_y_] >= (in_v)->h) {                                   \
+                return MT_ERR_ARG;                                                                     \
+            }                                                                                          \
+            for (int32_t mt_x_ = 0; mt_x_ < (out_v)->w; ++mt_x_) {                                     \
+                if ((x_map)[mt_x_] < 0 || (x_map)[mt_x_] >= (in_v)->w) {                               \
+                    return MT_ERR_ARG;                                                                 \
+                }                                                                                      \
+                const T *mt_src_ = (in) + (y_map)[mt_y_] * (in_v)->row_stride + (x_map)[mt_x_] * (in_v)->col_stride; \
+                T *mt_dst_ = (out) + mt_y_ * (out_v)->row_stride + mt_x_ * (out_v)->col_stride;        \
+                for (int32_t mt_c_ = 0; mt_c_ < (in_v)->c; ++mt_c_) {                                  \
+                    mt_dst_[mt_c_] = mt_src_[mt_c_];                                                   \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        return MT_OK;                                                                                  \
+    } while (0)
+
 /* One output pixel of a depthwise convolution, all output channels, into o[0 .. fd->c)
  * (defined in mt_depthwise_conv_s8.c, shared with the in-place kernel). */
 void mt_depthwise_conv_pixel_s8(const mt_conv_params *p, const mt_pc_quant *q, int32_t m,
