@@ -300,9 +300,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "boards":
         for b in list_boards():
             tag = "" if b.real_part else "  [emulator only, not a real part]"
+            act = [m for m in b.pools("activations", target="part") if m.speed in ("tcm", "sram")]
+            spread = (
+                f" of {sum(m.size for m in act) // 1024} KiB in {len(act)} regions" if len(act) > 1 else ""
+            )
             print(
-                f"{b.name:20s} {b.core:10s} flash {b.flash.size // 1024:>5d} KiB  SRAM {b.sram.size // 1024:>5d} KiB  "
-                f"QEMU {b.qemu_machine}{tag}"
+                f"{b.name:20s} {b.core:10s} flash {b.flash.size // 1024:>5d} KiB  "
+                f"SRAM arena {b.sram.size // 1024:>4d} KiB{spread}  QEMU {b.qemu_machine}{tag}"
             )
             print(f"{'':20s} {b.description}")
             for m in b.memories:

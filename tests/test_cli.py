@@ -66,6 +66,9 @@ def test_boards_lists_both_real_boards(capsys) -> None:
     # every board with [[memory]] tables lists its regions
     assert "dtcm 64 KiB tcm @0x20000000" in out and "qspi 16 MiB external-flash @0x90000000" in out
     assert "axi_sram 512 KiB sram @0x24000000 (emulator 0x20020000)" in out and "ccm 64 KiB tcm" in out
+    # the headline: the default arena and, for a part with several SRAM regions, their sum (TCM+SRAM)
+    assert "SRAM arena  512 KiB of 992 KiB in 4 regions" in out  # H743: 128+64+288+512
+    assert "SRAM arena  128 KiB of 192 KiB in 3 regions" in out  # F405: 64 CCM + 112 + 16
 
 
 def test_truncated_model(tmp_path, capsys) -> None:
