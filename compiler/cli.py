@@ -313,7 +313,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"{'':20s}   {m.describe()}")
         return 0
 
-    load_board(args.board)  # unknown board: clear error before reading the model
+    board = load_board(args.board)  # unknown board: clear error before reading the model
+    sram = getattr(args, "sram", None)
+    if sram is not None and sram > board.sram.size:
+        _log(
+            f"warning: --sram {sram} B is more than {board.name}'s SRAM arena ({board.sram.size} B): the plan is "
+            "made for that budget, and one that uses more than the arena will not fit the part"
+        )
     if args.cmd == "nas":
         from nas.cli import main_from_args
 

@@ -460,3 +460,13 @@ def test_a_tampered_manifest_never_reaches_outside(tmp_path, capsys) -> None:
     rc, _, err = _compile(capsys, out)
     assert rc == 0, err
     assert victim.read_text() == "mine\n"
+
+
+def test_sram_beyond_the_board_warns(capsys) -> None:
+    """--sram larger than the board's arena plans as asked, with one warning line naming the board."""
+    rc, out, err = _run(capsys, "plan", str(shared_model("kws_ref_model")), "--sram", "4M")
+    assert rc == 0 and "plan budget 4,193,280 B" in out
+    warn = [ln for ln in err.splitlines() if ln.startswith("warning: --sram")]
+    assert len(warn) == 1 and "stm32f405's SRAM arena (131072 B)" in warn[0]
+    rc, _, err = _run(capsys, "plan", str(shared_model("kws_ref_model")), "--sram", "96K")
+    assert rc == 0 and "warning" not in err
