@@ -9,6 +9,7 @@ interpreter is the oracle, on its first invoke (the reset state microtile's `inv
 from __future__ import annotations
 
 import ctypes as C
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_firmware
 from test_kernels import CC, CFLAGS, SANITIZE
 
 from compiler import reference
@@ -238,3 +240,34 @@ def test_c_kernel_sanitized(tmp_path: Path) -> None:
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "passed" in r.stdout and "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
+
+
+# -- end to end: an LSTM keyword-spotting-like model in QEMU ----------------------------------
+
+
+@needs_tflm
+@needs_firmware
+def test_kws_lstm_qemu(tmp_path: Path, capsys) -> None:
+    """LSTM -> last step -> FULLY_CONNECTED -> SOFTMAX, written as .tflite, `microtile run` on the
+    default board: the firmware's outputs equal the reference's for 3 inputs, and the reference
+    equals TFLite-Micro's for the same inputs (so the firmware is bit-exact with TFLM)."""
+    from compiler import cli
+    from compiler.tflm import TflmModel
+
+    g = kws_lstm_graph()
+    model = tmp_path / "kws_lstm.tflite"
+    model.write_bytes(write_tflite(g))
+    xs = np.random.default_rng(42).integers(-128, 128, (3, *g.t(g.inputs[0]).shape)).astype(np.int8)
+    np.save(tmp_path / "x.npy", xs)
+    tflm = TflmModel(model)
+    gi = load_tflite(model)
+    for x in xs:
+        tflm.interp.reset()
+        np.testing.assert_array_equal(reference.run(gi, [x])[0], tflm.invoke(x)[0])
+    rc = cli.main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["bit_exact"] is True and report["inputs"] == 3 and report["max_abs_diff"] == 0
+    assert report["board"] == "stm32f405" and report["emulator"].startswith("qemu")
+    assert "mt_lstm_s8(" in (tmp_path / "out" / "model.c").read_text()
