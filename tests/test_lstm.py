@@ -87,6 +87,20 @@ def test_lstm_state_per_invoke() -> None:
     assert not np.array_equal(second, ref)  # the carried state changes the second sequence
 
 
+@needs_tflm
+def test_output_quant_differs_from_hidden() -> None:
+    """TFLM copies the hidden state's bytes to the output: an output tensor quantized unlike the
+    hidden state gets the hidden state's bytes (the golden model does the same)."""
+    from compiler.ir import QParams
+    from compiler.tflm import TflmModel
+
+    g = lstm_graph(batch=2, steps=4, n_in=5, units=6, seed=9)
+    g.t(g.outputs[0]).quant = QParams(0.02, 7)
+    x = _input(g, 9)
+    want = TflmModel(write_tflite(g)).invoke(x)[0]
+    np.testing.assert_array_equal(reference.run(g, [x])[0], want)
+
+
 def test_cell_clip_matters() -> None:
     """The clip is applied: a tight clip changes the outputs of a case whose cell grows."""
     base = dict(batch=1, steps=8, n_in=12, units=12, seed=11, cell_power=-11)
@@ -122,6 +136,19 @@ def test_refusals(tmp_path: Path) -> None:
                        r"input 9 't1' is int8 .*supported: absent \(-1\)"):
         parse_tflite(w.run(), source="peephole.tflite")
 
+    # CIFG (no input gate: weights 1, 5 and bias 12 absent): TFLM's kernel requires the input gate
+    def cifg(op, ins, outs):
+        r = orig(op, ins, outs)
+        for k in (1, 5, 12):
+            r[1][k] = -1
+        return r
+
+    w = _Writer(g, "t")
+    orig = w.lstm
+    w.lstm = cifg  # type: ignore[method-assign]
+    with pytest.raises(ModelError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM\): input 1 is absent \(required\)"):
+        parse_tflite(w.run(), source="cifg.tflite")
+
     # a cell state whose scale is not a power of two
     g.ops[0].attrs["cell_scale"] = 0.0003
     with pytest.raises(ModelError, match=r"cell state .* scale 0.0003 is not a power of two"):
@@ -136,6 +163,11 @@ def test_scratch_in_plan() -> None:
     plan = plan_for(g, "stm32f405")
     st = next(s for s in plan.steps if s.op.kind == "lstm")
     assert st.scratch is not None and st.scratch.size >= scratch_bytes(g, st.op) == 32
+    plan.check()
+    from compiler.schedule.execute import execute_plan
+
+    x = _input(g, 0)
+    np.testing.assert_array_equal(execute_plan(plan, [x])[g.outputs[0]], reference.run(g, [x])[0])
 
 
 # -- the portable C kernel on the host (ctypes), and under ASan/UBSan -------------------------
