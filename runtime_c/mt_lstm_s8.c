@@ -83,14 +83,26 @@ static int32_t mt_clamp16(int32_t v)
     return v < -32768 ? -32768 : (v > 32767 ? 32767 : v);
 }
 
-/* clamp16(MBQM(w . v + bias)): one unit of a gate FC (int32 accumulation, wrapping as TFLM's). */
-static int32_t mt_lstm_fc(const int8_t *w, const int8_t *v, int32_t n, int32_t bias, int32_t mult, int32_t shift)
+/* acc[k] = bias[k][u] + sum_j w[k][u*n + j] * v[j] for the 4 gates at once (one load of v[j]
+ * for 4 MACs); int32 accumulation wrapping as TFLM's (uint32 here, free of UB). */
+static void mt_lstm_dot4(const int8_t *const w[4], const int32_t *const bias[4], int32_t u, const int8_t *v,
+                         int32_t n, int32_t acc[4])
 {
-    uint32_t acc = (uint32_t)bias;
-    for (int32_t k = 0; k < n; ++k) {
-        acc += (uint32_t)((int32_t)w[k] * (int32_t)v[k]);
+    const int64_t row = (int64_t)u * n;
+    const int8_t *w0 = w[0] + row, *w1 = w[1] + row, *w2 = w[2] + row, *w3 = w[3] + row;
+    uint32_t a0 = (uint32_t)bias[0][u], a1 = (uint32_t)bias[1][u], a2 = (uint32_t)bias[2][u];
+    uint32_t a3 = (uint32_t)bias[3][u];
+    for (int32_t j = 0; j < n; ++j) {
+        const int32_t vj = v[j];
+        a0 += (uint32_t)(w0[j] * vj);
+        a1 += (uint32_t)(w1[j] * vj);
+        a2 += (uint32_t)(w2[j] * vj);
+        a3 += (uint32_t)(w3[j] * vj);
     }
-    return mt_clamp16(mt_mbqm(mt_wrap32((int64_t)(int32_t)acc), mult, shift));
+    acc[0] = mt_wrap32((int64_t)a0);
+    acc[1] = mt_wrap32((int64_t)a1);
+    acc[2] = mt_wrap32((int64_t)a2);
+    acc[3] = mt_wrap32((int64_t)a3);
 }
 
 int32_t mt_lstm_s8_get_buffer_size(int32_t units)
@@ -119,15 +131,14 @@ mt_status mt_lstm_s8(const mt_lstm_params *p, const mt_lstm_dims *d, const int8_
             const int8_t *hp = t > 0 ? y + prev * n_s : 0;
             int8_t *yt = y + row * n_s;
             for (int32_t u = 0; u < n_s; ++u) {
-                int32_t gate[4];
+                int32_t in_acc[4], rec_acc[4] = {0, 0, 0, 0}, gate[4];
+                mt_lstm_dot4(w->in, w->in_bias, u, xt, n_i, in_acc);
+                if (hp != 0) { /* h_{-1} = z_h: the folded recurrent accumulator is 0 */
+                    mt_lstm_dot4(w->rec, w->rec_bias, u, hp, n_s, rec_acc);
+                }
                 for (int32_t k = 0; k < 4; ++k) {
-                    int32_t pre = mt_lstm_fc(w->in[k] + (int64_t)u * n_i, xt, n_i, w->in_bias[k][u], p->in_mult[k],
-                                             p->in_shift[k]);
-                    if (hp != 0) { /* h_{-1} = z_h: the folded recurrent accumulator is 0 */
-                        pre += mt_lstm_fc(w->rec[k] + (int64_t)u * n_s, hp, n_s, w->rec_bias[k][u], p->rec_mult[k],
-                                          p->rec_shift[k]);
-                    }
-                    pre = mt_clamp16(pre);
+                    const int32_t pre = mt_clamp16(mt_clamp16(mt_mbqm(in_acc[k], p->in_mult[k], p->in_shift[k])) +
+                                                   mt_clamp16(mt_mbqm(rec_acc[k], p->rec_mult[k], p->rec_shift[k])));
                     gate[k] = k == 2 ? mt_tanh16(pre, 3, 0) : mt_sigmoid16(pre);
                 }
                 const int32_t fc = mt_clamp16(mt_mbqm(gate[1] * (int32_t)cell[u], p->fc_mult, p->fc_shift));
