@@ -622,6 +622,25 @@ class _Emitter:
         # the loops run over the slice's own (full-rank) size: STRIDED_SLICE may drop axes after it
         return self._strided(op, st, int(np.dot(op.attrs["begin"], st)), op.attrs["size"])
 
+    def op_lstm(self, i: int, op: Op) -> dict[str, Any]:
+        """mt_lstm_s8 (runtime_c/mt_lstm_s8.c): weights and zero-point-folded biases in flash,
+        the cell-state row in the step's scratch (compiler/schedule/layer.py portable_scratch)."""
+        q = lower(self.g, op)
+        st = self.plan.steps[i].scratch
+        if st is None or st.size < 2 * q["units"]:
+            raise ModelError(f"codegen: step {i} ({op.name}) has no scratch for its cell state")
+        ws = [self.const(n, "int8_t") for n in op.inputs[1:9]]
+        return {
+            "q": q,
+            "x": self.ptr(op.inputs[0]),
+            "y": self.ptr(op.outputs[0]),
+            "w_in": ws[:4],
+            "w_rec": ws[4:],
+            "b_in": [self.array(f"s{i}_inb{k}", "int32_t", q["in_bias"][k]) for k in range(4)],
+            "b_rec": [self.array(f"s{i}_recb{k}", "int32_t", q["rec_bias"][k]) for k in range(4)],
+            "scratch": self.scratch_ptr(i),
+        }
+
     def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
         """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""
         one = len(names) == 1

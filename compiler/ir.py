@@ -64,6 +64,9 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "batch_matmul": ("transpose_b",),  # [B.., M, K] x [B.., K, N] (or [B.., N, K] when transpose_b)
     "transpose": ("perm",),
     "slice": ("begin", "size"),  # out = x[begin[i] : begin[i] + size[i]] per axis
+    # TFLite UNIDIRECTIONAL_SEQUENCE_LSTM (int8 x int8 -> int16 cell): inputs x, 4 input weights,
+    # 4 recurrent weights, 4 biases (gates input, forget, cell, output); compiler/lstm.py
+    "lstm": ("time_major", "cell_clip", "hidden_scale", "hidden_zp", "cell_scale"),
 }
 
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -266,6 +269,9 @@ def op_macs(graph: Graph, op: Op) -> int:
         return out.size * w.shape[-1]
     if op.kind == "batch_matmul":
         return out.size * graph.tensors[op.inputs[0]].shape[-1]
+    if op.kind == "lstm":  # 4 gates, each an input and a recurrent FC per output element
+        w, r = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[5]]
+        return 4 * out.size * (w.shape[1] + r.shape[1])
     return 0
 
 

@@ -190,6 +190,10 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         p["lut"] = _gelu_lut(g, op)
     elif k == "batch_matmul":
         p.update(_lower_batch_matmul(g, op))
+    elif k == "lstm":
+        from compiler.lstm import lower_lstm
+
+        p.update(lower_lstm(g, op))
     elif k in ("transpose", "slice"):
         if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
             raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")

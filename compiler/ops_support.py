@@ -49,6 +49,8 @@ class Slot:
     optional: bool = False
 
     def describe(self) -> str:
+        if not self.dtypes:
+            return "absent (-1)"
         q = {"tensor": " per-tensor", "channel": " per-tensor/per-channel", "none": "", "any": ""}[self.quant]
         z = " zero point 0" if self.zp == "zero" else ""
         c = " constant" if self.const else ""
@@ -101,6 +103,9 @@ IDX32 = Slot(("int32",), quant="none", const=True)
 IDX = Slot(("int32", "int64"), quant="none", const=True)
 F32 = Slot(("float32",), quant="none")
 U8 = Slot(("uint8",))
+
+NONE = Slot((), quant="any", optional=True)  # must be absent (-1): a variant not implemented
+W8_PT = Slot(("int8",), zp="zero", const=True)  # per-tensor symmetric weights
 
 T_OPS = "tests/test_tflm_ops.py"
 T_TFL = "tests/test_tflite_support.py"
@@ -400,6 +405,17 @@ SUPPORT: dict[str, OpSupport] = {
              _s("int16", "int16", [I16, IDX], [I16], same_quant=True, note="a view (no kernel)",
                 test=f"{T_TFL}::test_expand_dims"),),
             "reshape",
+        ),
+        OpSupport(
+            "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            (_s("int8x8_16", "int8",
+                [I8, *[W8_PT] * 8, NONE, NONE, NONE, *[Slot(("int32",), quant="any", const=True)] * 4, NONE, NONE,
+                 Slot(("int8",), const=False), Slot(("int16",), zp="zero", const=False), NONE, NONE, NONE, NONE],
+                [I8], kernels=("mt_lstm_s8",),
+                note="int16 cell state of power-of-two scale, TANH cell gate, cell clip, time_major both ways; "
+                     "no CIFG, peephole, projection or layer norm; state reset at every invoke",
+                test="tests/test_lstm.py::test_lstm_tflm"),),
+            "lstm",
         ),
     )
 }

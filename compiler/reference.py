@@ -437,6 +437,13 @@ def slice_(g: Graph, op: Op, env: Env) -> np.ndarray:
     return x[slice_index(x.shape, op.attrs["begin"], op.attrs["size"])]
 
 
+def lstm(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite-Micro's integer UNIDIRECTIONAL_SEQUENCE_LSTM (compiler/lstm.py), from the reset state."""
+    from compiler.lstm import run_lstm
+
+    return run_lstm(_in(g, env, op.inputs[0]), [_in(g, env, n) for n in op.inputs[1:9]], lower(g, op))
+
+
 _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "conv2d": conv2d,
     "depthwise_conv2d": depthwise_conv2d,
@@ -469,4 +476,5 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "batch_matmul": batch_matmul,
     "transpose": transpose,
     "slice": slice_,
+    "lstm": lstm,
 }

@@ -328,6 +328,33 @@ typedef struct {
 mt_status mt_copy_strided_s8(const mt_strided *s, const int8_t *in, int8_t *out);
 mt_status mt_copy_strided_s16(const mt_strided *s, const int16_t *in, int16_t *out);
 
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 x int8 -> int16 cell state (TFLite-Micro's integer LSTM),
+ * from the reset state (h = hidden_zp, c = 0) at every call. x: [batches, steps, input] (or
+ * [steps, batches, input] when time_major), y: the same layout with `units`. Gates k = 0..3 are
+ * input, forget, cell, output; weights in[k] [units, input] and rec[k] [units, units] (int8,
+ * zero point 0); in_bias/rec_bias [units] with the activation zero points folded in
+ * (compiler/lstm.py). Multipliers: FCs to Q3.12, fc = forget x cell, ig = input x cell gate,
+ * h = tanh(cell) x output -> hidden; tanh_mult/shift scale the cell state into the int16 tanh;
+ * clip_on: clamp the cell to +-cell_clip. Scratch: mt_lstm_s8_get_buffer_size(units) bytes,
+ * 2-byte aligned (one int16 cell row). */
+typedef struct {
+    int32_t in_mult[4], in_shift[4], rec_mult[4], rec_shift[4];
+    int32_t fc_mult, fc_shift, ig_mult, ig_shift, h_mult, h_shift, hidden_zp;
+    int32_t tanh_mult, tanh_shift, clip_on, cell_clip;
+} mt_lstm_params;
+typedef struct {
+    int32_t batches, steps, input, units, time_major;
+} mt_lstm_dims;
+typedef struct {
+    const int8_t *in[4];
+    const int8_t *rec[4];
+    const int32_t *in_bias[4];
+    const int32_t *rec_bias[4];
+} mt_lstm_weights;
+mt_status mt_lstm_s8(const mt_lstm_params *p, const mt_lstm_dims *d, const int8_t *x, const mt_lstm_weights *w,
+                     int8_t *y, void *scratch);
+int32_t mt_lstm_s8_get_buffer_size(int32_t units);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,6 +29,7 @@ _TYPES = {
 }
 
 _ACT = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+_BO_ACT = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
 _BO_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 
@@ -167,6 +168,37 @@ class _Importer:
                 f"are supported (begin {begin}, end {end}, strides {strides})"
             )
         return Op("slice", node, ins[:1], outs, a)
+
+    def lstm(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
+        """UNIDIRECTIONAL_SEQUENCE_LSTM as an `lstm` op (compiler/lstm.py): the slots were checked
+        by check_op (no peephole, projection or layer norm; int8 x int8 -> int16 cell); here the
+        options and the state tensors. The state quantization becomes attributes; the state
+        starts from TFLM's reset values at every invoke (h = zero point, c = 0)."""
+        g = self.graph
+        where = f"{self.source}: node {node} (UNIDIRECTIONAL_SEQUENCE_LSTM)"
+        act = int(o.FusedActivationFunction()) if o is not None else 0
+        if act != tflite.ActivationFunctionType.TANH:
+            raise ModelError(f"{where}: cell activation {_BO_ACT.get(act, act)} is not supported; supported: TANH")
+        if o is not None and o.DiagonalRecurrentTensors():
+            raise ModelError(f"{where}: diagonal recurrent tensors are not supported")
+        x, h, c, y = g.t(ins[0]), g.t(ins[18]), g.t(ins[19]), g.t(outs[0])
+        if len(x.shape) != 3 or len(y.shape) != 3:
+            raise ModelError(f"{where}: input {x.name!r} {x.shape} and output {y.shape} must be 3-D")
+        tm = bool(o.TimeMajor()) if o is not None else False
+        batch, units = (x.shape[1] if tm else x.shape[0]), g.t(ins[2]).shape[0]
+        for t in (h, c):
+            if t.size != batch * units:
+                raise ModelError(f"{where}: state tensor {t.name!r} {t.shape} does not hold batch x units")
+        assert h.quant is not None and c.quant is not None  # checked by check_op
+        frac, _ = np.frexp(np.float32(c.quant.s))
+        if float(frac) != 0.5:
+            raise ModelError(
+                f"{where}: cell state {c.name!r} scale {c.quant.s:g} is not a power of two (supported: 2^-n)"
+            )
+        clip = float(o.CellClip()) if o is not None else 0.0
+        attrs = {"time_major": tm, "cell_clip": clip, "hidden_scale": float(h.quant.s), "hidden_zp": h.quant.zp,
+                 "cell_scale": float(c.quant.s)}  # fmt: skip
+        return Op("lstm", node, [ins[0], *ins[1:9], *ins[12:16]], outs, attrs)
 
     # -- ops ------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -366,6 +398,8 @@ class _Importer:
             if sorted(perm) != list(range(rank)):
                 raise ModelError(f"{self.source}: node {node} (TRANSPOSE): perm {perm} is not a permutation of {rank}")
             g.add_op(Op("transpose", node, ins[:1], outs, {"perm": perm}))
+        elif kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            g.add_op(self.lstm(node, ins, outs, options(tflite.UnidirectionalSequenceLSTMOptions)))
         elif kind == "QUANTIZE":
             g.add_op(Op("quantize", node, ins, outs, {}))
         elif kind == "DEQUANTIZE":

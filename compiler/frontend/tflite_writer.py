@@ -9,7 +9,12 @@ IR details that TFLite stores differently are re-materialized as constant tensor
 - `mean` axes -> an int32 axes tensor; `pad` paddings -> an int32 [rank, 2] tensor
   (PADV2 when the op carries a constant-value input);
 - `reshape` -> an int32 new-shape tensor plus ReshapeOptions;
-- explicit `pads` -> SAME or VALID; pads that are neither raise `WriterError`.
+- explicit `pads` -> SAME or VALID; pads that are neither raise `WriterError`;
+- `lstm` -> UNIDIRECTIONAL_SEQUENCE_LSTM with its 24 inputs (peephole, projection and layer-norm
+  slots -1) and two variable state tensors (hidden int8 [B, S] with the op's hidden quantization,
+  cell int16 [B, S] with its power-of-two scale), as the TFLite converter writes them; no
+  `intermediates` (TFLite-Micro's integer LSTM fixes the gate scales at 2^-12 / 2^-15 and
+  never reads them).
 
 Output is deterministic: the same graph gives the same bytes.
 """
@@ -98,6 +103,7 @@ class _Writer:
         self.index: dict[str, int] = {}
         self.opcodes: list[tuple[int, int]] = []  # (builtin code, version)
         self.opcode_index: dict[tuple[int, int], int] = {}
+        self.variables: set[int] = set()  # indices of variable (state) tensors
 
     # -- tables ---------------------------------------------------------------------------
     def tensor_index(self, name: str) -> int:
@@ -164,7 +170,7 @@ class _Writer:
                 arr = np.ascontiguousarray(t.data.astype(t.data.dtype.newbyteorder("<")))
                 buffer_data.append(arr.tobytes())
 
-        tensor_offs = [self.tensor(t, buffer_of[i]) for i, t in enumerate(self.tensors)]
+        tensor_offs = [self.tensor(t, buffer_of[i], i in self.variables) for i, t in enumerate(self.tensors)]
         op_offs = [self.operator_table(*o) for o in ops]
         tensors_v = self.offsets_vec(tflite.SubGraphStartTensorsVector, tensor_offs)
         inputs_v = self.ivec([self.index[n] for n in g.inputs])
@@ -209,7 +215,17 @@ class _Writer:
         b.Finish(model, file_identifier=b"TFL3")
         return bytes(b.Output())
 
-    def tensor(self, t: Tensor, buffer: int) -> int:
+    def variable_tensor(self, t: Tensor) -> int:
+        """A variable tensor (no buffer data; TFLM resets it at AllocateTensors)."""
+        name, i = t.name, 1
+        while name in self.index or name in self.g.tensors:
+            name, i = f"{t.name}_{i}", i + 1
+        self.index[name] = len(self.tensors)
+        self.tensors.append(Tensor(name, t.shape, t.dtype, t.quant))
+        self.variables.add(self.index[name])
+        return self.index[name]
+
+    def tensor(self, t: Tensor, buffer: int, variable: bool = False) -> int:
         b = self.b
         name = b.CreateString(t.name)
         shape = self.ivec(list(t.shape))
@@ -230,6 +246,8 @@ class _Writer:
         tflite.TensorAddName(b, name)
         if quant is not None:
             tflite.TensorAddQuantization(b, quant)
+        if variable:
+            tflite.TensorAddIsVariable(b, True)
         return tflite.TensorEnd(b)
 
     def operator_table(self, opcode: int, ins: list[int], outs: list[int], opt_type: int, opt: Any) -> int:
@@ -621,7 +639,39 @@ class _Writer:
 
             return self.opcode(BO.DEQUANTIZE, 2), ins, outs, BOpt.DequantizeOptions, opt
 
+        if k == "lstm":
+            return self.lstm(op, ins, outs)
+
         raise WriterError(f"node {op.name}: op kind {k!r} has no TFLite writer")
+
+    def lstm(self, op: Op, ins: list[int], outs: list[int]) -> tuple[int, list[int], list[int], int, Any]:
+        """UNIDIRECTIONAL_SEQUENCE_LSTM: x, weights 1-8, -1 x 3 (peephole), biases 12-15, -1 x 2
+        (projection), hidden and cell state variables 18-19, -1 x 4 (layer norm)."""
+        from compiler.ir import QParams
+
+        a = op.attrs
+        x = self.g.t(op.inputs[0])
+        units = self.g.t(op.inputs[1]).shape[0]
+        tm = bool(a.get("time_major", False))
+        batch = x.shape[1] if tm else x.shape[0]
+        hq = QParams(np.float32(a["hidden_scale"]), int(a["hidden_zp"]))
+        cq = QParams(np.float32(a["cell_scale"]), 0)
+        h = self.variable_tensor(Tensor(f"{op.name}_hidden_state", (batch, units), "int8", hq))
+        c = self.variable_tensor(Tensor(f"{op.name}_cell_state", (batch, units), "int16", cq))
+        tins = [ins[0], *ins[1:9], -1, -1, -1, *ins[9:13], -1, -1, h, c, -1, -1, -1, -1]
+        clip = float(a.get("cell_clip", 0.0))
+        act = int(a.get("tflite_activation", AF.TANH))  # another value only to test the importer's refusal
+
+        def opt(b: Any) -> int:
+            tflite.UnidirectionalSequenceLSTMOptionsStart(b)
+            tflite.UnidirectionalSequenceLSTMOptionsAddFusedActivationFunction(b, act)
+            tflite.UnidirectionalSequenceLSTMOptionsAddCellClip(b, clip)
+            tflite.UnidirectionalSequenceLSTMOptionsAddProjClip(b, 0.0)
+            tflite.UnidirectionalSequenceLSTMOptionsAddTimeMajor(b, tm)
+            return tflite.UnidirectionalSequenceLSTMOptionsEnd(b)
+
+        return (self.opcode(BO.UNIDIRECTIONAL_SEQUENCE_LSTM, 3), tins, outs,
+                BOpt.UnidirectionalSequenceLSTMOptions, opt)
 
 
 def _act(op: Op) -> int:

@@ -22,6 +22,17 @@ def _no_scratch(graph: Graph, step: int) -> int:
     return 0
 
 
+def portable_scratch(graph: Graph, step: int) -> int:
+    """Scratch bytes the portable kernel of a step needs whatever kernel table is in use
+    (mt_lstm_s8_get_buffer_size: one int16 cell-state row); 0 for the others."""
+    op = graph.ops[step]
+    if op.kind == "lstm":
+        from compiler.lstm import scratch_bytes
+
+        return scratch_bytes(graph, op)
+    return 0
+
+
 def build_buffers(
     graph: Graph, scratch: ScratchFn = _no_scratch, io: str = "arena"
 ) -> tuple[list[Buffer], dict[str, Buffer]]:
@@ -81,7 +92,7 @@ def build_buffers(
         b.last = n - 1
     out = list(buffers.values())
     for i in range(n):
-        s = scratch(graph, i)
+        s = max(scratch(graph, i), portable_scratch(graph, i))
         if s > 0:
             sb = Buffer(name=f"scratch{i}", size=align(s), first=i, last=i, region="scratch")
             out.append(sb)
