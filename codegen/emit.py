@@ -622,6 +622,27 @@ class _Emitter:
         # the loops run over the slice's own (full-rank) size: STRIDED_SLICE may drop axes after it
         return self._strided(op, st, int(np.dot(op.attrs["begin"], st)), op.attrs["size"])
 
+    # -- TFLite elementwise ops (compiler/lower.py _lower_elementwise) -----------------------
+    def op_squared_difference(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, True)  # ADD's parameter struct
+
+    def op_prelu(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._binary_bcast(i, op, True)
+        ctx.update({"template": "prelu", "a_ct": "int8_t"})
+        return ctx
+
+    def op_elu(self, i: int, op: Op) -> dict[str, Any]:
+        return {**self.op_gelu(i, op), "template": "gelu"}  # mt_lut_s8 on the compiler's table
+
+    def op_rsqrt(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        if self.g.t(op.inputs[0]).dtype == "int8":
+            ctx["lut"] = self.array(f"s{i}_lut", "int8_t", ctx["q"]["lut"])
+        return ctx
+
+    def op_l2_norm(self, i: int, op: Op) -> dict[str, Any]:
+        return self._unary(i, op)
+
     def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
         """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""
         one = len(names) == 1
