@@ -7,6 +7,7 @@ never disagree about a multiplier or a clamp. Every value is a plain int or an i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -378,7 +379,8 @@ def _lower_elementwise(g: Graph, op: Op) -> dict[str, Any]:
     elif k == "rsqrt":
         s_x, s_y = np.float32(_scale(g, x)), np.float32(_scale(g, y))
         p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
-        p["multiplier"], p["shift"] = Q.quantize_multiplier(1.0 / float(np.float32(np.sqrt(s_x) * s_y)))
+        # in double: the tflite-micro package matches that, not float32 sqrt/product, on every int16 input
+        p["multiplier"], p["shift"] = Q.quantize_multiplier(1.0 / (math.sqrt(float(s_x)) * float(s_y)))
         p["qmin"], p["qmax"] = int(info.min), int(info.max)
         if dt == "int8":
             q = np.arange(-128, 128, dtype=np.int64)
@@ -422,7 +424,7 @@ def rsqrt_values(q: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     """TFLM RsqrtEvalQuantized (int8, int16) for inputs q >= z_x: v = q - z_x; v == 0 -> the
     type's max; else (m, s) = GetInvSqrtQuantizedMultiplierExp(v), data = MBQM(1, m, s + 20),
     out = MBQM(data, M, S - 20) + z_y clamped, with M/S (`multiplier`/`shift`) the double
-    1 / (sqrt(s_x) s_y) (sqrt and product in float32, as TFLM's float arithmetic)."""
+    1 / (sqrt(s_x) s_y) (sqrt and product in double, from the float32 scales)."""
     v = np.maximum(np.asarray(q, dtype=np.int64) - p["input_zp"], 0)
     m, s = Q.inv_sqrt_multiplier_exp(v)
     data = Q.mbqm(1, m, s + 20)

@@ -141,18 +141,20 @@ def test_elu(s_x: float, s_y: float, z_x: int, z_y: int) -> None:
 # output multiplier 1 / (sqrt(s_x) s_y): > 1 but for (4.0, 1.0); int16 (1e-6, 1e-4): shift above 20
 RSQRT_QUANT_8 = [(0.05, 0.05, -128, -128), (0.01, 0.1, -128, 0), (0.1, 0.002, 0, -128), (0.5, 0.5, 100, 5),
                  (0.002, 0.9, -60, 127), (4.0, 1 / 128, 127, -3), (4.0, 1.0, -128, 0)]
-RSQRT_QUANT_16 = [(3e-4, 3e-4), (1e-5, 1e-3), (1e-2, 1e-4), (0.25, 3e-5), (1e-6, 1e-4)]
+# (1.508e-6, 3.7535664e-4): the output multiplier must be derived in double (float32 differs on 14 inputs)
+RSQRT_QUANT_16 = [(3e-4, 3e-4), (1e-5, 1e-3), (1e-2, 1e-4), (0.25, 3e-5), (1e-6, 1e-4),
+                  (1.5080001817200548e-06, 0.00037535663869088417)]
 
 
 @needs_tflm
 @pytest.mark.parametrize("dtype", ("int8", "int16"))
 def test_rsqrt(dtype: str) -> None:
-    """Every valid input (q >= z_x) for int8, a sweep for int16; an input below the zero point
-    fails TFLM's invoke and the reference alike."""
+    """Every valid input (q >= z_x, int8; 0..32767, int16); an input below the zero point fails
+    TFLM's invoke and the reference alike."""
     cases = RSQRT_QUANT_8 if dtype == "int8" else [(a, c, 0, 0) for a, c in RSQRT_QUANT_16]
     for s_x, s_y, z_x, z_y in cases:
         b = G(f"rsqrt_{dtype}")
-        n = 256 if dtype == "int8" else 4096
+        n = 256 if dtype == "int8" else 32768
         x = b.input((1, n), dtype, s_x, z_x)
         o = b.t((1, n), dtype, s_y, z_y)
         b.op("rsqrt", [x], o)
@@ -161,10 +163,7 @@ def test_rsqrt(dtype: str) -> None:
             valid = np.arange(z_x, 128)
             sets = [np.resize(valid, n).astype(np.int8).reshape(1, n)]
         else:
-            rng = np.random.default_rng(5)
-            sets = [np.arange(n, dtype=np.int16).reshape(1, n),
-                    np.concatenate([np.arange(32768 - n // 2, 32768), rng.integers(0, 32768, n // 2)])
-                    .astype(np.int16).reshape(1, n)]
+            sets = [np.arange(n, dtype=np.int16).reshape(1, n)]
         imported = exact(g, [[s] for s in sets])
         if z_x > -128 or dtype == "int16":
             bad = sets[0].copy()
