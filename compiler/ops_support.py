@@ -10,6 +10,8 @@ exist (the numpy reference, the portable C kernels, the Cortex-M DSP kernels).
 (`compiler.frontend.tflite`), so `plan`, `compile` and `run` refuse the same models at the
 same point, with one line naming the op, the node, the tensor, what it has and what is
 supported. Anything not declared here is refused; nothing is computed in the wrong arithmetic.
+An op declared with `refused` (and no schemes) is refused with that reason, e.g. one that
+TFLite-Micro computes in float32 only, so no quantized oracle exists; the matrix shows it.
 
 `support_matrix()` renders the op x int8/int16 x reference/C/DSP table from these same
 declarations (`python -m compiler.ops_support > runtime_c/SUPPORT_TFLITE.md`), so the published
