@@ -640,6 +640,26 @@ class _Emitter:
             "b_rec": [self.array(f"s{i}_recb{k}", "int32_t", q["rec_bias"][k]) for k in range(4)],
             "scratch": self.scratch_ptr(i),
         }
+    # -- TFLite elementwise ops (compiler/lower.py _lower_elementwise) -----------------------
+    def op_squared_difference(self, i: int, op: Op) -> dict[str, Any]:
+        return self._binary_bcast(i, op, True)  # ADD's parameter struct
+
+    def op_prelu(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._binary_bcast(i, op, True)
+        ctx.update({"template": "prelu", "a_ct": "int8_t"})
+        return ctx
+
+    def op_elu(self, i: int, op: Op) -> dict[str, Any]:
+        return {**self.op_gelu(i, op), "template": "gelu"}  # mt_lut_s8 on the compiler's table
+
+    def op_rsqrt(self, i: int, op: Op) -> dict[str, Any]:
+        ctx = self._unary(i, op)
+        if self.g.t(op.inputs[0]).dtype == "int8":
+            ctx["lut"] = self.array(f"s{i}_lut", "int8_t", ctx["q"]["lut"])
+        return ctx
+
+    def op_l2_norm(self, i: int, op: Op) -> dict[str, Any]:
+        return self._unary(i, op)
 
     def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
         """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""

@@ -67,6 +67,12 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     # TFLite UNIDIRECTIONAL_SEQUENCE_LSTM (int8 x int8 -> int16 cell): inputs x, 4 input weights,
     # 4 recurrent weights, 4 biases (gates input, forget, cell, output); compiler/lstm.py
     "lstm": ("time_major", "cell_clip", "hidden_scale", "hidden_zp", "cell_scale"),
+    # TFLite elementwise ops (TFLite-Micro's integer arithmetic; compiler/lower.py, compiler/reference.py)
+    "squared_difference": (),  # (x1 - x2)^2, both rescaled to 2 max(s1, s2) first; 4-D broadcast
+    "prelu": (),  # inputs x, alpha (int8, broadcast to x): x >= z_x rescaled by s_x/s_y, else by s_x s_a/s_y
+    "elu": (),  # int8: a 256-entry table of TFLite-Micro's float32 exp(x) - 1 (x < 0), x (x >= 0)
+    "rsqrt": (),  # int8: 1/sqrt(x) by gemmlowp's Newton-Raphson inverse square root; x < z_x fails invoke
+    "l2_norm": (),  # int8: x / ||x||_2 over the last axis, output in 1/128 units (zero point 0)
 }
 
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")

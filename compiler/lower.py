@@ -7,6 +7,7 @@ never disagree about a multiplier or a clamp. Every value is a plain int or an i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -194,6 +195,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
         from compiler.lstm import lower_lstm
 
         p.update(lower_lstm(g, op))
+    elif k in ELEMENTWISE_KINDS:
+        p.update(_lower_elementwise(g, op))
     elif k in ("transpose", "slice"):
         if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
             raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
@@ -332,3 +335,125 @@ def _lower_batch_matmul(g: Graph, op: Op) -> dict[str, Any]:
         "act_min": act_min,
         "act_max": act_max,
     }
+
+
+# -- TFLite elementwise ops (TFLite-Micro's Prepare() of each kernel) -----------------------
+
+ELEMENTWISE_KINDS = ("squared_difference", "prelu", "elu", "rsqrt", "l2_norm")
+L2_NORM_MAX_DEPTH = 33025  # depth * 255^2 must fit TFLM's int32 accumulator
+
+
+def _lower_elementwise(g: Graph, op: Op) -> dict[str, Any]:
+    """SQUARED_DIFFERENCE, PRELU, ELU, RSQRT, L2_NORMALIZATION (tflite-micro kernels/
+    squared_difference.cc, prelu_common.cc, elu.cc, elementwise.cc, l2norm.cc).
+
+    squared_difference: ADD's parameter names (mt_add_params): both inputs times 2^left_shift
+      (int8 7, int16 0) rescaled by s_i / (2 max(s1, s2)) (smaller than one), the difference
+      squared, rescaled by (2 max(s1, s2))^2 / (2^(2 left_shift) s_y); all in double.
+    prelu: input_offset = -z_x, alpha_offset = -z_a, output_offset = z_y; multiplier_1 = s_x/s_y,
+      multiplier_2 = s_x s_a / s_y (double).
+    elu: `lut` (256 int8, index q + 128): TFLM's PopulateLookupTable in float32.
+    rsqrt: `lut` as elu plus input_zp (inputs below it make TFLM's invoke fail; the kernel too).
+    l2_norm: input_zp, depth (last axis), outer (the other axes).
+    """
+    k = op.kind
+    x, y = op.inputs[0], op.outputs[0]
+    dt = g.t(y).dtype
+    info = np.iinfo(dt)
+    p: dict[str, Any] = {}
+    if k == "squared_difference":
+        s1, s2, sy = (float(np.float32(_scale(g, n))) for n in (op.inputs[0], op.inputs[1], y))
+        ls = 7 if dt == "int8" else 0
+        twice_max = 2.0 * max(s1, s2)
+        p["input1_offset"], p["input2_offset"] = -_zp(g, op.inputs[0]), -_zp(g, op.inputs[1])
+        p["output_offset"], p["left_shift"] = _zp(g, y), ls
+        p["input1_multiplier"], p["input1_shift"] = Q.quantize_multiplier(s1 / twice_max)
+        p["input2_multiplier"], p["input2_shift"] = Q.quantize_multiplier(s2 / twice_max)
+        p["output_multiplier"], p["output_shift"] = Q.quantize_multiplier(
+            twice_max * twice_max / float(np.float32(float(1 << (2 * ls)) * sy))
+        )
+        p["act_min"], p["act_max"] = int(info.min), int(info.max)
+    elif k == "prelu":
+        sx, sa, sy = (float(np.float32(_scale(g, n))) for n in (x, op.inputs[1], y))
+        p["input_offset"], p["alpha_offset"], p["output_offset"] = -_zp(g, x), -_zp(g, op.inputs[1]), _zp(g, y)
+        p["output_multiplier_1"], p["output_shift_1"] = Q.quantize_multiplier(sx / sy)
+        p["output_multiplier_2"], p["output_shift_2"] = Q.quantize_multiplier(sx * sa / sy)
+    elif k == "elu":
+        p["lut"] = _float_lut(g, op, _elu_f32)
+    elif k == "rsqrt":
+        s_x, s_y = np.float32(_scale(g, x)), np.float32(_scale(g, y))
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        # in double: the tflite-micro package matches that, not float32 sqrt/product, on every int16 input
+        p["multiplier"], p["shift"] = Q.quantize_multiplier(1.0 / (math.sqrt(float(s_x)) * float(s_y)))
+        p["qmin"], p["qmax"] = int(info.min), int(info.max)
+        if dt == "int8":
+            q = np.arange(-128, 128, dtype=np.int64)
+            p["lut"] = np.where(q >= p["input_zp"], rsqrt_values(q, p), 0).astype(np.int8)
+    elif k == "l2_norm":
+        shape = g.t(x).shape
+        p["input_zp"] = _zp(g, x)
+        p["depth"] = int(shape[-1]) if shape else 1
+        p["outer"] = g.t(x).size // max(p["depth"], 1)
+        if p["depth"] > L2_NORM_MAX_DEPTH:
+            raise ModelError(
+                f"node {op.name} (l2_norm): depth {p['depth']} > {L2_NORM_MAX_DEPTH} overflows TFLite-Micro's int32 sum"
+            )
+    return p
+
+
+def _expf(v: np.ndarray) -> np.ndarray:
+    """C's expf on float32 values: the C library's own (the one the tflite-micro package calls;
+    glibc's is within 0.502 ulp and differs from the correctly rounded value on ~0.06 % of
+    inputs), else the correctly rounded float32 of the double exp."""
+    global _LIBM_EXPF
+    if _LIBM_EXPF is None:
+        import ctypes
+        import ctypes.util
+
+        _LIBM_EXPF = False
+        try:
+            fn = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").expf
+            fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+            _LIBM_EXPF = fn
+        except (OSError, AttributeError):
+            pass
+    if _LIBM_EXPF:
+        return np.asarray([_LIBM_EXPF(float(a)) for a in v.reshape(-1)], dtype=np.float32).reshape(v.shape)
+    return np.exp(v.astype(np.float64)).astype(np.float32)
+
+
+_LIBM_EXPF: Any = None
+
+
+def _elu_f32(v: np.ndarray) -> np.ndarray:
+    """TFLM elu.cc's transform in float32: v < 0 ? expf(v) - 1 : v (tests/test_tflite_elementwise.py
+    compares every table entry with TFLM)."""
+    e = _expf(np.minimum(v, 0).astype(np.float32)) - np.float32(1.0)
+    return np.where(v < 0, e, v).astype(np.float32)
+
+
+def _float_lut(g: Graph, op: Op, fn: Any) -> np.ndarray:
+    """TFLM PopulateLookupTable<int8_t> (elu.cc): in float32, dequantize s_x (q - z_x), transform,
+    round(t * (1 / s_y)) half away from zero, + z_y, clamp to int8. Index q + 128."""
+    x, y = op.inputs[0], op.outputs[0]
+    f32 = np.float32
+    s_x, s_y = f32(_scale(g, x)), f32(_scale(g, y))
+    q = np.arange(-128, 128, dtype=np.int64)
+    deq = (s_x * (q - _zp(g, x)).astype(f32)).astype(f32)
+    t = fn(deq)
+    inv = f32(f32(1.0) / s_y)
+    rescaled = Q.round_half_away((t * inv).astype(f32).astype(np.float64)).astype(f32)  # std::round, exact in double
+    out = (rescaled + f32(_zp(g, y))).astype(np.int64)
+    return np.clip(out, -128, 127).astype(np.int8)
+
+
+def rsqrt_values(q: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """TFLM RsqrtEvalQuantized (int8, int16) for inputs q >= z_x: v = q - z_x; v == 0 -> the
+    type's max; else (m, s) = GetInvSqrtQuantizedMultiplierExp(v), data = MBQM(1, m, s + 20),
+    out = MBQM(data, M, S - 20) + z_y clamped, with M/S (`multiplier`/`shift`) the double
+    1 / (sqrt(s_x) s_y) (sqrt and product in double, from the float32 scales)."""
+    v = np.maximum(np.asarray(q, dtype=np.int64) - p["input_zp"], 0)
+    m, s = Q.inv_sqrt_multiplier_exp(v)
+    data = Q.mbqm(1, m, s + 20)
+    out = np.clip(Q.mbqm(data, p["multiplier"], p["shift"] - 20) + p["output_zp"], p["qmin"], p["qmax"])
+    return np.where(v == 0, p["qmax"], out)

@@ -10,6 +10,8 @@ exist (the numpy reference, the portable C kernels, the Cortex-M DSP kernels).
 (`compiler.frontend.tflite`), so `plan`, `compile` and `run` refuse the same models at the
 same point, with one line naming the op, the node, the tensor, what it has and what is
 supported. Anything not declared here is refused; nothing is computed in the wrong arithmetic.
+An op declared with `refused` (and no schemes) is refused with that reason, e.g. one that
+TFLite-Micro computes in float32 only, so no quantized oracle exists; the matrix shows it.
 
 `support_matrix()` renders the op x int8/int16 x reference/C/DSP table from these same
 declarations (`python -m compiler.ops_support > runtime_c/SUPPORT_TFLITE.md`), so the published
@@ -89,6 +91,7 @@ class OpSupport:
     op: str  # TFLite builtin name
     schemes: tuple[Scheme, ...]
     ir: str = ""  # the IR op kind it imports as
+    refused: str = ""  # no schemes: why every form of the op is refused (shown in the support matrix)
 
 
 I8 = Slot(("int8",))
@@ -109,6 +112,7 @@ W8_PT = Slot(("int8",), zp="zero", const=True)  # per-tensor symmetric weights
 
 T_OPS = "tests/test_tflm_ops.py"
 T_TFL = "tests/test_tflite_support.py"
+T_EW = "tests/test_tflite_elementwise.py"
 
 
 def _s(name: str, family: str, ins: Sequence[Slot], outs: Sequence[Slot], **kw: object) -> Scheme:
@@ -417,6 +421,53 @@ SUPPORT: dict[str, OpSupport] = {
                 test="tests/test_lstm.py::test_lstm_tflm"),),
             "lstm",
         ),
+        OpSupport(
+            "NEG",
+            (),
+            refused="TFLite-Micro's NEG computes float32 only (neg.cc), so no quantized oracle exists",
+        ),
+        OpSupport(
+            "SQUARED_DIFFERENCE",
+            (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_squared_difference_s8",), note="4-D broadcast",
+                test=f"{T_EW}::test_squared_difference"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_squared_difference_s16",), note="4-D broadcast",
+                test=f"{T_EW}::test_squared_difference"),),
+            "squared_difference",
+        ),
+        OpSupport(
+            "PRELU",
+            (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_prelu_s8",), note="alpha broadcast to the input (4-D)",
+                test=f"{T_EW}::test_prelu"),
+             _s("int16", "int16", [I16, I8], [I16], kernels=("mt_prelu_s16",),
+                note="int8 alpha broadcast to the input (4-D)", test=f"{T_EW}::test_prelu"),),
+            "prelu",
+        ),
+        OpSupport(
+            "ELU",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_lut_s8",), note="TFLM's float32 table; int16: TFLM has none",
+                test=f"{T_EW}::test_elu"),),
+            "elu",
+        ),
+        OpSupport(
+            "RSQRT",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_rsqrt_s8",),
+                note="a table; inputs below the zero point fail invoke, as in TFLM", test=f"{T_EW}::test_rsqrt"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_rsqrt_s16",),
+                note="inputs below 0 fail invoke, as in TFLM", test=f"{T_EW}::test_rsqrt"),),
+            "rsqrt",
+        ),
+        OpSupport(
+            "L2_NORMALIZATION",
+            (_s("int8", "int8", [I8], [I8_ZP0], kernels=("mt_l2_norm_s8",),
+                note="last axis; output scale 1/128, zero point 0; no fused activation; int16: TFLM has none",
+                test=f"{T_EW}::test_l2_norm"),),
+            "l2_norm",
+        ),
+        OpSupport(
+            "EXP",
+            (),
+            refused="TFLite-Micro's EXP computes float32 only (exp.cc), so no quantized oracle exists",
+        ),
     )
 }
 
@@ -511,6 +562,10 @@ def check_op(
     decl = SUPPORT.get(op)
     if decl is None:
         raise UnsupportedSchemeError(f"{where}unsupported op {op} at node {node}; supported: {', '.join(SUPPORT)}")
+    if decl.refused:
+        t = ins[0] if ins else None
+        name = f" {t.name!r}" if t is not None else ""
+        raise UnsupportedSchemeError(f"{where}node {node} ({op}): input 0{name} is {_has(t)}; refused: {decl.refused}")
     results = [(s, _match(s, ins, outs, at_input, at_output)) for s in decl.schemes]
     for s, bad in results:
         if not bad:
@@ -559,7 +614,7 @@ def support_matrix() -> str:
             f"{s.name}{' (' + s.note + ')' if s.note else ''}: "
             f"{', '.join('`' + k + '`' for k in s.kernels) or 'no kernel'}; `{s.test}`"
             for s in decl.schemes
-        )
+        ) or f"refused: {decl.refused}"
         lines.append(f"| {decl.op} | {cells[0]} | {cells[1]} | {detail} |")
     return "\n".join(lines) + "\n"
 

@@ -272,3 +272,34 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     mult, shift = quantize_multiplier(real)
     diff_min = -calculate_input_radius(scaled_diff_integer_bits, shift)
     return mult, shift, diff_min
+
+
+def inv_sqrt_multiplier_exp(x: np.ndarray | int, reverse_shift: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite GetInvSqrtQuantizedMultiplierExp on int32 values x >= 0: (multiplier, shift) with
+    1/sqrt(x) ~= multiplier/2^31 * 2^shift (reverse_shift -1: shift as MultiplyByQuantizedMultiplier
+    takes it). x <= 1 gives (INT32_MAX, 0). Five Newton-Raphson steps in gemmlowp Q3.28 from 1.0,
+    times sqrt(2)/2 in Q0.31. Source: tensorflow/lite/kernels/internal/common.h (tflite-micro)."""
+    x = _i64(x).copy()
+    small = x <= 1
+    x = np.where(small, 1 << 28, x)  # any valid value; replaced below
+    shift = np.full(x.shape, 11, dtype=np.int64)
+    while np.any(x >= (1 << 29)):
+        big = x >= (1 << 29)
+        x = np.where(big, x // 4, x)
+        shift = shift + big
+    pairs = (count_leading_zeros32(x) - 1) // 2 - 1
+    shift = shift - pairs
+    x = x << (2 * pairs)
+    f3_input = x >> 1
+    half_input = rdbypot(f3_input, 1)
+    half_three = (1 << 28) + (1 << 27)
+    r = np.full(x.shape, 1 << 28, dtype=np.int64)  # F3 one
+    for _ in range(5):
+        x3 = rescale(srdhm(srdhm(r, r), r), 9, 3)
+        r = rescale(wrap32(srdhm(half_three, r) - srdhm(half_input, x3)), 6, 3)
+    r = srdhm(r, 1518500250)
+    r = np.where(shift < 0, wrap32(r << np.maximum(-shift, 0)), r)
+    shift = np.maximum(shift, 0)
+    r = np.where(small, INT32_MAX, r)
+    shift = np.where(small, 0, shift)
+    return r, shift * reverse_shift

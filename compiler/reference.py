@@ -478,3 +478,64 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "slice": slice_,
     "lstm": lstm,
 }
+
+
+# -- TFLite elementwise ops (integer params: compiler.lower._lower_elementwise) ---------------
+
+
+def squared_difference(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLM squared_difference.cc (int8, int16): v_i = MBQM<1((x_i - z_i) 2^left_shift), the
+    difference squared (int32), MBQM to the output, + z_y, clamped; numpy broadcasting."""
+    p = lower(g, op)
+    a, b = _broadcast(g, op, env)
+    ls = 1 << p["left_shift"]
+    sa = Q.mbqm_smaller_than_one((a + p["input1_offset"]) * ls, p["input1_multiplier"], p["input1_shift"])
+    sb = Q.mbqm_smaller_than_one((b + p["input2_offset"]) * ls, p["input2_multiplier"], p["input2_shift"])
+    d = sa - sb
+    raw = Q.mbqm(d * d, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
+    return np.clip(raw, p["act_min"], p["act_max"])
+
+
+def prelu(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLM reference_ops::BroadcastPrelu4DSlow (int8, int16 with int8 alpha): v = x - z_x;
+    v >= 0: MBQM(v, m1, s1); else MBQM(v (alpha - z_a), m2, s2); + z_y, clamped."""
+    p = lower(g, op)
+    x, al = _broadcast(g, op, env)
+    v = x + p["input_offset"]
+    pos = Q.mbqm(v, p["output_multiplier_1"], p["output_shift_1"])
+    neg = Q.mbqm(v * (al + p["alpha_offset"]), p["output_multiplier_2"], p["output_shift_2"])
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(np.where(v >= 0, pos, neg) + p["output_offset"], info.min, info.max)
+
+
+def elu(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLM elu.cc (int8): out = lut[x + 128]."""
+    return lower(g, op)["lut"][_in(g, env, op.inputs[0]).astype(np.int64) + 128]
+
+
+def rsqrt(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLM RsqrtEvalQuantized (int8, int16: compiler.lower.rsqrt_values); an input below the
+    zero point (a negative real value) makes TFLM's invoke fail, so it raises ModelError here."""
+    from compiler.lower import rsqrt_values
+
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    if x.size and int(x.min()) < p["input_zp"]:
+        raise ModelError(f"node {op.name} (rsqrt): input value {int(x.min())} below the zero point "
+                         f"{p['input_zp']} (a negative real value): TFLite-Micro's invoke fails")
+    return rsqrt_values(x, p)
+
+
+def l2_norm(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLM reference_integer_ops::L2Normalization (int8): per row of the last axis, acc =
+    sum (x - z_x)^2, (m, s) = GetInvSqrtQuantizedMultiplierExp(acc), out = clamp(MBQM(x - z_x,
+    m, s + 7)) in 1/128 units."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64).reshape(p["outer"], p["depth"]) - p["input_zp"]
+    acc = Q.wrap32(np.sum(x * x, axis=1))
+    m, s = Q.inv_sqrt_multiplier_exp(acc)
+    return np.clip(Q.mbqm(x, m[:, None], s[:, None] + 7), -128, 127)
+
+
+_OPS.update({"squared_difference": squared_difference, "prelu": prelu, "elu": elu, "rsqrt": rsqrt,
+             "l2_norm": l2_norm})

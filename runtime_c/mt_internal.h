@@ -122,4 +122,62 @@ void mt_depthwise_conv_pixel_s8(const mt_conv_params *p, const mt_pc_quant *q, i
                                 const int8_t *in, const mt_view *in_v, const int8_t *filter,
                                 const mt_dims *fd, const int32_t *bias, int32_t oy, int32_t ox, int8_t *o);
 
+/* SQUARED_DIFFERENCE (TFLite-Micro squared_difference.cc, int8 and int16 alike; ADD's parameter
+ * struct): both inputs shifted left by left_shift and rescaled (smaller than one), the
+ * difference squared in int32, rescaled to the output, clamped to [act_min, act_max]. */
+static inline int32_t mt_squared_difference_one(const mt_add_params *p, int32_t a, int32_t b)
+{
+    const int32_t sa = mt_mbqm_smaller_than_one((a + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier,
+                                                p->input1_shift);
+    const int32_t sb = mt_mbqm_smaller_than_one((b + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier,
+                                                p->input2_shift);
+    const int32_t d = sa - sb; /* |d| <= 2^15: the square fits int32 */
+    const int32_t raw = mt_mbqm(d * d, p->output_multiplier, p->output_shift) + p->output_offset;
+    return mt_clamp(raw, p->act_min, p->act_max);
+}
+
+/* PRELU (TFLite-Micro reference_ops::BroadcastPrelu4DSlow): v = x - z_x; v >= 0 rescaled by
+ * multiplier 1, else v * (alpha - z_a) by multiplier 2; + z_y (the caller clamps). */
+static inline int32_t mt_prelu_one(const mt_prelu_params *p, int32_t x, int32_t alpha)
+{
+    const int32_t v = x + p->input_offset;
+    const int32_t r = v >= 0 ? mt_mbqm(v, p->output_multiplier_1, p->output_shift_1)
+                             : mt_mbqm(v * (alpha + p->alpha_offset), p->output_multiplier_2, p->output_shift_2);
+    return r + p->output_offset;
+}
+
+/* TFLite GetInvSqrtQuantizedMultiplierExp (kernels/internal/common.h) for x >= 0:
+ * 1/sqrt(x) ~= *multiplier / 2^31 * 2^*shift (shift as mt_mbqm takes it); x <= 1 gives
+ * (INT32_MAX, 0). Five Newton-Raphson steps in gemmlowp Q3.28 from 1.0, times sqrt(2)/2. */
+static inline void mt_inv_sqrt_multiplier_exp(int32_t x, int32_t *multiplier, int32_t *shift)
+{
+    if (x <= 1) {
+        *multiplier = MT_INT32_MAX;
+        *shift = 0;
+        return;
+    }
+    int32_t s = 11;
+    while (x >= (1 << 29)) {
+        x /= 4;
+        ++s;
+    }
+    const int32_t pairs = (mt_clz32((uint32_t)x) - 1) / 2 - 1;
+    s -= pairs;
+    x <<= 2 * pairs;
+    const int32_t half_input = mt_rdbypot(x >> 1, 1);
+    const int32_t half_three = (1 << 28) + (1 << 27);
+    int32_t r = 1 << 28; /* 1.0 in Q3.28 */
+    for (int32_t i = 0; i < 5; ++i) {
+        const int32_t r3 = mt_rescale(mt_srdhm(mt_srdhm(r, r), r), 9, 3);
+        r = mt_rescale(mt_wrap32((int64_t)mt_srdhm(half_three, r) - mt_srdhm(half_input, r3)), 6, 3);
+    }
+    r = mt_srdhm(r, 1518500250); /* sqrt(2)/2 in Q0.31 */
+    if (s < 0) {
+        r = mt_shl_wrap32(r, -s);
+        s = 0;
+    }
+    *multiplier = r;
+    *shift = -s;
+}
+
 #endif /* MT_INTERNAL_H */

@@ -354,6 +354,40 @@ typedef struct {
 mt_status mt_lstm_s8(const mt_lstm_params *p, const mt_lstm_dims *d, const int8_t *x, const mt_lstm_weights *w,
                      int8_t *y, void *scratch);
 int32_t mt_lstm_s8_get_buffer_size(int32_t units);
+/* ---- TFLite elementwise ops (TFLite-Micro's integer arithmetic; compiler/lower.py) ---- */
+
+/* SQUARED_DIFFERENCE (int8: left_shift 7; int16: 0 and zero points 0) over a 4-D output with
+ * per-input strides (0 = broadcast); ADD's parameter struct (compiler/lower.py). */
+mt_status mt_squared_difference_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t *in1,
+                                   const int8_t *in2, int8_t *out);
+mt_status mt_squared_difference_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1,
+                                    const int16_t *in2, int16_t *out);
+/* PRELU: input (int8 or int16) and int8 alpha broadcast over the 4-D output (stride1: the
+ * input's, stride2: alpha's); out = z_y + (x >= z_x ? MBQM(x - z_x, m1, s1)
+ * : MBQM((x - z_x)(alpha - z_a), m2, s2)), clamped to the output type. */
+typedef struct {
+    int32_t input_offset, alpha_offset, output_offset; /* -z_x, -z_a, z_y */
+    int32_t output_multiplier_1, output_shift_1;     /* s_x / s_y */
+    int32_t output_multiplier_2, output_shift_2;     /* s_x s_a / s_y */
+} mt_prelu_params;
+mt_status mt_prelu_s8(const mt_prelu_params *p, const mt_broadcast *b, const int8_t *in, const int8_t *alpha,
+                      int8_t *out);
+mt_status mt_prelu_s16(const mt_prelu_params *p, const mt_broadcast *b, const int16_t *in, const int8_t *alpha,
+                       int16_t *out);
+/* RSQRT int8: out[i] = lut[in[i] + 128] (TFLM's RsqrtEvalQuantized tabulated by the compiler);
+ * MT_ERR_ARG when any input is below input_zp (a negative real value: TFLM's invoke fails). */
+mt_status mt_rsqrt_s8(const int8_t *lut, int32_t input_zp, const int8_t *in, int8_t *out, int32_t size);
+/* RSQRT int16 (zero points 0): v = x; v == 0 -> 32767; else the inverse square root of v
+ * (GetInvSqrtQuantizedMultiplierExp) d = MBQM(1, m, s + 20), out = MBQM(d, multiplier,
+ * shift - 20) + output_zp, clamped; MT_ERR_ARG when any input is below input_zp. */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t multiplier, shift; /* 1 / (sqrt(s_x) s_y) */
+} mt_rsqrt_params;
+mt_status mt_rsqrt_s16(const mt_rsqrt_params *p, const int16_t *in, int16_t *out, int32_t size);
+/* L2_NORMALIZATION int8 over rows of `depth` (the last axis), `outer` rows: out = x / ||x||
+ * in 1/128 units, zero point 0 (TFLM reference_integer_ops::L2Normalization); depth <= 33025. */
+mt_status mt_l2_norm_s8(int32_t input_zp, int32_t outer, int32_t depth, const int8_t *in, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,7 @@ _BO_ACT = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "S
 
 _BO_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 
-SUPPORTED = tuple(SUPPORT)  # the declared ops (compiler/ops_support.py)
+SUPPORTED = tuple(k for k, d in SUPPORT.items() if not d.refused)  # the declared ops (compiler/ops_support.py)
 
 
 def load_tflite(path: str | Path) -> Graph:
@@ -222,8 +222,10 @@ class _Importer:
         ins = [self.tensor(int(x)) for x in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [self.tensor(int(x)) for x in op.OutputsAsNumpy()]
         node = f"op{i}_{kind.lower()}"
-        if kind not in SUPPORTED:
+        if kind not in SUPPORT:
             raise UnsupportedOpError(kind, node, SUPPORTED, self.source)
+        if SUPPORT[kind].refused:  # declared refused (e.g. float32-only in TFLM): its own one-line reason
+            check_op(kind, node, [self.graph.tensors[n] if n else None for n in ins], [], source=self.source)
         for n in ins + outs:
             if n and self.graph.tensors[n].dtype == "float32" and kind not in ("QUANTIZE", "DEQUANTIZE"):
                 raise ModelError(
@@ -400,6 +402,10 @@ class _Importer:
             g.add_op(Op("transpose", node, ins[:1], outs, {"perm": perm}))
         elif kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
             g.add_op(self.lstm(node, ins, outs, options(tflite.UnidirectionalSequenceLSTMOptions)))
+        elif kind in ("SQUARED_DIFFERENCE", "PRELU", "ELU", "RSQRT"):
+            g.add_op(Op(kind.lower(), node, ins, outs, {}))
+        elif kind == "L2_NORMALIZATION":
+            self.l2_norm(node, ins, outs, options(tflite.L2NormOptions))
         elif kind == "QUANTIZE":
             g.add_op(Op("quantize", node, ins, outs, {}))
         elif kind == "DEQUANTIZE":
@@ -411,9 +417,28 @@ class _Importer:
         if g.ops:
             self.check_c_form(kind, g.ops[-1])
 
+    def l2_norm(self, node: str, ins: list[str], outs: list[str], o: Any) -> None:
+        """L2_NORMALIZATION int8: TFLM writes x / ||x|| in 1/128 units whatever the output's scale
+        (l2norm.h), so any other output scale is refused; TFLM refuses fused activations."""
+        g = self.graph
+        y = g.t(outs[0])
+        act = _act(o) if o is not None else "none"
+        if act != "none":
+            raise ModelError(f"{self.source}: node {node} (L2_NORMALIZATION): fused activation {act} is not supported")
+        if y.quant is not None and float(y.quant.scale[0]) != float(np.float32(1 / 128)):
+            raise ModelError(
+                f"{self.source}: node {node} (L2_NORMALIZATION): output 0 {y.name!r} has scale "
+                f"{float(y.quant.scale[0]):.6g}; supported: 1/128 (TFLite-Micro writes the result in 1/128 units "
+                "whatever the output scale)"
+            )
+        if len(g.t(ins[0]).shape) > 4:
+            raise ModelError(f"{self.source}: node {node} (L2_NORMALIZATION): tensors of rank > 4 are not supported")
+        g.add_op(Op("l2_norm", node, ins[:1], outs, {}))
+
     # the shapes the C kernels take (codegen/emit.py), refused here so plan refuses them too
     _VIEW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "mean", "pad", "resize_nearest")
-    _RANK4_OPS = ("add", "mul", "sub", "maximum", "minimum", "transpose", "slice", "concat")
+    _RANK4_OPS = ("add", "mul", "sub", "maximum", "minimum", "transpose", "slice", "concat", "squared_difference",
+                  "prelu")
 
     def check_c_form(self, kind: str, op: Op) -> None:
         g = self.graph
@@ -422,6 +447,19 @@ class _Importer:
             raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {shapes[0][0]} > 1 is not supported")
         if op.kind in self._RANK4_OPS and any(len(s) > 4 for s in shapes):
             raise ModelError(f"{self.source}: node {op.name} ({kind}): tensors of rank > 4 are not supported")
+        if op.kind in ("squared_difference", "prelu"):  # TFLM broadcasts input 1 to input 0 (numpy rules)
+            xs = [g.t(n).shape for n in op.inputs[:2]]
+            try:
+                want = tuple(np.broadcast_shapes(*xs))
+            except ValueError:
+                want = None
+            y = g.t(op.outputs[0]).shape
+            if want != y or (op.kind == "prelu" and want != xs[0]):
+                raise ModelError(
+                    f"{self.source}: node {op.name} ({kind}): inputs {list(xs[0])} and {list(xs[1])} do not broadcast "
+                    f"to the output {list(y)}" + (" (PRELU: alpha must broadcast to the input's shape)"
+                                                  if op.kind == "prelu" else "")
+                )
         if op.kind == "concat":
             y = g.t(op.outputs[0]).shape
             if len(y) == 4 and y[0] != 1 and op.attrs["axis"] != 0:

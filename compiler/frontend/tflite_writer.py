@@ -641,6 +641,26 @@ class _Writer:
 
         if k == "lstm":
             return self.lstm(op, ins, outs)
+        if k == "squared_difference":
+
+            def opt(b: Any) -> int:
+                tflite.SquaredDifferenceOptionsStart(b)
+                return tflite.SquaredDifferenceOptionsEnd(b)
+
+            return self.opcode(BO.SQUARED_DIFFERENCE, 2), ins, outs, BOpt.SquaredDifferenceOptions, opt
+
+        if k in ("prelu", "elu", "rsqrt"):
+            code = {"prelu": BO.PRELU, "elu": BO.ELU, "rsqrt": BO.RSQRT}[k]
+            return self.opcode(code, 2 if k == "rsqrt" else 1), ins, outs, 0, None
+
+        if k == "l2_norm":
+
+            def opt(b: Any) -> int:
+                tflite.L2NormOptionsStart(b)
+                tflite.L2NormOptionsAddFusedActivationFunction(b, AF.NONE)
+                return tflite.L2NormOptionsEnd(b)
+
+            return self.opcode(BO.L2_NORMALIZATION, 2), ins, outs, BOpt.L2NormOptions, opt
 
         raise WriterError(f"node {op.name}: op kind {k!r} has no TFLite writer")
 
