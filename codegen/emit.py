@@ -501,6 +501,8 @@ class _Emitter:
         return {"y": f"((int8_t *)(void *)({self.ptr(y)}))" if es == 2 else self.ptr(y), "parts": parts}
 
     def op_softmax(self, i: int, op: Op) -> dict[str, Any]:
+        if self.g.t(op.inputs[0]).dtype == "int16":
+            return self._lut16(i, op)
         x = op.inputs[0]
         depth = self.g.t(x).shape[-1]
         return {
@@ -519,8 +521,18 @@ class _Emitter:
             "q": lower(self.g, op),
         }
 
-    op_logistic = _unary
-    op_tanh = _unary
+    def op_logistic(self, i: int, op: Op) -> dict[str, Any]:
+        return self._lut16(i, op) if self.g.t(op.inputs[0]).dtype == "int16" else self._unary(i, op)
+
+    def op_tanh(self, i: int, op: Op) -> dict[str, Any]:
+        return self._lut16(i, op) if self.g.t(op.inputs[0]).dtype == "int16" else self._unary(i, op)
+
+    def _lut16(self, i: int, op: Op) -> dict[str, Any]:
+        """int16 LOGISTIC / TANH / SOFTMAX: mt_<op>_s16 with TFLM's tables (runtime_c/mt_lut16.h)."""
+        ctx = {**self._unary(i, op), "template": "lut16", "fn": f"mt_{op.kind}_s16", "softmax": op.kind == "softmax"}
+        if op.kind == "softmax":
+            ctx.update({"rows": ctx["q"]["rows"], "depth": ctx["q"]["depth"]})
+        return ctx
     op_hard_swish = _unary
     def op_relu(self, i: int, op: Op) -> dict[str, Any]:
         return {**self._unary(i, op), "s16": self.g.t(op.inputs[0]).dtype == "int16"}

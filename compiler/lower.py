@@ -104,6 +104,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
                     f"node {op.name} (concat): inputs with quantization different from the output "
                     "are not supported (TFLite-Micro requires them equal)"
                 )
+    elif k in ("logistic", "tanh", "softmax") and g.t(x).dtype == "int16":
+        p.update(_lower_lut16(g, op))
     elif k == "softmax":
         if _zp(g, y) != -128 or _scale(g, y) != np.float32(1.0 / 256):
             raise ModelError(f"node {op.name} (softmax): int8 output must have scale 1/256, zero point -128")
@@ -328,3 +330,37 @@ def _lower_batch_matmul(g: Graph, op: Op) -> dict[str, Any]:
         "act_min": act_min,
         "act_max": act_max,
     }
+
+
+# -- int16 LOGISTIC / TANH / SOFTMAX (compiler/lut16.py holds the arithmetic and tables) ---------
+
+
+def _lower_lut16(g: Graph, op: Op) -> dict[str, Any]:
+    """TFLM's int16 Prepare of LOGISTIC/TANH (input_multiplier, input_left_shift; multiplier 0
+    = the power-of-two scale) and SOFTMAX (input_multiplier, input_left_shift of
+    s_x * beta / (10/65535)). Refused (ModelError) where TFLM's Prepare fails: zero points
+    other than 0, an output scale that is not 2^-15 (LOGISTIC/TANH, CheckedLog2) or not
+    1/32768 within 0.1 % (SOFTMAX); and where its int32 arithmetic would overflow (a
+    LOGISTIC/TANH multiplier above 32767, i.e. input scale > 2.67; a SOFTMAX row deeper than
+    65535)."""
+    from compiler import lut16
+
+    x, y = op.inputs[0], op.outputs[0]
+    if _zp(g, x) != 0 or _zp(g, y) != 0 or g.t(y).dtype != "int16":
+        raise ModelError(f"node {op.name} ({op.kind}): int16 input and output need zero point 0")
+    s_x, s_y = _scale(g, x), _scale(g, y)
+    if op.kind == "softmax":
+        if abs(float(np.float32(s_y)) - 1.0 / 32768) > 0.001 / 32768:
+            raise ModelError(f"node {op.name} (softmax): int16 output scale {s_y:g} must be 1/32768")
+        depth = g.t(x).shape[-1]
+        if depth > 65535:
+            raise ModelError(f"node {op.name} (softmax): int16 rows of {depth} > 65535 values overflow int32")
+        m, sh = lut16.softmax16_params(s_x, float(op.attrs.get("beta", 1.0)))
+        return {"input_multiplier": m, "input_left_shift": sh, "depth": depth, "rows": g.t(x).size // depth}
+    pot, log2 = lut16.checked_log2(s_y)
+    if not pot or log2 != -15:
+        raise ModelError(f"node {op.name} ({op.kind}): int16 output scale {s_y:g} must be 2^-15")
+    m, sh = lut16.sigmoid16_params(op.kind, s_x)
+    if m > 32767:
+        raise ModelError(f"node {op.name} ({op.kind}): int16 input scale {s_x:g} > 2.67 overflows TFLM's kernel")
+    return {"input_multiplier": m, "input_left_shift": sh}

@@ -104,6 +104,7 @@ U8 = Slot(("uint8",))
 
 T_OPS = "tests/test_tflm_ops.py"
 T_TFL = "tests/test_tflite_support.py"
+T_LUT = "tests/test_tflite_lut16.py"
 
 
 def _s(name: str, family: str, ins: Sequence[Slot], outs: Sequence[Slot], **kw: object) -> Scheme:
@@ -226,13 +227,18 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "SOFTMAX",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_softmax_s8",), note="output 1/256, zero point -128",
-                test=f"{T_OPS}::test_softmax"),),
+                test=f"{T_OPS}::test_softmax"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_softmax_s16",),
+                note="output 1/32768; TFLM's exp and 1/(1+x) LUTs", test=f"{T_LUT}::test_softmax_16"),),
             "softmax",
         ),
         OpSupport(
             "LOGISTIC",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_logistic_s8",), note="output zero point -128",
-                test=f"{T_OPS}::test_activation"),),
+                test=f"{T_OPS}::test_activation"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_logistic_s16",),
+                note="output 2^-15; any input scale <= 2.67 (power of two or not)",
+                test=f"{T_LUT}::test_logistic_tanh_16"),),
             "logistic",
         ),
         OpSupport(
@@ -244,7 +250,10 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "TANH",
             (_s("int8", "int8", [I8], [I8_ZP0], kernels=("mt_tanh_s8",), note="output zero point 0",
-                test=f"{T_TFL}::test_tanh"),),
+                test=f"{T_TFL}::test_tanh"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_tanh_s16",),
+                note="output 2^-15; any input scale <= 2.67 (power of two or not)",
+                test=f"{T_LUT}::test_logistic_tanh_16"),),
             "tanh",
         ),
         OpSupport(

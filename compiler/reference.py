@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from compiler import lut16
 from compiler import quant as Q
 from compiler.errors import ModelError
 from compiler.ir import Graph, Op
@@ -273,6 +274,8 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     shape = x.shape
+    if g.t(op.inputs[0]).dtype == "int16":  # TFLM SoftmaxInt16: exp and 1/(1+x) LUTs (compiler/lut16.py)
+        return lut16.softmax16_rows(x.reshape(-1, shape[-1]), p["input_multiplier"], p["input_left_shift"])
     x = x.reshape(-1, shape[-1])
     diff = x - x.max(axis=1, keepdims=True)
     valid = diff >= p["diff_min"]
@@ -289,6 +292,8 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
+    if g.t(op.inputs[0]).dtype == "int16":  # TFLM's int16 sigmoid table (compiler/lut16.py)
+        return lut16.logistic16(_in(g, env, op.inputs[0]), p["input_multiplier"], p["input_left_shift"])
     x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
     r = p["input_range_radius"]
     q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])
@@ -302,6 +307,8 @@ def tanh(g: Graph, op: Op, env: Env) -> np.ndarray:
     """TFLite reference_integer_ops::Tanh (int8): saturate beyond the radius, else gemmlowp tanh
     of the Q4.27 input, rounded to Q0.7."""
     p = lower(g, op)
+    if g.t(op.inputs[0]).dtype == "int16":  # tanh(x) = 2 sigmoid(2x) - 1 on the table (compiler/lut16.py)
+        return lut16.tanh16(_in(g, env, op.inputs[0]), p["input_multiplier"], p["input_left_shift"])
     x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
     r = p["input_range_radius"]
     q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])

@@ -328,6 +328,18 @@ typedef struct {
 mt_status mt_copy_strided_s8(const mt_strided *s, const int8_t *in, int8_t *out);
 mt_status mt_copy_strided_s16(const mt_strided *s, const int16_t *in, int16_t *out);
 
+/* int16 LOGISTIC, TANH and SOFTMAX (TFLite-Micro's int16 kernels: zero points 0, output
+ * Q0.15; tables in mt_lut16.h). LOGISTIC/TANH: input_multiplier <= 32767 and input_left_shift
+ * from compiler/lower.py (multiplier 0: a power-of-two input scale, the kernel uses
+ * 3 << input_left_shift); SOFTMAX: the MBQM of s_x * beta / (10 / 65535), along the last axis
+ * of [rows, depth], depth <= 65535; `out` may be `in`. */
+typedef struct {
+    int32_t input_multiplier, input_left_shift;
+} mt_lut16_params;
+mt_status mt_logistic_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
+mt_status mt_tanh_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
+mt_status mt_softmax_s16(const mt_lut16_params *p, const int16_t *in, int32_t rows, int32_t depth, int16_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@ from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError, UnsupportedOpError
 from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.lower import lower
 from compiler.ops_support import SUPPORT, check_op
 
 _TYPES = {
@@ -388,6 +389,11 @@ class _Importer:
             raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {shapes[0][0]} > 1 is not supported")
         if op.kind in self._RANK4_OPS and any(len(s) > 4 for s in shapes):
             raise ModelError(f"{self.source}: node {op.name} ({kind}): tensors of rank > 4 are not supported")
+        if op.kind in ("logistic", "tanh", "softmax") and g.t(op.inputs[0]).dtype == "int16" or op.kind == "svdf":
+            try:  # TFLM's Prepare checks (quantization the int16 / SVDF kernels refuse): at import
+                lower(g, op)
+            except ModelError as e:
+                raise ModelError(f"{self.source}: {e}") from None
         if op.kind == "concat":
             y = g.t(op.outputs[0]).shape
             if len(y) == 4 and y[0] != 1 and op.attrs["axis"] != 0:
