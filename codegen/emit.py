@@ -537,6 +537,21 @@ class _Emitter:
     def op_relu(self, i: int, op: Op) -> dict[str, Any]:
         return {**self._unary(i, op), "s16": self.g.t(op.inputs[0]).dtype == "int16"}
 
+    def op_svdf(self, i: int, op: Op) -> dict[str, Any]:
+        """mt_svdf_s8; its int16 state is a static array of model.c, zeroed at every invoke
+        (reset_state 1), so each invoke equals TFLM's first (compiler/reference.py svdf)."""
+        q = lower(self.g, op)
+        x, wf, wt, b = op.inputs[:4]
+        return {
+            "x": self.ptr(x),
+            "y": self.ptr(op.outputs[0]),
+            "wf": self.const(wf, "int8_t"),
+            "wt": self.const(wt, "int16_t"),
+            "b": self.const(b, "int32_t"),
+            "state_size": q["batches"] * q["units"] * q["rank"] * q["memory"],
+            "q": q,
+        }
+
     def op_quantize(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._unary(i, op)
         src, dst = self.g.t(op.inputs[0]).dtype, self.g.t(op.outputs[0]).dtype

@@ -64,6 +64,9 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "batch_matmul": ("transpose_b",),  # [B.., M, K] x [B.., K, N] (or [B.., N, K] when transpose_b)
     "transpose": ("perm",),
     "slice": ("begin", "size"),  # out = x[begin[i] : begin[i] + size[i]] per axis
+    # TFLite SVDF int8: inputs x [B, I], weights_feature [F, I] int8, weights_time [F, M] int16,
+    # bias [F / rank] int32; the int16 state [B, F * M] is the op's own (compiler/reference.py svdf)
+    "svdf": ("rank", "activation", "state_scale", "state_zp"),
 }
 
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -266,6 +269,9 @@ def op_macs(graph: Graph, op: Op) -> int:
         return out.size * w.shape[-1]
     if op.kind == "batch_matmul":
         return out.size * graph.tensors[op.inputs[0]].shape[-1]
+    if op.kind == "svdf":  # the feature and the time products
+        b, f_i, f_m = out.shape[0], graph.tensors[op.inputs[1]].shape, graph.tensors[op.inputs[2]].shape
+        return b * (f_i[0] * f_i[1] + f_m[0] * f_m[1])
     return 0
 
 

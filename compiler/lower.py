@@ -104,6 +104,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
                     f"node {op.name} (concat): inputs with quantization different from the output "
                     "are not supported (TFLite-Micro requires them equal)"
                 )
+    elif k == "svdf":
+        p.update(_lower_svdf(g, op))
     elif k in ("logistic", "tanh", "softmax") and g.t(x).dtype == "int16":
         p.update(_lower_lut16(g, op))
     elif k == "softmax":
@@ -364,3 +366,44 @@ def _lower_lut16(g: Graph, op: Op) -> dict[str, Any]:
     if m > 32767:
         raise ModelError(f"node {op.name} ({op.kind}): int16 input scale {s_x:g} > 2.67 overflows TFLM's kernel")
     return {"input_multiplier": m, "input_left_shift": sh}
+
+
+def _lower_svdf(g: Graph, op: Op) -> dict[str, Any]:
+    """TFLM svdf_common.cc PrepareSvdf for int8 input, int16 time weights and state:
+    effective_scale_1 = s_x * s_wf / s_state and effective_scale_2 = s_state * s_wt / s_y (in
+    float32, as TFLM multiplies the float scales) as QuantizeMultiplier pairs; the bias scale
+    must be within 1e-5 of s_state * s_wt (TFLM's check). Shapes: x [B, I], weights_feature
+    [F, I], weights_time [F, M], bias [F / rank], output [B, F / rank]. The fused activation is
+    not applied: TFLM's integer SVDF ignores it (only "none" and "relu" are accepted)."""
+    x, wf, wt, b = (g.t(n) for n in op.inputs[:4])
+    y = g.t(op.outputs[0])
+    rank = int(op.attrs["rank"])
+    if len(x.shape) != 2 or len(wf.shape) != 2 or len(wt.shape) != 2 or len(y.shape) != 2:
+        raise ModelError(f"node {op.name} (svdf): input, weights and output must be 2-D")
+    (batches, n_in), (filters, wf_in), (wt_f, memory) = x.shape, wf.shape, wt.shape
+    if rank < 1 or filters % rank or wf_in != n_in or wt_f != filters or y.shape != (batches, filters // rank):
+        raise ModelError(
+            f"node {op.name} (svdf): shapes x {x.shape}, weights_feature {wf.shape}, weights_time {wt.shape}, "
+            f"output {y.shape} and rank {rank} do not fit together"
+        )
+    if b.shape != (filters // rank,):
+        raise ModelError(f"node {op.name} (svdf): bias shape {b.shape}, expected ({filters // rank},)")
+    if op.attrs.get("activation", "none") not in ("none", "relu"):
+        raise ModelError(f"node {op.name} (svdf): fused activation {op.attrs['activation']!r}; supported: none, relu")
+    if n_in > 65536:
+        raise ModelError(f"node {op.name} (svdf): input size {n_in} > 65536 may overflow TFLM's int32 sums")
+    f32 = np.float32
+    s_x, s_wf, s_wt, s_y = (f32(_scale(g, n)) for n in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
+    s_st = f32(op.attrs["state_scale"])
+    if not (np.isfinite(s_st) and s_st > 0) or not -32768 <= int(op.attrs["state_zp"]) <= 32767:
+        raise ModelError(f"node {op.name} (svdf): state scale {float(s_st):g} / zero point {op.attrs['state_zp']}")
+    s_b = float(f32(b.quant.scale[0])) if b.quant is not None else 0.0
+    if abs(s_b - float(f32(s_st * s_wt))) >= 1e-5:
+        raise ModelError(f"node {op.name} (svdf): bias scale {s_b:g} must equal state scale x time-weights scale")
+    m1, sh1 = Q.quantize_multiplier(float(f32(f32(s_x * s_wf) / s_st)))
+    m2, sh2 = Q.quantize_multiplier(float(f32(f32(s_st * s_wt) / s_y)))
+    return {
+        "batches": batches, "input_size": n_in, "units": filters // rank, "rank": rank, "memory": memory,
+        "input_zp": _zp(g, op.inputs[0]), "state_zp": int(op.attrs["state_zp"]), "output_zp": _zp(g, op.outputs[0]),
+        "multiplier1": m1, "shift1": sh1, "multiplier2": m2, "shift2": sh2,
+    }

@@ -410,6 +410,16 @@ SUPPORT: dict[str, OpSupport] = {
                 test=f"{T_TFL}::test_expand_dims"),),
             "reshape",
         ),
+        OpSupport(
+            "SVDF",
+            (_s("int8 (int16 time weights and state)", "int8",
+                [I8, Slot(("int8",), zp="zero", const=True), Slot(("int16",), zp="zero", const=True),
+                 Slot(("int32",), quant="any", const=True), Slot(("int16",), const=False)], [I8],
+                kernels=("mt_svdf_s8",),
+                note="rank; bias required; TFLM ignores the fused activation (none/relu); the state is "
+                     "zeroed at every invoke (= TFLM's first invoke)", test=f"{T_LUT}::test_svdf"),),
+            "svdf",
+        ),
     )
 }
 

@@ -340,6 +340,18 @@ mt_status mt_logistic_s16(const mt_lut16_params *p, const int16_t *in, int16_t *
 mt_status mt_tanh_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_softmax_s16(const mt_lut16_params *p, const int16_t *in, int32_t rows, int32_t depth, int16_t *out);
 
+/* SVDF, int8 input/output, int8 feature weights [units * rank][input_size], int16 time weights
+ * [units * rank][memory], int32 bias [units] (or NULL), int16 state [batches][units * rank][memory]
+ * updated in place (zeroed first when reset_state != 0: TFLM's first invoke); TFLite-Micro's
+ * integer SVDF (no fused activation). No scratch (mt_svdf_s8.c). */
+typedef struct {
+    int32_t batches, input_size, units, rank, memory;
+    int32_t input_zp, state_zp, output_zp;
+    int32_t multiplier1, shift1, multiplier2, shift2;
+} mt_svdf_params;
+mt_status mt_svdf_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,
+                     const int16_t *weights_time, const int32_t *bias, int16_t *state, int32_t reset_state, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -78,7 +78,8 @@ def test_softmax_16(shape, scale: float, beta: float) -> None:
 
 def lut16_graph() -> Graph:
     """int16 TANH (power-of-two input 2^-12) -> LOGISTIC (input 2^-15: multiplier path) and
-    SOFTMAX (beta 1); LOGISTIC of the input (power of two); int8 in and out via QUANTIZE."""
+    SOFTMAX (beta 1); LOGISTIC of the input (power of two); int8 in and out via QUANTIZE; and
+    an int8 SVDF on a second input, requantized to int16, into TANH."""
     b = G("lut16")
     x8 = b.input((1, 6, 24), "int8", 0.06, 3)
     x = b.t((1, 6, 24), "int16", 2.0**-12, 0)
@@ -93,21 +94,74 @@ def lut16_graph() -> Graph:
     b.op("logistic", [x], l2)
     y = b.t((1, 6, 24), "int8", 1 / 256, -128)
     b.op("quantize", [l2], y)
-    return b.output(lg, sm, y)
+    # a second input: int8 SVDF (rank 2, memory 4) -> int16 -> TANH (a non-power-of-two scale)
+    rng = np.random.default_rng(5)
+    xs = b.input((1, 20), "int8", 0.03, -3)
+    wf = b.t((12, 20), "int8", 0.01, 0, rng.integers(-127, 128, (12, 20)).astype(np.int8))
+    wt = b.t((12, 4), "int16", 3e-4, 0, rng.integers(-32767, 32768, (12, 4)).astype(np.int16))
+    bias = b.t((6,), "int32", float(np.float32(np.float32(0.004) * np.float32(3e-4))), 0,
+               rng.integers(-(1 << 18), 1 << 18, 6).astype(np.int32))
+    sv = b.t((1, 6), "int8", 0.05, 4)
+    b.op("svdf", [xs, wf, wt, bias], sv, rank=2, activation="none", state_scale=0.004, state_zp=0)
+    sv16 = b.t((1, 6), "int16", 2.5e-4, 0)
+    b.op("quantize", [sv], sv16)
+    th = b.t((1, 6), "int16", 2.0**-15, 0)
+    b.op("tanh", [sv16], th)
+    return b.output(lg, sm, y, th)
+
+
+def first_invokes(buf: bytes, input_sets: list[list[np.ndarray]], n_outputs: int) -> list[list[np.ndarray]]:
+    """TFLM's outputs for each input set, the interpreter reset before each (SVDF's state 0)."""
+    from compiler.tflm import TflmModel
+
+    model = TflmModel(buf)
+    outs = []
+    for xs in input_sets:
+        model.interp.reset()
+        outs.append(model.invoke(*xs, n_outputs=n_outputs))
+    return outs
+
+
+def _check_first_invokes(g: Graph, buf: bytes, input_sets: list[list[np.ndarray]]) -> None:
+    from compiler import reference
+
+    for k, (xs, want) in enumerate(zip(input_sets, first_invokes(buf, input_sets, len(g.outputs)), strict=True)):
+        for name, w, r in zip(g.outputs, want, reference.run(g, xs), strict=True):
+            w = np.asarray(w).reshape(r.shape)
+            assert w.dtype == r.dtype and np.array_equal(w, r), f"set {k}, output {name}: tflm {w} ref {r}"
 
 
 @needs_tflm
 def test_lut16_graph_oracle() -> None:
-    oracle(lut16_graph(), n=4)
+    from tests.test_tflite_support import random_input
+
+    buf = write_tflite(lut16_graph())
+    g = parse_tflite(buf, name="lut16")
+    rng = np.random.default_rng(1)
+    _check_first_invokes(g, buf, [[random_input(g.t(n), rng) for n in g.inputs] for _ in range(4)])
 
 
 def test_lut16_graph_in_qemu(tmp_path) -> None:
-    """The graph above as firmware in QEMU: bit-exact with the reference (and the reference
-    with TFLM on the same inputs)."""
-    from tests.test_tflite_support import qemu_exact
+    """The graph above as firmware in QEMU (three invokes in one run: the SVDF state is zeroed
+    at each): bit-exact with the reference, and the reference with TFLM's first invoke on the
+    same inputs."""
+    from compiler.pipeline import CompileOptions, make_input_sets, run_model
+    from compiler.tflm import tflm_available
+    from tests.conftest import have_firmware_tools
 
-    report = qemu_exact(write_tflite(lut16_graph()), tmp_path)
-    assert len(report["model_outputs"]) == 3
+    why = have_firmware_tools()
+    if why is not None:
+        pytest.skip(why)
+    if not tflm_available():
+        pytest.skip("tflite-micro package not installed")
+    buf = write_tflite(lut16_graph())
+    path = tmp_path / "lut16.tflite"
+    path.write_bytes(buf)
+    report = run_model(path, tmp_path / "out", CompileOptions(board="stm32f405"), n_random=3)
+    assert report["bit_exact"], report
+    assert len(report["model_outputs"]) == 4
+    g = parse_tflite(buf, name="lut16")
+    _check_first_invokes(g, buf, [list(xs) for xs in make_input_sets(g, None, 3)])
 
 
 def _refused(kind: str, s_x: float, z_x: int, s_y: float, z_y: int, cls: type = ModelError, **attrs) -> str:
@@ -144,3 +198,77 @@ def test_int16_refusals_match_tflm() -> None:
     # beyond TFLM's DCHECK: a multiplier above 32767 would overflow its int32 product
     msg = _refused("logistic", 3.0, 0, 2.0**-15, 0)
     assert "overflows" in msg
+
+
+# -- SVDF ------------------------------------------------------------------------------------
+
+
+def svdf_graph(batches: int, n_in: int, units: int, rank: int, memory: int, z_x: int, z_st: int, z_y: int,
+               act: str = "none", seed: int = 0, s_st: float = 0.004) -> Graph:
+    """One int8 SVDF (int16 time weights and state) with random weights and bias."""
+    rng = np.random.default_rng(seed)
+    f = units * rank
+    b = G("svdf", seed)
+    x = b.input((batches, n_in), "int8", 0.03, z_x)
+    wf = b.t((f, n_in), "int8", 0.01, 0, rng.integers(-127, 128, (f, n_in)).astype(np.int8))
+    s_wt = 3e-4
+    wt = b.t((f, memory), "int16", s_wt, 0, rng.integers(-32767, 32768, (f, memory)).astype(np.int16))
+    bias_scale = float(np.float32(np.float32(s_st) * np.float32(s_wt)))
+    bias = b.t((units,), "int32", bias_scale, 0, rng.integers(-(1 << 20), 1 << 20, units).astype(np.int32))
+    y = b.t((batches, units), "int8", 0.5, z_y)
+    b.op("svdf", [x, wf, wt, bias], y, rank=rank, activation=act, state_scale=s_st, state_zp=z_st)
+    return b.output(y)
+
+
+SVDF_CASES = [(1, 16, 4, 1, 5, 0, 0, 0, "none"), (1, 10, 3, 2, 8, -5, 0, 7, "none"),
+              (2, 7, 5, 3, 1, 12, 0, -20, "none"), (1, 32, 8, 1, 10, 0, 3, -128, "relu"),
+              (3, 5, 2, 4, 3, -128, -7, 0, "relu"), (1, 40, 16, 2, 4, 3, 0, 2, "none")]
+
+
+@needs_tflm
+@pytest.mark.parametrize("batches,n_in,units,rank,memory,z_x,z_st,z_y,act", SVDF_CASES)
+def test_svdf(batches, n_in, units, rank, memory, z_x, z_st, z_y, act) -> None:
+    """int8 SVDF = TFLM's first invoke (state 0), over ranks 1-4, memory 1-10, batches 1-3 and
+    zero points (input, state, output); then four more invokes of the reference's svdf_step
+    chained on its state against TFLM's streaming (the state persists in TFLM)."""
+    from compiler import reference
+    from compiler.lower import lower
+    from compiler.tflm import TflmModel
+
+    for s_st in (0.004, 0.0005):
+        g = svdf_graph(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, seed=n_in + memory, s_st=s_st)
+        buf = write_tflite(g)
+        imported = parse_tflite(buf, name="svdf")
+        op = imported.ops[0]
+        p = lower(imported, op)
+        wf, wt, bias = (imported.t(n).data for n in op.inputs[1:4])
+        model = TflmModel(buf)
+        rng = np.random.default_rng(memory)
+        state = np.zeros((batches, units * rank * memory), np.int16)
+        outs = []
+        for k in range(5):
+            x = rng.integers(-128, 128, (batches, n_in)).astype(np.int8)
+            want = np.asarray(model.invoke(x)[0]).reshape(batches, units)
+            got, state = reference.svdf_step(p, x, wf, wt, bias, state)
+            assert np.array_equal(want, got), f"invoke {k}: tflm {want} ref {got}"
+            if k == 0:
+                assert np.array_equal(reference.run(imported, [x])[0], want)
+            outs.append(got)
+        assert len({o.tobytes() for o in outs}) > 1  # the outputs move (the test can fail)
+        if act == "relu" and z_y > -128:  # TFLM's integer SVDF applies no activation: neither do we
+            assert any((o < z_y).any() for o in outs)
+
+
+def test_svdf_refusals() -> None:
+    g = svdf_graph(1, 8, 2, 1, 3, 0, 0, 0)
+    g.ops[0].attrs["activation"] = "relu6"
+    with pytest.raises(ModelError, match=r"svdf.*relu6"):
+        parse_tflite(write_tflite(g), name="m")
+    g = svdf_graph(1, 8, 2, 1, 3, 0, 0, 0)
+    g.t(g.ops[0].inputs[3]).quant.scale[:] = 1.0  # bias scale != state x time scales (TFLM refuses)
+    with pytest.raises(ModelError, match="bias scale"):
+        parse_tflite(write_tflite(g), name="m")
+    g = svdf_graph(1, 8, 2, 1, 3, 0, 0, 0)
+    g.t(g.ops[0].inputs[2]).quant.zero_point[:] = 4  # a time-weights zero point (TFLM ignores it)
+    with pytest.raises(UnsupportedSchemeError, match="SVDF"):
+        parse_tflite(write_tflite(g), name="m")

@@ -169,13 +169,35 @@ class _Importer:
             )
         return Op("slice", node, ins[:1], outs, a)
 
+    def svdf(self, node: str, ins: list[str], outs: list[str], op: Any, o: Any) -> None:
+        """SVDF: x, weights_feature, weights_time, bias; the state (input 4, a variable tensor
+        TFLM requires) becomes the op's own (attrs state_scale/state_zp; compiler/reference.py)."""
+        g = self.graph
+        idx = int(op.InputsAsNumpy()[4])
+        st = g.t(ins[4])
+        f, m = g.t(ins[2]).shape if len(g.t(ins[2]).shape) == 2 else (0, 0)
+        if not self.sg.Tensors(idx).IsVariable() or st.quant is None or st.quant.per_channel:
+            raise ModelError(f"{self.source}: node {node} (SVDF): input 4 {ins[4]!r} must be a per-tensor "
+                             "quantized variable tensor (the activation state)")
+        if st.shape != (g.t(ins[0]).shape[0], f * m):
+            raise ModelError(f"{self.source}: node {node} (SVDF): state shape {st.shape} is not [batch, {f * m}]")
+        attrs = {"rank": int(o.Rank()) if o else 1, "activation": _act(o) if o else "none",
+                 "state_scale": float(st.quant.s), "state_zp": st.quant.zp}
+        g.add_op(Op("svdf", node, ins[:4], outs, attrs))
+        self.states.add(ins[4])
+
     # -- ops ------------------------------------------------------------------------------
     def run(self) -> Graph:
         g = self.graph
+        self.states: set[str] = set()
         for i in range(self.sg.OperatorsLength()):
             self.op(i, self.sg.Operators(i))
         g.inputs = [self.tensor(int(i)) for i in self.sg.InputsAsNumpy()]
         g.outputs = [self.tensor(int(i)) for i in self.sg.OutputsAsNumpy()]
+        for n in self.states:  # an SVDF state read or written by anything else is refused
+            if n in g.inputs or n in g.outputs or any(n in op.inputs or n in op.outputs for op in g.ops):
+                raise ModelError(f"{self.source}: SVDF state {n!r} is used outside its SVDF")
+            del g.tensors[n]
         g.verify()
         return g
 
@@ -367,6 +389,8 @@ class _Importer:
             if sorted(perm) != list(range(rank)):
                 raise ModelError(f"{self.source}: node {node} (TRANSPOSE): perm {perm} is not a permutation of {rank}")
             g.add_op(Op("transpose", node, ins[:1], outs, {"perm": perm}))
+        elif kind == "SVDF":
+            self.svdf(node, ins, outs, op, options(tflite.SVDFOptions))
         elif kind == "QUANTIZE":
             g.add_op(Op("quantize", node, ins, outs, {}))
         elif kind == "DEQUANTIZE":

@@ -29,7 +29,7 @@ from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError
 from compiler.frontend.tflite import same_pads
-from compiler.ir import Graph, Op, Tensor
+from compiler.ir import Graph, Op, QParams, Tensor
 
 
 class WriterError(ModelError):
@@ -98,6 +98,7 @@ class _Writer:
         self.index: dict[str, int] = {}
         self.opcodes: list[tuple[int, int]] = []  # (builtin code, version)
         self.opcode_index: dict[tuple[int, int], int] = {}
+        self.variables: set[str] = set()  # SVDF states: variable tensors
 
     # -- tables ---------------------------------------------------------------------------
     def tensor_index(self, name: str) -> int:
@@ -230,6 +231,8 @@ class _Writer:
         tflite.TensorAddName(b, name)
         if quant is not None:
             tflite.TensorAddQuantization(b, quant)
+        if t.name in self.variables:
+            tflite.TensorAddIsVariable(b, True)
         return tflite.TensorEnd(b)
 
     def operator_table(self, opcode: int, ins: list[int], outs: list[int], opt_type: int, opt: Any) -> int:
@@ -620,6 +623,23 @@ class _Writer:
                 return tflite.DequantizeOptionsEnd(b)
 
             return self.opcode(BO.DEQUANTIZE, 2), ins, outs, BOpt.DequantizeOptions, opt
+
+        if k == "svdf":  # the state: a variable tensor [batch, filters * memory] from the attrs
+            f, m = g.t(op.inputs[2]).shape
+            name = f"{op.name}_state"
+            self.index[name] = len(self.tensors)
+            self.tensors.append(Tensor(name, (x.shape[0], f * m), "int16",
+                                       QParams(np.float32(a["state_scale"]), int(a["state_zp"]))))
+            self.variables.add(name)
+            rank = int(a["rank"])
+
+            def opt(b: Any) -> int:
+                tflite.SVDFOptionsStart(b)
+                tflite.SVDFOptionsAddRank(b, rank)
+                tflite.SVDFOptionsAddFusedActivationFunction(b, act)
+                return tflite.SVDFOptionsEnd(b)
+
+            return self.opcode(BO.SVDF, 3), ins + [self.index[name]], outs, BOpt.SVDFOptions, opt
 
         raise WriterError(f"node {op.name}: op kind {k!r} has no TFLite writer")
 
