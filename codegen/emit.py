@@ -505,9 +505,11 @@ class _Emitter:
             return self._lut16(i, op)
         x = op.inputs[0]
         depth = self.g.t(x).shape[-1]
+        s16 = self.g.t(op.outputs[0]).dtype == "int16"  # int8 -> int16: mt_softmax_s8_s16
         return {
             "x": self.ptr(x),
-            "y": self.ptr(op.outputs[0]),
+            "y": f"(int16_t *)(void *)({self.ptr(op.outputs[0])})" if s16 else self.ptr(op.outputs[0]),
+            "fn": "mt_softmax_s8_s16" if s16 else "mt_softmax_s8",
             "rows": self.g.t(x).size // depth,
             "depth": depth,
             "q": lower(self.g, op),

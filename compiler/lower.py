@@ -109,7 +109,11 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
     elif k in ("logistic", "tanh", "softmax") and g.t(x).dtype == "int16":
         p.update(_lower_lut16(g, op))
     elif k == "softmax":
-        if _zp(g, y) != -128 or _scale(g, y) != np.float32(1.0 / 256):
+        if g.t(y).dtype == "int16":  # int8 -> int16 (TFLM softmax_common.cc: zero point -32768, 1/65536 +- 0.1 %)
+            if _zp(g, y) != -32768 or abs(float(np.float32(_scale(g, y))) - 1.0 / 65536) > 0.001 / 65536:
+                raise ModelError(f"node {op.name} (softmax): int16 output of an int8 input must have scale "
+                                 "1/65536, zero point -32768")
+        elif _zp(g, y) != -128 or _scale(g, y) != np.float32(1.0 / 256):
             raise ModelError(f"node {op.name} (softmax): int8 output must have scale 1/256, zero point -128")
         p["input_multiplier"], p["input_left_shift"], p["diff_min"] = Q.softmax_params(
             float(op.attrs.get("beta", 1.0)), _scale(g, x)

@@ -229,7 +229,9 @@ SUPPORT: dict[str, OpSupport] = {
             (_s("int8", "int8", [I8], [I8], kernels=("mt_softmax_s8",), note="output 1/256, zero point -128",
                 test=f"{T_OPS}::test_softmax"),
              _s("int16", "int16", [I16], [I16], kernels=("mt_softmax_s16",),
-                note="output 1/32768; TFLM's exp and 1/(1+x) LUTs", test=f"{T_LUT}::test_softmax_16"),),
+                note="output 1/32768; TFLM's exp and 1/(1+x) LUTs", test=f"{T_LUT}::test_softmax_16"),
+             _s("int8->int16", "int16", [I8], [Slot(("int16",))], kernels=("mt_softmax_s8_s16",),
+                note="output 1/65536, zero point -32768", test=f"{T_LUT}::test_softmax_8_16"),),
             "softmax",
         ),
         OpSupport(

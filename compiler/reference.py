@@ -284,10 +284,12 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
     sum_of_exps = np.where(valid, Q.rescale(e, 0, 12), 0).sum(axis=1, keepdims=True)
     sum_of_exps = Q.wrap32(sum_of_exps)
     shifted_scale, nbits = Q.get_reciprocal(sum_of_exps, 12)
-    exponent = nbits + 31 - 8
+    bits = 16 if g.t(op.outputs[0]).dtype == "int16" else 8  # int8 -> int16: 16 output bits, zero point -32768
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    exponent = nbits + 31 - bits
     unsat = Q.rdbypot(Q.srdhm(shifted_scale, e), exponent)
-    out = np.where(valid, np.clip(unsat - 128, -128, 127), -128)
-    return out.reshape(shape).astype(np.int8)
+    out = np.where(valid, np.clip(unsat + lo, lo, hi), lo)
+    return out.reshape(shape).astype(np.int16 if bits == 16 else np.int8)
 
 
 def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:

@@ -339,6 +339,9 @@ typedef struct {
 mt_status mt_logistic_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_tanh_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
 mt_status mt_softmax_s16(const mt_lut16_params *p, const int16_t *in, int32_t rows, int32_t depth, int16_t *out);
+/* SOFTMAX int8 -> int16 (output scale 1/65536, zero point -32768): mt_softmax_s8's arithmetic
+ * and parameters, 16 output bits. */
+mt_status mt_softmax_s8_s16(const mt_softmax_params *p, const int8_t *in, int32_t rows, int32_t depth, int16_t *out);
 
 /* SVDF, int8 input/output, int8 feature weights [units * rank][input_size], int16 time weights
  * [units * rank][memory], int32 bias [units] (or NULL), int16 state [batches][units * rank][memory]

@@ -102,6 +102,31 @@ def test_softmax_s16(lib) -> None:
         assert np.array_equal(y, want)
 
 
+class SoftmaxParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("input_multiplier", "input_left_shift", "diff_min")]
+
+
+def test_softmax_s8_s16(lib) -> None:
+    """mt_softmax_s8_s16 (int8 in, int16 out 1/65536 zero point -32768) equals the reference."""
+    rng = np.random.default_rng(4)
+    for case in range(N_CASES):
+        rows, depth = int(rng.integers(1, 5)), int(rng.integers(1, 70))
+        s_x, z_x = float(10.0 ** rng.uniform(-2.5, -0.3)), int(rng.integers(-128, 128))
+        g = Graph("sm")
+        g.add_tensor(Tensor("x", (rows, depth), "int8", QParams(np.float32(s_x), z_x)))
+        g.add_tensor(Tensor("y", (rows, depth), "int16", QParams(np.float32(1 / 65536), -32768)))
+        g.add_op(Op("softmax", "op", ["x"], ["y"], {"beta": float(rng.choice([1.0, 0.5]))}))
+        g.inputs, g.outputs = ["x"], ["y"]
+        x = rng.integers(-128, 128, (rows, depth)).astype(np.int8)
+        want = run(g, [x])[0]
+        q = lower(g, g.ops[0])
+        p = SoftmaxParams(q["input_multiplier"], q["input_left_shift"], q["diff_min"])
+        buf, out = guarded(x.size, "int16")
+        assert lib.mt_softmax_s8_s16(C.byref(p), x.ctypes.data_as(C.c_void_p), C.c_int32(rows), C.c_int32(depth),
+                                     out) == 0
+        assert np.array_equal(check_guard(buf, x.size).reshape(rows, depth), want), f"case {case}"
+
+
 class SvdfParams(C.Structure):
     _fields_ = [(n, C.c_int32) for n in ("batches", "input_size", "units", "rank", "memory", "input_zp", "state_zp",
                                           "output_zp", "multiplier1", "shift1", "multiplier2", "shift2")]

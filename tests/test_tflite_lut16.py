@@ -84,7 +84,7 @@ def test_softmax_16(shape, scale: float, beta: float) -> None:
 def lut16_graph() -> Graph:
     """int16 TANH (power-of-two input 2^-12) -> LOGISTIC (input 2^-15: multiplier path) and
     SOFTMAX (beta 1); LOGISTIC of the input (power of two); int8 in and out via QUANTIZE; and
-    an int8 SVDF on a second input, requantized to int16, into TANH."""
+    an int8 SVDF on a second input, requantized to int16, into TANH; SOFTMAX int8 -> int16."""
     b = G("lut16")
     x8 = b.input((1, 6, 24), "int8", 0.06, 3)
     x = b.t((1, 6, 24), "int16", 2.0**-12, 0)
@@ -112,7 +112,28 @@ def lut16_graph() -> Graph:
     b.op("quantize", [sv], sv16)
     th = b.t((1, 6), "int16", 2.0**-15, 0)
     b.op("tanh", [sv16], th)
-    return b.output(lg, sm, y, th)
+    s8 = b.t((1, 6, 24), "int16", 1 / 65536, -32768)  # SOFTMAX int8 -> int16
+    b.op("softmax", [x8], s8, beta=1.0)
+    return b.output(lg, sm, y, th, s8)
+
+
+@needs_tflm
+@pytest.mark.parametrize("shape,scale,zp,beta", [((1, 10), 0.05, 3, 1.0), ((2, 3, 17), 0.1, -128, 1.0),
+                                                 ((1, 4, 4, 8), 0.02, 0, 0.5), ((3, 1), 0.2, 10, 1.0),
+                                                 ((1, 100), 0.3, -5, 2.0)])
+def test_softmax_8_16(shape, scale: float, zp: int, beta: float) -> None:
+    """SOFTMAX int8 -> int16 (output 1/65536, zero point -32768): the int8 arithmetic, 16 bits."""
+    b = G("softmax8_16")
+    x = b.input(shape, "int8", scale, zp)
+    y = b.t(shape, "int16", 1 / 65536, -32768)
+    b.op("softmax", [x], y, beta=beta)
+    oracle(b.output(y), n=4, seed=len(shape))
+    b = G("softmax8_16_bad")  # any other int16 output quantization is refused (TFLM refuses it)
+    x = b.input(shape, "int8", scale, zp)
+    y = b.t(shape, "int16", 1 / 32768, 0)
+    b.op("softmax", [x], y, beta=beta)
+    with pytest.raises(ModelError, match="1/65536"):
+        parse_tflite(write_tflite(b.output(y)), name="m")
 
 
 def first_invokes(buf: bytes, input_sets: list[list[np.ndarray]], n_outputs: int) -> list[list[np.ndarray]]:
@@ -164,7 +185,7 @@ def test_lut16_graph_in_qemu(tmp_path) -> None:
     path.write_bytes(buf)
     report = run_model(path, tmp_path / "out", CompileOptions(board="stm32f405"), n_random=3)
     assert report["bit_exact"], report
-    assert len(report["model_outputs"]) == 4
+    assert len(report["model_outputs"]) == 5
     g = parse_tflite(buf, name="lut16")
     _check_first_invokes(g, buf, [list(xs) for xs in make_input_sets(g, None, 3)])
 

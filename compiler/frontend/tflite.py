@@ -413,7 +413,8 @@ class _Importer:
             raise ModelError(f"{self.source}: node {op.name} ({kind}): batch {shapes[0][0]} > 1 is not supported")
         if op.kind in self._RANK4_OPS and any(len(s) > 4 for s in shapes):
             raise ModelError(f"{self.source}: node {op.name} ({kind}): tensors of rank > 4 are not supported")
-        if op.kind in ("logistic", "tanh", "softmax") and g.t(op.inputs[0]).dtype == "int16" or op.kind == "svdf":
+        int16 = "int16" in (g.t(op.inputs[0]).dtype, g.t(op.outputs[0]).dtype)
+        if op.kind in ("logistic", "tanh", "softmax") and int16 or op.kind == "svdf":
             try:  # TFLM's Prepare checks (quantization the int16 / SVDF kernels refuse): at import
                 lower(g, op)
             except ModelError as e:
