@@ -181,7 +181,7 @@ class _Importer:
                              "quantized variable tensor (the activation state)")
         if st.shape != (g.t(ins[0]).shape[0], f * m):
             raise ModelError(f"{self.source}: node {node} (SVDF): state shape {st.shape} is not [batch, {f * m}]")
-        attrs = {"rank": int(o.Rank()) if o else 1, "activation": _act(o) if o else "none",
+        attrs = {"rank": int(o.Rank()) if o else 0, "activation": _act(o) if o else "none",  # no options: refused
                  "state_scale": float(st.quant.s), "state_zp": st.quant.zp}
         g.add_op(Op("svdf", node, ins[:4], outs, attrs))
         self.states.add(ins[4])
