@@ -544,11 +544,14 @@ class _Emitter:
         (reset_state 1), so each invoke equals TFLM's first (compiler/reference.py svdf)."""
         q = lower(self.g, op)
         x, wf, wt, b = op.inputs[:4]
+        s8 = q["state_dtype"] == "int8"  # int8 time weights and state: mt_svdf_state8_s8
         return {
+            "fn": "mt_svdf_state8_s8" if s8 else "mt_svdf_s8",
+            "st": "int8_t" if s8 else "int16_t",
             "x": self.ptr(x),
             "y": self.ptr(op.outputs[0]),
             "wf": self.const(wf, "int8_t"),
-            "wt": self.const(wt, "int16_t"),
+            "wt": self.const(wt, "int8_t" if s8 else "int16_t"),
             "b": self.const(b, "int32_t"),
             "state_size": q["batches"] * q["units"] * q["rank"] * q["memory"],
             "q": q,

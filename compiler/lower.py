@@ -373,7 +373,7 @@ def _lower_lut16(g: Graph, op: Op) -> dict[str, Any]:
 
 
 def _lower_svdf(g: Graph, op: Op) -> dict[str, Any]:
-    """TFLM svdf_common.cc PrepareSvdf for int8 input, int16 time weights and state:
+    """TFLM svdf_common.cc PrepareSvdf for int8 input, int16 (or int8) time weights and state:
     effective_scale_1 = s_x * s_wf / s_state and effective_scale_2 = s_state * s_wt / s_y (in
     float32, as TFLM multiplies the float scales) as QuantizeMultiplier pairs; the bias scale
     must be within 1e-5 of s_state * s_wt (TFLM's check). Shapes: x [B, I], weights_feature
@@ -399,7 +399,8 @@ def _lower_svdf(g: Graph, op: Op) -> dict[str, Any]:
     f32 = np.float32
     s_x, s_wf, s_wt, s_y = (f32(_scale(g, n)) for n in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
     s_st = f32(op.attrs["state_scale"])
-    if not (np.isfinite(s_st) and s_st > 0) or not -32768 <= int(op.attrs["state_zp"]) <= 32767:
+    info = np.iinfo(wt.dtype)  # the state has the time weights' dtype (int16 or int8: the two schemes)
+    if not (np.isfinite(s_st) and s_st > 0) or not info.min <= int(op.attrs["state_zp"]) <= info.max:
         raise ModelError(f"node {op.name} (svdf): state scale {float(s_st):g} / zero point {op.attrs['state_zp']}")
     s_b = float(f32(b.quant.scale[0])) if b.quant is not None else 0.0
     if abs(s_b - float(f32(s_st * s_wt))) >= 1e-5:
@@ -410,4 +411,6 @@ def _lower_svdf(g: Graph, op: Op) -> dict[str, Any]:
         "batches": batches, "input_size": n_in, "units": filters // rank, "rank": rank, "memory": memory,
         "input_zp": _zp(g, op.inputs[0]), "state_zp": int(op.attrs["state_zp"]), "output_zp": _zp(g, op.outputs[0]),
         "multiplier1": m1, "shift1": sh1, "multiplier2": m2, "shift2": sh2,
+        "state_dtype": wt.dtype,  # int8 state: reset to its zero point (TFLM ResetTensorData), int16: to 0
+        "state_reset": int(op.attrs["state_zp"]) if wt.dtype == "int8" else 0,
     }

@@ -419,7 +419,13 @@ SUPPORT: dict[str, OpSupport] = {
                  Slot(("int32",), quant="any", const=True), Slot(("int16",), const=False)], [I8],
                 kernels=("mt_svdf_s8",),
                 note="rank; bias required; TFLM ignores the fused activation (none/relu); the state is "
-                     "zeroed at every invoke (= TFLM's first invoke)", test=f"{T_LUT}::test_svdf"),),
+                     "zeroed at every invoke (= TFLM's first invoke)", test=f"{T_LUT}::test_svdf"),
+             _s("int8 (int8 time weights and state)", "int8",
+                [I8, Slot(("int8",), zp="zero", const=True), Slot(("int8",), zp="zero", const=True),
+                 Slot(("int32",), quant="any", const=True), Slot(("int8",), const=False)], [I8],
+                kernels=("mt_svdf_state8_s8",),
+                note="as above; the state set to its zero point at every invoke (TFLM's reset)",
+                test=f"{T_LUT}::test_svdf"),),
             "svdf",
         ),
     )

@@ -448,9 +448,10 @@ def slice_(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 def svdf_step(p: dict, x: np.ndarray, wf: np.ndarray, wt: np.ndarray, bias: np.ndarray | None,
               state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One invoke of TFLM's integer SVDF (svdf_common.cc EvalIntegerSvdfReference, int16 state):
-    x [B, I] int8, state [B, F * M] int16 -> (output [B, U] int8, the new state). Each filter's
-    memory row shifts left by one; its newest entry is state_zp + clamp16(MBQM1(sum (x - z_x) wf));
+    """One invoke of TFLM's integer SVDF (svdf_common.cc EvalIntegerSvdfReference<T>, T the state's
+    int16 or int8): x [B, I] int8, state [B, F * M] -> (output [B, U] int8, the new state). Each
+    filter's memory row shifts left by one; its newest entry is state_zp + clamp_T(MBQM1(sum
+    (x - z_x) wf)) wrapped to T;
     the time products sum (s - state_zp) wt per filter (int32, wrapping), `rank` filters and the
     bias per unit, then MBQM2 + z_y clamped to int8."""
     batches, units, rank, memory = p["batches"], p["units"], p["rank"], p["memory"]
@@ -458,20 +459,23 @@ def svdf_step(p: dict, x: np.ndarray, wf: np.ndarray, wt: np.ndarray, bias: np.n
     s = np.asarray(state, np.int64).reshape(batches, filters, memory)
     s = np.concatenate([s[:, :, 1:], np.zeros((batches, filters, 1), np.int64)], axis=2)
     dot = Q.wrap32((np.asarray(x, np.int64).reshape(batches, -1) - p["input_zp"]) @ np.asarray(wf, np.int64).T)
-    v = np.clip(Q.mbqm(dot, p["multiplier1"], p["shift1"]), -32768, 32767)
-    s[:, :, -1] = _wrap16(p["state_zp"] + v)
+    info = np.iinfo(p["state_dtype"])  # int16, or int8 (mt_svdf_state8_s8)
+    v = np.clip(Q.mbqm(dot, p["multiplier1"], p["shift1"]), info.min, info.max)
+    span = int(info.max) - int(info.min) + 1
+    s[:, :, -1] = (p["state_zp"] + v - int(info.min)) % span + int(info.min)  # stored wrapped to the state type
     t = Q.wrap32(((s - p["state_zp"]) * np.asarray(wt, np.int64)[None]).sum(axis=2))
     acc = t.reshape(batches, units, rank).sum(axis=2) + (0 if bias is None else np.asarray(bias, np.int64))
     y = np.clip(Q.mbqm(Q.wrap32(acc), p["multiplier2"], p["shift2"]) + p["output_zp"], -128, 127)
-    return y.astype(np.int8), s.reshape(batches, filters * memory).astype(np.int16)
+    return y.astype(np.int8), s.reshape(batches, filters * memory).astype(p["state_dtype"])
 
 
 def svdf(g: Graph, op: Op, env: Env) -> np.ndarray:
-    """TFLite SVDF (int8, int16 state) as TFLM's first invoke: the state starts at 0 (TFLM resets
-    an int16 variable tensor to 0), which is what the generated code does on every invoke."""
+    """TFLite SVDF (int8, int16 or int8 state) as TFLM's first invoke: the state starts as TFLM
+    resets it (int16: 0, int8: its zero point), which is what the generated code does on every
+    invoke."""
     p = lower(g, op)
     wf, wt, b = (_in(g, env, n) for n in op.inputs[1:4])
-    state = np.zeros((p["batches"], p["units"] * p["rank"] * p["memory"]), np.int16)
+    state = np.full((p["batches"], p["units"] * p["rank"] * p["memory"]), p["state_reset"], p["state_dtype"])
     return svdf_step(p, _in(g, env, op.inputs[0]), wf, wt, b, state)[0]
 
 

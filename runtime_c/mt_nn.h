@@ -354,6 +354,10 @@ typedef struct {
 } mt_svdf_params;
 mt_status mt_svdf_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,
                      const int16_t *weights_time, const int32_t *bias, int16_t *state, int32_t reset_state, int8_t *out);
+/* The same with int8 time weights and an int8 state (reset to state_zp, as TFLM resets it). */
+mt_status mt_svdf_state8_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,
+                            const int8_t *weights_time, const int32_t *bias, int8_t *state, int32_t reset_state,
+                            int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -132,36 +132,39 @@ class SvdfParams(C.Structure):
                                           "output_zp", "multiplier1", "shift1", "multiplier2", "shift2")]
 
 
-def test_svdf_s8(lib) -> None:
-    """mt_svdf_s8 against compiler.reference.svdf_step: with reset_state (what the generated
-    code passes: every call = TFLM's first invoke) and streaming over several calls."""
+@pytest.mark.parametrize("dtype", ["int16", "int8"])
+def test_svdf_s8(lib, dtype: str) -> None:
+    """mt_svdf_s8 / mt_svdf_state8_s8 against compiler.reference.svdf_step: with reset_state
+    (what the generated code passes: every call = TFLM's first invoke) and streaming."""
     from compiler.reference import svdf_step
     from tests.test_tflite_lut16 import SVDF_CASES, svdf_graph
 
+    fn = lib.mt_svdf_s8 if dtype == "int16" else lib.mt_svdf_state8_s8
     for case in SVDF_CASES[: max(2, N_CASES)]:
         batches, n_in, units, rank, memory, z_x, z_st, z_y, act = case
-        g = svdf_graph(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, seed=n_in)
+        s_st = 0.004 if dtype == "int16" else 1.0
+        g = svdf_graph(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, n_in, s_st, dtype)
         op = g.ops[0]
         q = lower(g, op)
         p = SvdfParams(*(q[n] for n, _ in SvdfParams._fields_))
         wf, wt, bias = (np.ascontiguousarray(g.t(n).data) for n in op.inputs[1:4])
         rng = np.random.default_rng(memory)
-        state_ref = np.zeros((batches, units * rank * memory), np.int16)
-        sbuf, sptr = guarded(state_ref.size, "int16")
+        state_ref = np.full((batches, units * rank * memory), q["state_reset"], dtype)
+        sbuf, sptr = guarded(state_ref.size, dtype)
         for k in range(4):
             x = rng.integers(-128, 128, (batches, n_in)).astype(np.int8)
             want, state_ref = svdf_step(q, x, wf, wt, bias, state_ref)
             buf, out = guarded(batches * units, "int8")
             args = [C.byref(p), x.ctypes.data_as(C.c_void_p), wf.ctypes.data_as(C.c_void_p),
                     wt.ctypes.data_as(C.c_void_p), bias.ctypes.data_as(C.c_void_p), sptr]
-            assert lib.mt_svdf_s8(*args, C.c_int32(1 if k == 0 else 0), out) == 0
+            assert fn(*args, C.c_int32(1 if k == 0 else 0), out) == 0
             assert np.array_equal(check_guard(buf, batches * units).reshape(batches, units), want), f"{case} call {k}"
             assert np.array_equal(check_guard(sbuf, state_ref.size), state_ref.reshape(-1))
             if k == 0:
                 assert np.array_equal(want, run(g, [x])[0])
         # reset_state 1 on a used state: the first invoke again
         buf, out = guarded(batches * units, "int8")
-        assert lib.mt_svdf_s8(*args, C.c_int32(1), out) == 0
+        assert fn(*args, C.c_int32(1), out) == 0
         assert np.array_equal(check_guard(buf, batches * units).reshape(batches, units), run(g, [x])[0])
 
 

@@ -84,7 +84,8 @@ def test_softmax_16(shape, scale: float, beta: float) -> None:
 def lut16_graph() -> Graph:
     """int16 TANH (power-of-two input 2^-12) -> LOGISTIC (input 2^-15: multiplier path) and
     SOFTMAX (beta 1); LOGISTIC of the input (power of two); int8 in and out via QUANTIZE; and
-    an int8 SVDF on a second input, requantized to int16, into TANH; SOFTMAX int8 -> int16."""
+    an int8 SVDF on a second input, requantized to int16, into TANH; SOFTMAX int8 -> int16; an
+    SVDF with int8 time weights and state (zero point -3) on the second input."""
     b = G("lut16")
     x8 = b.input((1, 6, 24), "int8", 0.06, 3)
     x = b.t((1, 6, 24), "int16", 2.0**-12, 0)
@@ -114,7 +115,13 @@ def lut16_graph() -> Graph:
     b.op("tanh", [sv16], th)
     s8 = b.t((1, 6, 24), "int16", 1 / 65536, -32768)  # SOFTMAX int8 -> int16
     b.op("softmax", [x8], s8, beta=1.0)
-    return b.output(lg, sm, y, th, s8)
+    wt8 = b.t((5, 3), "int8", 0.002, 0, rng.integers(-127, 128, (5, 3)).astype(np.int8))  # SVDF, int8 state
+    wf8 = b.t((5, 20), "int8", 0.01, 0, rng.integers(-127, 128, (5, 20)).astype(np.int8))
+    bias8 = b.t((5,), "int32", float(np.float32(np.float32(1.0) * np.float32(0.002))), 0,
+                rng.integers(-1000, 1000, 5).astype(np.int32))
+    sv8 = b.t((1, 5), "int8", 0.3, -2)
+    b.op("svdf", [xs, wf8, wt8, bias8], sv8, rank=1, activation="relu", state_scale=1.0, state_zp=-3)
+    return b.output(lg, sm, y, th, s8, sv8)
 
 
 @needs_tflm
@@ -185,7 +192,7 @@ def test_lut16_graph_in_qemu(tmp_path) -> None:
     path.write_bytes(buf)
     report = run_model(path, tmp_path / "out", CompileOptions(board="stm32f405"), n_random=3)
     assert report["bit_exact"], report
-    assert len(report["model_outputs"]) == 5
+    assert len(report["model_outputs"]) == 6
     g = parse_tflite(buf, name="lut16")
     _check_first_invokes(g, buf, [list(xs) for xs in make_input_sets(g, None, 3)])
 
@@ -230,17 +237,19 @@ def test_int16_refusals_match_tflm() -> None:
 
 
 def svdf_graph(batches: int, n_in: int, units: int, rank: int, memory: int, z_x: int, z_st: int, z_y: int,
-               act: str = "none", seed: int = 0, s_st: float = 0.004) -> Graph:
-    """One int8 SVDF (int16 time weights and state) with random weights and bias."""
+               act: str = "none", seed: int = 0, s_st: float = 0.004, dtype: str = "int16") -> Graph:
+    """One int8 SVDF (`dtype` time weights and state) with random weights and bias."""
     rng = np.random.default_rng(seed)
     f = units * rank
     b = G("svdf", seed)
     x = b.input((batches, n_in), "int8", 0.03, z_x)
     wf = b.t((f, n_in), "int8", 0.01, 0, rng.integers(-127, 128, (f, n_in)).astype(np.int8))
-    s_wt = 3e-4
-    wt = b.t((f, memory), "int16", s_wt, 0, rng.integers(-32767, 32768, (f, memory)).astype(np.int16))
+    s_wt = 3e-4 if dtype == "int16" else 0.002
+    lo, hi = (-32767, 32768) if dtype == "int16" else (-127, 128)
+    wt = b.t((f, memory), dtype, s_wt, 0, rng.integers(lo, hi, (f, memory)).astype(dtype))
     bias_scale = float(np.float32(np.float32(s_st) * np.float32(s_wt)))
-    bias = b.t((units,), "int32", bias_scale, 0, rng.integers(-(1 << 20), 1 << 20, units).astype(np.int32))
+    hi = 1 << (20 if dtype == "int16" else 10)  # a bias of a few output steps
+    bias = b.t((units,), "int32", bias_scale, 0, rng.integers(-hi, hi, units).astype(np.int32))
     y = b.t((batches, units), "int8", 0.5, z_y)
     b.op("svdf", [x, wf, wt, bias], y, rank=rank, activation=act, state_scale=s_st, state_zp=z_st)
     return b.output(y)
@@ -252,17 +261,20 @@ SVDF_CASES = [(1, 16, 4, 1, 5, 0, 0, 0, "none"), (1, 10, 3, 2, 8, -5, 0, 7, "non
 
 
 @needs_tflm
+@pytest.mark.parametrize("dtype", ["int16", "int8"])
 @pytest.mark.parametrize("batches,n_in,units,rank,memory,z_x,z_st,z_y,act", SVDF_CASES)
-def test_svdf(batches, n_in, units, rank, memory, z_x, z_st, z_y, act) -> None:
-    """int8 SVDF = TFLM's first invoke (state 0), over ranks 1-4, memory 1-10, batches 1-3 and
-    zero points (input, state, output); then four more invokes of the reference's svdf_step
-    chained on its state against TFLM's streaming (the state persists in TFLM)."""
+def test_svdf(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, dtype: str) -> None:
+    """int8 SVDF with int16 or int8 time weights and state = TFLM's first invoke (the state as
+    TFLM resets it: 0, or the zero point for int8), over ranks 1-4, memory 1-10, batches 1-3
+    and zero points (input, state, output); then four more invokes of the reference's
+    svdf_step chained on its state against TFLM's streaming (the state persists in TFLM)."""
     from compiler import reference
     from compiler.lower import lower
     from compiler.tflm import TflmModel
 
     for s_st in (0.004, 0.0005):
-        g = svdf_graph(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, seed=n_in + memory, s_st=s_st)
+        s_st = s_st if dtype == "int16" else s_st * 256
+        g = svdf_graph(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, n_in + memory, s_st, dtype)
         buf = write_tflite(g)
         imported = parse_tflite(buf, name="svdf")
         op = imported.ops[0]
@@ -270,7 +282,7 @@ def test_svdf(batches, n_in, units, rank, memory, z_x, z_st, z_y, act) -> None:
         wf, wt, bias = (imported.t(n).data for n in op.inputs[1:4])
         model = TflmModel(buf)
         rng = np.random.default_rng(memory)
-        state = np.zeros((batches, units * rank * memory), np.int16)
+        state = np.full((batches, units * rank * memory), p["state_reset"], dtype)
         outs = []
         for k in range(5):
             x = rng.integers(-128, 128, (batches, n_in)).astype(np.int8)

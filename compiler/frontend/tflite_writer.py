@@ -628,7 +628,7 @@ class _Writer:
             f, m = g.t(op.inputs[2]).shape
             name = f"{op.name}_state"
             self.index[name] = len(self.tensors)
-            self.tensors.append(Tensor(name, (x.shape[0], f * m), "int16",
+            self.tensors.append(Tensor(name, (x.shape[0], f * m), g.t(op.inputs[2]).dtype,
                                        QParams(np.float32(a["state_scale"]), int(a["state_zp"]))))
             self.variables.add(name)
             rank = int(a["rank"])
