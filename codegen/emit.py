@@ -501,11 +501,15 @@ class _Emitter:
         return {"y": f"((int8_t *)(void *)({self.ptr(y)}))" if es == 2 else self.ptr(y), "parts": parts}
 
     def op_softmax(self, i: int, op: Op) -> dict[str, Any]:
+        if self.g.t(op.inputs[0]).dtype == "int16":
+            return self._lut16(i, op)
         x = op.inputs[0]
         depth = self.g.t(x).shape[-1]
+        s16 = self.g.t(op.outputs[0]).dtype == "int16"  # int8 -> int16: mt_softmax_s8_s16
         return {
             "x": self.ptr(x),
-            "y": self.ptr(op.outputs[0]),
+            "y": f"(int16_t *)(void *)({self.ptr(op.outputs[0])})" if s16 else self.ptr(op.outputs[0]),
+            "fn": "mt_softmax_s8_s16" if s16 else "mt_softmax_s8",
             "rows": self.g.t(x).size // depth,
             "depth": depth,
             "q": lower(self.g, op),
@@ -519,11 +523,39 @@ class _Emitter:
             "q": lower(self.g, op),
         }
 
-    op_logistic = _unary
-    op_tanh = _unary
+    def op_logistic(self, i: int, op: Op) -> dict[str, Any]:
+        return self._lut16(i, op) if self.g.t(op.inputs[0]).dtype == "int16" else self._unary(i, op)
+
+    def op_tanh(self, i: int, op: Op) -> dict[str, Any]:
+        return self._lut16(i, op) if self.g.t(op.inputs[0]).dtype == "int16" else self._unary(i, op)
+
+    def _lut16(self, i: int, op: Op) -> dict[str, Any]:
+        """int16 LOGISTIC / TANH / SOFTMAX: mt_<op>_s16 with TFLM's tables (runtime_c/mt_lut16.h)."""
+        ctx = {**self._unary(i, op), "template": "lut16", "fn": f"mt_{op.kind}_s16", "softmax": op.kind == "softmax"}
+        if op.kind == "softmax":
+            ctx.update({"rows": ctx["q"]["rows"], "depth": ctx["q"]["depth"]})
+        return ctx
     op_hard_swish = _unary
     def op_relu(self, i: int, op: Op) -> dict[str, Any]:
         return {**self._unary(i, op), "s16": self.g.t(op.inputs[0]).dtype == "int16"}
+
+    def op_svdf(self, i: int, op: Op) -> dict[str, Any]:
+        """mt_svdf_s8; its int16 state is a static array of model.c, zeroed at every invoke
+        (reset_state 1), so each invoke equals TFLM's first (compiler/reference.py svdf)."""
+        q = lower(self.g, op)
+        x, wf, wt, b = op.inputs[:4]
+        s8 = q["state_dtype"] == "int8"  # int8 time weights and state: mt_svdf_state8_s8
+        return {
+            "fn": "mt_svdf_state8_s8" if s8 else "mt_svdf_s8",
+            "st": "int8_t" if s8 else "int16_t",
+            "x": self.ptr(x),
+            "y": self.ptr(op.outputs[0]),
+            "wf": self.const(wf, "int8_t"),
+            "wt": self.const(wt, "int8_t" if s8 else "int16_t"),
+            "b": self.const(b, "int32_t"),
+            "state_size": q["batches"] * q["units"] * q["rank"] * q["memory"],
+            "q": q,
+        }
 
     def op_quantize(self, i: int, op: Op) -> dict[str, Any]:
         ctx = self._unary(i, op)

@@ -73,6 +73,9 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "elu": (),  # int8: a 256-entry table of TFLite-Micro's float32 exp(x) - 1 (x < 0), x (x >= 0)
     "rsqrt": (),  # int8: 1/sqrt(x) by gemmlowp's Newton-Raphson inverse square root; x < z_x fails invoke
     "l2_norm": (),  # int8: x / ||x||_2 over the last axis, output in 1/128 units (zero point 0)
+    # TFLite SVDF int8: inputs x [B, I], weights_feature [F, I] int8, weights_time [F, M] int16,
+    # bias [F / rank] int32; the int16 state [B, F * M] is the op's own (compiler/reference.py svdf)
+    "svdf": ("rank", "activation", "state_scale", "state_zp"),
 }
 
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -278,6 +281,9 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.kind == "lstm":  # 4 gates, each an input and a recurrent FC per output element
         w, r = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[5]]
         return 4 * out.size * (w.shape[1] + r.shape[1])
+    if op.kind == "svdf":  # the feature and the time products
+        b, f_i, f_m = out.shape[0], graph.tensors[op.inputs[1]].shape, graph.tensors[op.inputs[2]].shape
+        return b * (f_i[0] * f_i[1] + f_m[0] * f_m[1])
     return 0
 
 

@@ -105,8 +105,16 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
                     f"node {op.name} (concat): inputs with quantization different from the output "
                     "are not supported (TFLite-Micro requires them equal)"
                 )
+    elif k == "svdf":
+        p.update(_lower_svdf(g, op))
+    elif k in ("logistic", "tanh", "softmax") and g.t(x).dtype == "int16":
+        p.update(_lower_lut16(g, op))
     elif k == "softmax":
-        if _zp(g, y) != -128 or _scale(g, y) != np.float32(1.0 / 256):
+        if g.t(y).dtype == "int16":  # int8 -> int16 (TFLM softmax_common.cc: zero point -32768, 1/65536 +- 0.1 %)
+            if _zp(g, y) != -32768 or abs(float(np.float32(_scale(g, y))) - 1.0 / 65536) > 0.001 / 65536:
+                raise ModelError(f"node {op.name} (softmax): int16 output of an int8 input must have scale "
+                                 "1/65536, zero point -32768")
+        elif _zp(g, y) != -128 or _scale(g, y) != np.float32(1.0 / 256):
             raise ModelError(f"node {op.name} (softmax): int8 output must have scale 1/256, zero point -128")
         p["input_multiplier"], p["input_left_shift"], p["diff_min"] = Q.softmax_params(
             float(op.attrs.get("beta", 1.0)), _scale(g, x)
@@ -457,3 +465,79 @@ def rsqrt_values(q: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     data = Q.mbqm(1, m, s + 20)
     out = np.clip(Q.mbqm(data, p["multiplier"], p["shift"] - 20) + p["output_zp"], p["qmin"], p["qmax"])
     return np.where(v == 0, p["qmax"], out)
+# -- int16 LOGISTIC / TANH / SOFTMAX (compiler/lut16.py holds the arithmetic and tables) ---------
+
+
+def _lower_lut16(g: Graph, op: Op) -> dict[str, Any]:
+    """TFLM's int16 Prepare of LOGISTIC/TANH (input_multiplier, input_left_shift; multiplier 0
+    = the power-of-two scale) and SOFTMAX (input_multiplier, input_left_shift of
+    s_x * beta / (10/65535)). Refused (ModelError) where TFLM's Prepare fails: zero points
+    other than 0, an output scale that is not 2^-15 (LOGISTIC/TANH, CheckedLog2) or not
+    1/32768 within 0.1 % (SOFTMAX); and where its int32 arithmetic would overflow (a
+    LOGISTIC/TANH multiplier above 32767, i.e. input scale > 2.67; a SOFTMAX row deeper than
+    65535)."""
+    from compiler import lut16
+
+    x, y = op.inputs[0], op.outputs[0]
+    if _zp(g, x) != 0 or _zp(g, y) != 0 or g.t(y).dtype != "int16":
+        raise ModelError(f"node {op.name} ({op.kind}): int16 input and output need zero point 0")
+    s_x, s_y = _scale(g, x), _scale(g, y)
+    if op.kind == "softmax":
+        if abs(float(np.float32(s_y)) - 1.0 / 32768) > 0.001 / 32768:
+            raise ModelError(f"node {op.name} (softmax): int16 output scale {s_y:g} must be 1/32768")
+        depth = g.t(x).shape[-1]
+        if depth > 65535:
+            raise ModelError(f"node {op.name} (softmax): int16 rows of {depth} > 65535 values overflow int32")
+        m, sh = lut16.softmax16_params(s_x, float(op.attrs.get("beta", 1.0)))
+        return {"input_multiplier": m, "input_left_shift": sh, "depth": depth, "rows": g.t(x).size // depth}
+    pot, log2 = lut16.checked_log2(s_y)
+    if not pot or log2 != -15:
+        raise ModelError(f"node {op.name} ({op.kind}): int16 output scale {s_y:g} must be 2^-15")
+    m, sh = lut16.sigmoid16_params(op.kind, s_x)
+    if m > 32767:
+        raise ModelError(f"node {op.name} ({op.kind}): int16 input scale {s_x:g} > 2.67 overflows TFLM's kernel")
+    return {"input_multiplier": m, "input_left_shift": sh}
+
+
+def _lower_svdf(g: Graph, op: Op) -> dict[str, Any]:
+    """TFLM svdf_common.cc PrepareSvdf for int8 input, int16 (or int8) time weights and state:
+    effective_scale_1 = s_x * s_wf / s_state and effective_scale_2 = s_state * s_wt / s_y (in
+    float32, as TFLM multiplies the float scales) as QuantizeMultiplier pairs; the bias scale
+    must be within 1e-5 of s_state * s_wt (TFLM's check). Shapes: x [B, I], weights_feature
+    [F, I], weights_time [F, M], bias [F / rank], output [B, F / rank]. The fused activation is
+    not applied: TFLM's integer SVDF ignores it (only "none" and "relu" are accepted)."""
+    x, wf, wt, b = (g.t(n) for n in op.inputs[:4])
+    y = g.t(op.outputs[0])
+    rank = int(op.attrs["rank"])
+    if len(x.shape) != 2 or len(wf.shape) != 2 or len(wt.shape) != 2 or len(y.shape) != 2:
+        raise ModelError(f"node {op.name} (svdf): input, weights and output must be 2-D")
+    (batches, n_in), (filters, wf_in), (wt_f, memory) = x.shape, wf.shape, wt.shape
+    if rank < 1 or filters % rank or wf_in != n_in or wt_f != filters or y.shape != (batches, filters // rank):
+        raise ModelError(
+            f"node {op.name} (svdf): shapes x {x.shape}, weights_feature {wf.shape}, weights_time {wt.shape}, "
+            f"output {y.shape} and rank {rank} do not fit together"
+        )
+    if b.shape != (filters // rank,):
+        raise ModelError(f"node {op.name} (svdf): bias shape {b.shape}, expected ({filters // rank},)")
+    if op.attrs.get("activation", "none") not in ("none", "relu"):
+        raise ModelError(f"node {op.name} (svdf): fused activation {op.attrs['activation']!r}; supported: none, relu")
+    if n_in > 65536:
+        raise ModelError(f"node {op.name} (svdf): input size {n_in} > 65536 may overflow TFLM's int32 sums")
+    f32 = np.float32
+    s_x, s_wf, s_wt, s_y = (f32(_scale(g, n)) for n in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
+    s_st = f32(op.attrs["state_scale"])
+    info = np.iinfo(wt.dtype)  # the state has the time weights' dtype (int16 or int8: the two schemes)
+    if not (np.isfinite(s_st) and s_st > 0) or not info.min <= int(op.attrs["state_zp"]) <= info.max:
+        raise ModelError(f"node {op.name} (svdf): state scale {float(s_st):g} / zero point {op.attrs['state_zp']}")
+    s_b = float(f32(b.quant.scale[0])) if b.quant is not None else 0.0
+    if abs(s_b - float(f32(s_st * s_wt))) >= 1e-5:
+        raise ModelError(f"node {op.name} (svdf): bias scale {s_b:g} must equal state scale x time-weights scale")
+    m1, sh1 = Q.quantize_multiplier(float(f32(f32(s_x * s_wf) / s_st)))
+    m2, sh2 = Q.quantize_multiplier(float(f32(f32(s_st * s_wt) / s_y)))
+    return {
+        "batches": batches, "input_size": n_in, "units": filters // rank, "rank": rank, "memory": memory,
+        "input_zp": _zp(g, op.inputs[0]), "state_zp": int(op.attrs["state_zp"]), "output_zp": _zp(g, op.outputs[0]),
+        "multiplier1": m1, "shift1": sh1, "multiplier2": m2, "shift2": sh2,
+        "state_dtype": wt.dtype,  # int8 state: reset to its zero point (TFLM ResetTensorData), int16: to 0
+        "state_reset": int(op.attrs["state_zp"]) if wt.dtype == "int8" else 0,
+    }

@@ -113,6 +113,7 @@ W8_PT = Slot(("int8",), zp="zero", const=True)  # per-tensor symmetric weights
 T_OPS = "tests/test_tflm_ops.py"
 T_TFL = "tests/test_tflite_support.py"
 T_EW = "tests/test_tflite_elementwise.py"
+T_LUT = "tests/test_tflite_lut16.py"
 
 
 def _s(name: str, family: str, ins: Sequence[Slot], outs: Sequence[Slot], **kw: object) -> Scheme:
@@ -235,13 +236,20 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "SOFTMAX",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_softmax_s8",), note="output 1/256, zero point -128",
-                test=f"{T_OPS}::test_softmax"),),
+                test=f"{T_OPS}::test_softmax"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_softmax_s16",),
+                note="output 1/32768; TFLM's exp and 1/(1+x) LUTs", test=f"{T_LUT}::test_softmax_16"),
+             _s("int8->int16", "int16", [I8], [Slot(("int16",))], kernels=("mt_softmax_s8_s16",),
+                note="output 1/65536, zero point -32768", test=f"{T_LUT}::test_softmax_8_16"),),
             "softmax",
         ),
         OpSupport(
             "LOGISTIC",
             (_s("int8", "int8", [I8], [I8], kernels=("mt_logistic_s8",), note="output zero point -128",
-                test=f"{T_OPS}::test_activation"),),
+                test=f"{T_OPS}::test_activation"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_logistic_s16",),
+                note="output 2^-15; any input scale <= 2.67 (power of two or not)",
+                test=f"{T_LUT}::test_logistic_tanh_16"),),
             "logistic",
         ),
         OpSupport(
@@ -253,7 +261,10 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "TANH",
             (_s("int8", "int8", [I8], [I8_ZP0], kernels=("mt_tanh_s8",), note="output zero point 0",
-                test=f"{T_TFL}::test_tanh"),),
+                test=f"{T_TFL}::test_tanh"),
+             _s("int16", "int16", [I16], [I16], kernels=("mt_tanh_s16",),
+                note="output 2^-15; any input scale <= 2.67 (power of two or not)",
+                test=f"{T_LUT}::test_logistic_tanh_16"),),
             "tanh",
         ),
         OpSupport(
@@ -467,6 +478,22 @@ SUPPORT: dict[str, OpSupport] = {
             "EXP",
             (),
             refused="TFLite-Micro's EXP computes float32 only (exp.cc), so no quantized oracle exists",
+        ),
+        OpSupport(
+            "SVDF",
+            (_s("int8 (int16 time weights and state)", "int8",
+                [I8, Slot(("int8",), zp="zero", const=True), Slot(("int16",), zp="zero", const=True),
+                 Slot(("int32",), quant="any", const=True), Slot(("int16",), const=False)], [I8],
+                kernels=("mt_svdf_s8",),
+                note="rank; bias required; TFLM ignores the fused activation (none/relu); the state is "
+                     "zeroed at every invoke (= TFLM's first invoke)", test=f"{T_LUT}::test_svdf"),
+             _s("int8 (int8 time weights and state)", "int8",
+                [I8, Slot(("int8",), zp="zero", const=True), Slot(("int8",), zp="zero", const=True),
+                 Slot(("int32",), quant="any", const=True), Slot(("int8",), const=False)], [I8],
+                kernels=("mt_svdf_state8_s8",),
+                note="as above; the state set to its zero point at every invoke (TFLM's reset)",
+                test=f"{T_LUT}::test_svdf"),),
+            "svdf",
         ),
     )
 }

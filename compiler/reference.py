@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from compiler import lut16
 from compiler import quant as Q
 from compiler.errors import ModelError
 from compiler.ir import Graph, Op
@@ -273,6 +274,8 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     shape = x.shape
+    if g.t(op.inputs[0]).dtype == "int16":  # TFLM SoftmaxInt16: exp and 1/(1+x) LUTs (compiler/lut16.py)
+        return lut16.softmax16_rows(x.reshape(-1, shape[-1]), p["input_multiplier"], p["input_left_shift"])
     x = x.reshape(-1, shape[-1])
     diff = x - x.max(axis=1, keepdims=True)
     valid = diff >= p["diff_min"]
@@ -281,14 +284,18 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
     sum_of_exps = np.where(valid, Q.rescale(e, 0, 12), 0).sum(axis=1, keepdims=True)
     sum_of_exps = Q.wrap32(sum_of_exps)
     shifted_scale, nbits = Q.get_reciprocal(sum_of_exps, 12)
-    exponent = nbits + 31 - 8
+    bits = 16 if g.t(op.outputs[0]).dtype == "int16" else 8  # int8 -> int16: 16 output bits, zero point -32768
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    exponent = nbits + 31 - bits
     unsat = Q.rdbypot(Q.srdhm(shifted_scale, e), exponent)
-    out = np.where(valid, np.clip(unsat - 128, -128, 127), -128)
-    return out.reshape(shape).astype(np.int8)
+    out = np.where(valid, np.clip(unsat + lo, lo, hi), lo)
+    return out.reshape(shape).astype(np.int16 if bits == 16 else np.int8)
 
 
 def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
+    if g.t(op.inputs[0]).dtype == "int16":  # TFLM's int16 sigmoid table (compiler/lut16.py)
+        return lut16.logistic16(_in(g, env, op.inputs[0]), p["input_multiplier"], p["input_left_shift"])
     x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
     r = p["input_range_radius"]
     q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])
@@ -302,6 +309,8 @@ def tanh(g: Graph, op: Op, env: Env) -> np.ndarray:
     """TFLite reference_integer_ops::Tanh (int8): saturate beyond the radius, else gemmlowp tanh
     of the Q4.27 input, rounded to Q0.7."""
     p = lower(g, op)
+    if g.t(op.inputs[0]).dtype == "int16":  # tanh(x) = 2 sigmoid(2x) - 1 on the table (compiler/lut16.py)
+        return lut16.tanh16(_in(g, env, op.inputs[0]), p["input_multiplier"], p["input_left_shift"])
     x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
     r = p["input_range_radius"]
     q4 = Q.mbqm(x, p["input_multiplier"], p["input_left_shift"])
@@ -442,6 +451,37 @@ def lstm(g: Graph, op: Op, env: Env) -> np.ndarray:
     from compiler.lstm import run_lstm
 
     return run_lstm(_in(g, env, op.inputs[0]), [_in(g, env, n) for n in op.inputs[1:9]], lower(g, op))
+def svdf_step(p: dict, x: np.ndarray, wf: np.ndarray, wt: np.ndarray, bias: np.ndarray | None,
+              state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One invoke of TFLM's integer SVDF (svdf_common.cc EvalIntegerSvdfReference<T>, T the state's
+    int16 or int8): x [B, I] int8, state [B, F * M] -> (output [B, U] int8, the new state). Each
+    filter's memory row shifts left by one; its newest entry is state_zp + clamp_T(MBQM1(sum
+    (x - z_x) wf)) wrapped to T;
+    the time products sum (s - state_zp) wt per filter (int32, wrapping), `rank` filters and the
+    bias per unit, then MBQM2 + z_y clamped to int8."""
+    batches, units, rank, memory = p["batches"], p["units"], p["rank"], p["memory"]
+    filters = units * rank
+    s = np.asarray(state, np.int64).reshape(batches, filters, memory)
+    s = np.concatenate([s[:, :, 1:], np.zeros((batches, filters, 1), np.int64)], axis=2)
+    dot = Q.wrap32((np.asarray(x, np.int64).reshape(batches, -1) - p["input_zp"]) @ np.asarray(wf, np.int64).T)
+    info = np.iinfo(p["state_dtype"])  # int16, or int8 (mt_svdf_state8_s8)
+    v = np.clip(Q.mbqm(dot, p["multiplier1"], p["shift1"]), info.min, info.max)
+    span = int(info.max) - int(info.min) + 1
+    s[:, :, -1] = (p["state_zp"] + v - int(info.min)) % span + int(info.min)  # stored wrapped to the state type
+    t = Q.wrap32(((s - p["state_zp"]) * np.asarray(wt, np.int64)[None]).sum(axis=2))
+    acc = t.reshape(batches, units, rank).sum(axis=2) + (0 if bias is None else np.asarray(bias, np.int64))
+    y = np.clip(Q.mbqm(Q.wrap32(acc), p["multiplier2"], p["shift2"]) + p["output_zp"], -128, 127)
+    return y.astype(np.int8), s.reshape(batches, filters * memory).astype(p["state_dtype"])
+
+
+def svdf(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite SVDF (int8, int16 or int8 state) as TFLM's first invoke: the state starts as TFLM
+    resets it (int16: 0, int8: its zero point), which is what the generated code does on every
+    invoke."""
+    p = lower(g, op)
+    wf, wt, b = (_in(g, env, n) for n in op.inputs[1:4])
+    state = np.full((p["batches"], p["units"] * p["rank"] * p["memory"]), p["state_reset"], p["state_dtype"])
+    return svdf_step(p, _in(g, env, op.inputs[0]), wf, wt, b, state)[0]
 
 
 _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
@@ -477,6 +517,7 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "transpose": transpose,
     "slice": slice_,
     "lstm": lstm,
+    "svdf": svdf,
 }
 
 

@@ -388,6 +388,36 @@ mt_status mt_rsqrt_s16(const mt_rsqrt_params *p, const int16_t *in, int16_t *out
 /* L2_NORMALIZATION int8 over rows of `depth` (the last axis), `outer` rows: out = x / ||x||
  * in 1/128 units, zero point 0 (TFLM reference_integer_ops::L2Normalization); depth <= 33025. */
 mt_status mt_l2_norm_s8(int32_t input_zp, int32_t outer, int32_t depth, const int8_t *in, int8_t *out);
+/* int16 LOGISTIC, TANH and SOFTMAX (TFLite-Micro's int16 kernels: zero points 0, output
+ * Q0.15; tables in mt_lut16.h). LOGISTIC/TANH: input_multiplier <= 32767 and input_left_shift
+ * from compiler/lower.py (multiplier 0: a power-of-two input scale, the kernel uses
+ * 3 << input_left_shift); SOFTMAX: the MBQM of s_x * beta / (10 / 65535), along the last axis
+ * of [rows, depth], depth <= 65535; `out` may be `in`. */
+typedef struct {
+    int32_t input_multiplier, input_left_shift;
+} mt_lut16_params;
+mt_status mt_logistic_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
+mt_status mt_tanh_s16(const mt_lut16_params *p, const int16_t *in, int16_t *out, int32_t size);
+mt_status mt_softmax_s16(const mt_lut16_params *p, const int16_t *in, int32_t rows, int32_t depth, int16_t *out);
+/* SOFTMAX int8 -> int16 (output scale 1/65536, zero point -32768): mt_softmax_s8's arithmetic
+ * and parameters, 16 output bits. */
+mt_status mt_softmax_s8_s16(const mt_softmax_params *p, const int8_t *in, int32_t rows, int32_t depth, int16_t *out);
+
+/* SVDF, int8 input/output, int8 feature weights [units * rank][input_size], int16 time weights
+ * [units * rank][memory], int32 bias [units] (or NULL), int16 state [batches][units * rank][memory]
+ * updated in place (zeroed first when reset_state != 0: TFLM's first invoke); TFLite-Micro's
+ * integer SVDF (no fused activation). No scratch (mt_svdf_s8.c). */
+typedef struct {
+    int32_t batches, input_size, units, rank, memory;
+    int32_t input_zp, state_zp, output_zp;
+    int32_t multiplier1, shift1, multiplier2, shift2;
+} mt_svdf_params;
+mt_status mt_svdf_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,
+                     const int16_t *weights_time, const int32_t *bias, int16_t *state, int32_t reset_state, int8_t *out);
+/* The same with int8 time weights and an int8 state (reset to state_zp, as TFLM resets it). */
+mt_status mt_svdf_state8_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,
+                            const int8_t *weights_time, const int32_t *bias, int8_t *state, int32_t reset_state,
+                            int8_t *out);
 
 #ifdef __cplusplus
 }

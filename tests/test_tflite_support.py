@@ -145,12 +145,12 @@ def test_refusals_name_op_node_tensor() -> None:
     msg = _refusal(b.output(y))
     assert "op0_conv2d" not in msg and "node op0_conv_2d (CONV_2D): input 1" in msg and "zero point" in msg
     # int16 activations in an op that only declares int8
-    b = G("logistic16")
+    b = G("hard_swish16")
     x = b.input((1, 4, 4, 2), "int16", 0.001, 0)
     y = b.t((1, 4, 4, 2), "int16", 1 / 32768, 0)
-    b.op("logistic", [x], y)
+    b.op("hard_swish", [x], y)
     msg = _refusal(b.output(y))
-    assert "(LOGISTIC): input 0 't0' is int16" in msg and "supported: int8" in msg
+    assert "(HARD_SWISH): input 0 't0' is int16" in msg and "supported: int8" in msg
     # a float QUANTIZE that is not at the graph input (the firmware has no float path)
     b = G("mid_float")
     x = b.input((1, 8), "int8", 0.05, 0)
@@ -166,11 +166,11 @@ def test_cli_refuses_at_import(capsys, tmp_path) -> None:
     """plan, compile and run stop at the same line for a model outside the declarations."""
     from compiler import cli
 
-    b = G("logistic16")
+    b = G("hard_swish16")
     x = b.input((1, 4, 4, 2), "int16", 0.001, 0)
     y = b.t((1, 4, 4, 2), "int16", 1 / 32768, 0)
-    b.op("logistic", [x], y)
-    path = tmp_path / "logistic16.tflite"
+    b.op("hard_swish", [x], y)
+    path = tmp_path / "hard_swish16.tflite"
     path.write_bytes(write_tflite(b.output(y)))
     with pytest.raises(ModelError) as e:
         load_tflite(path)

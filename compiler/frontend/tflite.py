@@ -17,6 +17,7 @@ from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError, UnsupportedOpError
 from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.lower import lower
 from compiler.ops_support import SUPPORT, check_op
 
 _TYPES = {
@@ -199,14 +200,35 @@ class _Importer:
         attrs = {"time_major": tm, "cell_clip": clip, "hidden_scale": float(h.quant.s), "hidden_zp": h.quant.zp,
                  "cell_scale": float(c.quant.s)}  # fmt: skip
         return Op("lstm", node, [ins[0], *ins[1:9], *ins[12:16]], outs, attrs)
+    def svdf(self, node: str, ins: list[str], outs: list[str], op: Any, o: Any) -> None:
+        """SVDF: x, weights_feature, weights_time, bias; the state (input 4, a variable tensor
+        TFLM requires) becomes the op's own (attrs state_scale/state_zp; compiler/reference.py)."""
+        g = self.graph
+        idx = int(op.InputsAsNumpy()[4])
+        st = g.t(ins[4])
+        f, m = g.t(ins[2]).shape if len(g.t(ins[2]).shape) == 2 else (0, 0)
+        if not self.sg.Tensors(idx).IsVariable() or st.quant is None or st.quant.per_channel:
+            raise ModelError(f"{self.source}: node {node} (SVDF): input 4 {ins[4]!r} must be a per-tensor "
+                             "quantized variable tensor (the activation state)")
+        if st.shape != (g.t(ins[0]).shape[0], f * m):
+            raise ModelError(f"{self.source}: node {node} (SVDF): state shape {st.shape} is not [batch, {f * m}]")
+        attrs = {"rank": int(o.Rank()) if o else 0, "activation": _act(o) if o else "none",  # no options: refused
+                 "state_scale": float(st.quant.s), "state_zp": st.quant.zp}
+        g.add_op(Op("svdf", node, ins[:4], outs, attrs))
+        self.states.add(ins[4])
 
     # -- ops ------------------------------------------------------------------------------
     def run(self) -> Graph:
         g = self.graph
+        self.states: set[str] = set()
         for i in range(self.sg.OperatorsLength()):
             self.op(i, self.sg.Operators(i))
         g.inputs = [self.tensor(int(i)) for i in self.sg.InputsAsNumpy()]
         g.outputs = [self.tensor(int(i)) for i in self.sg.OutputsAsNumpy()]
+        for n in self.states:  # an SVDF state read or written by anything else is refused
+            if n in g.inputs or n in g.outputs or any(n in op.inputs or n in op.outputs for op in g.ops):
+                raise ModelError(f"{self.source}: SVDF state {n!r} is used outside its SVDF")
+            del g.tensors[n]
         g.verify()
         return g
 
@@ -406,6 +428,8 @@ class _Importer:
             g.add_op(Op(kind.lower(), node, ins, outs, {}))
         elif kind == "L2_NORMALIZATION":
             self.l2_norm(node, ins, outs, options(tflite.L2NormOptions))
+        elif kind == "SVDF":
+            self.svdf(node, ins, outs, op, options(tflite.SVDFOptions))
         elif kind == "QUANTIZE":
             g.add_op(Op("quantize", node, ins, outs, {}))
         elif kind == "DEQUANTIZE":
@@ -460,6 +484,12 @@ class _Importer:
                     f"to the output {list(y)}" + (" (PRELU: alpha must broadcast to the input's shape)"
                                                   if op.kind == "prelu" else "")
                 )
+        int16 = "int16" in (g.t(op.inputs[0]).dtype, g.t(op.outputs[0]).dtype)
+        if op.kind in ("logistic", "tanh", "softmax") and int16 or op.kind == "svdf":
+            try:  # TFLM's Prepare checks (quantization the int16 / SVDF kernels refuse): at import
+                lower(g, op)
+            except ModelError as e:
+                raise ModelError(f"{self.source}: {e}") from None
         if op.kind == "concat":
             y = g.t(op.outputs[0]).shape
             if len(y) == 4 and y[0] != 1 and op.attrs["axis"] != 0:

@@ -34,7 +34,7 @@ from tflite.TensorType import TensorType
 
 from compiler.errors import ModelError
 from compiler.frontend.tflite import same_pads
-from compiler.ir import Graph, Op, Tensor
+from compiler.ir import Graph, Op, QParams, Tensor
 
 
 class WriterError(ModelError):
@@ -103,7 +103,7 @@ class _Writer:
         self.index: dict[str, int] = {}
         self.opcodes: list[tuple[int, int]] = []  # (builtin code, version)
         self.opcode_index: dict[tuple[int, int], int] = {}
-        self.variables: set[int] = set()  # indices of variable (state) tensors
+        self.variables: set[int] = set()  # indices of variable (state) tensors (LSTM, SVDF)
 
     # -- tables ---------------------------------------------------------------------------
     def tensor_index(self, name: str) -> int:
@@ -661,6 +661,22 @@ class _Writer:
                 return tflite.L2NormOptionsEnd(b)
 
             return self.opcode(BO.L2_NORMALIZATION, 2), ins, outs, BOpt.L2NormOptions, opt
+        if k == "svdf":  # the state: a variable tensor [batch, filters * memory] from the attrs
+            f, m = g.t(op.inputs[2]).shape
+            name = f"{op.name}_state"
+            self.index[name] = len(self.tensors)
+            self.tensors.append(Tensor(name, (x.shape[0], f * m), g.t(op.inputs[2]).dtype,
+                                       QParams(np.float32(a["state_scale"]), int(a["state_zp"]))))
+            self.variables.add(self.index[name])
+            rank = int(a["rank"])
+
+            def opt(b: Any) -> int:
+                tflite.SVDFOptionsStart(b)
+                tflite.SVDFOptionsAddRank(b, rank)
+                tflite.SVDFOptionsAddFusedActivationFunction(b, act)
+                return tflite.SVDFOptionsEnd(b)
+
+            return self.opcode(BO.SVDF, 3), ins + [self.index[name]], outs, BOpt.SVDFOptions, opt
 
         raise WriterError(f"node {op.name}: op kind {k!r} has no TFLite writer")
 
