@@ -76,7 +76,9 @@ def test_live_bytes_is_the_naive_sum(buffers: list[Buffer]) -> None:
 @pytest.fixture(scope="module")
 def plans():
     cnn = tiny_cnn()
-    vit = build_vit(ViTConfig(image=24, patch=6, embed=24, depth=2, heads=3, mlp_ratio=2, classes=5, seed=3))
+    cfg = ViTConfig(img_size=24, patch=6, in_chans=3, embed_dim=24, depth=2, heads=3, mlp_ratio=2, num_classes=5,
+                    seed=3)  # fmt: skip
+    vit = build_vit(cfg)
     out = []
     for g in (cnn, vit):
         for io in ("arena", "external"):

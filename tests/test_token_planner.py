@@ -20,7 +20,7 @@ from compiler.schedule.select import candidate_plans, choose_plan, plan_peak
 from compiler.schedule.token import execute, match_units, plan_token
 from compiler.vit_builder import ViTConfig, build_vit
 
-SMALL = ViTConfig(image=24, patch=6, embed=24, depth=2, heads=3, mlp_ratio=2, classes=5, seed=3)
+SMALL = ViTConfig(img_size=24, patch=6, in_chans=3, embed_dim=24, depth=2, heads=3, mlp_ratio=2, num_classes=5, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_execute_equals_reference(small, group: int, qblock: int) -> None:
 def test_random_vits(seed: int) -> None:
     rng = np.random.default_rng(seed)
     heads = int(rng.choice([1, 2, 4]))
-    cfg = ViTConfig(image=16, patch=int(rng.choice([4, 8])), embed=8 * heads, depth=1, heads=heads,
+    cfg = ViTConfig(img_size=16, patch=int(rng.choice([4, 8])), in_chans=3, embed_dim=8 * heads, depth=1, heads=heads,
                     mlp_ratio=int(rng.choice([2, 4])), seed=seed)  # fmt: skip
     g = build_vit(cfg)
     grp, qb = (int(v) for v in rng.integers(1, cfg.tokens + 1, size=2))
@@ -64,7 +64,7 @@ def test_io_external(small) -> None:
 
 
 def test_smaller_than_layer_and_knobs_trade_memory_for_calls() -> None:
-    g = build_vit(ViTConfig(image=64, patch=8, embed=48, depth=1, heads=3))
+    g = build_vit(ViTConfig(in_chans=3, img_size=64, patch=8, embed_dim=48, depth=1, heads=3, mlp_ratio=4))
     layer = plan_layer(g)
     plans = candidate_plans(g, "token")
     assert len(plans) > 1
@@ -145,7 +145,7 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     from compiler.pipeline import CompileOptions, run_model
     from compiler.planner import STACK_RESERVE
 
-    g = build_vit(ViTConfig(image=24, patch=6, embed=24, depth=1, heads=3, mlp_ratio=2, seed=1))
+    g = build_vit(ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1))
     from codegen.kernels import scratch_fn, select_kernels
 
     scratch = scratch_fn(select_kernels(g, "cortex-m7", 1 << 20))  # the F746's fast kernels
@@ -185,10 +185,9 @@ def test_onnx_imported_vit_matches_and_is_exact(tmp_path) -> None:
     pytest.importorskip("onnx")
     from compiler.frontend.torch import quantize_torch
     from compiler.models.vit import ViT
-    from compiler.models.vit import ViTConfig as TorchViTConfig
 
     torch.manual_seed(0)
-    m = ViT(TorchViTConfig(img_size=32, patch=8, embed_dim=32, depth=2, heads=2)).eval()
+    m = ViT(ViTConfig(img_size=32, patch=8, embed_dim=32, depth=2, heads=2)).eval()
     calib = np.random.default_rng(0).normal(size=(4, 1, 32, 32)).astype(np.float32)
     g = quantize_torch(m, torch.from_numpy(calib[:1]), calib, tmp_path / "vit.onnx")
     assert [u.kind for u in match_units(g)] == ["embed"] + ["attention", "mlp"] * 2
