@@ -157,3 +157,11 @@ def test_one_executor_runs_every_plan(plans) -> None:
         assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)), p.schedule
         seen.add(p.schedule)
     assert seen == {"layer", "patch", "token"}
+
+
+def test_dump_names_each_stage_once(plans) -> None:
+    for p in plans:
+        text = p.dump()
+        assert text.count(" stage: ") == len(p.stages), p.schedule
+        for stage in p.stages:
+            assert stage.describe() in text

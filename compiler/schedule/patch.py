@@ -111,6 +111,10 @@ class PatchStage(Stage):
     def n_patches(self) -> int:
         return len(self.rows) * len(self.cols)
 
+    def describe(self) -> str:
+        halo = ", column halo cache" if self.halo else ""
+        return f"patch stage: steps {self.steps[0]}..{self.steps[-1]} on a {self.grid[0]}x{self.grid[1]} grid{halo}"
+
 
 @dataclass
 class PatchPlan(Plan):

@@ -149,6 +149,10 @@ class Stage:
 
     steps: list[int]  # the plan steps it covers, in order
 
+    def describe(self) -> str:
+        """One line for `Plan.dump()`, printed on the stage's first step."""
+        return f"stage of steps {self.steps[0]}..{self.steps[-1]}"
+
 
 @dataclass
 class Step:
@@ -245,6 +249,8 @@ class Plan:
             extra = " in-place" if s.in_place else ""
             if s.scratch is not None:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
+            if s.stage is not None and s.stage.steps[0] == i:
+                extra += f" [{s.stage.describe()}]"
             if "kernel" in s.detail:
                 extra += f" kernel={s.detail['kernel'].describe()}"
             lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")

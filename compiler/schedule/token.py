@@ -146,6 +146,11 @@ class TokenStage(Stage):
     def kind(self) -> str:
         return self.unit.kind
 
+    def describe(self) -> str:
+        return f"token {self.kind} stage: group={self.group} qblock={self.qblock}" + (
+            ", overwrites its input" if self.overwrite else ""
+        )
+
     def ws_offset(self, name: str) -> int:
         """Byte offset of workspace sub-buffer `name` in the step's scratch."""
         return self.workspace[name][0]
