@@ -26,7 +26,8 @@ and split into q, k, v) is first split into three projections by the exact rewri
 
 Overwriting X is only done when nothing after the stage reads the stage's input; otherwise the
 stage writes a separate output buffer (same loops). Every stage computes exactly the bytes the
-layer-by-layer graph computes (`execute` checks it in Python, the emulator tests in QEMU).
+layer-by-layer graph computes (`compiler.schedule.execute.run_plan` checks it in Python, the
+emulator tests in QEMU).
 
 Knobs: `group` (tokens per MLP / K-V group) and `qblock` (queries per attention block). The
 planner proposes the plans on the Pareto front of (estimated cost, peak): cost = MACs + a loop
