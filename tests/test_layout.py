@@ -104,3 +104,16 @@ def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
 def test_no_import_cycles() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_one_definition_per_public_class_name() -> None:
+    """No two modules define a public class of the same name (e.g. one `ViTConfig`, in
+    `compiler/vit_builder.py`, that `compiler.models.vit` re-exports)."""
+    where: dict[str, list[str]] = {}
+    for name, path in _modules().items():
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(name)
+    assert where["ViTConfig"] == ["compiler.vit_builder"]
+    twice = {k: v for k, v in where.items() if len(v) > 1}
+    assert not twice, twice
