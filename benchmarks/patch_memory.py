@@ -110,9 +110,9 @@ def vww_rows(qemu: bool, work: Path) -> tuple[list[dict], dict[str, list[int]]]:
 
 def _halo_built(p: Plan, scratch=None, x_bytes: int = 0) -> dict | None:
     """The same single-stage split and grid planned with the generated column caches."""
-    if p.schedule != "patch" or len(p.stages) != 1 or p.detail.get("halo_cache"):  # type: ignore[attr-defined]
+    if p.schedule != "patch" or len(p.stages) != 1 or p.detail.get("halo_cache"):
         return None
-    st = p.stages[0]  # type: ignore[attr-defined]
+    st = p.stages[0]
     try:
         q = plan_patch(p.graph, st.steps[-1], st.grid, p.io, scratch=scratch, halo_cache=True)
     except ValueError:

@@ -38,14 +38,20 @@ from compiler.vit_builder import ViTConfig, build_vit  # noqa: E402
 F746 = "stm32f746g-disco"
 LARGE = "mps2-an500-large"
 
+
+def _cfg(img: int, patch: int, embed: int, depth: int, heads: int) -> ViTConfig:
+    """An RGB ViT with a 4x MLP (DeiT / MCUFormer shapes)."""
+    return ViTConfig(img_size=img, patch=patch, in_chans=3, embed_dim=embed, depth=depth, heads=heads, mlp_ratio=4)
+
+
 # (label, config, board for the token plan, board for the layer plan (None: plan only))
 CONFIGS = [
-    ("tiny", ViTConfig(image=32, patch=8, embed=64, depth=2, heads=2), F746, F746),
-    ("mcuformer-240-w192-l1", ViTConfig(image=240, patch=16, embed=192, depth=1, heads=3), F746, LARGE),
-    ("mcuformer-240-w192-l4", ViTConfig(image=240, patch=16, embed=192, depth=4, heads=3), LARGE, None),
-    ("vit-160-p16-w192-l12", ViTConfig(image=160, patch=16, embed=192, depth=12, heads=3), None, None),
-    ("vit-224-p32-w192-l12", ViTConfig(image=224, patch=32, embed=192, depth=12, heads=3), None, None),
-    ("deit-tiny-240-w192-l12", ViTConfig(image=240, patch=16, embed=192, depth=12, heads=3), None, None),
+    ("tiny", _cfg(32, 8, 64, 2, 2), F746, F746),
+    ("mcuformer-240-w192-l1", _cfg(240, 16, 192, 1, 3), F746, LARGE),
+    ("mcuformer-240-w192-l4", _cfg(240, 16, 192, 4, 3), LARGE, None),
+    ("vit-160-p16-w192-l12", _cfg(160, 16, 192, 12, 3), None, None),
+    ("vit-224-p32-w192-l12", _cfg(224, 32, 192, 12, 3), None, None),
+    ("deit-tiny-240-w192-l12", _cfg(240, 16, 192, 12, 3), None, None),
 ]
 
 

@@ -7,17 +7,21 @@ padding) was decided by the planner or computed by `compiler.lower`; templates o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import numpy as np
 
+from codegen.base import StepCode, c_array
 from codegen.kernels import KernelChoice, add_records, fast_params
+from codegen.patch import render_stage
+from codegen.token import attention_ctx, embed_ctx, mlp_ctx
 from compiler.errors import MicrotileError, ModelError
 from compiler.ir import Graph, Op
 from compiler.lower import lower
+from compiler.schedule.patch import PatchPlan
 from compiler.schedule.plan import Plan
 from compiler.schedule.pools import main_pool_bytes
 
@@ -40,29 +44,6 @@ class CodegenOptions:
     # (bytes, pool): constants beyond `bytes` of internal flash go to that external-flash pool's
     # section .mt_weights.<pool> (smallest arrays stay internal); None: all in internal flash
     weights_spill: tuple[int, str] | None = None
-
-
-@dataclass
-class StepCode:
-    index: int
-    name: str
-    kind: str
-    comment: str
-    decls: list[str] = field(default_factory=list)
-    body: str = ""
-
-
-def c_array(ctype: str, name: str, values: np.ndarray, align: int = 4) -> str:
-    flat = np.asarray(values).reshape(-1)
-    if flat.size == 0:
-        flat = np.zeros(1, dtype=np.int64)
-    lines = []
-    per_line = 32 if flat.dtype.itemsize == 1 else 12
-    items = [str(int(v)) for v in flat]
-    for i in range(0, len(items), per_line):
-        lines.append("    " + ", ".join(items[i : i + per_line]) + ",")
-    body = "\n".join(lines)
-    return f"static const {ctype} {name}[{flat.size}] __attribute__((aligned({align}))) = {{\n{body}\n}};"
 
 
 _DECL = re.compile(r"static const (\w+) (\w+)\[(\d+)\]")
@@ -205,7 +186,7 @@ class _Emitter:
         c = st.detail.get("kernel")
         if c is None or (st.in_place and not c.extra.get("in_place_ok")):
             return None
-        need = st.detail.get("kernel_scratch", c.scratch)  # a patch step: its widest call's
+        need = c.scratch if st.kernel_scratch is None else st.kernel_scratch  # a patch step: its widest call's
         if need > 0 and (st.scratch is None or st.scratch.size < need):
             return None
         return c
@@ -601,18 +582,12 @@ class _Emitter:
 
     # -- token-plan stages (compiler.schedule.token): loops written by codegen/token.py ----------
     def op_token_embed(self, i: int, op: Op) -> dict[str, Any]:
-        from codegen.token import embed_ctx
-
         return embed_ctx(self, i, self.plan.steps[i])
 
     def op_token_attention(self, i: int, op: Op) -> dict[str, Any]:
-        from codegen.token import attention_ctx
-
         return attention_ctx(self, i, self.plan.steps[i])
 
     def op_token_mlp(self, i: int, op: Op) -> dict[str, Any]:
-        from codegen.token import mlp_ctx
-
         return mlp_ctx(self, i, self.plan.steps[i])
 
     def _strided(
@@ -703,10 +678,8 @@ class _Emitter:
 
     # -- files ----------------------------------------------------------------------------
     def render(self) -> dict[str, str]:
-        stages = getattr(self.plan, "stages", None)
+        stages = self.plan.patch_stages if isinstance(self.plan, PatchPlan) else []
         if stages:  # patch plan: each stage's steps are one loop over patches
-            from codegen.patch import render_stage
-
             done = {s.index: s for k in range(len(stages)) for s in render_stage(self, _ENV, k)}
             steps = [done[i] if i in done else self.step(i, s.op) for i, s in enumerate(self.plan.steps)]
         else:

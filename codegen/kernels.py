@@ -28,6 +28,7 @@ from compiler import quant as Q
 from compiler.ir import Graph, Op, op_macs
 from compiler.lower import lower
 from compiler.schedule.plan import Plan
+from compiler.schedule.token import TokenStage
 
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 FLASH_CODE_RESERVE = 128 * 1024  # flash kept free for code and the harness when widening (fast kernels ~40 KB)
@@ -473,7 +474,7 @@ def attach_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
         c = choices.get(st.op.name)
         if c is None or (st.in_place and not c.extra.get("in_place_ok")):
             continue
-        need = st.detail.get("kernel_scratch", c.scratch)  # a patch step: its widest call's
+        need = c.scratch if st.kernel_scratch is None else st.kernel_scratch  # a patch step: its widest call's
         if need > 0 and (st.scratch is None or st.scratch.size < need):
             continue
         st.detail["kernel"] = c
@@ -500,12 +501,12 @@ def attach_stage_kernels(plan: Plan, choices: dict[str, KernelChoice]) -> None:
     of the ops it runs (step.detail["kernels"], op name -> choice) whose scratch fits the
     stage's shared kernel scratch "F"; the others keep their portable kernels."""
     for st in plan.steps:
-        u = st.detail.get("unit")
-        if u is None or not st.op.kind.startswith("token_"):
+        ts = st.stage
+        if not isinstance(ts, TokenStage):
             continue
-        room = st.detail["ws"].get("F", (0, 0))[1]
-        ks = {op.name: choices[op.name] for op in u.ops if op.name in choices and choices[op.name].scratch <= room}
+        room = ts.workspace.get("F", (0, 0))[1]
+        ks = {o.name: choices[o.name] for o in ts.unit.ops if o.name in choices and choices[o.name].scratch <= room}
         if ks:
             st.detail["kernels"] = ks
             names = sorted({c.short() for c in ks.values()})
-            st.detail["notes"] = [*st.detail.get("notes", []), f"fast kernels: {len(ks)} ops ({', '.join(names)})"]
+            st.notes.append(f"fast kernels: {len(ks)} ops ({', '.join(names)})")

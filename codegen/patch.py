@@ -9,7 +9,7 @@ A step whose plan records a fast kernel (codegen/kernels.py) calls it (its packe
 mt_fast_params and quant records come from the layer's *_dsp template) with the same views,
 padding and the scratch the plan reserved for that step.
 
-A stage with a halo cache (plan detail "halo_cache") computes only each patch's new columns;
+A stage with a halo cache (`PatchStage.halo`, plan detail "halo_cache") computes only each patch's new columns;
 after a step's call the patch copies the columns cached from its left neighbour into its
 window and the columns its right neighbour shares into the cache (per-step load/save
 tables of row runs, empty for the first/last patch of a row band).
@@ -17,14 +17,12 @@ tables of row runs, empty for the first/last patch of a row band).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from codegen.base import Emitter, StepCode
 from compiler.errors import ModelError
 from compiler.lower import lower
 from compiler.schedule.patch import Operand, PatchPlan
-
-if TYPE_CHECKING:
-    from codegen.emit import StepCode, _Emitter
 
 _UNARY_FN = {
     "relu": "mt_relu_s8",
@@ -41,7 +39,7 @@ def _view(o: Operand | None) -> list[int]:
     return [o.h, o.w, o.c, o.row_stride, o.col_stride]
 
 
-def _param_decls(em: _Emitter, i: int) -> list[str]:
+def _param_decls(em: Emitter, i: int) -> list[str]:
     """The layer template's declarations of step i, minus its whole-tensor views."""
     sc = em.step(i, em.g.ops[i])
     keep = []
@@ -52,13 +50,11 @@ def _param_decls(em: _Emitter, i: int) -> list[str]:
     return keep
 
 
-def render_stage(em: _Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
+def render_stage(em: Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
     """StepCode for every step of stage k_stage: the first carries the patch loop, the rest a note."""
-    from codegen.emit import StepCode
-
     plan = em.plan
-    assert isinstance(plan, PatchPlan) and plan.stages
-    st = plan.stages[k_stage]
+    assert isinstance(plan, PatchPlan) and plan.patch_stages
+    st = plan.patch_stages[k_stage]
     g = em.g
     patches = plan.patches(k_stage)
     tables = []
@@ -87,8 +83,8 @@ def render_stage(em: _Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
             )
         first = patches[0][k]
         copies = {}
-        for name in ("load", "save"):  # halo cache: (src, dst) copies after the call
-            pairs = [getattr(pc[k], name) for pc in patches]
+        halo = {"load": [pc[k].load for pc in patches], "save": [pc[k].save for pc in patches]}
+        for name, pairs in halo.items():  # halo cache: (src, dst) copies after the call
             if any(c is not None for c in pairs):
                 for c in pairs:
                     if c is not None and not all(o.region == "arena" and o.col_stride == o.c for o in c):

@@ -8,21 +8,24 @@ The templates are `templates/ops/token_{embed,attention,mlp}.c.j2`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from codegen.emit import c_array
+from codegen.base import Emitter, c_array
 from codegen.kernels import KernelChoice, add_records, fast_params
 from compiler.ir import Op
 from compiler.lower import lower
 from compiler.schedule.plan import Step
-
-if TYPE_CHECKING:
-    from codegen.emit import _Emitter
+from compiler.schedule.token import AttentionInfo, EmbedInfo, MlpInfo, TokenStage
 
 
-def _ws(e: _Emitter, step: Step, name: str) -> str:
+def _stage(step: Step) -> TokenStage:
+    assert isinstance(step.stage, TokenStage), step.op.name
+    return step.stage
+
+
+def _ws(e: Emitter, step: Step, name: str) -> str:
     assert step.scratch is not None
-    return f"(A + {step.scratch.offset + step.detail['ws'][name][0]})"
+    return f"(A + {step.scratch.offset + _stage(step).ws_offset(name)})"
 
 
 def _kernel(step: Step, op: Op) -> KernelChoice | None:
@@ -30,7 +33,7 @@ def _kernel(step: Step, op: Op) -> KernelChoice | None:
     return step.detail.get("kernels", {}).get(op.name)
 
 
-def _fast(e: _Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) -> dict[str, Any]:
+def _fast(e: Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) -> dict[str, Any]:
     """A DSP kernel's packed filter (flash) and mt_fast_quant records; scratch = the stage's "F"."""
     fp = fast_params(e.g, op, c)
     name = f"{e.p}_s{i}_{tag}_wpack"
@@ -41,7 +44,7 @@ def _fast(e: _Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) ->
             "scratch": scratch}  # fmt: skip
 
 
-def _fc(e: _Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
+def _fc(e: Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
     q = lower(e.g, op)
     out_f, in_f = e.g.t(op.inputs[1]).shape
     c = _kernel(step, op)
@@ -63,7 +66,7 @@ def _fc(e: _Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
     }
 
 
-def _ln(e: _Emitter, i: int, op: Op) -> dict[str, Any]:
+def _ln(e: Emitter, i: int, op: Op) -> dict[str, Any]:
     q = lower(e.g, op)
     return {
         "tag": "ln",
@@ -73,74 +76,77 @@ def _ln(e: _Emitter, i: int, op: Op) -> dict[str, Any]:
     }
 
 
-def _add(e: _Emitter, add: Op, operands: dict[str, str], step: Step, tag: str = "add") -> dict[str, Any]:
+def _add(e: Emitter, add: Op, operands: dict[str, str], step: Step, tag: str = "add") -> dict[str, Any]:
     q = lower(e.g, add)
     fast = _kernel(step, add) is not None
     return {"tag": tag, "q": q, "in1": operands[add.inputs[0]], "in2": operands[add.inputs[1]], "fast": fast,
             "recs": add_records(q) if fast else None}  # fmt: skip
 
 
-def _bmm(e: _Emitter, step: Step, op: Op, key: str) -> dict[str, str]:
+def _bmm(e: Emitter, step: Step, op: Op, key: str) -> dict[str, str]:
     """mt_batch_matmul_s8[_dsp] for the scores (key "bs") or output (key "bo") matmul."""
     if _kernel(step, op) is None:
         return {f"{key}_fn": "mt_batch_matmul_s8", f"{key}_extra": ""}
     return {f"{key}_fn": "mt_batch_matmul_s8_dsp", f"{key}_extra": f", {_ws(e, step, 'F')}"}
 
 
-def _xy(e: _Emitter, step: Step) -> tuple[str, str]:
-    u = step.detail["unit"]
+def _xy(e: Emitter, step: Step) -> tuple[str, str]:
+    u = _stage(step).unit
     return e.ptr(u.x_in), e.ptr(u.x_out)
 
 
-def mlp_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
-    u = step.detail["unit"]
+def mlp_ctx(e: Emitter, i: int, step: Step) -> dict[str, Any]:
+    u = _stage(step).unit
     inf = u.info
+    assert isinstance(inf, MlpInfo)
     x, y = _xy(e, step)
-    d, g = inf["D"], step.detail["group"]
+    d, g = inf.D, _stage(step).group
     L, H = _ws(e, step, "L"), _ws(e, step, "H")
     return {
-        "T": inf["T"], "D": d, "G": g, "hidden": inf["hidden"], "X": x, "Y": y, "L": L, "H": H,
-        "overwrite": step.detail["overwrite"],
-        "ln": _ln(e, i, inf["ln"]), "fc1": _fc(e, i, "fc1", inf["fc1"], step),
-        "fc2": _fc(e, i, "fc2", inf["fc2"], step),
-        "luts": [e.array(f"s{i}_lut{k}", "int8_t", lower(e.g, a)["lut"]) for k, a in enumerate(inf["acts"])],
-        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["fc2"].outputs[0]: L}, step),
+        "T": inf.T, "D": d, "G": g, "hidden": inf.hidden, "X": x, "Y": y, "L": L, "H": H,
+        "overwrite": _stage(step).overwrite,
+        "ln": _ln(e, i, inf.ln), "fc1": _fc(e, i, "fc1", inf.fc1, step),
+        "fc2": _fc(e, i, "fc2", inf.fc2, step),
+        "luts": [e.array(f"s{i}_lut{k}", "int8_t", lower(e.g, a)["lut"]) for k, a in enumerate(inf.acts)],
+        "add": _add(e, inf.add, {u.x_in: f"{x} + t0 * {d}", inf.fc2.outputs[0]: L}, step),
     }  # fmt: skip
 
 
-def attention_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
-    u = step.detail["unit"]
+def attention_ctx(e: Emitter, i: int, step: Step) -> dict[str, Any]:
+    u = _stage(step).unit
     inf = u.info
+    assert isinstance(inf, AttentionInfo)
     x, y = _xy(e, step)
-    d = inf["D"]
+    d = inf.D
     ws = {n: _ws(e, step, n) for n in ("K", "V", "L", "Q", "S", "O")}
     return {
-        "T": inf["T"], "D": d, "G": step.detail["group"], "QB": step.detail["qblock"], "X": x, "Y": y, **ws,
-        "heads": inf["heads"], "dh": inf["dh"], "dvh": inf["dvh"], "dk": inf["dk"], "dv": inf["dv"],
-        "a": inf["a"], "bk": inf["bk"], "bv": inf["bv"], "yo": inf["yo"],
-        "ln": _ln(e, i, inf["ln"]),
-        "fq": _fc(e, i, "fq", inf["q"], step), "fk": _fc(e, i, "fk", inf["k"], step),
-        "fv": _fc(e, i, "fv", inf["v"], step), "proj": _fc(e, i, "proj", inf["proj"], step),
-        "bs": lower(e.g, inf["scores"]), "bo": lower(e.g, inf["attn"]), "sm": lower(e.g, inf["softmax"]),
-        **_bmm(e, step, inf["scores"], "bs"), **_bmm(e, step, inf["attn"], "bo"),
-        "add": _add(e, inf["add"], {u.x_in: f"{x} + t0 * {d}", inf["proj"].outputs[0]: ws["L"]}, step),
+        "T": inf.T, "D": d, "G": _stage(step).group, "QB": _stage(step).qblock, "X": x, "Y": y, **ws,
+        "heads": inf.heads, "dh": inf.dh, "dvh": inf.dvh, "dk": inf.dk, "dv": inf.dv,
+        "a": inf.a, "bk": inf.bk, "bv": inf.bv, "yo": inf.yo,
+        "ln": _ln(e, i, inf.ln),
+        "fq": _fc(e, i, "fq", inf.q, step), "fk": _fc(e, i, "fk", inf.k, step),
+        "fv": _fc(e, i, "fv", inf.v, step), "proj": _fc(e, i, "proj", inf.proj, step),
+        "bs": lower(e.g, inf.scores), "bo": lower(e.g, inf.attn), "sm": lower(e.g, inf.softmax),
+        **_bmm(e, step, inf.scores, "bs"), **_bmm(e, step, inf.attn, "bo"),
+        "add": _add(e, inf.add, {u.x_in: f"{x} + t0 * {d}", inf.proj.outputs[0]: ws["L"]}, step),
     }  # fmt: skip
 
 
-def embed_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
-    u = step.detail["unit"]
+def embed_ctx(e: Emitter, i: int, step: Step) -> dict[str, Any]:
+    u = _stage(step).unit
     inf = u.info
-    conv: Op = inf["conv"]
+    assert isinstance(inf, EmbedInfo)
+    conv = inf.conv
     q = lower(e.g, conv)
     x, y = _xy(e, step)
     _, ih, iw, ic = e.g.t(conv.inputs[0]).shape
     _, hp, wp, d = e.g.t(conv.outputs[0]).shape
     _, kh, kw, _ = e.g.t(conv.inputs[1]).shape
     b = conv.inputs[2] if len(conv.inputs) > 2 and conv.inputs[2] else None
-    consts = [{"offset": off * d, "src": e.const(n, "int8_t"), "size": e.g.t(n).nbytes} for n, off in inf["consts"]]
+    consts = [{"offset": off * d, "src": e.const(n, "int8_t"), "size": e.g.t(n).nbytes} for n, off in inf.consts]
     pos = None
-    if inf["pos"] is not None:
-        add: Op = inf["pos"]
+    if inf.pos is not None:
+        add: Op = inf.pos
         cat = [n for n in add.inputs if not e.g.t(n).is_const][0]
         operands = {cat: y}
         for n in add.inputs:
@@ -158,6 +164,6 @@ def embed_ctx(e: _Emitter, i: int, step: Step) -> dict[str, Any]:
         }  # fmt: skip
     return {
         "q": q, "x": x, "Y": y, **arrays,
-        "kh": kh, "kw": kw, "iw": iw, "ic": ic, "hp": hp, "wp": wp, "D": d, "T": inf["T"],
-        "tok_off": inf["token_offset"], "consts": consts, "pos": pos,
+        "kh": kh, "kw": kw, "iw": iw, "ic": ic, "hp": hp, "wp": wp, "D": d, "T": inf.T,
+        "tok_off": inf.token_offset, "consts": consts, "pos": pos,
     }  # fmt: skip

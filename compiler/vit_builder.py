@@ -31,26 +31,48 @@ from compiler.ir import Graph, Op, QParams, Tensor
 
 @dataclass(frozen=True)
 class ViTConfig:
-    image: int = 32
+    """The one ViT description: `build_vit` builds it as an int8 IR graph with seeded random
+    weights, `compiler.models.vit.ViT` as a PyTorch module (the NAS ViT space exports to it).
+
+    img_size x img_size x in_chans images cut into patch x patch patches (tokens = patches + a
+    class token) of embed_dim features; `depth` pre-norm blocks of `heads`-head attention and an
+    MLP of int(embed_dim * mlp_ratio) hidden features; num_classes logits. eps: LayerNorm epsilon
+    (PyTorch's default). seed and calib_images: `build_vit`'s random weights and calibration
+    images (the PyTorch module trains or copies its own weights).
+    ValueError when img_size is not a multiple of patch or embed_dim of heads."""
+
+    img_size: int = 32
     patch: int = 8
-    channels: int = 3
-    embed: int = 64
+    in_chans: int = 1
+    embed_dim: int = 32
     depth: int = 2
     heads: int = 2
-    mlp_ratio: int = 4
-    classes: int = 10
-    eps: float = 1e-6
+    mlp_ratio: float = 2.0
+    num_classes: int = 10
+    eps: float = 1e-5
     seed: int = 0
     calib_images: int = 2
 
+    def __post_init__(self) -> None:
+        if self.img_size % self.patch:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of patch {self.patch}")
+        if self.embed_dim % self.heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not a multiple of heads {self.heads}")
+
     @property
     def tokens(self) -> int:
-        return (self.image // self.patch) ** 2 + 1
+        return (self.img_size // self.patch) ** 2 + 1
+
+    @property
+    def hidden(self) -> int:
+        """MLP hidden features."""
+        return int(self.embed_dim * self.mlp_ratio)
 
     @property
     def name(self) -> str:
         return (
-            f"vit_i{self.image}_p{self.patch}_d{self.embed}_l{self.depth}_h{self.heads}_r{self.mlp_ratio}_s{self.seed}"
+            f"vit_i{self.img_size}_p{self.patch}_d{self.embed_dim}_l{self.depth}_h{self.heads}"
+            f"_r{self.mlp_ratio:g}_s{self.seed}"
         )
 
 
@@ -119,7 +141,7 @@ class _Builder:
 
     def block(self, i: int, x: str) -> str:
         cfg = self.cfg
-        t, d, h = cfg.tokens, cfg.embed, cfg.heads
+        t, d, h = cfg.tokens, cfg.embed_dim, cfg.heads
         dh = d // h
         pre = f"b{i}"
         ln = self.layer_norm(f"{pre}.ln1", x)
@@ -147,7 +169,7 @@ class _Builder:
         a = self.linear(f"{pre}.proj", om, d)
         x1 = self.add(f"{pre}.res1", x, a)
         ln2 = self.layer_norm(f"{pre}.ln2", x1)
-        h1 = self.linear(f"{pre}.fc1", ln2, d * cfg.mlp_ratio)
+        h1 = self.linear(f"{pre}.fc1", ln2, cfg.hidden)
         hg = self.act(f"{pre}.gelu.out", F.gelu(self.vals[h1]), self.g.t(h1).shape)
         self.op("gelu", f"{pre}.gelu", [h1], hg, approximate="none")
         m = self.linear(f"{pre}.fc2", hg, d)
@@ -155,7 +177,7 @@ class _Builder:
 
     def build(self) -> Graph:
         cfg = self.cfg
-        hw, p, c, d = cfg.image, cfg.patch, cfg.channels, cfg.embed
+        hw, p, c, d = cfg.img_size, cfg.patch, cfg.in_chans, cfg.embed_dim
         if hw % p or d % cfg.heads:
             raise ValueError("image must be a multiple of patch and embed a multiple of heads")
         hp = hw // p
@@ -191,7 +213,7 @@ class _Builder:
         cls_t = self.view("slice", "cls", xs, (1, 1, d), begin=[0, 0, 0], size=[1, 1, d])
         lnf = self.layer_norm("ln_f", cls_t)
         feat = self.view("reshape", "feat", lnf, (1, d))
-        logits = self.linear("head", feat, cfg.classes)
+        logits = self.linear("head", feat, cfg.num_classes)
         self.g.outputs = [logits]
         self._quantize(cls, pos)
         _c_names(self.g)

@@ -37,6 +37,7 @@ from compiler.ir import Graph, Op, op_macs
 from compiler.planner import STACK_RESERVE, PlanOptions, choose_for
 from compiler.schedule.plan import Plan, Step
 from compiler.schedule.select import plan_peak
+from compiler.schedule.token import TokenStage
 
 COST_MODEL = Path(__file__).resolve().parent / "cost_model.json"
 # Bytes the finished firmware adds to the plan's peak besides the arena: the stack high-water
@@ -111,17 +112,16 @@ class CostModel:
         g = plan.graph
         total = 0.0
         for st in plan.steps:
-            u = st.detail.get("unit")
-            if u is not None:  # token stage: its ops, each with its kernel where the stage uses a fast one
+            if isinstance(st.stage, TokenStage):  # its ops, each with its kernel where the stage uses a fast one
                 ks = st.detail.get("kernels", {})
-                for op in u.ops:
+                for op in st.stage.unit.ops:
                     m = op_macs(g, op)
                     name = ks[op.name].name if op.name in ks else "portable"
                     total += self.lookup(core, f"{op.kind}:{name}", "mac" if m > 0 else "elem") * op_work(g, op, m)
                 continue
             key, unit = step_key(st)
             total += self.lookup(core, key, unit) * step_work(g, st)
-        total += self.lookup(core, "loop_overhead", "mac") * float(plan.detail.get("loop_overhead", 0))
+        total += self.lookup(core, "loop_overhead", "mac") * float(plan.loop_overhead)
         return int(total)
 
 

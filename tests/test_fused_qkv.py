@@ -21,7 +21,8 @@ from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.torch import export_onnx, from_torch, quantize_torch  # noqa: E402
 from compiler.passes.quantize import to_ir_layout  # noqa: E402
 from compiler.passes.split_qkv import split_fused_qkv  # noqa: E402
-from compiler.schedule.token import execute, match_units, plan_token  # noqa: E402
+from compiler.schedule.execute import run_plan  # noqa: E402
+from compiler.schedule.token import match_units, plan_token  # noqa: E402
 
 
 class TimmAttention(nn.Module):
@@ -107,7 +108,7 @@ def test_split_is_exact_and_token_planner_matches(model, tmp_path) -> None:
     ref = reference.run(g, [x])[0]
     np.testing.assert_array_equal(reference.run(s, [x])[0], ref)
     for grp, qb in ((1, 1), (4, 3), (17, 17)):
-        np.testing.assert_array_equal(execute(plan_token(g, "arena", grp, qb), [x])[0], ref)
+        np.testing.assert_array_equal(run_plan(plan_token(g, "arena", grp, qb), [x])[0], ref)
 
 
 @needs_firmware

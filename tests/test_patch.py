@@ -180,7 +180,7 @@ def test_patch_plans_reserve_fast_kernel_scratch(name):
             i = p.steps.index(st)
             widest = max(calls[i - p.stage.steps[0]].output.w for calls in p.patches())
             need = sf.window(g, i, widest)  # dw 3x3: scratch grows with the call's output width
-            assert need <= c.scratch and st.detail.get("kernel_scratch", c.scratch) >= need
+            assert need <= c.scratch and (c.scratch if st.kernel_scratch is None else st.kernel_scratch) >= need
             assert need == 0 or (st.scratch is not None and st.scratch.size >= need)
         _no_overlap(p)
         _check(p, g)

@@ -76,7 +76,9 @@ def test_live_bytes_is_the_naive_sum(buffers: list[Buffer]) -> None:
 @pytest.fixture(scope="module")
 def plans():
     cnn = tiny_cnn()
-    vit = build_vit(ViTConfig(image=24, patch=6, embed=24, depth=2, heads=3, mlp_ratio=2, classes=5, seed=3))
+    cfg = ViTConfig(img_size=24, patch=6, in_chans=3, embed_dim=24, depth=2, heads=3, mlp_ratio=2, num_classes=5,
+                    seed=3)  # fmt: skip
+    vit = build_vit(cfg)
     out = []
     for g in (cnn, vit):
         for io in ("arena", "external"):
@@ -114,3 +116,52 @@ def test_check_catches_an_overlap_and_an_overflow(plans) -> None:
     with pytest.raises(PlanError, match="outside the arena"):
         p.check()
     p.arena_bytes += 4
+
+
+def test_stages_are_typed_records_on_the_plan_and_its_steps(plans) -> None:
+    """Patch and token stages are typed (`PatchStage`, `TokenStage`): the plan lists them in step
+    order and every step they cover points at its stage; layer steps have none."""
+    from compiler.schedule.patch import PatchPlan, PatchStage
+    from compiler.schedule.token import AttentionInfo, EmbedInfo, MlpInfo, TokenStage
+
+    kinds = {"layer": type(None), "patch": PatchStage, "token": TokenStage}
+    for p in plans:
+        covered = {i: stage for stage in p.stages for i in stage.steps}
+        assert [s.stage for s in p.steps] == [covered.get(i) for i in range(len(p.steps))]
+        assert all(isinstance(stage, kinds[p.schedule]) for stage in p.stages)
+        assert (p.schedule == "layer") == (not p.stages)
+        assert isinstance(p, PatchPlan) == (p.schedule == "patch")
+        for stage in p.stages:
+            assert stage.steps == [i for i, s in enumerate(p.steps) if s.stage is stage]
+            if isinstance(stage, TokenStage):
+                info = {"embed": EmbedInfo, "attention": AttentionInfo, "mlp": MlpInfo}[stage.kind]
+                assert isinstance(stage.unit.info, info) and p.steps[stage.steps[0]].op.kind == f"token_{stage.kind}"
+                assert stage.group <= stage.unit.info.T and stage.qblock <= stage.unit.info.T
+
+
+def test_one_executor_runs_every_plan(plans) -> None:
+    """`compiler.schedule.execute.run_plan` runs layer, patch and token plans (junk in free
+    arena bytes) and gives `reference.run`'s bytes."""
+    import numpy as np
+
+    from compiler import reference
+    from compiler.schedule.execute import run_plan
+
+    seen = set()
+    for k, p in enumerate(plans):
+        g = p.graph
+        t = g.t(g.inputs[0])
+        x = np.random.default_rng(k).integers(-128, 128, t.shape).astype(t.dtype)
+        want = reference.run(g, [x])
+        got = run_plan(p, [x], seed=k)
+        assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)), p.schedule
+        seen.add(p.schedule)
+    assert seen == {"layer", "patch", "token"}
+
+
+def test_dump_names_each_stage_once(plans) -> None:
+    for p in plans:
+        text = p.dump()
+        assert text.count(" stage: ") == len(p.stages), p.schedule
+        for stage in p.stages:
+            assert stage.describe() in text

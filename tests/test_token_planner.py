@@ -1,6 +1,6 @@
 """The token-overwriting planner: pattern matching, knobs, memory, and bit-exactness.
 
-`execute(plan, x)` runs a token plan's stages on a simulated arena with the reference kernels on
+`run_plan(plan, x)` runs a token plan's stages on a simulated arena with the reference kernels on
 the same row groups, offsets and strides the generated C uses; it must equal `reference.run`
 for every knob setting (grouping must not change the arithmetic, and no two live buffers may
 overlap). The QEMU test runs one small ViT's token plan on stm32f746g-disco.
@@ -15,12 +15,13 @@ from conftest import needs_firmware
 from compiler import reference
 from compiler.errors import BudgetError
 from compiler.ir import Op, QParams, Tensor
+from compiler.schedule.execute import run_plan
 from compiler.schedule.layer import plan_layer
 from compiler.schedule.select import candidate_plans, choose_plan, plan_peak
-from compiler.schedule.token import execute, match_units, plan_token
+from compiler.schedule.token import TokenStage, match_units, plan_token
 from compiler.vit_builder import ViTConfig, build_vit
 
-SMALL = ViTConfig(image=24, patch=6, embed=24, depth=2, heads=3, mlp_ratio=2, classes=5, seed=3)
+SMALL = ViTConfig(img_size=24, patch=6, in_chans=3, embed_dim=24, depth=2, heads=3, mlp_ratio=2, num_classes=5, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +43,29 @@ def test_execute_equals_reference(small, group: int, qblock: int) -> None:
     plan = plan_token(small, "arena", group, qblock)
     for seed in range(2):
         x = image(small, seed)
-        np.testing.assert_array_equal(execute(plan, [x])[0], reference.run(small, [x])[0])
+        np.testing.assert_array_equal(run_plan(plan, [x])[0], reference.run(small, [x])[0])
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_random_vits(seed: int) -> None:
     rng = np.random.default_rng(seed)
     heads = int(rng.choice([1, 2, 4]))
-    cfg = ViTConfig(image=16, patch=int(rng.choice([4, 8])), embed=8 * heads, depth=1, heads=heads,
+    cfg = ViTConfig(img_size=16, patch=int(rng.choice([4, 8])), in_chans=3, embed_dim=8 * heads, depth=1, heads=heads,
                     mlp_ratio=int(rng.choice([2, 4])), seed=seed)  # fmt: skip
     g = build_vit(cfg)
     grp, qb = (int(v) for v in rng.integers(1, cfg.tokens + 1, size=2))
     x = image(g, seed)
-    np.testing.assert_array_equal(execute(plan_token(g, "arena", grp, qb), [x])[0], reference.run(g, [x])[0])
+    np.testing.assert_array_equal(run_plan(plan_token(g, "arena", grp, qb), [x])[0], reference.run(g, [x])[0])
 
 
 def test_io_external(small) -> None:
     plan = plan_token(small, "external", 4, 4)
     x = image(small)
-    np.testing.assert_array_equal(execute(plan, [x])[0], reference.run(small, [x])[0])
+    np.testing.assert_array_equal(run_plan(plan, [x])[0], reference.run(small, [x])[0])
 
 
 def test_smaller_than_layer_and_knobs_trade_memory_for_calls() -> None:
-    g = build_vit(ViTConfig(image=64, patch=8, embed=48, depth=1, heads=3))
+    g = build_vit(ViTConfig(in_chans=3, img_size=64, patch=8, embed_dim=48, depth=1, heads=3, mlp_ratio=4))
     layer = plan_layer(g)
     plans = candidate_plans(g, "token")
     assert len(plans) > 1
@@ -103,16 +104,16 @@ def test_no_overwrite_when_input_is_read_later(small) -> None:
     g.outputs = [y]
     plan = plan_token(g, "arena", 3, 3)
     att = next(s for s in plan.steps if s.op.kind == "token_attention")
-    assert att.detail["overwrite"] is False
+    assert isinstance(att.stage, TokenStage) and att.stage.kind == "attention" and att.stage.overwrite is False
     x = image(g)
-    np.testing.assert_array_equal(execute(plan, [x])[0], reference.run(g, [x])[0])
+    np.testing.assert_array_equal(run_plan(plan, [x])[0], reference.run(g, [x])[0])
 
 
 def test_unmatched_graph_falls_back(small) -> None:
     """Breaking a pattern (different quantization on one op) leaves that part layer by layer."""
     g = build_vit(SMALL)
     mlp = [u for u in match_units(g) if u.kind == "mlp"][0]
-    gelu = mlp.info["acts"][0]
+    gelu = mlp.info.acts[0]
     gelu.kind = "relu"
     gelu.attrs = {"min": 0.0, "max": float("inf")}
     g.t(gelu.outputs[0]).quant = QParams(0.05, -128)
@@ -120,7 +121,7 @@ def test_unmatched_graph_falls_back(small) -> None:
     assert kinds.count("mlp") == SMALL.depth - 1
     plan = plan_token(g, "arena", 4, 4)
     x = image(g)
-    np.testing.assert_array_equal(execute(plan, [x])[0], reference.run(g, [x])[0])
+    np.testing.assert_array_equal(run_plan(plan, [x])[0], reference.run(g, [x])[0])
 
 
 def test_graph_without_transformer_has_no_token_plan() -> None:
@@ -145,7 +146,7 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     from compiler.pipeline import CompileOptions, run_model
     from compiler.planner import STACK_RESERVE
 
-    g = build_vit(ViTConfig(image=24, patch=6, embed=24, depth=1, heads=3, mlp_ratio=2, seed=1))
+    g = build_vit(ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1))
     from codegen.kernels import scratch_fn, select_kernels
 
     scratch = scratch_fn(select_kernels(g, "cortex-m7", 1 << 20))  # the F746's fast kernels
@@ -171,12 +172,15 @@ def test_stage_kernel_scratch(small) -> None:
     plan = plan_token(small, "arena", 4, 3, scratch=scratch_fn(choices))
     attach_stage_kernels(plan, choices)
     stages = [s for s in plan.steps if s.op.kind.startswith("token_")]
+    assert stages and plan.stages == [s.stage for s in stages]
     for s in stages:
-        need = max(choices[o.name].scratch for o in s.detail["unit"].ops if o.name in choices)
-        assert s.detail["ws"]["F"][1] == need and set(s.detail["kernels"]) <= {o.name for o in s.detail["unit"].ops}
+        ts = s.stage
+        assert isinstance(ts, TokenStage) and ts.steps == [plan.steps.index(s)]
+        need = max(choices[o.name].scratch for o in ts.unit.ops if o.name in choices)
+        assert ts.workspace["F"][1] == need and set(s.detail["kernels"]) <= {o.name for o in ts.unit.ops}
     assert plan.arena_bytes > plan_token(small, "arena", 4, 3).arena_bytes
     x = image(small, 4)
-    np.testing.assert_array_equal(execute(plan, [x])[0], reference.run(small, [x])[0])
+    np.testing.assert_array_equal(run_plan(plan, [x])[0], reference.run(small, [x])[0])
 
 
 def test_onnx_imported_vit_matches_and_is_exact(tmp_path) -> None:
@@ -185,13 +189,12 @@ def test_onnx_imported_vit_matches_and_is_exact(tmp_path) -> None:
     pytest.importorskip("onnx")
     from compiler.frontend.torch import quantize_torch
     from compiler.models.vit import ViT
-    from compiler.models.vit import ViTConfig as TorchViTConfig
 
     torch.manual_seed(0)
-    m = ViT(TorchViTConfig(img_size=32, patch=8, embed_dim=32, depth=2, heads=2)).eval()
+    m = ViT(ViTConfig(img_size=32, patch=8, embed_dim=32, depth=2, heads=2)).eval()
     calib = np.random.default_rng(0).normal(size=(4, 1, 32, 32)).astype(np.float32)
     g = quantize_torch(m, torch.from_numpy(calib[:1]), calib, tmp_path / "vit.onnx")
     assert [u.kind for u in match_units(g)] == ["embed"] + ["attention", "mlp"] * 2
     x = image(g)
     for grp, qb in ((1, 1), (3, 5), (17, 17)):
-        np.testing.assert_array_equal(execute(plan_token(g, "arena", grp, qb), [x])[0], reference.run(g, [x])[0])
+        np.testing.assert_array_equal(run_plan(plan_token(g, "arena", grp, qb), [x])[0], reference.run(g, [x])[0])

@@ -27,7 +27,8 @@ from compiler.frontend.onnx import load_onnx  # noqa: E402
 from compiler.frontend.torch import export_onnx, quantize_torch, run_torch  # noqa: E402
 from compiler.models.zoo import CASES, make  # noqa: E402
 from compiler.passes.split_qkv import split_fused_qkv  # noqa: E402
-from compiler.schedule.token import execute, match_units, plan_token  # noqa: E402
+from compiler.schedule.execute import run_plan  # noqa: E402
+from compiler.schedule.token import match_units, plan_token  # noqa: E402
 
 # attention as PyTorch writes it -> the token planner's units (post-norm encoder layers and
 # MobileViT's per-patch-position batch are not token-planner patterns: they run layer by layer)
@@ -100,7 +101,7 @@ def test_attention_maps_to_token_plan(name, tmp_path) -> None:
     x = np.random.default_rng(2).integers(-128, 128, size=g.t(g.inputs[0]).shape).astype(np.int8)
     ref = reference.run(g, [x])[0]
     for grp, qb in ((1, 1), (4, 3)):
-        np.testing.assert_array_equal(execute(plan_token(g, "arena", grp, qb), [x])[0], ref)
+        np.testing.assert_array_equal(run_plan(plan_token(g, "arena", grp, qb), [x])[0], ref)
 
 
 @needs_firmware

@@ -13,32 +13,12 @@ softmax (the 1/sqrt(d_head) becomes softmax's beta), gelu and slice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from compiler.vit_builder import ViTConfig  # the one config (torch-free); re-exported here
 
-@dataclass(frozen=True)
-class ViTConfig:
-    img_size: int = 32
-    patch: int = 8
-    in_chans: int = 1
-    embed_dim: int = 32
-    depth: int = 2
-    heads: int = 2
-    mlp_ratio: float = 2.0
-    num_classes: int = 10
-
-    def __post_init__(self) -> None:
-        if self.img_size % self.patch:
-            raise ValueError(f"img_size {self.img_size} is not a multiple of patch {self.patch}")
-        if self.embed_dim % self.heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not a multiple of heads {self.heads}")
-
-    @property
-    def tokens(self) -> int:
-        return (self.img_size // self.patch) ** 2 + 1
+__all__ = ["ViT", "ViTConfig"]
 
 
 class Attention(nn.Module):
@@ -65,12 +45,12 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = 1e-5) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
@@ -89,8 +69,8 @@ class ViT(nn.Module):
         self.patch_embed = nn.Conv2d(cfg.in_chans, d, kernel_size=cfg.patch, stride=cfg.patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.tokens, d) * 0.02)
-        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(d)
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio, cfg.eps) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d, eps=cfg.eps)
         self.head = nn.Linear(d, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,14 @@
-"""Execute a Plan in numpy, byte for byte as the firmware will: one arena array, every
-tensor read and written at the offsets and strides the plan gives, the patch stage run
-patch by patch on the kernel calls of `PatchPlan.patches()` (with their halo-cache copies).
+"""Execute any Plan in numpy, byte for byte as the firmware will: the tests' bit-exactness oracle.
+
+One arena array (plus the caller's input/output buffers for io="external"); every tensor is read
+and written at the offsets and strides the plan gives. Layer-by-layer steps run their op on
+whole tensors; a patch stage (`PatchStage`) runs patch by patch on the kernel calls of
+`PatchPlan.patches()` (with their halo-cache copies); a token stage (`TokenStage`) runs its
+loops over token groups and query blocks in its workspace, through the same offsets and strides
+the generated C uses (`codegen/token.py`).
 
 Each op is computed by the golden `compiler.reference` function on the exact window and
-per-edge padding of its call, so a plan is right when `execute_plan(plan, x)` equals
+per-edge padding of its call, so a plan is right when `run_plan(plan, x)` equals
 `reference.run(graph, x)`. Before every step, arena bytes that no live buffer owns (and the
 step's scratch) are overwritten with junk, so a lifetime or placement error shows up as a
 wrong output here instead of only in the emulator.
@@ -12,13 +17,16 @@ wrong output here instead of only in the emulator.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from compiler import reference
-from compiler.ir import Graph, Op, Tensor
-from compiler.schedule.plan import Plan
+from compiler.ir import VIEW_OPS, Graph, Op, Tensor
+from compiler.schedule.patch import PatchPlan, PatchStage
+from compiler.schedule.plan import Plan, Step
+from compiler.schedule.token import AttentionInfo, EmbedInfo, MlpInfo, TokenStage
 
 
 class _Memory:
@@ -63,38 +71,58 @@ class _Memory:
             arena[s.offset : s.offset + s.size] = junk[s.offset : s.offset + s.size]
 
 
-def execute_plan(plan: Plan, inputs: list[np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
-    """Run `plan`; returns every activation as it was right after the step that produced it
-    (the patch stage's output after its last patch), graph outputs included."""
+def execute_plan(plan: Plan, inputs: Sequence[np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """Run `plan` (layer, patch or token) on `inputs` (one array per graph input, its shape or
+    flat); returns every activation as it was right after the step that produced it (a patch
+    stage's output after its last patch, a token stage's output), graph outputs included.
+    `seed` picks the junk written into free arena bytes."""
     g = plan.graph
     mem = _Memory(plan, seed)
     for name, x in zip(g.inputs, inputs, strict=True):
-        mem.tensor(name)[:] = np.asarray(x, np.int8).reshape(-1)
+        t = g.t(name)
+        mem.tensor(name)[:] = np.asarray(x).astype(t.dtype).reshape(-1).view(np.int8)
     seen: dict[str, np.ndarray] = {}
-    stages = getattr(plan, "stages", None) or []
-    stage_of = {i: k for k, st in enumerate(stages) for i in st.steps}
+    patch_stages = plan.patch_stages if isinstance(plan, PatchPlan) else []
     for i, step in enumerate(plan.steps):
-        if i in stage_of:
-            st = stages[stage_of[i]]
+        st = step.stage
+        if isinstance(st, PatchStage):
+            assert isinstance(plan, PatchPlan)
             if i == st.steps[0]:
-                _run_stage(plan, mem, stage_of[i])
-                seen[st.output] = mem.tensor(st.output).copy().reshape(g.t(st.output).shape)
+                _run_stage(plan, mem, patch_stages.index(st))
+                seen[st.output] = _value(g, mem, st.output)
             continue
         mem.clobber(i)
+        if isinstance(st, TokenStage):
+            _run_token_stage(g, mem, step, st)
+            seen[st.unit.x_out] = _value(g, mem, st.unit.x_out)
+            continue
         op = step.op
-        env = {n: mem.tensor(n).copy().reshape(g.t(n).shape) for n in op.inputs if n and not g.t(n).is_const}
         y = op.outputs[0]
-        out = np.asarray(reference._OPS[op.kind](g, op, env)).astype(g.t(y).dtype).reshape(-1)
-        mem.tensor(y)[:] = out.view(np.int8) if out.dtype.itemsize == 1 else out[: g.t(y).nbytes]
-        seen[y] = mem.tensor(y).copy().reshape(g.t(y).shape)
+        if op.kind not in VIEW_OPS:  # a view shares its source's bytes
+            env = {n: _value(g, mem, n) for n in op.inputs if n and not g.t(n).is_const}
+            out = np.asarray(reference._OPS[op.kind](g, op, env)).astype(g.t(y).dtype).reshape(-1)
+            mem.tensor(y)[:] = out.view(np.int8)
+        seen[y] = _value(g, mem, y)
     for n in g.outputs:
-        seen[n] = mem.tensor(n).copy().reshape(g.t(n).shape)
+        seen[n] = _value(g, mem, n)
     return seen
 
 
-def _run_stage(plan: Plan, mem: _Memory, k: int) -> None:
+def run_plan(plan: Plan, inputs: Sequence[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """The graph outputs of `execute_plan`, in the graph's order (what `reference.run` returns)."""
+    seen = execute_plan(plan, inputs, seed)
+    return [seen[n] for n in plan.graph.outputs]
+
+
+def _value(g: Graph, mem: _Memory, name: str) -> np.ndarray:
+    """A tensor's current bytes as an array of its dtype and shape (a copy)."""
+    t = g.t(name)
+    return mem.tensor(name).copy().view(np.dtype(t.dtype)).reshape(t.shape)
+
+
+def _run_stage(plan: PatchPlan, mem: _Memory, k: int) -> None:
     g = plan.graph
-    for calls in plan.patches(k):  # type: ignore[attr-defined]
+    for calls in plan.patches(k):
         for call in calls:
             mem.clobber(call.step)
             op = g.ops[call.step]
@@ -126,3 +154,134 @@ def _window_op(g: Graph, op: Op, pads: tuple[int, int, int, int], out_shape: tup
     if out_shape[1] * out_shape[2] == 0:
         return np.zeros(out_shape, np.int8)
     return np.asarray(reference._OPS[op.kind](sub, wop, env)).astype(np.int8).reshape(out_shape)
+
+
+# -- token stages (compiler.schedule.token): the loops codegen/token.py writes in C -------------
+
+
+def _run_token_stage(g: Graph, mem: _Memory, step: Step, st: TokenStage) -> None:
+    """A token stage on the arena: reference ops on the same row groups, query blocks,
+    workspace offsets and strides as the generated C."""
+    arena = mem.regions["arena"]
+    ws = arena[step.scratch.offset :] if step.scratch is not None else arena
+
+    def region(t: str) -> tuple[np.ndarray, int]:
+        b = mem.plan.tensor_buffer[t]
+        if b.region in ("input", "output"):
+            return mem.region(b.region), 0
+        return arena, b.offset
+
+    _exec_stage(g, st, region, ws)
+
+
+def _rows(m: np.ndarray, off: int, rows: int, width: int) -> np.ndarray:
+    return m[off : off + rows * width].reshape(rows, width)
+
+
+def _strided(m: np.ndarray, off: int, shape: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
+    idx = off + np.arange(shape[0])[:, None] * strides[0] + np.arange(shape[1])[None, :] * strides[1]
+    return m[idx]
+
+
+def _exec_stage(g: Graph, st: TokenStage, region, ws: np.ndarray) -> None:
+    u = st.unit
+    i = u.info
+    grp, qb = st.group, st.qblock
+    lay = st.workspace
+
+    def wsv(name: str) -> tuple[np.ndarray, int]:
+        return ws, lay[name][0]
+
+    def run(op: Op, env: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(reference._OPS[op.kind](g, op, env)).astype(np.int8)
+
+    xm, xo = region(u.x_in)
+    ym, yo = region(u.x_out)
+    if isinstance(i, EmbedInfo):
+        conv = i.conv
+        img = xm[xo : xo + g.t(u.x_in).size].reshape(g.t(u.x_in).shape)
+        p = g.t(conv.inputs[1]).shape[1]
+        hp, wp, d, t = i.hp, g.t(conv.outputs[0]).shape[2], i.D, i.T
+        for r in range(hp):
+            # one row of patches: a [1, p, W, C] slice of the image -> tokens r*wp .. of X
+            x = img[:, r * p : (r + 1) * p]
+            out = _conv_rows(g, conv, x)
+            base = yo + (i.token_offset + r * wp) * d
+            ym[base : base + wp * d] = out.reshape(-1)
+        for n, off in i.consts:
+            c = g.t(n).data.reshape(-1)
+            ym[yo + off * d : yo + off * d + c.size] = c
+        if i.pos is not None:
+            add = i.pos
+            cur = ym[yo : yo + t * d].reshape(g.t(u.x_out).shape).copy()
+            env = {n: (g.t(n).data if g.t(n).is_const else cur) for n in add.inputs}
+            ym[yo : yo + t * d] = run(add, env).reshape(-1)
+        return
+    t, d = i.T, i.D
+    if isinstance(i, MlpInfo):
+        ln, fc1, fc2, add = i.ln, i.fc1, i.fc2, i.add
+        hid = i.hidden
+        for t0 in range(0, t, grp):
+            n = min(grp, t - t0)
+            x = _rows(xm, xo + t0 * d, n, d).copy()
+            lm, lo = wsv("L")
+            _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
+            hm, ho = wsv("H")
+            _rows(hm, ho, n, hid)[...] = run(fc1, {fc1.inputs[0]: _rows(lm, lo, n, d).copy()})
+            for a in i.acts:
+                _rows(hm, ho, n, hid)[...] = run(a, {a.inputs[0]: _rows(hm, ho, n, hid).copy()})
+            _rows(lm, lo, n, d)[...] = run(fc2, {fc2.inputs[0]: _rows(hm, ho, n, hid).copy()})
+            env = {u.x_in: x, fc2.outputs[0]: _rows(lm, lo, n, d).copy()}
+            _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
+        return
+    assert isinstance(i, AttentionInfo)
+    ln, fq, fk, fv, proj, add = i.ln, i.q, i.k, i.v, i.proj, i.add
+    sb, sm, ob = i.scores, i.softmax, i.attn
+    dq, dk, dv, dm, h = i.dq, i.dk, i.dv, i.dm, i.heads
+    a, bk, bv, yo3 = i.a, i.bk, i.bv, i.yo
+    lm, lo = wsv("L")
+    km, ko = wsv("K")
+    vm, vo = wsv("V")
+    qm, qo = wsv("Q")
+    sm_, so = wsv("S")
+    om, oo = wsv("O")
+    for t0 in range(0, t, grp):
+        n = min(grp, t - t0)
+        _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: _rows(xm, xo + t0 * d, n, d).copy()})
+        lv = _rows(lm, lo, n, d).copy()
+        _rows(km, ko + t0 * dk, n, dk)[...] = run(fk, {fk.inputs[0]: lv})
+        _rows(vm, vo + t0 * dv, n, dv)[...] = run(fv, {fv.inputs[0]: lv})
+    dh, dvh = i.dh, i.dvh
+    for t0 in range(0, t, qb):
+        n = min(qb, t - t0)
+        x = _rows(xm, xo + t0 * d, n, d).copy()
+        _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
+        _rows(qm, qo, n, dq)[...] = run(fq, {fq.inputs[0]: _rows(lm, lo, n, d).copy()})
+        for hh in range(h):
+            qa = _strided(qm, qo + hh * a.batch, (n, dh), (a.row, a.col))
+            kb = _strided(km, ko + hh * bk.batch, (dh, t), (bk.row, bk.col))
+            if sb.attrs.get("transpose_b", False):
+                kb = kb.T.copy()
+            _rows(sm_, so, n, t)[...] = run(sb, {sb.inputs[0]: qa, sb.inputs[1]: kb})
+            _rows(sm_, so, n, t)[...] = run(sm, {sm.inputs[0]: _rows(sm_, so, n, t).copy()})
+            vb = _strided(vm, vo + hh * bv.batch, (t, dvh), (bv.row, bv.col))
+            if ob.attrs.get("transpose_b", False):
+                vb = vb.T.copy()
+            res = run(ob, {ob.inputs[0]: _rows(sm_, so, n, t).copy(), ob.inputs[1]: vb})
+            idx = oo + hh * yo3.batch + np.arange(n)[:, None] * yo3.row + np.arange(dvh)[None, :] * yo3.col
+            om[idx] = res.reshape(n, dvh)
+        _rows(lm, lo, n, dm)[...] = run(proj, {proj.inputs[0]: _rows(om, oo, n, dm).copy()})
+        env = {u.x_in: x, proj.outputs[0]: _rows(lm, lo, n, dm).copy()}
+        _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
+
+
+def _conv_rows(g: Graph, conv: Op, x: np.ndarray) -> np.ndarray:
+    """The conv of one row of patches (kernel = stride, no padding): reference arithmetic."""
+    p = reference.lower(g, conv)
+    w = g.t(conv.inputs[1]).data.astype(np.int64)
+    b = g.t(conv.inputs[2]).data.astype(np.int64) if len(conv.inputs) > 2 and conv.inputs[2] else 0
+    kh, kw = w.shape[1:3]
+    n, hh, ww, c = x.shape
+    patches = (x.astype(np.int64) + p["input_offset"]).reshape(n, hh // kh, kh, ww // kw, kw, c)
+    acc = np.einsum("nhiwjc,oijc->nhwo", patches, w + p["weights_offset"]) + b
+    return reference._requant(acc, p)

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from compiler.ir import graph_macs, op_macs
 from compiler.schedule.layer import place
-from compiler.schedule.plan import Buffer, align
+from compiler.schedule.plan import Buffer, align, plan_peak
 
 KINDS = ("recompute", "columns", "2d")
 
@@ -38,15 +38,13 @@ def _overlap(spans) -> int:
 
 def halo_cache_estimate(plan) -> dict[str, dict[str, int]]:
     """kind -> {"macs", "mac_overhead", "peak", "cache_bytes"} for the plan (a PatchPlan)."""
-    from compiler.schedule.select import plan_peak
-
     g = plan.graph
     base_macs = plan.macs
     out: dict[str, dict[str, int]] = {"recompute": {"macs": base_macs, "peak": plan_peak(plan), "cache_bytes": 0}}
     for kind in KINDS[1:]:
         macs = base_macs
         extra: list[Buffer] = []
-        for k, st in enumerate(plan.stages):
+        for k, st in enumerate(plan.patch_stages):
             for i in st.steps:
                 op = g.ops[i]
                 y = op.outputs[0]

@@ -32,7 +32,7 @@ from compiler.schedule.inplace import (
     dw_ring_bytes,
 )
 from compiler.schedule.layer import ScratchFn, build_buffers, lower_bound, place
-from compiler.schedule.plan import Buffer, Plan, Step, align, live_bytes
+from compiler.schedule.plan import Buffer, Plan, Stage, Step, align, live_bytes, plan_cost, plan_peak
 from compiler.schedule.receptive import (
     SPATIAL,
     AxisAnalysis,
@@ -86,8 +86,9 @@ class PatchCall:
 
 
 @dataclass
-class PatchStage:
-    steps: list[int]
+class PatchStage(Stage):
+    """Graph ops steps[0..-1] run patch by patch: their output map cut into an n x m `grid`."""
+
     output: str
     grid: tuple[int, int]
     rows: list[AxisAnalysis]  # one per row band of the stage output
@@ -110,19 +111,29 @@ class PatchStage:
     def n_patches(self) -> int:
         return len(self.rows) * len(self.cols)
 
+    def describe(self) -> str:
+        halo = ", column halo cache" if self.halo else ""
+        return f"patch stage: steps {self.steps[0]}..{self.steps[-1]} on a {self.grid[0]}x{self.grid[1]} grid{halo}"
+
 
 @dataclass
 class PatchPlan(Plan):
-    stages: list[PatchStage] = field(default_factory=list)  # in step order, disjoint
+    """A plan with patch stages (`stages`: PatchStage, in step order, disjoint); every step of a
+    stage has `Step.stage` set to it."""
+
+    @property
+    def patch_stages(self) -> list[PatchStage]:
+        return [st for st in self.stages if isinstance(st, PatchStage)]
 
     @property
     def stage(self) -> PatchStage | None:
         """The first stage (the one that reads the graph input)."""
-        return self.stages[0] if self.stages else None
+        stages = self.patch_stages
+        return stages[0] if stages else None
 
     def patches(self, k: int = 0) -> list[list[PatchCall]]:
         """[patch (row-major)][stage step] kernel calls of stage k with their buffers' final offsets."""
-        st = self.stages[k]
+        st = self.patch_stages[k]
         if st._patches is None:
             cols = [None, *st.cols, None]
             st._patches = [
@@ -216,7 +227,7 @@ def plan_patch(
     so one buffer live at that step serves the largest patch; the 3x3 depthwise's grows with
     the output width: sized for the widest patch call).
 
-    halo_cache: StreamNet column caching in every stage (`detail["halo_cache"]`): each
+    halo_cache: StreamNet column caching in every stage (`PatchStage.halo`; `detail["halo_cache"]`): each
     intermediate keeps the columns the next patch of its row band shares, in a cache live
     across the stage, so halo columns are computed once (rows shared between bands still are
     recomputed); no in-place depthwise inside such a stage."""
@@ -266,10 +277,9 @@ def plan_stages(
             y = op.outputs[0]
             macs = stage_mac[i]
             sb = rings.get(i) or kernel_scratch.get(i)
-            d: dict = {"patch": True}
-            if i in need:
-                d["kernel_scratch"] = need[i]  # the fast kernel's scratch for the widest patch call
-            plan_steps.append(Step(op=op, macs=macs, scratch=sb, in_place=y in alias, detail=d))
+            plan_steps.append(
+                Step(op=op, macs=macs, scratch=sb, in_place=y in alias, stage=in_stage[i], kernel_scratch=need.get(i))
+            )
         else:
             sb = tail.get(i) or kernel_scratch.get(i)
             plan_steps.append(Step(op=op, macs=op_mac[i], scratch=sb, in_place=i in tail))
@@ -287,7 +297,8 @@ def plan_stages(
     if halo_cache:
         detail["halo_cache"] = "columns"
     detail["mac_overhead"] = round((total - base) / max(base, 1), 4)
-    detail["loop_overhead"] = sum(_loop_overhead(st) for st in stages)
+    loop_overhead = sum(_loop_overhead(st) for st in stages)
+    detail["loop_overhead"] = loop_overhead
     detail["in_place"] = len(alias) + len(tail)
     plan = PatchPlan(
         graph=g,
@@ -299,7 +310,8 @@ def plan_stages(
         lower_bound=lower_bound(buffers, len(plan_steps)),
         io=io,
         detail=detail,
-        stages=stages,
+        stages=list(stages),
+        loop_overhead=loop_overhead,
     )
     if do_place:
         plan.arena_bytes = place(buffers)
@@ -637,8 +649,6 @@ def patch_candidates(
     bound from full maps and per-patch outputs that no in-place decision can lower, does not
     already reject it. The result is the plan list the exhaustive walk gives, at a fraction of
     the sizing work (benchmarks/plan_time.py)."""
-    from compiler.schedule.select import plan_peak
-
     if any(t.dtype != "int8" for t in graph.activations()) or len(graph.inputs) != 1 or len(graph.outputs) != 1:
         return []  # the patch stages run the int8 kernels only, on one input and one output
     cache: dict = {}
@@ -920,14 +930,8 @@ def _tail_live(graph: Graph, s1: int, g1, io: str, cache: dict, scratch, spec):
     return fn
 
 
-def _cost(p: Plan) -> int:
-    return p.macs + int(p.detail.get("loop_overhead", 0))
-
-
-def _peak(p: Plan) -> int:
-    from compiler.schedule.select import plan_peak
-
-    return plan_peak(p)
+_cost = plan_cost
+_peak = plan_peak
 
 
 def pareto(plans: list, keep: int) -> list:

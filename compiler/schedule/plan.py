@@ -141,12 +141,29 @@ def render_buffers(
 
 
 @dataclass
+class Stage:
+    """Base of the typed stage records: graph ops the firmware runs as one loop nest instead of
+    layer by layer. `compiler.schedule.patch.PatchStage` (ops run patch by patch, one Step
+    each) and `compiler.schedule.token.TokenStage` (a transformer block as one Step) extend it;
+    a reader tells them apart with isinstance."""
+
+    steps: list[int]  # the plan steps it covers, in order
+
+    def describe(self) -> str:
+        """One line for `Plan.dump()`, printed on the stage's first step."""
+        return f"stage of steps {self.steps[0]}..{self.steps[-1]}"
+
+
+@dataclass
 class Step:
     op: Op
     macs: int
     scratch: Buffer | None = None
     in_place: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)  # the kernel selection's records (codegen/kernels.py)
+    stage: Stage | None = None  # the patch or token stage that runs this step (None: layer by layer)
+    kernel_scratch: int | None = None  # a patch-stage step: scratch its fast kernel needs for the widest call
+    notes: list[str] = field(default_factory=list)  # lines `Plan.dump()` prints under the step
 
 
 @dataclass
@@ -159,7 +176,9 @@ class Plan:
     arena_bytes: int
     lower_bound: int
     io: str = "arena"  # where the graph input/output live: "arena" or "external"
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)  # the planner's summary (dump, report.json)
+    stages: list[Stage] = field(default_factory=list)  # patch or token stages, in step order
+    loop_overhead: int = 0  # modelled per-call cost the MACs do not show, in MAC-equivalents
 
     @property
     def macs(self) -> int:
@@ -230,12 +249,29 @@ class Plan:
             extra = " in-place" if s.in_place else ""
             if s.scratch is not None:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
+            if s.stage is not None and s.stage.steps[0] == i:
+                extra += f" [{s.stage.describe()}]"
             if "kernel" in s.detail:
                 extra += f" kernel={s.detail['kernel'].describe()}"
             lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")
-            for note in s.detail.get("notes", ()):
+            for note in s.notes:
                 lines.append(f"          {note}")
         return "\n".join(lines)
+
+
+def plan_cost(plan: Plan) -> int:
+    """MACs plus the loop overhead a planner models (patch and token plans: per kernel call),
+    in MAC-equivalents: what the choice ranks plans by."""
+    return plan.macs + plan.loop_overhead
+
+
+def plan_peak(plan: Plan) -> int:
+    """SRAM bytes the plan needs besides the stack: its arena plus the graph input/output
+    buffers that live outside it (io="external")."""
+    extra = 0
+    if plan.io == "external":
+        extra = plan.input_bytes + plan.output_bytes
+    return plan.arena_bytes + extra
 
 
 def step_macs(g: Graph, op: Op) -> int:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from compiler.errors import BudgetError, MicrotileError
 from compiler.ir import Graph
 from compiler.schedule.layer import ScratchFn, plan_layer
-from compiler.schedule.plan import Plan
+from compiler.schedule.plan import Plan, plan_cost, plan_peak
+
+__all__ = ["PLANNERS", "binding_step", "candidate_plans", "choose_plan", "pick_plan", "plan_cost", "plan_peak"]
 
 SCHEDULES = ("auto", "layer", "patch", "token")
 
@@ -22,7 +24,7 @@ def _layer_candidates(graph: Graph, io: str, scratch: ScratchFn | None = None) -
     kw = {"scratch": scratch} if scratch is not None else {}
     plain = plan_layer(graph, io=io, **kw)
     ip = plan_layer(graph, io=io, in_place=True, **kw)
-    return [plain, ip] if ip.detail.get("in_place") and ip.arena_bytes < plain.arena_bytes else [plain]
+    return [plain, ip] if any(s.in_place for s in ip.steps) and ip.arena_bytes < plain.arena_bytes else [plain]
 
 
 def _patch_candidates(graph: Graph, io: str, scratch: ScratchFn | None = None) -> list[Plan]:
@@ -44,18 +46,6 @@ def _token_plans(g: Graph, io: str, scratch: ScratchFn | None = None) -> list[Pl
 
 
 PLANNERS["token"] = _token_plans
-
-
-def plan_cost(plan: Plan) -> int:
-    """MACs plus the loop overhead a planner models (token plans: per kernel call)."""
-    return plan.macs + int(plan.detail.get("loop_overhead", 0))
-
-
-def plan_peak(plan: Plan) -> int:
-    extra = 0
-    if plan.io == "external":
-        extra = plan.input_bytes + plan.output_bytes
-    return plan.arena_bytes + extra
 
 
 def binding_step(plan: Plan) -> tuple[int, str]:

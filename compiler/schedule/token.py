@@ -26,7 +26,8 @@ and split into q, k, v) is first split into three projections by the exact rewri
 
 Overwriting X is only done when nothing after the stage reads the stage's input; otherwise the
 stage writes a separate output buffer (same loops). Every stage computes exactly the bytes the
-layer-by-layer graph computes (`execute` checks it in Python, the emulator tests in QEMU).
+layer-by-layer graph computes (`compiler.schedule.execute.run_plan` checks it in Python, the
+emulator tests in QEMU).
 
 Knobs: `group` (tokens per MLP / K-V group) and `qblock` (queries per attention block). The
 planner proposes the plans on the Pareto front of (estimated cost, peak): cost = MACs + a loop
@@ -37,9 +38,7 @@ overhead of `CALL_OVERHEAD` MAC-equivalents per kernel call (smaller groups make
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -47,7 +46,7 @@ from compiler.errors import ModelError
 from compiler.ir import VIEW_OPS, Graph, Op, op_macs
 from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.layer import ScratchFn, lower_bound, place
-from compiler.schedule.plan import Buffer, Plan, Step, align
+from compiler.schedule.plan import Buffer, Plan, Stage, Step, align, plan_cost
 
 CALL_OVERHEAD = 400  # MAC-equivalents per kernel call (call, argument setup, loop bookkeeping)
 KNOB_VALUES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -64,6 +63,65 @@ class Stride3:
 
 
 @dataclass
+class EmbedInfo:
+    """An embed unit: conv (kernel = stride, no padding) on the image -> reshape to tokens ->
+    [concat with constant tokens] -> [add of a constant position embedding]."""
+
+    conv: Op
+    T: int  # tokens of the output
+    D: int  # features per token
+    hp: int  # rows of patches (conv output height)
+    token_offset: int = 0  # first token the conv's patches fill
+    consts: list[tuple[str, int]] = field(default_factory=list)  # constant token tensors, first token
+    concat: Op | None = None
+    pos: Op | None = None  # the position-embedding add
+
+
+@dataclass
+class AttentionInfo:
+    """A pre-norm attention unit: x -> layer_norm -> q/k/v -> scores -> softmax -> attn -> proj -> add(x, .).
+    The operand strides (`a` q, `bk` k, `bv` v, `yo` the merged output) are relative to the
+    [T, d] buffers the projections write; head split/merge become these strides."""
+
+    ln: Op
+    q: Op
+    k: Op
+    v: Op
+    scores: Op  # batch_matmul(q, k)
+    softmax: Op
+    attn: Op  # batch_matmul(., v)
+    proj: Op
+    add: Op
+    heads: int
+    T: int
+    D: int
+    dq: int  # features of q, k, v and the merged output
+    dk: int
+    dv: int
+    dm: int
+    dh: int  # per-head q/k features
+    dvh: int  # per-head v features
+    a: Stride3
+    bk: Stride3
+    bv: Stride3
+    yo: Stride3
+
+
+@dataclass
+class MlpInfo:
+    """A pre-norm MLP unit: x -> layer_norm -> fc1 -> gelu* -> fc2 -> add(x, .)."""
+
+    ln: Op
+    fc1: Op
+    acts: list[Op]  # the gelu ops between fc1 and fc2
+    fc2: Op
+    add: Op
+    T: int
+    D: int
+    hidden: int  # fc1 output features
+
+
+@dataclass
 class Unit:
     kind: str  # "embed" | "attention" | "mlp"
     ops: list[Op]
@@ -71,7 +129,32 @@ class Unit:
     hi: int
     x_in: str
     x_out: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: EmbedInfo | AttentionInfo | MlpInfo
+
+
+@dataclass
+class TokenStage(Stage):
+    """One token-plan stage step (its op is `token_<unit.kind>`): the unit's ops run as loops over
+    `group` tokens / `qblock` queries, in the step's scratch buffer laid out as `workspace`."""
+
+    unit: Unit
+    group: int  # tokens per group (MLP, K/V, LayerNorm), <= T
+    qblock: int  # queries per attention block, <= T
+    overwrite: bool  # the output is written over the input tokens (nothing later reads them)
+    workspace: dict[str, tuple[int, int]]  # sub-buffer name -> (byte offset, bytes) in Step.scratch
+
+    @property
+    def kind(self) -> str:
+        return self.unit.kind
+
+    def describe(self) -> str:
+        return f"token {self.kind} stage: group={self.group} qblock={self.qblock}" + (
+            ", overwrites its input" if self.overwrite else ""
+        )
+
+    def ws_offset(self, name: str) -> int:
+        """Byte offset of workspace sub-buffer `name` in the step's scratch."""
+        return self.workspace[name][0]
 
 
 # -- pattern matching ---------------------------------------------------------------------
@@ -184,7 +267,7 @@ def _match_mlp(G: _Graph, ln: Op) -> Unit | None:
         return None
     ops = [ln, fc1, *acts, fc2, add]
     t, d = _tokens(g.t(x).shape)  # type: ignore[misc]
-    info = {"ln": ln, "fc1": fc1, "acts": acts, "fc2": fc2, "add": add, "T": t, "D": d}
+    info = MlpInfo(ln, fc1, acts, fc2, add, t, d, g.t(fc1.outputs[0]).shape[-1])
     return _unit(G, "mlp", ops, x, add.outputs[0], info)
 
 
@@ -261,12 +344,11 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
         return None
     ops = [ln, fq, fk, fv, *chains[id(fq)][0], *chains[id(fk)][0], *chains[id(fv)][0]]
     ops += [s_bmm, softmax, o_bmm, *merge, proj, add]
-    info = {
-        "ln": ln, "q": fq, "k": fk, "v": fv, "scores": s_bmm, "softmax": softmax, "attn": o_bmm,
-        "proj": proj, "add": add, "heads": heads, "T": t, "D": td[1], "dq": dq, "dk": dk, "dv": dv, "dm": dm,
-        "dh": g.t(s_bmm.inputs[0]).shape[-1], "dvh": g.t(o_bmm.outputs[0]).shape[-1],
-        "a": a, "bk": bk, "bv": bv, "yo": yo,
-    }  # fmt: skip
+    info = AttentionInfo(
+        ln=ln, q=fq, k=fk, v=fv, scores=s_bmm, softmax=softmax, attn=o_bmm, proj=proj, add=add, heads=heads,
+        T=t, D=td[1], dq=dq, dk=dk, dv=dv, dm=dm,
+        dh=g.t(s_bmm.inputs[0]).shape[-1], dvh=g.t(o_bmm.outputs[0]).shape[-1], a=a, bk=bk, bv=bv, yo=yo,
+    )  # fmt: skip
     return _unit(G, "attention", ops, x, add.outputs[0], info)
 
 
@@ -290,7 +372,7 @@ def _match_embed(G: _Graph, conv: Op) -> Unit | None:
     if rs is None or rs.kind != "reshape" or _tokens(g.t(rs.outputs[0]).shape) != (hp * wp, d):
         return None
     ops, t = [conv, rs], rs.outputs[0]
-    info: dict[str, Any] = {"conv": conv, "token_offset": 0, "consts": [], "pos": None}
+    info = EmbedInfo(conv, hp * wp, d, hp)
     nxt = G.only(t)
     if nxt is not None and nxt.kind == "concat" and _tokens(g.t(nxt.outputs[0]).shape) is not None:
         axis = nxt.attrs["axis"] % len(g.t(nxt.outputs[0]).shape)
@@ -302,27 +384,29 @@ def _match_embed(G: _Graph, conv: Op) -> Unit | None:
             if nt is None:
                 return None
             if n == t:
-                info["token_offset"] = off
+                info.token_offset = off
             elif g.t(n).is_const:
-                info["consts"].append((n, off))
+                info.consts.append((n, off))
             else:
                 return None
             off += nt[0]
-        info["concat"] = nxt
+        info.concat = nxt
         ops.append(nxt)
         t = nxt.outputs[0]
         nxt = G.only(t)
     if nxt is not None and nxt.kind == "add" and nxt.attrs.get("activation", "none") == "none":
         other = [n for n in nxt.inputs if n != t]
         if len(other) == 1 and g.t(other[0]).is_const and g.t(other[0]).shape == g.t(t).shape:
-            info["pos"] = nxt
+            info.pos = nxt
             ops.append(nxt)
             t = nxt.outputs[0]
-    info["T"], info["D"] = _tokens(g.t(t).shape)  # type: ignore[misc]
+    info.T, info.D = _tokens(g.t(t).shape)  # type: ignore[misc]
     return _unit(G, "embed", ops, conv.inputs[0], t, info)
 
 
-def _unit(G: _Graph, kind: str, ops: list[Op], x_in: str, x_out: str, info: dict[str, Any]) -> Unit | None:
+def _unit(
+    G: _Graph, kind: str, ops: list[Op], x_in: str, x_out: str, info: EmbedInfo | AttentionInfo | MlpInfo
+) -> Unit | None:
     idx = sorted(G.index[id(op)] for op in ops)
     lo, hi = idx[0], idx[-1]
     if hi - lo + 1 != len(ops):  # some other op runs in the middle of the pattern
@@ -365,23 +449,20 @@ def _workspace(u: Unit, group: int, qblock: int, kernel_scratch: int = 0) -> dic
     """Sub-buffers of a stage's workspace: name -> (offset, size) in bytes. "F" is the scratch
     the stage's fast kernels share (one kernel call at a time): the largest any of them asks."""
     parts: list[tuple[str, int]] = []
-    if u.kind == "attention":
-        i = u.info
-        t, d = i["T"], i["D"]
+    i = u.info
+    if isinstance(i, AttentionInfo):
+        t, d = i.T, i.D
         parts = [
-            ("K", t * i["dk"]),
-            ("V", t * i["dv"]),
-            ("L", max(min(group, t), min(qblock, t)) * max(d, i["dm"])),  # LN rows; later proj rows
-            ("Q", min(qblock, t) * i["dq"]),
+            ("K", t * i.dk),
+            ("V", t * i.dv),
+            ("L", max(min(group, t), min(qblock, t)) * max(d, i.dm)),  # LN rows; later proj rows
+            ("Q", min(qblock, t) * i.dq),
             ("S", min(qblock, t) * t),
-            ("O", min(qblock, t) * i["dm"]),
+            ("O", min(qblock, t) * i.dm),
         ]
-    elif u.kind == "mlp":
-        i = u.info
-        t, d = i["T"], i["D"]
-        hid = i["fc1"].outputs[0]
-        parts = [("L", min(group, t) * d), ("H", min(group, t) * i["hidden"])]
-        del hid
+    elif isinstance(i, MlpInfo):
+        t, d = i.T, i.D
+        parts = [("L", min(group, t) * d), ("H", min(group, t) * i.hidden)]
     if kernel_scratch > 0:
         parts.append(("F", kernel_scratch))
     out: dict[str, tuple[int, int]] = {}
@@ -394,12 +475,12 @@ def _workspace(u: Unit, group: int, qblock: int, kernel_scratch: int = 0) -> dic
 
 def _calls(u: Unit, group: int, qblock: int) -> int:
     i = u.info
-    if u.kind == "embed":
-        return int(i["hp"]) + len(i["consts"]) + 1
-    t = i["T"]
-    if u.kind == "attention":
-        return math.ceil(t / group) * 3 + math.ceil(t / qblock) * (4 + 3 * i["heads"])
-    return math.ceil(t / group) * (4 + len(i["acts"]))
+    if isinstance(i, EmbedInfo):
+        return i.hp + len(i.consts) + 1
+    t = i.T
+    if isinstance(i, AttentionInfo):
+        return math.ceil(t / group) * 3 + math.ceil(t / qblock) * (4 + 3 * i.heads)
+    return math.ceil(t / group) * (4 + len(i.acts))
 
 
 def plan_token(
@@ -419,11 +500,6 @@ def plan_token(
     if not units:
         raise ModelError(f"{graph.name}: no transformer pattern found for the token planner")
     g = graph
-    for u in units:
-        if u.kind == "mlp":
-            u.info["hidden"] = g.t(u.info["fc1"].outputs[0]).shape[-1]
-        if u.kind == "embed":
-            u.info["hp"] = g.t(u.info["conv"].outputs[0]).shape[1]
     start = {u.lo: u for u in units}
     index = {id(op): k for k, op in enumerate(g.ops)}
     # step list: (op or stage, reads, writes)
@@ -441,12 +517,11 @@ def plan_token(
                 alias[u.x_out] = u.x_in
             ks = max((scratch(g, index[id(o)]) for o in u.ops), default=0) if scratch is not None else 0
             ws = _workspace(u, group, qblock, ks)
-            notes = _notes(u, group, qblock, over)
-            detail = {"unit": u, "group": min(group, u.info["T"]), "qblock": min(qblock, u.info["T"]),
-                      "overwrite": over, "ws": ws, "notes": notes}  # fmt: skip
+            stage = TokenStage([len(steps)], u, min(group, u.info.T), min(qblock, u.info.T), over, ws)
             name = u.ops[-1].name if u.kind != "embed" else u.ops[0].name
             op = Op(f"token_{u.kind}", f"{name}@{u.kind}", [u.x_in], [u.x_out])
-            steps.append(Step(op=op, macs=sum(op_macs(g, o) for o in u.ops), detail=detail))
+            macs = sum(op_macs(g, o) for o in u.ops)
+            steps.append(Step(op=op, macs=macs, stage=stage, notes=_notes(u, group, qblock, over)))
             rw.append(([u.x_in], [u.x_out]))
             ws_sizes.append(sum(align(s) for _, s in ws.values()))
             overhead += _calls(u, group, qblock) * CALL_OVERHEAD
@@ -464,8 +539,8 @@ def plan_token(
     for k, s in enumerate(steps):
         if ws_sizes[k]:
             s.scratch = next(b for b in buffers if b.name == f"ws{k}")
-            if "ws" in s.detail:
-                s.scratch.tensors = [f"{n}@+{o}:{sz}" for n, (o, sz) in s.detail["ws"].items()]
+            if isinstance(s.stage, TokenStage):
+                s.scratch.tensors = [f"{n}@+{o}:{sz}" for n, (o, sz) in s.stage.workspace.items()]
     arena = place(buffers)
     detail = {
         "group": group,
@@ -484,29 +559,31 @@ def plan_token(
         lower_bound=lower_bound(buffers, len(steps)),
         io=io,
         detail=detail,
+        stages=[s.stage for s in steps if s.stage is not None],
+        loop_overhead=overhead,
     )
 
 
 def _notes(u: Unit, group: int, qblock: int, over: bool) -> list[str]:
     i = u.info
     w = "overwrites its input tokens" if over else "writes a new token buffer (input still read later)"
-    if u.kind == "embed":
+    if isinstance(i, EmbedInfo):
         return [
-            f"patch embedding by rows of patches: {i['hp']} conv calls write tokens "
-            f"{i['token_offset']}.. of X [{i['T']}x{i['D']}] directly"
-            + (f"; {len(i['consts'])} constant token(s) copied" if i["consts"] else "")
-            + ("; position embedding added in place" if i["pos"] is not None else "")
+            f"patch embedding by rows of patches: {i.hp} conv calls write tokens "
+            f"{i.token_offset}.. of X [{i.T}x{i.D}] directly"
+            + (f"; {len(i.consts)} constant token(s) copied" if i.consts else "")
+            + ("; position embedding added in place" if i.pos is not None else "")
         ]
-    t = i["T"]
+    t = i.T
     g, q = min(group, t), min(qblock, t)
-    if u.kind == "attention":
+    if isinstance(i, AttentionInfo):
         return [
-            f"K,V [{t}x{i['dk']}], [{t}x{i['dv']}] for all tokens, {g} tokens per group (LayerNorm fused per group)",
-            f"row-wise attention: {math.ceil(t / q)} blocks of {q} queries x {i['heads']} heads, "
+            f"K,V [{t}x{i.dk}], [{t}x{i.dv}] for all tokens, {g} tokens per group (LayerNorm fused per group)",
+            f"row-wise attention: {math.ceil(t / q)} blocks of {q} queries x {i.heads} heads, "
             f"scores [{q}x{t}] per head (softmax in place); head split/merge as strides",
             f"proj + residual add per query block: {w}",
         ]
-    return [f"token-wise MLP: {math.ceil(t / g)} groups of {g} tokens, hidden [{g}x{i['hidden']}]; {w}"]
+    return [f"token-wise MLP: {math.ceil(t / g)} groups of {g} tokens, hidden [{g}x{i.hidden}]; {w}"]
 
 
 def _buffers(
@@ -564,177 +641,15 @@ def candidates(graph: Graph, io: str = "arena", scratch: ScratchFn | None = None
     units = match_units(graph)
     if not any(u.kind in ("attention", "mlp") for u in units):
         return []
-    t = max(u.info["T"] for u in units)
+    t = max(u.info.T for u in units)
     values = sorted({v for v in KNOB_VALUES if v < t} | {t})
     plans = []
     for grp in values:
         for qb in values:
             plans.append(plan_token(graph, io, grp, qb, units, scratch))
-    plans.sort(key=lambda p: (p.detail["cost"], p.arena_bytes))
+    plans.sort(key=lambda p: (plan_cost(p), p.arena_bytes))
     front: list[Plan] = []
     for p in plans:
         if not front or p.arena_bytes < front[-1].arena_bytes:
             front.append(p)
     return front
-
-
-# -- execution in Python (the plan's own arithmetic and memory layout) --------------------
-
-
-def execute(plan: Plan, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Run a token plan step by step on a simulated arena with the reference kernels applied to
-    the same row groups, offsets and strides the generated C uses; returns the graph outputs."""
-    from compiler import reference as R
-
-    g = plan.graph
-    mem = {"arena": np.zeros(max(plan.arena_bytes, 1), np.int8)}
-    for n in g.inputs:
-        mem["input"] = np.zeros(g.t(n).nbytes, np.int8)
-    for n in g.outputs:
-        mem["output"] = np.zeros(g.t(n).nbytes, np.int8)
-
-    def region(t: str) -> tuple[np.ndarray, int]:
-        b = plan.tensor_buffer[t]
-        if b.region in ("input", "output"):
-            return mem[b.region], 0
-        return mem["arena"], b.offset
-
-    def read(t: str) -> np.ndarray:
-        tt = g.t(t)
-        if tt.data is not None:
-            return tt.data
-        m, off = region(t)
-        return m[off : off + tt.size].reshape(tt.shape).copy()
-
-    def write(t: str, v: np.ndarray) -> None:
-        m, off = region(t)
-        v = np.asarray(v, np.int8).reshape(-1)
-        m[off : off + v.size] = v
-
-    for n, x in zip(g.inputs, inputs, strict=True):
-        write(n, np.asarray(x).reshape(g.t(n).shape))
-    for k, s in enumerate(plan.steps):
-        if s.op.kind in STAGE_KINDS:
-            ws = mem["arena"][s.scratch.offset :] if s.scratch is not None else mem["arena"]
-            _exec_stage(R, g, s, region, ws)
-        elif s.op.kind in VIEW_OPS:
-            continue
-        else:
-            env = {t: read(t) for t in s.op.inputs if t}
-            out = R._OPS[s.op.kind](g, s.op, env)
-            write(s.op.outputs[0], np.asarray(out).reshape(g.t(s.op.outputs[0]).shape).astype(np.int8))
-        del k
-    return [read(n) for n in g.outputs]
-
-
-def _rows(m: np.ndarray, off: int, rows: int, width: int) -> np.ndarray:
-    return m[off : off + rows * width].reshape(rows, width)
-
-
-def _strided(m: np.ndarray, off: int, shape: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
-    idx = off + np.arange(shape[0])[:, None] * strides[0] + np.arange(shape[1])[None, :] * strides[1]
-    return m[idx]
-
-
-def _exec_stage(R: Any, g: Graph, s: Step, region, ws: np.ndarray) -> None:
-    u: Unit = s.detail["unit"]
-    i = u.info
-    grp, qb = s.detail["group"], s.detail["qblock"]
-    lay = s.detail["ws"]
-
-    def wsv(name: str) -> tuple[np.ndarray, int]:
-        return ws, lay[name][0]
-
-    def run(op: Op, env: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(R._OPS[op.kind](g, op, env)).astype(np.int8)
-
-    xm, xo = region(u.x_in)
-    ym, yo = region(u.x_out)
-    if u.kind == "embed":
-        conv = i["conv"]
-        img = xm[xo : xo + g.t(u.x_in).size].reshape(g.t(u.x_in).shape)
-        p = g.t(conv.inputs[1]).shape[1]
-        hp, wp, d, t = i["hp"], g.t(conv.outputs[0]).shape[2], i["D"], i["T"]
-        for r in range(hp):
-            # one row of patches: a [1, p, W, C] slice of the image -> tokens r*wp .. of X
-            x = img[:, r * p : (r + 1) * p]
-            out = _conv_rows(R, g, conv, x)
-            base = yo + (i["token_offset"] + r * wp) * d
-            ym[base : base + wp * d] = out.reshape(-1)
-        for n, off in i["consts"]:
-            c = g.t(n).data.reshape(-1)
-            ym[yo + off * d : yo + off * d + c.size] = c
-        if i["pos"] is not None:
-            add = i["pos"]
-            cur = ym[yo : yo + t * d].reshape(g.t(u.x_out).shape).copy()
-            env = {n: (g.t(n).data if g.t(n).is_const else cur) for n in add.inputs}
-            ym[yo : yo + t * d] = run(add, env).reshape(-1)
-        return
-    t, d = i["T"], i["D"]
-    if u.kind == "mlp":
-        ln, fc1, fc2, add = i["ln"], i["fc1"], i["fc2"], i["add"]
-        hid = i["hidden"]
-        for t0 in range(0, t, grp):
-            n = min(grp, t - t0)
-            x = _rows(xm, xo + t0 * d, n, d).copy()
-            lm, lo = wsv("L")
-            _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
-            hm, ho = wsv("H")
-            _rows(hm, ho, n, hid)[...] = run(fc1, {fc1.inputs[0]: _rows(lm, lo, n, d).copy()})
-            for a in i["acts"]:
-                _rows(hm, ho, n, hid)[...] = run(a, {a.inputs[0]: _rows(hm, ho, n, hid).copy()})
-            _rows(lm, lo, n, d)[...] = run(fc2, {fc2.inputs[0]: _rows(hm, ho, n, hid).copy()})
-            env = {u.x_in: x, fc2.outputs[0]: _rows(lm, lo, n, d).copy()}
-            _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
-        return
-    # attention
-    ln, fq, fk, fv, proj, add = i["ln"], i["q"], i["k"], i["v"], i["proj"], i["add"]
-    sb, sm, ob = i["scores"], i["softmax"], i["attn"]
-    dq, dk, dv, dm, h = i["dq"], i["dk"], i["dv"], i["dm"], i["heads"]
-    a, bk, bv, yo3 = i["a"], i["bk"], i["bv"], i["yo"]
-    lm, lo = wsv("L")
-    km, ko = wsv("K")
-    vm, vo = wsv("V")
-    qm, qo = wsv("Q")
-    sm_, so = wsv("S")
-    om, oo = wsv("O")
-    for t0 in range(0, t, grp):
-        n = min(grp, t - t0)
-        _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: _rows(xm, xo + t0 * d, n, d).copy()})
-        lv = _rows(lm, lo, n, d).copy()
-        _rows(km, ko + t0 * dk, n, dk)[...] = run(fk, {fk.inputs[0]: lv})
-        _rows(vm, vo + t0 * dv, n, dv)[...] = run(fv, {fv.inputs[0]: lv})
-    dh, dvh = i["dh"], i["dvh"]
-    for t0 in range(0, t, qb):
-        n = min(qb, t - t0)
-        x = _rows(xm, xo + t0 * d, n, d).copy()
-        _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
-        _rows(qm, qo, n, dq)[...] = run(fq, {fq.inputs[0]: _rows(lm, lo, n, d).copy()})
-        for hh in range(h):
-            qa = _strided(qm, qo + hh * a.batch, (n, dh), (a.row, a.col))
-            kb = _strided(km, ko + hh * bk.batch, (dh, t), (bk.row, bk.col))
-            if sb.attrs.get("transpose_b", False):
-                kb = kb.T.copy()
-            _rows(sm_, so, n, t)[...] = run(sb, {sb.inputs[0]: qa, sb.inputs[1]: kb})
-            _rows(sm_, so, n, t)[...] = run(sm, {sm.inputs[0]: _rows(sm_, so, n, t).copy()})
-            vb = _strided(vm, vo + hh * bv.batch, (t, dvh), (bv.row, bv.col))
-            if ob.attrs.get("transpose_b", False):
-                vb = vb.T.copy()
-            res = run(ob, {ob.inputs[0]: _rows(sm_, so, n, t).copy(), ob.inputs[1]: vb})
-            idx = oo + hh * yo3.batch + np.arange(n)[:, None] * yo3.row + np.arange(dvh)[None, :] * yo3.col
-            om[idx] = res.reshape(n, dvh)
-        _rows(lm, lo, n, dm)[...] = run(proj, {proj.inputs[0]: _rows(om, oo, n, dm).copy()})
-        env = {u.x_in: x, proj.outputs[0]: _rows(lm, lo, n, dm).copy()}
-        _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
-
-
-def _conv_rows(R: Any, g: Graph, conv: Op, x: np.ndarray) -> np.ndarray:
-    """The conv of one row of patches (kernel = stride, no padding): reference arithmetic."""
-    p = R.lower(g, conv)
-    w = g.t(conv.inputs[1]).data.astype(np.int64)
-    b = g.t(conv.inputs[2]).data.astype(np.int64) if len(conv.inputs) > 2 and conv.inputs[2] else 0
-    kh, kw = w.shape[1:3]
-    n, hh, ww, c = x.shape
-    patches = (x.astype(np.int64) + p["input_offset"]).reshape(n, hh // kh, kh, ww // kw, kw, c)
-    acc = np.einsum("nhiwjc,oijc->nhwo", patches, w + p["weights_offset"]) + b
-    return R._requant(acc, p)
