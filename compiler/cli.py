@@ -273,6 +273,23 @@ def _summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# What `microtile plan`'s detail keys mean (compiler/schedule/{layer,patch,token,pools}.py write them).
+PLAN_DETAIL_LEGEND = {
+    "split": "patch plans (MCUNetV2): the op where the patch-by-patch stage ends; the rest runs layer by layer",
+    "grid": "patches of that stage, rows x columns",
+    "stages": "patch plans: each stage's first..last op and grid; token plans: the blocks run token by token",
+    "halo_cache": "columns: overlapping input columns are cached between neighbouring patches, not recomputed",
+    "loop_overhead": "MAC-equivalents charged for calling every stage op once per patch or token group "
+    "(counted in 'overhead')",
+    "in_place": "ops that overwrite their input (depthwise, elementwise) instead of taking a new buffer",
+    "group": "token plans (MCUFormer): tokens per group the MLP and projections run on",
+    "qblock": "token plans: query rows per attention block",
+    "cost": "token plans: MACs plus loop_overhead, what the choice compares",
+    "pools": "bytes used per memory region when the plan is spread over the board's pools",
+    "main_pool": "the pool holding the graph's inputs and outputs",
+}
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -358,6 +375,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             detail = ", ".join(f"{k}={v}" for k, v in p.detail.items() if k != "mac_overhead")
             for line in textwrap.wrap(detail, width=100):
                 print(f"{'':14s}{line}")
+        shown = {k for p in plans for k in p.detail if k in PLAN_DETAIL_LEGEND}
+        if shown:
+            print("  detail:")
+            for k in (k for k in PLAN_DETAIL_LEGEND if k in shown):
+                for j, line in enumerate(textwrap.wrap(PLAN_DETAIL_LEGEND[k], width=100)):
+                    print(f"    {k if j == 0 else '':13s} {line}")
         if failure is not None:
             raise failure
         if args.dump and chosen is not None:

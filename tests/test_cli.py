@@ -470,3 +470,12 @@ def test_sram_beyond_the_board_warns(capsys) -> None:
     assert len(warn) == 1 and "stm32f405's SRAM arena (131072 B)" in warn[0]
     rc, _, err = _run(capsys, "plan", str(shared_model("kws_ref_model")), "--sram", "96K")
     assert rc == 0 and "warning" not in err
+
+
+def test_plan_explains_its_detail_keys(capsys) -> None:
+    """Every detail key `microtile plan` prints for a patch candidate has a legend line."""
+    rc, out, _ = _run(capsys, "plan", str(shared_model("vww_96_int8")))
+    assert rc == 0
+    legend = out.split("  detail:\n", 1)[1]
+    for key in ("split", "grid", "loop_overhead", "in_place", "halo_cache"):
+        assert f"{key}=" in out and f"    {key} " in legend
