@@ -52,10 +52,10 @@ def _detail(p: Plan) -> str:
 
 
 def _scratch(g: Graph, core: str, board: str):
-    from codegen.kernels import scratch_fn, select_kernels
     from compiler.boards import load_board
+    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
-    return scratch_fn(select_kernels(g, core, load_board(board).flash.size))
+    return scratch_fn(kernel_calls(g, load_board(board).flash.size, KernelOptions(core=core)))
 
 
 def vww_rows(qemu: bool, work: Path) -> tuple[list[dict], dict[str, list[int]]]:

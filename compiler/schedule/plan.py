@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.ir import Graph, Op, op_macs
+
+if TYPE_CHECKING:
+    from compiler.kernels_table import KernelCall
 
 ALIGN = 4
 
@@ -103,12 +106,18 @@ def _overlaps(placed: list[Buffer]) -> list[str]:
 
 
 def render_buffers(
-    buffers: list[Buffer], n_steps: int, pool_bytes: int, labels: list[str] | None = None, width: int = 64
+    buffers: list[Buffer],
+    n_steps: int,
+    pool_bytes: int,
+    labels: list[str] | None = None,
+    width: int = 64,
+    tails: list[str] | None = None,
 ) -> str:
     """A text timeline of a placement, as TFLite-Micro's PrintMemoryPlan draws it: one row per
     step, `width` columns spanning [0, pool_bytes), each live buffer's columns filled with its
     letter ('.' free, '!' where two live buffers share bytes), then the live KB
-    (1 KB = 1024 B). A legend maps letters to buffers (offset, size, steps)."""
+    (1 KB = 1024 B) and the step's `tails` text (its kernel). A legend maps letters to buffers
+    (offset, size, steps)."""
     placed = sorted(
         (b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0),
         key=lambda b: (b.offset, b.first, b.name),
@@ -132,7 +141,8 @@ def render_buffers(
                 elif o.overlaps_in_space(b):  # a column two buffers merely share stays its first owner's
                     line[c] = "!"
         label = f" {labels[i]}" if labels else ""
-        rows.append(f"{i:>4d}{label} |{''.join(line)}| {live[i] / 1024:7.1f} KB")
+        tail = f"  {tails[i]}" if tails and tails[i] else ""
+        rows.append(f"{i:>4d}{label} |{''.join(line)}| {live[i] / 1024:7.1f} KB{tail}")
     legend = [
         f"  {letter[id(b)]} @{b.offset:>7d} {b.size:>7d} B  steps {max(b.first, 0)}..{b.last}  {b.name}" for b in placed
     ]
@@ -147,6 +157,10 @@ class Step:
     scratch: Buffer | None = None
     in_place: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    # the kernel call the step runs (compiler/kernels_table.py, set by plan_for), and for a token
+    # stage the call of each op it runs (op name -> call)
+    kernel: KernelCall | None = None
+    kernels: dict[str, KernelCall] = field(default_factory=dict)
 
 
 @dataclass
@@ -198,16 +212,18 @@ class Plan:
     def render(self, width: int = 64) -> str:
         """The arena over time as text, like TFLite-Micro's `PrintMemoryPlan`
         (`tensorflow/lite/micro/memory_planner/greedy_memory_planner.cc`, via `render_buffers`):
-        one row per step, named by its op; one timeline per pool for a plan over several pools."""
+        one row per step, named by its op and ending with its kernel call; one timeline per pool
+        for a plan over several pools."""
         w = max((len(s.op.name) for s in self.steps), default=0)
         labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
+        tails = [s.kernel.short() if s.kernel is not None and s.kernel.name else "" for s in self.steps]
         pools = self.pool_bytes()
         if list(pools) == ["arena"]:
-            return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width)
+            return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width, tails)
         parts = []
         for name, size in pools.items():
             mine = [b for b in self.buffers if b.pool == name]
-            parts.append(f"pool {name}:\n" + render_buffers(mine, len(self.steps), size, labels, width))
+            parts.append(f"pool {name}:\n" + render_buffers(mine, len(self.steps), size, labels, width, tails))
         return "\n".join(parts)
 
     def dump(self) -> str:
@@ -230,8 +246,8 @@ class Plan:
             extra = " in-place" if s.in_place else ""
             if s.scratch is not None:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
-            if "kernel" in s.detail:
-                extra += f" kernel={s.detail['kernel'].describe()}"
+            if s.kernel is not None and s.kernel.name:
+                extra += f" kernel={s.kernel.describe()}"
             lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")
             for note in s.detail.get("notes", ()):
                 lines.append(f"          {note}")
