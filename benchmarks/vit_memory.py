@@ -122,7 +122,7 @@ def write(rows: list[dict], out: Path) -> None:
         "pipeline's 4 KB RUNTIME_RESERVE for the harness's own static RAM (`compiler/pipeline.py`)",
         f"= {rows[0]['f746_budget_bytes']:,} B for the plan. KB = 1024 B. Arena = planned activation bytes",
         "(input image and the fast kernels' scratch included); measured peak = arena + stack high-water +",
-        "static RAM (QEMU). Both plans run the Cortex-M DSP kernels `codegen/kernels.py` selects (FC, conv,",
+        "static RAM (QEMU). Both plans run the Cortex-M DSP kernels `compiler/kernels_table.py` selects (FC, conv,",
         "add, batch matmul), token stages included.",
         "",
         "| model | T | MACs | weights KB | layer arena KB | fits F746 | token min KB | token arena KB | group / qblock "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -31,14 +32,21 @@ from compiler.resources import data_dir
 FLAGS = ("-std=c99", "-O0", "-fPIC", "-shared")
 
 
-def _compiler() -> str:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+def _compiler() -> list[str]:
+    """The host C compiler's command: $CC (split as a shell would, e.g. "ccache gcc"), else the
+    first of cc, gcc, clang on PATH."""
+    env = shlex.split(os.environ.get("CC", ""))
+    if env:
+        if shutil.which(env[0]) is None:
+            raise MicrotileError(f"host C compiler CC={env[0]} not found (needed for runtime_c's scratch-size queries)")
+        return env
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise MicrotileError(
             "no host C compiler (cc, gcc or clang; or set CC): microtile builds runtime_c's "
             "*_get_buffer_size() functions on the host to size the kernels' scratch"
         )
-    return cc
+    return [cc]
 
 
 def cache_dir() -> Path:
@@ -56,7 +64,7 @@ def _sources() -> tuple[list[Path], str]:
     the bytes of every .c and .h)."""
     rt = data_dir("runtime_c")
     srcs = sorted(rt.glob("*.c"))
-    h = hashlib.sha256(" ".join((_compiler(), *FLAGS)).encode())
+    h = hashlib.sha256(" ".join((*_compiler(), *FLAGS)).encode())
     for p in sorted(rt.glob("*.[ch]")):
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     return srcs, h.hexdigest()[:20]
@@ -72,7 +80,7 @@ def library() -> ctypes.CDLL:
         fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=out.parent)
         os.close(fd)
         rt = data_dir("runtime_c")
-        cmd = [_compiler(), *FLAGS, f"-I{rt}", *map(str, srcs), "-o", tmp]
+        cmd = [*_compiler(), *FLAGS, f"-I{rt}", *map(str, srcs), "-o", tmp]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             Path(tmp).unlink(missing_ok=True)

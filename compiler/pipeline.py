@@ -64,7 +64,7 @@ class CompileOptions:
     profile: bool = False
     stack_bytes: int | None = None
     build: bool = True  # build the ELF when arm-none-eabi-gcc is available
-    kernels: str = "fast"  # "fast": DSP kernels where the core has them (codegen/kernels.py); "portable"
+    kernels: str = "fast"  # "fast": DSP kernels where the core has them (compiler/kernels_table.py); "portable"
     widen: bool = True  # pre-widen fast-kernel filters to int16 while flash allows (flash for speed)
     force: bool = False  # write into a non-empty folder microtile did not make (never deleting its files)
 
