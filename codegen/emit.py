@@ -308,7 +308,8 @@ class _Emitter:
     def _binary(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
         a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
-        ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q}
+        fn = self.kernel(i).name  # mt_add_s8, mt_add_broadcast_s8, mt_add_s8_dsp, ... (the plan's call)
+        ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q, "fn": fn}
         sa, sb, sy = self.g.t(a).shape, self.g.t(b).shape, self.g.t(y).shape
         if self.g.t(y).dtype == "int16":  # mt_add_s16 / mt_mul_s16: always the broadcast form
             ctx["template"] = f"{op.kind}_s16"
@@ -317,7 +318,7 @@ class _Emitter:
                 "s1": _bcast_strides(self.nhwc4(sa), self.nhwc4(sy)),
                 "s2": _bcast_strides(self.nhwc4(sb), self.nhwc4(sy)),
             }
-        elif sa == sb == sy:
+        elif not fn.endswith("_broadcast_s8"):  # same shapes
             ctx["broadcast"] = None
             ctx["size"] = self.g.t(y).size
         else:
