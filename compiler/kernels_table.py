@@ -266,19 +266,29 @@ def _fast_gate(g: Graph, op: Op, o: KernelOptions) -> tuple[np.ndarray, np.ndarr
     return w, b, q
 
 
-def _conv_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
-    """mt_conv_1x1_s8_dsp (1x1 filters) or mt_conv_s8_dsp: exact requantization."""
+def _conv_call(name: str, g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     gate = _fast_gate(g, op, o)
     if gate is None:
         return None
     w, b, q = gate
-    oc, kh, kw, ic = w.shape
+    oc = w.shape[0]
     if fast_quant(w.reshape(oc, -1), b, q, oc) is None:
         return None
     form = "s8p" if pair_ok(w.reshape(oc, -1)) else "s8"
-    name = "mt_conv_1x1_s8_dsp" if (kh, kw) == (1, 1) else "mt_conv_s8_dsp"
-    scratch = hostlib.buffer_size(name, hostlib.dims(oc, kh, kw, ic))
+    scratch = hostlib.buffer_size(name, hostlib.dims(*w.shape))
     return KernelCall(name, scratch, KernelParams(form, packed_filter_bytes(w.shape, op.kind, form)), dsp=True)
+
+
+def _conv1x1_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
+    """mt_conv_1x1_s8_dsp: 1x1 filters, exact requantization."""
+    if tuple(g.t(op.inputs[1]).shape[1:3]) != (1, 1):
+        return None
+    return _conv_call("mt_conv_1x1_s8_dsp", g, op, o)
+
+
+def _conv_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
+    """mt_conv_s8_dsp: any filter, stride, dilation; exact requantization."""
+    return _conv_call("mt_conv_s8_dsp", g, op, o)
 
 
 def _dw_gate(g: Graph, op: Op, o: KernelOptions) -> tuple[np.ndarray, int, int, int, int] | None:
@@ -380,7 +390,7 @@ def _bmm_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
 
 
 TABLE: dict[str, tuple[KernelRow, ...]] = {
-    "conv2d": (KernelRow("mt_conv_1x1_s8_dsp | mt_conv_s8_dsp", _conv_dsp),),
+    "conv2d": (KernelRow("mt_conv_1x1_s8_dsp", _conv1x1_dsp), KernelRow("mt_conv_s8_dsp", _conv_dsp)),
     "depthwise_conv2d": (
         KernelRow("mt_depthwise_conv_3x3_cols_s8_dsp", _dw3x3_cols_dsp),
         KernelRow("mt_depthwise_conv_3x3_s8_dsp", _dw3x3_dsp),

@@ -216,7 +216,7 @@ class Plan:
         for a plan over several pools."""
         w = max((len(s.op.name) for s in self.steps), default=0)
         labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
-        tails = [s.kernel.short() if s.kernel is not None and s.kernel.name else "" for s in self.steps]
+        tails = [_kernel_tail(s) for s in self.steps]
         pools = self.pool_bytes()
         if list(pools) == ["arena"]:
             return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width, tails)
@@ -252,6 +252,16 @@ class Plan:
             for note in s.detail.get("notes", ()):
                 lines.append(f"          {note}")
         return "\n".join(lines)
+
+
+def _kernel_tail(s: Step) -> str:
+    """The kernel column of Plan.render: the step's call, or a token stage's calls."""
+    if s.kernel is not None and s.kernel.name:
+        return s.kernel.short()
+    if s.kernels:
+        fast = sum(c.dsp for c in s.kernels.values())
+        return f"stage: {len(s.kernels)} ops, {fast} on DSP kernels"
+    return ""
 
 
 def step_macs(g: Graph, op: Op) -> int:
