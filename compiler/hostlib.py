@@ -9,9 +9,10 @@ portable paths) and loaded with ctypes. The library is cached under the user's c
 SHA-256 of the compiler, flags and every `runtime_c` source and header, so it is built at most
 once per source tree (and at most once per process: the loaded library is kept).
 
-Raises MicrotileError (one line) when no host C compiler exists or the build fails: planning
-needs the kernels' sizes. CMSIS-NN's `arm_*_get_buffer_size` and its Python bindings tests are
-the model (a kernel's scratch is a query on the kernel, not a number the caller knows).
+Raises MicrotileError (one line) when no host C compiler exists, the build fails or the cache
+folder is not writable: planning needs the kernels' sizes. CMSIS-NN's `arm_*_get_buffer_size`
+and its Python bindings tests are the model (a kernel's scratch is a query on the kernel, not a
+number the caller knows).
 """
 
 from __future__ import annotations
@@ -76,8 +77,12 @@ def library() -> ctypes.CDLL:
     srcs, key = _sources()
     out = cache_dir() / f"libmt_host_{key}.so"
     if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=out.parent)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=out.parent)
+        except OSError as e:
+            raise MicrotileError(f"cannot write the host kernel library into {out.parent} ({e.strerror}); "
+                                 "set MICROTILE_CACHE to a writable folder") from None  # fmt: skip
         os.close(fd)
         rt = data_dir("runtime_c")
         cmd = [*_compiler(), *FLAGS, f"-I{rt}", *map(str, srcs), "-o", tmp]
