@@ -52,10 +52,10 @@ def _detail(p: Plan) -> str:
 
 
 def _scratch(g: Graph, core: str, board: str):
-    from codegen.kernels import scratch_fn, select_kernels
     from compiler.boards import load_board
+    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
-    return scratch_fn(select_kernels(g, core, load_board(board).flash.size))
+    return scratch_fn(kernel_calls(g, load_board(board).flash.size, KernelOptions(core=core)))
 
 
 def vww_rows(qemu: bool, work: Path) -> tuple[list[dict], dict[str, list[int]]]:
@@ -243,7 +243,7 @@ def write_md(vww: list[dict], mbv2: list[dict], qemu: bool, mq: dict | None) -> 
         "Peak SRAM = arena (input inside it) + static + measured stack, as DESIGN.md defines it;",
         f"TFLite-Micro's arena total is {TFLM_VWW_TOTAL:,} B (its stack not even added). Goal: patch <= 40 %.",
         "Kernels `fast`: the Cortex-M DSP kernels of `runtime_c/mt_nn_fast.h` wherever",
-        "`codegen/kernels.py` picks them, in the patch stage's loop too (their scratch reserved by the plan).",
+        "`compiler/kernels_table.py` picks them, in the patch stage's loop too (their scratch reserved by the plan).",
         "",
         "| plan | kernels | detail | arena B | peak SRAM B | % of TFLM | MACs | MAC overhead | instructions "
         "| bit-exact |",

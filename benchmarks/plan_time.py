@@ -94,7 +94,7 @@ def signature(choice) -> dict:
     plan = choice.plan
     steps = []
     for s in plan.steps:
-        k = s.detail.get("kernel")
+        k = s.kernel if s.kernel is not None and s.kernel.dsp else None  # the DSP kernels, as recorded
         sc = None if s.scratch is None else [s.scratch.offset, s.scratch.size]
         steps.append([s.op.name, s.macs, s.in_place, sc, None if k is None else k.describe()])
     return {

@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codegen.kernels import scratch_fn, select_kernels  # noqa: E402
 from compiler.boards import load_board  # noqa: E402
 from compiler.errors import BudgetError  # noqa: E402
+from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn  # noqa: E402
 from compiler.pipeline import CompileOptions, default_budget, run_model  # noqa: E402
 from compiler.planner import STACK_RESERVE  # noqa: E402
 from compiler.schedule.layer import plan_layer  # noqa: E402
@@ -65,7 +65,7 @@ def measure(label: str, cfg: ViTConfig, board: str | None, layer_board: str | No
     budget = default_budget(f746)  # 320 KB less stack, heap and RUNTIME_RESERVE (the harness's .data/.bss)
     layer = plan_layer(g)
     # the token plan as the pipeline picks it: with the fast kernels' scratch (Cortex-M7 of the F746)
-    scratch = scratch_fn(select_kernels(g, f746.core, f746.flash.size))
+    scratch = scratch_fn(kernel_calls(g, f746.flash.size, KernelOptions(core=f746.core)))
     row: dict = {
         "label": label,
         "config": cfg.name,
@@ -128,7 +128,7 @@ def write(rows: list[dict], out: Path) -> None:
         "pipeline's 4 KB RUNTIME_RESERVE for the harness's own static RAM (`compiler/pipeline.py`)",
         f"= {rows[0]['f746_budget_bytes']:,} B for the plan. KB = 1024 B. Arena = planned activation bytes",
         "(input image and the fast kernels' scratch included); measured peak = arena + stack high-water +",
-        "static RAM (QEMU). Both plans run the Cortex-M DSP kernels `codegen/kernels.py` selects (FC, conv,",
+        "static RAM (QEMU). Both plans run the Cortex-M DSP kernels `compiler/kernels_table.py` selects (FC, conv,",
         "add, batch matmul), token stages included.",
         "",
         "| model | T | MACs | weights KB | layer arena KB | fits F746 | token min KB | token arena KB | group / qblock "

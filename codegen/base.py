@@ -8,15 +8,12 @@ this module, so the codegen modules import each other without a cycle (tests/tes
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from compiler.ir import Graph, Op
-from compiler.schedule.plan import Plan
-
-if TYPE_CHECKING:
-    from codegen.kernels import KernelChoice
+from compiler.schedule.plan import KernelCall, Plan
 
 
 @dataclass
@@ -75,6 +72,6 @@ class Emitter(Protocol):
         """C expression of step i's scratch buffer, or NULL."""
         ...
 
-    def fast_kernel(self, i: int) -> KernelChoice | None:
+    def fast_kernel(self, i: int) -> KernelCall | None:
         """The DSP kernel the plan chose for step i when the step can run it."""
         ...

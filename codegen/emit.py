@@ -15,11 +15,12 @@ import jinja2
 import numpy as np
 
 from codegen.base import StepCode, c_array
-from codegen.kernels import KernelChoice, add_records, fast_params
+from codegen.kernels import fast_params
 from codegen.patch import render_stage
 from codegen.token import attention_ctx, embed_ctx, mlp_ctx
 from compiler.errors import MicrotileError, ModelError
 from compiler.ir import Graph, Op
+from compiler.kernels_table import REQUANTIZE_KERNELS, KernelCall, add_records, portable_call
 from compiler.lower import lower
 from compiler.schedule.patch import PatchPlan
 from compiler.schedule.plan import Plan
@@ -179,24 +180,24 @@ class _Emitter:
         s = self.plan.steps[i].scratch
         return f"({self.base(s)} + {s.offset})" if s is not None else "NULL"
 
-    def fast_kernel(self, i: int) -> KernelChoice | None:
-        """The DSP kernel the plan chose for step i (codegen/kernels.py), when the step can
-        run it: out of place, with the scratch it asked for."""
+    def kernel(self, i: int) -> KernelCall:
+        """The kernel call the plan records for step i (compiler/kernels_table.py, `plan_for`);
+        a plan made without `plan_for` records none and runs the portable kernels."""
         st = self.plan.steps[i]
-        c = st.detail.get("kernel")
-        if c is None or (st.in_place and not c.extra.get("in_place_ok")):
-            return None
-        need = c.scratch if st.kernel_scratch is None else st.kernel_scratch  # a patch step: its widest call's
-        if need > 0 and (st.scratch is None or st.scratch.size < need):
-            return None
-        return c
+        return st.kernel if st.kernel is not None else portable_call(self.g, st.op)
 
-    def _fast(self, i: int, op: Op, c: KernelChoice, ctx: dict[str, Any]) -> dict[str, Any]:
+    def fast_kernel(self, i: int) -> KernelCall | None:
+        """Step i's call when it is a DSP kernel (mt_nn_fast.h), else None."""
+        c = self.kernel(i)
+        return c if c.dsp else None
+
+    def _fast(self, i: int, op: Op, c: KernelCall, ctx: dict[str, Any]) -> dict[str, Any]:
         fp = fast_params(self.g, op, c)
         name = f"{self.p}_s{i}_wpack"
         self.const_decls.append(c_array(fp["ctype"], name, fp["packed"], align=8))
         self.flash_const_bytes += int(fp["packed"].nbytes) + int(fp["fq"].nbytes)
-        ctx.update({"template": c.template, "kernel": c.name, "w": name, "fq": fp["fq"].tolist(), "wide": fp["form"]})
+        tpl = f"{op.kind}_dsp"  # conv2d_dsp, depthwise_conv2d_dsp, fully_connected_dsp
+        ctx.update({"template": tpl, "kernel": c.name, "w": name, "fq": fp["fq"].tolist(), "wide": fp["form"]})
         ctx.setdefault("stride", (1, 1))
         ctx.setdefault("dil", (1, 1))
         ctx.setdefault("pads", {"top": 0, "bottom": 0, "left": 0, "right": 0})
@@ -288,7 +289,8 @@ class _Emitter:
     def _binary(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
         a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
-        ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q}
+        fn = self.kernel(i).name  # mt_add_s8, mt_add_broadcast_s8, mt_add_s8_dsp, ... (the plan's call)
+        ctx: dict[str, Any] = {"a": self.ptr_or_const(a), "b": self.ptr_or_const(b), "y": self.ptr(y), "q": q, "fn": fn}
         sa, sb, sy = self.g.t(a).shape, self.g.t(b).shape, self.g.t(y).shape
         if self.g.t(y).dtype == "int16":  # mt_add_s16 / mt_mul_s16: always the broadcast form
             ctx["template"] = f"{op.kind}_s16"
@@ -297,7 +299,7 @@ class _Emitter:
                 "s1": _bcast_strides(self.nhwc4(sa), self.nhwc4(sy)),
                 "s2": _bcast_strides(self.nhwc4(sb), self.nhwc4(sy)),
             }
-        elif sa == sb == sy:
+        elif not fn.endswith("_broadcast_s8"):  # same shapes
             ctx["broadcast"] = None
             ctx["size"] = self.g.t(y).size
         else:
@@ -576,9 +578,9 @@ class _Emitter:
             "b_batch": k * n, "b_k": 1 if tb else n, "b_n": k if tb else 1, "y_batch": m * n, "y_row": n,
         }  # fmt: skip
         call = {"dims": 0, "a": self.ptr(op.inputs[0]), "b": self.ptr(op.inputs[1]), "y": self.ptr(op.outputs[0])}
-        fast = self.fast_kernel(i) is not None
-        fn = "mt_batch_matmul_s8_dsp" if fast else "mt_batch_matmul_s8"
-        return {"q": q, "dims": [dims], "calls": [call], "fn": fn, "extra": f", {self.scratch_ptr(i)}" if fast else ""}
+        c = self.kernel(i)
+        extra = f", {self.scratch_ptr(i)}" if c.dsp else ""
+        return {"q": q, "dims": [dims], "calls": [call], "fn": c.name, "extra": extra}
 
     # -- token-plan stages (compiler.schedule.token): loops written by codegen/token.py ----------
     def op_token_embed(self, i: int, op: Op) -> dict[str, Any]:
@@ -748,16 +750,6 @@ def _c_name(pool: str) -> str:
 
 
 C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t"}
-
-# QUANTIZE (src dtype, dst dtype) -> its runtime_c kernel
-REQUANTIZE_KERNELS = {
-    ("int8", "int8"): "mt_requantize_s8",
-    ("uint8", "int8"): "mt_requantize_u8_s8",
-    ("int8", "uint8"): "mt_requantize_s8_u8",
-    ("int8", "int16"): "mt_requantize_s8_s16",
-    ("int16", "int8"): "mt_requantize_s16_s8",
-    ("int16", "int16"): "mt_requantize_s16",
-}
 
 
 def _io_entry(g: Graph, plan: Plan, name: str, param: str, suffix: str) -> dict[str, Any]:

@@ -5,9 +5,9 @@ windows are the ones `PatchPlan.patches()` lists, printed as per-step tables.
 
 Per-op parameters (quantization, filter dims, the layer's own padding) are the same structs
 the layer-by-layer templates declare; the loop copies them and sets the patch's padding.
-A step whose plan records a fast kernel (codegen/kernels.py) calls it (its packed filter,
-mt_fast_params and quant records come from the layer's *_dsp template) with the same views,
-padding and the scratch the plan reserved for that step.
+Each step calls the kernel the plan records (`Step.kernel`, compiler/kernels_table.py); a DSP
+kernel's packed filter, mt_fast_params and quant records come from the layer's *_dsp template,
+called with the same views, padding and the scratch the plan reserved for that step.
 
 A stage with a halo cache (`PatchStage.halo`, plan detail "halo_cache") computes only each patch's new columns;
 after a step's call the patch copies the columns cached from its left neighbour into its
@@ -24,12 +24,6 @@ from compiler.errors import ModelError
 from compiler.lower import lower
 from compiler.schedule.patch import Operand, PatchPlan
 
-_UNARY_FN = {
-    "relu": "mt_relu_s8",
-    "logistic": "mt_logistic_s8",
-    "hard_swish": "mt_hard_swish_s8",
-    "quantize": "mt_requantize_s8",
-}
 _BASE = {"arena": "A", "input": "input", "output": "output"}
 
 
@@ -119,8 +113,8 @@ def render_stage(em: Emitter, env: Any, k_stage: int = 0) -> list[StepCode]:
             t["depth_multiplier"] = op.attrs.get("depth_multiplier", 1)
         elif op.kind == "pad":
             t["pad_value"] = lower(g, op)["pad_value"]
-        elif op.kind in _UNARY_FN:
-            t["fn"] = _UNARY_FN[op.kind]
+        else:  # add, mul and the elementwise ops: the call the plan records, row by row
+            t["fn"] = em.kernel(i).name
         tables.append(t)
     text = env.get_template("patch/stage.c.j2").render(
         p=em.p,

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from codegen.base import Emitter, c_array
-from codegen.kernels import KernelChoice, add_records, fast_params
+from codegen.kernels import fast_params
 from compiler.ir import Op
+from compiler.kernels_table import KernelCall, add_records, portable_call
 from compiler.lower import lower
 from compiler.schedule.plan import Step
 from compiler.schedule.token import AttentionInfo, EmbedInfo, MlpInfo, TokenStage
@@ -28,18 +29,20 @@ def _ws(e: Emitter, step: Step, name: str) -> str:
     return f"(A + {step.scratch.offset + _stage(step).ws_offset(name)})"
 
 
-def _kernel(step: Step, op: Op) -> KernelChoice | None:
-    """The fast kernel codegen/kernels.py attached to this op of the stage (None: portable)."""
-    return step.detail.get("kernels", {}).get(op.name)
+def _kernel(step: Step, op: Op) -> KernelCall | None:
+    """The DSP call the plan records for this op of the stage (`Step.kernels`,
+    compiler/kernels_table.py); None: its portable kernel."""
+    c = step.kernels.get(op.name)
+    return c if c is not None and c.dsp else None
 
 
-def _fast(e: Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) -> dict[str, Any]:
+def _fast(e: Emitter, i: int, tag: str, op: Op, c: KernelCall, step: Step) -> dict[str, Any]:
     """A DSP kernel's packed filter (flash) and mt_fast_quant records; scratch = the stage's "F"."""
     fp = fast_params(e.g, op, c)
     name = f"{e.p}_s{i}_{tag}_wpack"
     e.const_decls.append(c_array(fp["ctype"], name, fp["packed"], align=8))
     e.flash_const_bytes += int(fp["packed"].nbytes) + int(fp["fq"].nbytes)
-    scratch = _ws(e, step, "F") if c.scratch > 0 else "NULL"
+    scratch = _ws(e, step, "F") if c.scratch_bytes > 0 else "NULL"
     return {"fast": True, "kernel": c.name, "q": fp["q"], "fq": fp["fq"].tolist(), "w": name, "wide": fp["form"],
             "scratch": scratch}  # fmt: skip
 
@@ -84,10 +87,9 @@ def _add(e: Emitter, add: Op, operands: dict[str, str], step: Step, tag: str = "
 
 
 def _bmm(e: Emitter, step: Step, op: Op, key: str) -> dict[str, str]:
-    """mt_batch_matmul_s8[_dsp] for the scores (key "bs") or output (key "bo") matmul."""
-    if _kernel(step, op) is None:
-        return {f"{key}_fn": "mt_batch_matmul_s8", f"{key}_extra": ""}
-    return {f"{key}_fn": "mt_batch_matmul_s8_dsp", f"{key}_extra": f", {_ws(e, step, 'F')}"}
+    """The call the plan records for the scores (key "bs") or output (key "bo") matmul."""
+    c = step.kernels.get(op.name) or portable_call(e.g, op)
+    return {f"{key}_fn": c.name, f"{key}_extra": f", {_ws(e, step, 'F')}" if c.dsp else ""}
 
 
 def _xy(e: Emitter, step: Step) -> tuple[str, str]:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from codegen.emit import CodegenOptions, render_model
-from codegen.kernels import FLASH_CODE_RESERVE, kernel_summary
 from compiler import reference
 from compiler.boards import Board, load_board, render_board_files
 from compiler.emulator import run_qemu
@@ -24,6 +23,7 @@ from compiler.errors import BoardFitError, BudgetError, MicrotileError, ModelErr
 from compiler.firmware import build_project, find_toolchain, model_memory
 from compiler.inputs import InputError, check_input, check_inputs, read_input_file
 from compiler.ir import Graph
+from compiler.kernels_table import FLASH_CODE_RESERVE, kernel_summary
 from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
 from compiler.plan_plot import plan_text, plot_plan
@@ -64,7 +64,7 @@ class CompileOptions:
     profile: bool = False
     stack_bytes: int | None = None
     build: bool = True  # build the ELF when arm-none-eabi-gcc is available
-    kernels: str = "fast"  # "fast": DSP kernels where the core has them (codegen/kernels.py); "portable"
+    kernels: str = "fast"  # "fast": DSP kernels where the core has them (compiler/kernels_table.py); "portable"
     widen: bool = True  # pre-widen fast-kernel filters to int16 while flash allows (flash for speed)
     force: bool = False  # write into a non-empty folder microtile did not make (never deleting its files)
 

@@ -3,15 +3,19 @@
 `microtile plan`, `compile` and `run`, the benchmarks and `nas/` all call it, so they all see
 the same decision and the same errors:
 
-1. the kernels: per op, a Cortex-M DSP kernel where the core has one and it is exact
-   (`codegen/kernels.py` `select_kernels`), else the portable one; their scratch bytes;
+1. the kernels: per op, the first row of its kernel table that applies (`compiler/kernels_table.py`:
+   a Cortex-M DSP kernel where the core has one and it is exact, else the portable one), their
+   scratch bytes from the kernels' own C size queries;
 2. the candidates of every planner asked for (`compiler/schedule/select.py`: layer, patch,
    token), each sized with that scratch;
 3. the cheapest candidate (fewest MACs plus modelled loop overhead) whose peak fits the
    budget; when none fits with the fast kernels' scratch, the same choice with portable
    kernels; when none fits one memory and the board has several (and no --sram was given), the
    cheapest layer plan spread over its memory pools (`compiler.schedule.pools`); when none fits
-   at all, `BudgetError` naming the smallest peak and its binding step.
+   at all, `BudgetError` naming the smallest peak and its binding step;
+4. every step of the chosen plan records the kernel call it runs (`Step.kernel`, and
+   `Step.kernels` for the ops of a token stage): the table's where the step can run it (out of
+   place, with the scratch it asked for), else the portable kernel. Codegen only prints it.
 
 Raises `BudgetError` (no plan fits), `MicrotileError` (unknown schedule).
 """
@@ -20,17 +24,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codegen.kernels import (
-    KernelChoice,
-    KernelOptions,
-    attach_kernels,
-    attach_stage_kernels,
-    scratch_fn,
-    select_kernels,
-)
 from compiler.boards import Board, load_board
 from compiler.errors import BudgetError, MicrotileError
 from compiler.ir import Graph
+from compiler.kernels_table import (
+    KernelCall,
+    KernelOptions,
+    any_dsp,
+    attach_kernels,
+    attach_stage_kernels,
+    kernel_calls,
+    scratch_fn,
+)
 from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.plan import Plan
 from compiler.schedule.pools import place_pools, pools_for
@@ -65,12 +70,13 @@ class PlanOptions:
 @dataclass
 class PlanChoice:
     """Everything `plan_for` weighed: the chosen plan, every candidate (same kernels and scratch
-    as the chosen one), the budget in bytes and the kernels per op."""
+    as the chosen one), the budget in bytes and the kernel call per op (op name -> call; the
+    portable ones when no plan fit with the DSP kernels' scratch)."""
 
     plan: Plan
     candidates: list[Plan]
     budget: int
-    kernels: dict[str, KernelChoice] = field(default_factory=dict)
+    kernels: dict[str, KernelCall] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -106,17 +112,17 @@ def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = 
     budget = plan_budget(board, opts)
     if budget <= 0:
         raise MicrotileError(f"SRAM budget must be positive, got {budget} B")
-    kernels = select_kernels(
-        graph, board.core, board.flash.size, KernelOptions(fast=opts.kernels == "fast", widen=opts.widen)
-    )
+    kopts = KernelOptions(fast=opts.kernels == "fast", widen=opts.widen, core=board.core)
+    kernels = kernel_calls(graph, board.flash.size, kopts)
+    fast = any_dsp(kernels)
     notes: list[str] = []
-    plans = candidate_plans(graph, opts.schedule, opts.io, scratch=scratch_fn(kernels) if kernels else None)
+    plans = candidate_plans(graph, opts.schedule, opts.io, scratch=scratch_fn(kernels) if fast else None)
     first = (plans, kernels)
     try:
         plan = pick_plan(plans, budget, opts.schedule)
     except BudgetError as e:
-        spread = None if kernels else _spread(plans, board, budget, opts)
-        if spread is None and not kernels:
+        spread = None if fast else _spread(plans, board, budget, opts)
+        if spread is None and not fast:
             e.candidates = plans  # type: ignore[attr-defined]  # for `microtile plan`'s table
             raise
         if spread is not None:
@@ -124,7 +130,8 @@ def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = 
             notes.append(f"no plan fits one memory: layer plan over the pools {plan.detail['pools']}")
         else:
             notes.append("no plan fits with the fast kernels' scratch: portable kernels")
-            kernels = {}
+            portable = KernelOptions(fast=False, widen=opts.widen, core=board.core)
+            kernels = kernel_calls(graph, board.flash.size, portable)
             plans = candidate_plans(graph, opts.schedule, opts.io)
             try:
                 plan = pick_plan(plans, budget, opts.schedule)
@@ -170,7 +177,7 @@ def _spread(plans: list[Plan], board: Board, budget: int, opts: PlanOptions) -> 
 def plan_for(graph: Graph, target: Board | str, options: PlanOptions | None = None) -> Plan:
     """The plan the compiler would pick for `graph` on `target` (a Board or a board name).
 
-    Returns a Plan whose steps carry their kernel choice (`step.detail["kernel"]`) and whose
+    Returns a Plan whose steps carry their kernel call (`step.kernel`, `step.kernels`) and whose
     peak (`plan_peak`, bytes) fits the budget. Raises BudgetError when nothing fits."""
     return choose_for(graph, target, options).plan
 

@@ -57,8 +57,8 @@ def plan_sram(sram: int | None) -> int | None:
 def step_key(step: Step) -> tuple[str, str]:
     """(cost-model key, work unit) of a plan step: key = op kind + ':' + kernel (C function of
     the fast kernel, or 'portable'); unit = 'mac' for ops with MACs, else 'elem' (elements read and written)."""
-    k = step.detail.get("kernel")
-    name = k.name if k is not None else "portable"
+    k = step.kernel
+    name = k.name if k is not None and k.dsp else "portable"
     return f"{step.op.kind}:{name}", ("mac" if step.macs > 0 else "elem")
 
 
@@ -113,10 +113,10 @@ class CostModel:
         total = 0.0
         for st in plan.steps:
             if isinstance(st.stage, TokenStage):  # its ops, each with its kernel where the stage uses a fast one
-                ks = st.detail.get("kernels", {})
+                ks = st.kernels
                 for op in st.stage.unit.ops:
                     m = op_macs(g, op)
-                    name = ks[op.name].name if op.name in ks else "portable"
+                    name = ks[op.name].name if op.name in ks and ks[op.name].dsp else "portable"
                     total += self.lookup(core, f"{op.kind}:{name}", "mac" if m > 0 else "elem") * op_work(g, op, m)
                 continue
             key, unit = step_key(st)

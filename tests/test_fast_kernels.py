@@ -39,6 +39,8 @@ from test_kernels import (
 )
 
 from codegen import kernels as K
+from compiler import hostlib
+from compiler import kernels_table as T
 from compiler.ir import QParams, Tensor
 from compiler.lower import lower
 from compiler.reference import run
@@ -107,13 +109,18 @@ def fparams(q: dict, stride, dil, pads, wide: bool) -> FastParams:
     )
 
 
-def cols_choice(g, op) -> K.KernelChoice:
+def _choose(g, op) -> T.KernelCall | None:
+    """The DSP kernel the table picks for op on a Cortex-M4, or None (portable)."""
+    c = T.choose_call(g, op, T.KernelOptions(core="cortex-m4"))
+    return c if c.dsp else None
+
+
+def cols_choice(g, op) -> T.KernelCall:
     """mt_depthwise_conv_3x3_cols_s8_dsp for a 3x3 layer whatever its shape (the predicate
     table picks it only for tall narrow outputs)."""
     oh, sh = g.t(op.outputs[0]).shape[1], op.attrs["stride"][0]
-    scratch = K.dw3x3_cols_scratch(oh, sh)
-    extra = {"dw3x3": 1, "transposed": 1}
-    return K.KernelChoice("mt_depthwise_conv_3x3_cols_s8_dsp", "depthwise_conv2d_dsp", scratch, False, 0, extra)
+    scratch = hostlib.buffer_size("mt_depthwise_conv_3x3_cols_s8_dsp", oh, sh)
+    return T.KernelCall("mt_depthwise_conv_3x3_cols_s8_dsp", scratch, T.KernelParams("dw3x3_t"), dsp=True)
 
 
 def run_fast(
@@ -121,23 +128,22 @@ def run_fast(
 ) -> int:
     """wide: False (plain int8 filter), True (int16) or "s8p" (the paired int8 form, which
     the predicate table must have found exact)."""
-    c = K._choose(g, op)
+    c = _choose(g, op)
     assert c is not None, "the predicate table should accept this case"
     if cols:
         c = cols_choice(g, op)
-    if generic and c.extra.get("dw3x3"):  # the any-shape depthwise kernel instead
-        c = K.KernelChoice("mt_depthwise_conv_s8_dsp", "depthwise_conv2d_dsp", 0, False, 0)
+    if generic and c.dw3x3:  # the any-shape depthwise kernel instead
+        c = T.KernelCall("mt_depthwise_conv_s8_dsp", 0, T.KernelParams("s8"), dsp=True)
     if wide == "s8p":
         assert c.paired, "the paired form should be exact for this case"
-    else:
-        c.paired = False
-    c.wide = wide is True
+    elif not c.dw3x3:  # the 3x3 kernels have their own int16 form
+        c.params.filter = "w16" if wide is True else "s8"
     wide = c.form()
     fp = K.fast_params(g, op, c)
     packed = np.ascontiguousarray(fp["packed"])
     fq = np.ascontiguousarray(fp["fq"])
     q = fp["q"]
-    scratch = np.zeros(max(c.scratch, 4) // 4 + 1, np.int32)
+    scratch = np.zeros(max(c.scratch_bytes, 4) // 4 + 1, np.int32)
     if op.kind == "fully_connected":
         p = fparams(q, (1, 1), (1, 1), (0, 0, 0, 0), wide)
         x = xw
@@ -178,7 +184,7 @@ def test_conv(lib, seed: int, kind: str, wide: bool | str) -> None:
             w[w == -128] = -127  # TFLite's symmetric int8 weights; -128 may rule the form out
         if kind == "conv1x1" and (w.shape[1], w.shape[2]) != (1, 1):
             continue
-        if K._choose(g, op) is not None:
+        if _choose(g, op) is not None:
             break
     else:
         pytest.skip("no case the fast kernel covers")
@@ -220,7 +226,7 @@ def test_dw3x3(lib, seed: int, cols: bool) -> None:
     rng = np.random.default_rng(seed)
     g, x = dw3x3_case(rng)
     op = g.ops[0]
-    c = K._choose(g, op)
+    c = _choose(g, op)
     assert c is not None and c.name.startswith("mt_depthwise_conv_3x3_")
     (ref,) = run(g, [x])
     xw = Window(rng, *x.shape[1:], x)
@@ -237,7 +243,7 @@ def test_patches(lib, seed: int, kind: str) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(50):
         g, x = conv_case(rng, kind == "depthwise_conv2d") if not kind.startswith("dw3x3") else dw3x3_case(rng)
-        if K._choose(g, g.ops[0]) is not None:
+        if _choose(g, g.ops[0]) is not None:
             break
     op = g.ops[0]
     (ref,) = run(g, [x])
@@ -258,7 +264,7 @@ def test_patches(lib, seed: int, kind: str) -> None:
         xw = Window(rng, *xs.shape, xs)
         yw = Window(rng, y1 - y0, ref.shape[2], ref.shape[3])
         pads = (lo - iy0, iy1 - hi, left, right)
-        c0 = K._choose(g, op)
+        c0 = _choose(g, op)
         forms: list[bool | str] = [False, True, *(["s8p"] if c0 is not None and c0.paired else [])]
         wide = forms[int(rng.integers(0, len(forms)))]
         assert run_fast(lib, g, op, xw, yw, wide, pads=pads, cols=kind == "dw3x3_cols") == 0
@@ -307,7 +313,7 @@ def test_add(lib, seed: int) -> None:
     a.reshape(-1)[:n], b.reshape(-1)[:n] = (-128, 127)[:n], (127, -128)[:n]
     (ref,) = run(g, [a, b])
     q = lower(g, g.ops[0])
-    recs = K.add_records(q)
+    recs = T.add_records(q)
     assert recs is not None
     p = AddFastParams(
         q["input1_offset"], q["input2_offset"], q["output_offset"], q["act_min"], q["act_max"],
@@ -324,21 +330,22 @@ def test_exactness_guard() -> None:
     q = {"input_offset": 128, "multiplier": np.array([1 << 30]), "shift": np.array([3]), "output_offset": 0}
     q |= {"act_min": -128, "act_max": 127}
     big = np.full((1, 4096), 127, np.int8)
-    assert K.fast_quant(big, np.zeros(1, np.int32), q, 1) is None
+    assert T.fast_quant(big, np.zeros(1, np.int32), q, 1) is None
     zero = np.zeros((1, 8), np.int8)
-    rec = K.fast_quant(zero, np.array([1000], np.int32), q, 1)
+    rec = T.fast_quant(zero, np.array([1000], np.int32), q, 1)
     assert rec is not None and rec[0, 1] == 0 and rec[0, 4] == 1 and rec[0, 3] >> 1 == 127  # the constant 127
     # a right shift that rounds every reachable accumulator to 0: constant zero point
     q2 = q | {"shift": np.array([-30]), "multiplier": np.array([1 << 30]), "output_offset": -5}
-    rec = K.fast_quant(np.ones((1, 2), np.int8), np.zeros(1, np.int32), q2, 1)
+    rec = T.fast_quant(np.ones((1, 2), np.int8), np.zeros(1, np.int32), q2, 1)
     assert rec is not None and rec[0, 1] == 0 and rec[0, 3] >> 1 == -5
     # a positive shift (no right shift to fold the zero point into) keeps the portable kernel
     q3 = q | {"shift": np.array([1]), "multiplier": np.array([1 << 30])}
-    assert K.fast_quant(np.ones((1, 2), np.int8), np.zeros(1, np.int32), q3, 1) is None
+    assert T.fast_quant(np.ones((1, 2), np.int8), np.zeros(1, np.int32), q3, 1) is None
 
 
 def test_buffer_sizes(lib) -> None:
-    """The scratch the planner reserves (codegen/kernels.py) is what the C kernels ask for."""
+    """The host build's size queries (compiler.hostlib, what the planner reserves) answer as the
+    kernels built here do."""
     for dims in ((8, 1, 1, 3), (16, 1, 1, 64), (32, 3, 3, 16), (64, 10, 4, 1)):
         fd = Dims(*dims)
         k = (dims[1] * dims[2] * dims[3] + 3) // 4
@@ -347,8 +354,8 @@ def test_buffer_sizes(lib) -> None:
         assert lib.mt_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 20 * k
         assert lib.mt_depthwise_conv_s8_dsp_get_buffer_size(C.byref(fd)) == 0
     for ow, sw in ((1, 1), (5, 1), (48, 1), (24, 2), (3, 2)):
-        assert lib.mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(ow, sw) == K.dw3x3_scratch(ow, sw)
-        assert lib.mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(ow, sw) == K.dw3x3_cols_scratch(ow, sw)
+        for name in ("mt_depthwise_conv_3x3_s8_dsp", "mt_depthwise_conv_3x3_cols_s8_dsp"):
+            assert getattr(lib, f"{name}_get_buffer_size")(ow, sw) == hostlib.buffer_size(name, ow, sw)
     assert lib.mt_fully_connected_s8_dsp_get_buffer_size(640) == 8 * 160
 
 
@@ -478,26 +485,27 @@ def test_speed_independent_of_opt_level(tmp_path, widen: bool) -> None:
 
 
 def test_widen_choice_under_flash_budget() -> None:
-    """select_kernels widens the layers that save the most instructions per extra flash byte
+    """kernel_calls widens the layers that save the most instructions per extra flash byte
     first, never past the flash it is given, says so per layer, and --no-widen never widens."""
     from compiler.pipeline import load_model
 
     g = load_model(ROOT / "examples" / "models" / "tiny_cnn.tflite")
-    full = K.select_kernels(g, "cortex-m4", 1 << 30)
+    full = {n: c for n, c in T.kernel_calls(g, 1 << 30).items() if c.dsp}
+    none = {n: c for n, c in T.kernel_calls(g, 1 << 30, T.KernelOptions(widen=False)).items() if c.dsp}
     ops = {op.name: op for op in g.ops}
     cand = {n: c for n, c in full.items() if c.wide}
     assert len(cand) >= 5
-    rate = {n: K.widen_gain(g, ops[n], c) / (c.filter_bytes // 2) for n, c in cand.items()}
+    # the gain of the int8 form (paired where exact) per extra flash byte
+    rate = {n: T.widen_gain(g, ops[n], none[n]) / none[n].params.filter_bytes for n in cand}
     order = sorted(rate, key=lambda n: (-rate[n], n))
-    base = sum(t.nbytes for t in g.constants()) + K.FLASH_CODE_RESERVE
-    budget = sum(full[n].filter_bytes // 2 for n in order[:3])  # room for the three best exactly
-    part = K.select_kernels(g, "cortex-m4", base + budget)
+    base = sum(t.nbytes for t in g.constants()) + T.FLASH_CODE_RESERVE
+    budget = sum(full[n].params.filter_bytes // 2 for n in order[:3])  # room for the three best exactly
+    part = {n: c for n, c in T.kernel_calls(g, base + budget).items() if c.dsp}
     wide = {n for n, c in part.items() if c.wide}
     assert wide == set(order[:3]), (wide, order)
-    assert sum(part[n].filter_bytes // 2 for n in wide) <= budget
+    assert sum(part[n].params.filter_bytes // 2 for n in wide) <= budget
     for n in order[3:]:
         assert "int8: widening would save" in part[n].describe(), part[n].describe()
     assert all("widened: ~" in part[n].describe() for n in wide)
-    none = K.select_kernels(g, "cortex-m4", 1 << 30, K.KernelOptions(widen=False))
     assert not any(c.wide for c in none.values())
     assert all("--no-widen" in none[n].describe() for n in cand)

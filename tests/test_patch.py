@@ -163,24 +163,24 @@ def test_choose_plan_prefers_layer_then_patch_under_budget():
 def test_patch_plans_reserve_fast_kernel_scratch(name):
     """Fast kernels on stage steps: the plan reserves each one's scratch, no overlap, and
     the Python executor still matches the reference."""
-    from codegen.kernels import attach_kernels, scratch_fn, select_kernels
+    from compiler.kernels_table import KernelOptions, any_dsp, attach_kernels, kernel_calls, scratch_fn
 
     g = _load(name)
-    choices = select_kernels(g, "cortex-m4", 1 << 20)
-    assert choices
+    choices = kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m4"))
+    assert any_dsp(choices)
     plans = patch_candidates(g, io="external", scratch=scratch_fn(choices), keep=3)
     assert plans
     for p in plans:
         attach_kernels(p, choices)
-        staged = [p.steps[i] for i in p.stage.steps if "kernel" in p.steps[i].detail]
+        staged = [p.steps[i] for i in p.stage.steps if p.steps[i].kernel.dsp]
         assert staged, p.detail
         sf = scratch_fn(choices)
         for st in staged:
-            c = st.detail["kernel"]
+            c = st.kernel  # the call as the step runs it: scratch of its widest patch call
             i = p.steps.index(st)
             widest = max(calls[i - p.stage.steps[0]].output.w for calls in p.patches())
             need = sf.window(g, i, widest)  # dw 3x3: scratch grows with the call's output width
-            assert need <= c.scratch and (c.scratch if st.kernel_scratch is None else st.kernel_scratch) >= need
+            assert need == c.scratch_bytes <= choices[st.op.name].scratch_bytes
             assert need == 0 or (st.scratch is not None and st.scratch.size >= need)
         _no_overlap(p)
         _check(p, g)
@@ -268,10 +268,10 @@ def test_qemu_generated_model(odd, tmp_path):
 def test_qemu_two_stage_mobilenet_v2(mbv2_small, tmp_path):
     """MobileNetV2 w0.35 @96 on the F746 (Cortex-M7, fast kernels): a budget below every
     single-stage plan's peak makes the planner take a two-stage plan; bit-exact in QEMU."""
-    from codegen.kernels import scratch_fn, select_kernels
+    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
     g = mbv2_small
-    sf = scratch_fn(select_kernels(g, "cortex-m7", 1 << 20))
+    sf = scratch_fn(kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m7")))
     single = min(plan_peak(p) for p in patch_candidates(g, io="external", scratch=sf, second_stage=False))
     # --sram bounds the whole peak; the plan gets it less STACK_RESERVE: a plan budget of single - 1
     r = _qemu(g, tmp_path, single - 1 + STACK_RESERVE, io="external", board="stm32f746g-disco")
@@ -321,10 +321,10 @@ def test_halo_cache_plans_bit_exact(odd):
 
 @pytest.mark.parametrize("name", CNN_MODELS)
 def test_halo_cache_shared_models(name):
-    from codegen.kernels import scratch_fn, select_kernels
+    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
     g = _load(name)
-    sf = scratch_fn(select_kernels(g, "cortex-m4", 1 << 20))
+    sf = scratch_fn(kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m4")))
     done = 0
     for split in valid_splits(g)[:: max(1, len(valid_splits(g)) // 4)]:
         _, h, w, _ = g.t(g.ops[split].outputs[0]).shape

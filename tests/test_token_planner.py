@@ -147,9 +147,9 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     from compiler.planner import STACK_RESERVE
 
     g = build_vit(ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1))
-    from codegen.kernels import scratch_fn, select_kernels
+    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
-    scratch = scratch_fn(select_kernels(g, "cortex-m7", 1 << 20))  # the F746's fast kernels
+    scratch = scratch_fn(kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m7")))  # the F746's fast kernels
     budget = sorted(p.arena_bytes for p in candidate_plans(g, "token", scratch=scratch))[1]  # small groups
     sram = budget + STACK_RESERVE  # --sram bounds the whole peak: the plan's share is sram - STACK_RESERVE
     r = run_model(g, tmp_path / "vit", CompileOptions(board="stm32f746g-disco", schedule="token", sram=sram),
@@ -157,7 +157,7 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     assert r["schedule"] == "token" and r["bit_exact"], r
     assert r["schedule_detail"]["group"] < 17 or r["schedule_detail"]["qblock"] < 17
     assert r["arena_bytes"] <= budget and r["peak_sram_bytes"] <= sram
-    # the stages call the DSP kernels codegen/kernels.py picks (FC, patch conv, adds, both matmuls)
+    # the stages call the DSP kernels compiler/kernels_table.py picks (FC, patch conv, adds, both matmuls)
     fast = " ".join(r["kernels"]["fast"])
     for k in ("mt_fully_connected_s8_dsp", "mt_conv_s8_dsp", "mt_add_s8_dsp", "mt_batch_matmul_s8_dsp"):
         assert k in fast, r["kernels"]
@@ -166,9 +166,9 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
 def test_stage_kernel_scratch(small) -> None:
     """With the fast kernels' scratch, every stage reserves the largest its ops ask ("F") and the
     plan still computes the reference's bytes."""
-    from codegen.kernels import attach_stage_kernels, scratch_fn, select_kernels
+    from compiler.kernels_table import KernelOptions, attach_stage_kernels, kernel_calls, scratch_fn
 
-    choices = select_kernels(small, "cortex-m7", 1 << 20)
+    choices = kernel_calls(small, 1 << 20, KernelOptions(core="cortex-m7"))
     plan = plan_token(small, "arena", 4, 3, scratch=scratch_fn(choices))
     attach_stage_kernels(plan, choices)
     stages = [s for s in plan.steps if s.op.kind.startswith("token_")]
@@ -176,8 +176,10 @@ def test_stage_kernel_scratch(small) -> None:
     for s in stages:
         ts = s.stage
         assert isinstance(ts, TokenStage) and ts.steps == [plan.steps.index(s)]
-        need = max(choices[o.name].scratch for o in ts.unit.ops if o.name in choices)
-        assert ts.workspace["F"][1] == need and set(s.detail["kernels"]) <= {o.name for o in ts.unit.ops}
+        ops = ts.unit.ops
+        need = max(choices[o.name].scratch_bytes for o in ops)
+        assert ts.workspace["F"][1] == need and set(s.kernels) == {o.name for o in ops}
+        assert all(s.kernels[o.name] is choices[o.name] for o in ops if choices[o.name].dsp)
     assert plan.arena_bytes > plan_token(small, "arena", 4, 3).arena_bytes
     x = image(small, 4)
     np.testing.assert_array_equal(run_plan(plan, [x])[0], reference.run(small, [x])[0])

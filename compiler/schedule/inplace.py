@@ -13,6 +13,7 @@ buffer. The arithmetic is unchanged, so results stay bit-exact.
 
 from __future__ import annotations
 
+from compiler import hostlib
 from compiler.ir import Graph, Op
 from compiler.schedule.plan import Buffer, align, live_bytes
 
@@ -20,10 +21,10 @@ ELEMENTWISE_IN_PLACE = frozenset({"add", "mul", "relu", "logistic", "hard_swish"
 
 
 def dw_ring_bytes(kernel_hw: tuple[int, int], pad_top: int, pad_left: int, out_w: int, channels: int) -> int:
-    """Scratch of mt_depthwise_conv_inplace_s8 (mirrors its _get_buffer_size)."""
-    if kernel_hw == (1, 1) and pad_top == 0 and pad_left == 0:
-        return 0
-    return (pad_top + 1) * out_w * channels
+    """Scratch bytes of mt_depthwise_conv_inplace_s8: its C _get_buffer_size (compiler.hostlib)."""
+    p = hostlib.conv_params(pads=(int(pad_top), 0, int(pad_left), 0))
+    fd = hostlib.dims(1, kernel_hw[0], kernel_hw[1], channels)
+    return hostlib.buffer_size("mt_depthwise_conv_inplace_s8", p, fd, hostlib.view(1, out_w, channels))
 
 
 def dw_in_place_ok(graph: Graph, op: Op) -> bool:

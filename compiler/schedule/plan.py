@@ -103,12 +103,18 @@ def _overlaps(placed: list[Buffer]) -> list[str]:
 
 
 def render_buffers(
-    buffers: list[Buffer], n_steps: int, pool_bytes: int, labels: list[str] | None = None, width: int = 64
+    buffers: list[Buffer],
+    n_steps: int,
+    pool_bytes: int,
+    labels: list[str] | None = None,
+    width: int = 64,
+    tails: list[str] | None = None,
 ) -> str:
     """A text timeline of a placement, as TFLite-Micro's PrintMemoryPlan draws it: one row per
     step, `width` columns spanning [0, pool_bytes), each live buffer's columns filled with its
     letter ('.' free, '!' where two live buffers share bytes), then the live KB
-    (1 KB = 1024 B). A legend maps letters to buffers (offset, size, steps)."""
+    (1 KB = 1024 B) and the step's `tails` text (its kernel). A legend maps letters to buffers
+    (offset, size, steps)."""
     placed = sorted(
         (b for b in buffers if b.region in ARENA_REGIONS and b.first <= b.last and b.size > 0),
         key=lambda b: (b.offset, b.first, b.name),
@@ -132,7 +138,8 @@ def render_buffers(
                 elif o.overlaps_in_space(b):  # a column two buffers merely share stays its first owner's
                     line[c] = "!"
         label = f" {labels[i]}" if labels else ""
-        rows.append(f"{i:>4d}{label} |{''.join(line)}| {live[i] / 1024:7.1f} KB")
+        tail = f"  {tails[i]}" if tails and tails[i] else ""
+        rows.append(f"{i:>4d}{label} |{''.join(line)}| {live[i] / 1024:7.1f} KB{tail}")
     legend = [
         f"  {letter[id(b)]} @{b.offset:>7d} {b.size:>7d} B  steps {max(b.first, 0)}..{b.last}  {b.name}" for b in placed
     ]
@@ -154,16 +161,80 @@ class Stage:
         return f"stage of steps {self.steps[0]}..{self.steps[-1]}"
 
 
+# -- the kernel a step runs (chosen by compiler/kernels_table.py's table, set by plan_for) ----
+
+
+@dataclass
+class KernelParams:
+    """The parts of a call beyond its name and scratch: the packed filter's form and flash bytes
+    (DSP conv, depthwise and FC) and the widening decision."""
+
+    filter: str = ""  # "" (the op's own constants), "s8", "s8p" (paired int8), "w16" (int16), "dw3x3", "dw3x3_t"
+    filter_bytes: int = 0  # flash of the packed filter
+    note: str = ""  # the widening decision (what int16 filters save, or why the layer kept int8)
+
+
+@dataclass
+class KernelCall:
+    """The kernel one op runs: its C function, the scratch it asks for (bytes, from its
+    `_get_buffer_size`), and its parameters. `dsp`: a kernel of mt_nn_fast.h (packed filter and
+    fast requantization records, codegen/kernels.py `fast_params`). `in_place`: it may run with
+    its output over its input."""
+
+    name: str  # C function, e.g. mt_conv_1x1_s8_dsp, mt_conv_s8; "" for an op with no call (reshape, stages)
+    scratch_bytes: int = 0
+    params: KernelParams = field(default_factory=KernelParams)
+    dsp: bool = False
+    in_place: bool = False
+
+    @property
+    def wide(self) -> bool:
+        return self.params.filter == "w16"
+
+    @property
+    def paired(self) -> bool:
+        return self.params.filter == "s8p"
+
+    @property
+    def transposed(self) -> bool:
+        """The column form of the 3x3 depthwise kernel (its filter packed transposed)."""
+        return self.params.filter == "dw3x3_t"
+
+    @property
+    def dw3x3(self) -> bool:
+        return self.params.filter in ("dw3x3", "dw3x3_t")
+
+    def form(self) -> int:
+        """mt_fast_params.wide: MT_FILTER_S8 0, MT_FILTER_S16 1, MT_FILTER_S8_PAIRED 2."""
+        return 1 if self.wide else (2 if self.paired else 0)
+
+    def short(self) -> str:
+        """Kernel and filter form: w16 (pre-widened int16), s8p (paired int8), s8 (int8)."""
+        if self.params.filter_bytes == 0 or self.dw3x3:
+            return self.name or "-"
+        return f"{self.name} {self.params.filter}"
+
+    def describe(self) -> str:
+        """short() plus the widening decision: what int16 filters save, in estimated
+        instructions, for how many extra flash bytes, or why the layer kept int8."""
+        note = self.params.note
+        return f"{self.short()} ({note})" if note else self.short()
+
+
 @dataclass
 class Step:
     op: Op
     macs: int
     scratch: Buffer | None = None
     in_place: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)  # the kernel selection's records (codegen/kernels.py)
+    detail: dict[str, Any] = field(default_factory=dict)
     stage: Stage | None = None  # the patch or token stage that runs this step (None: layer by layer)
     kernel_scratch: int | None = None  # a patch-stage step: scratch its fast kernel needs for the widest call
     notes: list[str] = field(default_factory=list)  # lines `Plan.dump()` prints under the step
+    # the kernel call the step runs (compiler/kernels_table.py, set by plan_for), and for a token
+    # stage the call of each op it runs (op name -> call)
+    kernel: KernelCall | None = None
+    kernels: dict[str, KernelCall] = field(default_factory=dict)
 
 
 @dataclass
@@ -217,16 +288,18 @@ class Plan:
     def render(self, width: int = 64) -> str:
         """The arena over time as text, like TFLite-Micro's `PrintMemoryPlan`
         (`tensorflow/lite/micro/memory_planner/greedy_memory_planner.cc`, via `render_buffers`):
-        one row per step, named by its op; one timeline per pool for a plan over several pools."""
+        one row per step, named by its op and ending with its kernel call; one timeline per pool
+        for a plan over several pools."""
         w = max((len(s.op.name) for s in self.steps), default=0)
         labels = [f"{s.op.name:<{min(w, 28)}.28s}" for s in self.steps]
+        tails = [_kernel_tail(s) for s in self.steps]
         pools = self.pool_bytes()
         if list(pools) == ["arena"]:
-            return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width)
+            return render_buffers(self.buffers, len(self.steps), self.arena_bytes, labels, width, tails)
         parts = []
         for name, size in pools.items():
             mine = [b for b in self.buffers if b.pool == name]
-            parts.append(f"pool {name}:\n" + render_buffers(mine, len(self.steps), size, labels, width))
+            parts.append(f"pool {name}:\n" + render_buffers(mine, len(self.steps), size, labels, width, tails))
         return "\n".join(parts)
 
     def dump(self) -> str:
@@ -251,8 +324,8 @@ class Plan:
                 extra += f" scratch@{s.scratch.offset}+{s.scratch.size}"
             if s.stage is not None and s.stage.steps[0] == i:
                 extra += f" [{s.stage.describe()}]"
-            if "kernel" in s.detail:
-                extra += f" kernel={s.detail['kernel'].describe()}"
+            if s.kernel is not None and s.kernel.name:
+                extra += f" kernel={s.kernel.describe()}"
             lines.append(f"    {i:>3d} {s.op.kind:18s} {s.op.name:28s} macs={s.macs:>9d} live={live[i]:>7d}{extra}")
             for note in s.notes:
                 lines.append(f"          {note}")
@@ -272,6 +345,14 @@ def plan_peak(plan: Plan) -> int:
     if plan.io == "external":
         extra = plan.input_bytes + plan.output_bytes
     return plan.arena_bytes + extra
+def _kernel_tail(s: Step) -> str:
+    """The kernel column of Plan.render: the step's call, or a token stage's calls."""
+    if s.kernel is not None and s.kernel.name:
+        return s.kernel.short()
+    if s.kernels:
+        fast = sum(c.dsp for c in s.kernels.values())
+        return f"stage: {len(s.kernels)} ops, {fast} on DSP kernels"
+    return ""
 
 
 def step_macs(g: Graph, op: Op) -> int:
