@@ -191,10 +191,11 @@ class LstmWeights(C.Structure):
 
 
 def build_kernel(out: Path, sanitize: bool = False) -> Path:
-    """libmt_lstm.so: runtime_c/mt_lstm_s8.c alone (its helpers are mt_quant.h inlines)."""
+    """libmt_lstm.so: runtime_c/mt_lstm_s8.c and the sigmoid table it reads (mt_lut16.c); its
+    helpers are mt_quant.h and mt_lut16.h inlines."""
     flags = CFLAGS + (SANITIZE if sanitize else [])
-    src = ROOT / "runtime_c" / "mt_lstm_s8.c"
-    subprocess.run([CC, *flags, f"-I{ROOT / 'runtime_c'}", str(src), "-o", str(out)], check=True)
+    srcs = [str(ROOT / "runtime_c" / f) for f in ("mt_lstm_s8.c", "mt_lut16.c")]
+    subprocess.run([CC, *flags, f"-I{ROOT / 'runtime_c'}", *srcs, "-o", str(out)], check=True)
     return out
 
 
