@@ -92,28 +92,32 @@ def _rescale16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
     return (np.asarray(x, np.int64) * multiplier + rnd) >> left_shift  # |.| < 2^31: no int32 wrap
 
 
+_SIGMOID_TABLE = np.asarray(SIGMOID_TABLE_U16, np.int64)
+
+
+def _interpolate16(v: np.ndarray, frac_bits: int, saturated: int) -> np.ndarray:
+    """sigmoid_table_uint16 at |v| >> frac_bits, linearly interpolated over the low frac_bits
+    bits (unsigned, as TFLM), `saturated` from index 255 on: the common step of the int16
+    Logistic (frac_bits 9) and Tanh (frac_bits 8)."""
+    a = np.abs(v)
+    uh = a >> frac_bits
+    idx = np.minimum(uh, 254)
+    ua, ub = _SIGMOID_TABLE[idx], _SIGMOID_TABLE[idx + 1]
+    return np.where(uh >= 255, saturated, (ua << frac_bits) + (a & ((1 << frac_bits) - 1)) * (ub - ua))
+
+
 def logistic16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
     """reference_integer_ops::Logistic (int16 in, int16 Q0.15 out)."""
-    table = np.asarray(SIGMOID_TABLE_U16 + (SIGMOID_TABLE_U16[-1],), np.int64)
     v = _rescale16(x, multiplier, left_shift)
-    a = np.abs(v)
-    uh = a >> 9
-    idx = np.minimum(uh, 254)
-    ua, ub = table[idx], table[idx + 1]
-    r = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    r = _interpolate16(v, 9, 0x7FFF << 10)
     r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1)
     return (r >> 10).astype(np.int16)
 
 
 def tanh16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
     """reference_integer_ops::Tanh (int16 in, int16 Q0.15 out): tanh(x) = 2 sigmoid(2x) - 1."""
-    table = np.asarray(SIGMOID_TABLE_U16 + (SIGMOID_TABLE_U16[-1],), np.int64)
     v = _rescale16(x, multiplier, left_shift)
-    a = np.abs(v)
-    uh = a >> 8
-    idx = np.minimum(uh, 254)
-    ua, ub = table[idx], table[idx + 1]
-    r = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
+    r = _interpolate16(v, 8, 0xFFFF << 8)
     r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
     return (r >> 8).astype(np.int16)
 
