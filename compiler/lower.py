@@ -409,34 +409,12 @@ def _lower_elementwise(g: Graph, op: Op) -> dict[str, Any]:
     return p
 
 
-def _expf(v: np.ndarray) -> np.ndarray:
-    """C's expf on float32 values: the C library's own (the one the tflite-micro package calls;
-    glibc's is within 0.502 ulp and differs from the correctly rounded value on ~0.06 % of
-    inputs), else the correctly rounded float32 of the double exp."""
-    global _LIBM_EXPF
-    if _LIBM_EXPF is None:
-        import ctypes
-        import ctypes.util
-
-        _LIBM_EXPF = False
-        try:
-            fn = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").expf
-            fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
-            _LIBM_EXPF = fn
-        except (OSError, AttributeError):
-            pass
-    if _LIBM_EXPF:
-        return np.asarray([_LIBM_EXPF(float(a)) for a in v.reshape(-1)], dtype=np.float32).reshape(v.shape)
-    return np.exp(v.astype(np.float64)).astype(np.float32)
-
-
-_LIBM_EXPF: Any = None
-
-
 def _elu_f32(v: np.ndarray) -> np.ndarray:
     """TFLM elu.cc's transform in float32: v < 0 ? expf(v) - 1 : v (tests/test_tflite_elementwise.py
     compares every table entry with TFLM)."""
-    e = _expf(np.minimum(v, 0).astype(np.float32)) - np.float32(1.0)
+    from compiler.lut16 import expf
+
+    e = expf(np.minimum(v, 0).astype(np.float32)) - np.float32(1.0)
     return np.where(v < 0, e, v).astype(np.float32)
 
 

@@ -12,9 +12,9 @@ TFLite-Micro's integer LSTM (`micro/kernels/unidirectional_sequence_lstm.cc`, `l
   (scales 2^-15 * s_c / s_c and 2^-15 * 2^-15 / s_c), clamped to int16; then
   c_t = clamp(c_t, -clip_q, clip_q) when cell_clip > 0 (clip_q = int16(cell_clip / s_c));
 - h_t = clamp8(MBQM(tanh16(c_t) * o, 2^-30 / s_h) + z_h); the output row at t is h_t;
-- sigmoid16 / tanh16 are TFLite's int16 `reference_integer_ops::Logistic` / `Tanh`: the input
-  times 3 (times 3 * 2^(12 + log2 s_c - 3) for the cell tanh), then linear interpolation in
-  `sigmoid_table_uint16` (256 entries);
+- sigmoid16 / tanh16 are TFLite's int16 `reference_integer_ops::Logistic` / `Tanh`
+  (`compiler.lut16.logistic16` / `tanh16`): the input times 3 (times 3 * 2^(12 + log2 s_c - 3)
+  for the cell tanh), then linear interpolation in `sigmoid_table_uint16` (256 entries);
 - the state starts at h = z_h, c = 0 (TFLM resets variable tensors at AllocateTensors:
   int8 to its zero point, int16 to 0).
 
@@ -37,71 +37,19 @@ import numpy as np
 from compiler import quant as Q
 from compiler.errors import ModelError
 from compiler.ir import Graph, Op
+from compiler.lut16 import logistic16, tanh16
 
 GATES = ("input", "forget", "cell", "output")  # the order of the IR op's weight/bias inputs
 GATE_SCALE = 2.0**-12  # FC outputs: Q3.12 (lstm_eval_common.cc nonlinear_input_scale)
 ACT_SCALE = 2.0**-15  # sigmoid/tanh outputs: Q0.15
 
-# tensorflow/lite/kernels/internal/common.h sigmoid_table_uint16 (TFLite's int16 LUT data)
-SIGMOID_TABLE = np.array([
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
-    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
-    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
-    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
-    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
-    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
-    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
-    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
-    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
-    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
-    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
-    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
-    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
-    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
-    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
-    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
-], dtype=np.int64)  # fmt: skip
-
-
-def _i64(x: np.ndarray | int) -> np.ndarray:
-    return np.asarray(x, dtype=np.int64)
-
-
-def _scaled(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
-    """(x * mult + round) >> shift, the input scaling of TFLite's int16 Logistic/Tanh."""
-    rnd = (1 << (shift - 1)) if shift > 0 else 0
-    return (_i64(x) * mult + rnd) >> shift
-
-
-def sigmoid16(x: np.ndarray, mult: int = 3, shift: int = 0) -> np.ndarray:
-    """TFLite reference_integer_ops::Logistic (int16): Q3.12 input (times mult >> shift), Q0.15 output."""
-    v = _scaled(x, mult, shift)
-    a = np.abs(v)
-    uh = a >> 9
-    k = np.minimum(uh, 254)
-    ua, ub = SIGMOID_TABLE[k], SIGMOID_TABLE[k + 1]
-    res = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
-    res = np.where(v >= 0, res + (1 << 9), (1 << 25) - res + (1 << 9) - 1)
-    return Q.wrap32(res >> 10).astype(np.int64)
-
-
-def tanh16(x: np.ndarray, mult: int = 3, shift: int = 0) -> np.ndarray:
-    """TFLite reference_integer_ops::Tanh (int16): input times mult >> shift, Q0.15 output."""
-    v = _scaled(x, mult, shift)
-    a = np.abs(v)
-    uh = a >> 8
-    k = np.minimum(uh, 254)
-    ua, ub = SIGMOID_TABLE[k], SIGMOID_TABLE[k + 1]
-    res = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
-    res = np.where(v >= 0, res - (1 << 23) + (1 << 7), -res + (1 << 23) + (1 << 7) - 1)
-    return ((res >> 8) + 32768) % 65536 - 32768  # stored as int16
-
-
 def tanh_input_scaling(cell_scale_power: int) -> tuple[int, int]:
-    """(mult, shift) of lstm_eval.cc Tanh for a cell state of scale 2^cell_scale_power: the left
-    shift 15 + power - 3 folded into the multiplier 3 (or a rounding right shift when negative)."""
+    """(input_multiplier, input_left_shift) of lstm_eval.cc Tanh for a cell state of scale
+    2^cell_scale_power: left shift 15 + power - 3 with multiplier 0 (the power-of-two case,
+    3 << shift in reference_integer_ops::Tanh), or multiplier 3 and a rounding right shift by
+    its negation when it is negative."""
     s = 15 + cell_scale_power - 3
-    return (3 << s, 0) if s >= 0 else (3, -s)
+    return (0, s) if s >= 0 else (3, -s)
 
 
 def _pot_power(scale: float) -> int | None:
@@ -209,14 +157,16 @@ def run_lstm(x: np.ndarray, weights: list[np.ndarray], p: dict[str, Any]) -> np.
                 pre = _fc(x[b, t], w[k], p["in_bias"][k].astype(np.int64), p["in_mult"][k], p["in_shift"][k])
                 pre = pre + _fc(h, w[4 + k], p["rec_bias"][k].astype(np.int64), p["rec_mult"][k], p["rec_shift"][k])
                 pre = np.clip(pre, -32768, 32767)
-                gates.append(tanh16(pre) if GATES[k] == "cell" else sigmoid16(pre))
+                # lstm_eval.cc: Sigmoid = Logistic(0, 0), the cell gate's Tanh(-12) = Tanh(0, 0)
+                act = tanh16(pre, 0, 0) if GATES[k] == "cell" else logistic16(pre, 0, 0)
+                gates.append(act.astype(np.int64))
             gi, gf, gg, go = gates
             fc = np.clip(Q.mbqm(gf * c, p["fc_mult"], p["fc_shift"]), -32768, 32767)
             ig = np.clip(Q.mbqm(gi * gg, p["ig_mult"], p["ig_shift"]), -32768, 32767)
             c = np.clip(fc + ig, -32768, 32767)
             if p["clip_on"]:
                 c = np.clip(c, -p["cell_clip"], p["cell_clip"])
-            th = tanh16(c, p["tanh_mult"], p["tanh_shift"])
+            th = tanh16(c, p["tanh_mult"], p["tanh_shift"]).astype(np.int64)
             h = np.clip(Q.mbqm(th * go, p["h_mult"], p["h_shift"]) + z_h, -128, 127)
             y[b, t] = h
     if p["time_major"]:

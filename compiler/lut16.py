@@ -8,15 +8,19 @@ Sources (facts, re-implemented): tflite-micro `tensorflow/lite/kernels/internal/
 `reference/softmax.h` (`SoftmaxInt16`) and `micro/kernels/softmax_common.cc` (its Prepare).
 
 The tables do not depend on the model: the C kernels read the same numbers from
-`runtime_c/mt_lut16.h`, which `python -m compiler.lut16 > runtime_c/mt_lut16.h` writes
-(`tests/test_tflite_lut16.py` checks the file is this module's output).
+`runtime_c/mt_lut16.c` (declared in `runtime_c/mt_lut16.h`), which
+`python -m compiler.lut16 > runtime_c/mt_lut16.c` writes (`tests/test_kernels_lut16.py` checks
+the file is this module's output). `logistic16` / `tanh16` also serve the LSTM's gates
+(`compiler/lstm.py`), as TFLM's lstm_eval.cc calls the same int16 Logistic / Tanh.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -88,28 +92,32 @@ def _rescale16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
     return (np.asarray(x, np.int64) * multiplier + rnd) >> left_shift  # |.| < 2^31: no int32 wrap
 
 
+_SIGMOID_TABLE = np.asarray(SIGMOID_TABLE_U16, np.int64)
+
+
+def _interpolate16(v: np.ndarray, frac_bits: int, saturated: int) -> np.ndarray:
+    """sigmoid_table_uint16 at |v| >> frac_bits, linearly interpolated over the low frac_bits
+    bits (unsigned, as TFLM), `saturated` from index 255 on: the common step of the int16
+    Logistic (frac_bits 9) and Tanh (frac_bits 8)."""
+    a = np.abs(v)
+    uh = a >> frac_bits
+    idx = np.minimum(uh, 254)
+    ua, ub = _SIGMOID_TABLE[idx], _SIGMOID_TABLE[idx + 1]
+    return np.where(uh >= 255, saturated, (ua << frac_bits) + (a & ((1 << frac_bits) - 1)) * (ub - ua))
+
+
 def logistic16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
     """reference_integer_ops::Logistic (int16 in, int16 Q0.15 out)."""
-    table = np.asarray(SIGMOID_TABLE_U16 + (SIGMOID_TABLE_U16[-1],), np.int64)
     v = _rescale16(x, multiplier, left_shift)
-    a = np.abs(v)
-    uh = a >> 9
-    idx = np.minimum(uh, 254)
-    ua, ub = table[idx], table[idx + 1]
-    r = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    r = _interpolate16(v, 9, 0x7FFF << 10)
     r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1)
     return (r >> 10).astype(np.int16)
 
 
 def tanh16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
     """reference_integer_ops::Tanh (int16 in, int16 Q0.15 out): tanh(x) = 2 sigmoid(2x) - 1."""
-    table = np.asarray(SIGMOID_TABLE_U16 + (SIGMOID_TABLE_U16[-1],), np.int64)
     v = _rescale16(x, multiplier, left_shift)
-    a = np.abs(v)
-    uh = a >> 8
-    idx = np.minimum(uh, 254)
-    ua, ub = table[idx], table[idx + 1]
-    r = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
+    r = _interpolate16(v, 8, 0xFFFF << 8)
     r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
     return (r >> 8).astype(np.int16)
 
@@ -117,17 +125,29 @@ def tanh16(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
 # -- SOFTMAX int16 ---------------------------------------------------------------------------
 
 
-def _expf():
-    """The C library's expf (TFLM's std::exp(float)); numpy's float32 exp where there is none."""
-    name = ctypes.util.find_library("m")
-    if name:
-        try:
-            f = ctypes.CDLL(name).expf
-            f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
-            return lambda v: _F(f(float(v)))
-        except (OSError, AttributeError):
-            pass
-    return lambda v: _F(np.exp(_F(v)))
+@functools.cache
+def _libm_expf() -> Any:
+    """The C library's expf through ctypes, or None where there is none."""
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").expf
+    except (OSError, AttributeError):
+        return None
+    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    return fn
+
+
+def expf(v: Any) -> Any:
+    """C's expf elementwise on float32 values (a scalar or an array of any shape; same shape back,
+    float32): the C library's own, the one the tflite-micro package calls (TFLM's std::exp(float)
+    in LUTPopulateInt16 and elu.cc; glibc's is within 0.502 ulp and differs from the correctly
+    rounded value on ~0.06 % of inputs), else the float32 rounding of the double exp."""
+    a = np.asarray(v, dtype=np.float32)
+    fn = _libm_expf()
+    if fn is None:
+        out = np.exp(a.astype(np.float64)).astype(np.float32)
+    else:
+        out = np.asarray([fn(float(t)) for t in a.reshape(-1)], dtype=np.float32).reshape(a.shape)
+    return out[()] if out.ndim == 0 else out
 
 
 def lut_populate_int16(input_scale: float, input_zp: int, output_scale: float, output_zp: int, fn) -> np.ndarray:
@@ -158,7 +178,6 @@ def lut_populate_int16(input_scale: float, input_zp: int, output_scale: float, o
 def softmax16_luts() -> tuple[np.ndarray, np.ndarray]:
     """(exp_lut, one_over_one_plus_x_lut) of TFLM's int16 SOFTMAX Prepare: exp on [-10, 0] and
     1 / (1 + x) on [0, 1], both into [-1, 1) as int16 (scale 2/65535)."""
-    expf = _expf()
     rng = _F(65535)
     exp_lut = lut_populate_int16(_F(10.0) / rng, 32767, _F(2.0) / rng, 0, expf)
     inv_lut = lut_populate_int16(_F(1.0) / rng, -32768, _F(2.0) / rng, 0, lambda v: _F(1.0) / (_F(1.0) + _F(v)))
@@ -206,52 +225,30 @@ def softmax16_rows(x: np.ndarray, multiplier: int, left_shift: int) -> np.ndarra
 SOFTMAX16_LUTS = softmax16_luts()
 
 
-LOOKUP_C = """
-/* TFLM LUTLookup(int16_t, lut[513]): lut[256 + (v >> 7)] plus the int16 slope to the next entry
- * times the low 7 bits of v, rounded (+64, >> 7). */
-static inline int32_t mt_lut_lookup16(int32_t v, const int16_t *lut)
-{
-    const int32_t u = v + 32768; /* v in [-32768, 32767]: index and offset without shifting negatives */
-    const int32_t index = u >> 7;
-    const int32_t base = lut[index];
-    int32_t slope = (int32_t)lut[index + 1] - base;
-    slope = slope > 32767 ? slope - 65536 : (slope < -32768 ? slope + 65536 : slope);
-    const int32_t d = slope * (u & 0x7F) + 64;
-    const int32_t delta = d >= 0 ? d >> 7 : -((-d + 127) >> 7); /* floor(d / 128), as >> on int */
-    int32_t r = base + delta;
-    r = r > 32767 ? r - 65536 : (r < -32768 ? r + 65536 : r);
-    return r;
-}
-"""
-
-
-def c_header() -> str:
-    """runtime_c/mt_lut16.h: the three tables as static const arrays."""
+def c_source() -> str:
+    """runtime_c/mt_lut16.c: the three tables, defined once for every kernel that includes
+    mt_lut16.h (which declares them extern with the same sizes)."""
 
     def arr(ctype: str, name: str, values) -> str:
         vals = [str(int(v)) for v in values]
         rows = ["    " + ", ".join(vals[i : i + 12]) + "," for i in range(0, len(vals), 12)]
-        return f"static const {ctype} {name}[{len(vals)}] = {{\n" + "\n".join(rows) + "\n};\n"
+        return f"const {ctype} {name}[{len(vals)}] = {{\n" + "\n".join(rows) + "\n};\n"
 
     exp_lut, inv_lut = SOFTMAX16_LUTS
     return (
-        "/* mt_lut16.h: the tables of the int16 LOGISTIC, TANH and SOFTMAX kernels.\n"
-        " * Generated by `python -m compiler.lut16 > runtime_c/mt_lut16.h` (compiler/lut16.py): do not edit.\n"
+        "/* mt_lut16.c: the tables of the int16 LOGISTIC, TANH, SOFTMAX and the LSTM kernels (mt_lut16.h).\n"
+        " * Generated by `python -m compiler.lut16 > runtime_c/mt_lut16.c` (compiler/lut16.py): do not edit.\n"
         " * mt_sigmoid_u16: TFLite's sigmoid_table_uint16 (sigmoid(i/24), unsigned Q0.16);\n"
         " * mt_softmax16_exp / mt_softmax16_inv: TFLM LUTPopulateInt16<float> of exp on [-10, 0] and\n"
         " * 1/(1+x) on [0, 1] (513 entries, read by mt_lut_lookup16). */\n"
-        "#ifndef MT_LUT16_H\n#define MT_LUT16_H\n\n#include <stdint.h>\n\n"
+        '#include "mt_lut16.h"\n\n'
         + arr("uint16_t", "mt_sigmoid_u16", SIGMOID_TABLE_U16)
         + "\n"
         + arr("int16_t", "mt_softmax16_exp", exp_lut)
         + "\n"
         + arr("int16_t", "mt_softmax16_inv", inv_lut)
-        + LOOKUP_C
-        + "\n#endif /* MT_LUT16_H */\n"
     )
 
 
-
-
 if __name__ == "__main__":
-    print(c_header(), end="")
+    print(c_source(), end="")

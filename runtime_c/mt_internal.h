@@ -180,4 +180,60 @@ static inline void mt_inv_sqrt_multiplier_exp(int32_t x, int32_t *multiplier, in
     *shift = -s;
 }
 
+/* gemmlowp exp (5 integer bits) of one int8 difference to its row maximum, scaled by beta
+ * (mt_softmax_params), for the int8-input SOFTMAX kernels. */
+static inline int32_t mt_softmax_s8_exp(const mt_softmax_params *p, int32_t diff)
+{
+    return mt_exp_on_negative_values(mt_mbqm_greater_than_one(diff, p->input_multiplier, p->input_left_shift), 5);
+}
+
+/* The body of mt_softmax_s8 (out_bits 8, out8) and mt_softmax_s8_s16 (out_bits 16, out16):
+ * TFLite-Micro reference_ops::Softmax<int8_t, OutputT> along the last axis of [rows, depth]:
+ * the sum of the row's exps in Q12 (int32, wrapping), its reciprocal by Newton-Raphson, each
+ * exp times it rounded to out_bits bits with zero point -2^(out_bits - 1); differences below
+ * diff_min give the zero point. TFLM checks 0 <= exponent <= 31; exponent < 0 (16-bit output, a
+ * sum wrapped past int32) is refused, exponent 32..35 (8-bit output, >= 512 exps near 1)
+ * computed as compiler/reference.py does. */
+static inline mt_status mt_softmax_s8_rows(const mt_softmax_params *p, const int8_t *in, int32_t rows, int32_t depth,
+                                           int32_t out_bits, int8_t *out8, int16_t *out16)
+{
+    if (p == 0 || in == 0 || (out_bits == 8 ? out8 == 0 : out16 == 0) || rows < 0 || depth < 1) {
+        return MT_ERR_ARG;
+    }
+    const int32_t lo = -(1 << (out_bits - 1)), hi = (1 << (out_bits - 1)) - 1;
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *x = in + r * depth;
+        int32_t max_v = -128;
+        for (int32_t i = 0; i < depth; ++i) {
+            max_v = x[i] > max_v ? x[i] : max_v;
+        }
+        uint32_t sum = 0; /* wraps like the reference's int32 sum */
+        for (int32_t i = 0; i < depth; ++i) {
+            const int32_t diff = x[i] - max_v;
+            if (diff >= p->diff_min) {
+                sum += (uint32_t)mt_rescale(mt_softmax_s8_exp(p, diff), 0, 12);
+            }
+        }
+        int32_t num_bits_over_unit = 0;
+        const int32_t shifted_scale = mt_get_reciprocal(mt_wrap32((int64_t)sum), 12, &num_bits_over_unit);
+        const int32_t exponent = num_bits_over_unit + 31 - out_bits;
+        if (exponent < 0) {
+            return MT_ERR_ARG;
+        }
+        for (int32_t i = 0; i < depth; ++i) {
+            const int32_t diff = x[i] - max_v;
+            int32_t v = lo;
+            if (diff >= p->diff_min) {
+                v = mt_clamp(mt_rdbypot(mt_srdhm(shifted_scale, mt_softmax_s8_exp(p, diff)), exponent) + lo, lo, hi);
+            }
+            if (out_bits == 8) {
+                out8[r * depth + i] = (int8_t)v;
+            } else {
+                out16[r * depth + i] = (int16_t)v;
+            }
+        }
+    }
+    return MT_OK;
+}
+
 #endif /* MT_INTERNAL_H */

@@ -334,7 +334,8 @@ mt_status mt_copy_strided_s16(const mt_strided *s, const int16_t *in, int16_t *o
  * input, forget, cell, output; weights in[k] [units, input] and rec[k] [units, units] (int8,
  * zero point 0); in_bias/rec_bias [units] with the activation zero points folded in
  * (compiler/lstm.py). Multipliers: FCs to Q3.12, fc = forget x cell, ig = input x cell gate,
- * h = tanh(cell) x output -> hidden; tanh_mult/shift scale the cell state into the int16 tanh;
+ * h = tanh(cell) x output -> hidden; tanh_mult/shift scale the cell state into the int16 tanh
+ * (TFLM's Tanh arguments: multiplier 0 = 3 << shift, shift <= 14; else a rounding right shift);
  * clip_on: clamp the cell to +-cell_clip. Scratch: mt_lstm_s8_get_buffer_size(units) bytes,
  * 2-byte aligned (one int16 cell row). */
 typedef struct {

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -146,14 +147,21 @@ class RequantizeParams(C.Structure):
     _fields_ = _ints("input_zp", "output_zp", "multiplier", "shift")
 
 
-@pytest.fixture(scope="session")
-def lib(tmp_path_factory) -> C.CDLL:
+def kernel_library(tmp_path_factory, build: Callable[[Path], Path] = build_library) -> C.CDLL:
+    """The kernel library a test module calls: MT_KERNEL_LIB (set by run_sanitized's rerun) or
+    `build` (the whole portable library by default) into a fresh temporary folder. Skips
+    without a host C compiler."""
     path = os.environ.get("MT_KERNEL_LIB")
     if not path:
         if CC is None:
             pytest.skip("no host C compiler (cc/gcc/clang) found: kernel tests need one")
-        path = str(build_library(tmp_path_factory.mktemp("mtlib") / "libmt.so"))
+        path = str(build(tmp_path_factory.mktemp("mtlib") / "libmt.so"))
     return C.CDLL(path)
+
+
+@pytest.fixture(scope="session")
+def lib(tmp_path_factory) -> C.CDLL:
+    return kernel_library(tmp_path_factory)
 
 
 def ptr(a: np.ndarray, offset: int = 0) -> C.c_void_p:
@@ -957,13 +965,20 @@ def test_cortex_m_build(tmp_path) -> None:
 # -- sanitizers --------------------------------------------------------------------------------
 
 
-def run_sanitized(test_file: str, tmp_path: Path, cases: int) -> None:
-    """Rerun the pytest file `test_file` (`cases` random cases per test) against an ASan + UBSan
-    build of the kernel library; fails on any sanitizer report. Skips without a host C compiler
-    or libasan."""
+def run_sanitized(
+    test_file: str,
+    tmp_path: Path,
+    cases: int,
+    build: Callable[..., Path] = build_library,
+    select: str | None = None,
+) -> None:
+    """Rerun the pytest file `test_file` (`cases` random cases per test; only the tests matching
+    `select` when given, as pytest -k) against an ASan + UBSan build made by `build(path,
+    sanitize=True)` (the whole kernel library by default); fails on any sanitizer report or when
+    nothing passed. Skips without a host C compiler or libasan."""
     if CC is None:
         pytest.skip("no host C compiler (cc/gcc/clang) found: kernel tests need one")
-    so = build_library(tmp_path / "libmt_asan.so", sanitize=True)
+    so = build(tmp_path / "libmt_asan.so", sanitize=True)
     libasan = subprocess.run([CC, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
     if not os.path.isabs(libasan):
         pytest.skip(f"{CC} has no libasan.so to preload")
@@ -976,8 +991,10 @@ def run_sanitized(test_file: str, tmp_path: Path, cases: int) -> None:
         UBSAN_OPTIONS="print_stacktrace=1",
     )
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test_file]
+    cmd += ["-k", select] if select else []
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "passed" in r.stdout and "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-4000:]
 
 

@@ -19,7 +19,6 @@ from compiler.ir import Graph, Op, QParams, Tensor
 from compiler.lower import lower
 from compiler.reference import run
 from tests.test_kernels import (
-    CC,
     AddParams,
     Broadcast,
     ConvParams,
@@ -30,7 +29,7 @@ from tests.test_kernels import (
     PcQuant,
     PoolParams,
     View,
-    build_library,
+    kernel_library,
     run_sanitized,
 )
 
@@ -39,12 +38,7 @@ N_CASES = int(os.environ.get("MT_KERNEL_CASES", "12"))
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory) -> C.CDLL:
-    path = os.environ.get("MT_KERNEL_LIB")
-    if not path:
-        if CC is None:
-            pytest.skip("no host C compiler (cc/gcc/clang) found: kernel tests need one")
-        path = str(build_library(tmp_path_factory.mktemp("mtlib") / "libmt.so"))
-    return C.CDLL(path)
+    return kernel_library(tmp_path_factory)
 
 
 class RequantParams(C.Structure):

@@ -12,13 +12,12 @@ import ctypes as C
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import needs_firmware
-from test_kernels import CC, CFLAGS, SANITIZE
+from test_kernels import CC, CFLAGS, SANITIZE, kernel_library, run_sanitized
 
 from compiler import reference
 from compiler.errors import ModelError
@@ -191,21 +190,17 @@ class LstmWeights(C.Structure):
 
 
 def build_kernel(out: Path, sanitize: bool = False) -> Path:
-    """libmt_lstm.so: runtime_c/mt_lstm_s8.c alone (its helpers are mt_quant.h inlines)."""
+    """libmt_lstm.so: runtime_c/mt_lstm_s8.c and the sigmoid table it reads (mt_lut16.c); its
+    helpers are mt_quant.h and mt_lut16.h inlines."""
     flags = CFLAGS + (SANITIZE if sanitize else [])
-    src = ROOT / "runtime_c" / "mt_lstm_s8.c"
-    subprocess.run([CC, *flags, f"-I{ROOT / 'runtime_c'}", str(src), "-o", str(out)], check=True)
+    srcs = [str(ROOT / "runtime_c" / f) for f in ("mt_lstm_s8.c", "mt_lut16.c")]
+    subprocess.run([CC, *flags, f"-I{ROOT / 'runtime_c'}", *srcs, "-o", str(out)], check=True)
     return out
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory) -> C.CDLL:
-    path = os.environ.get("MT_KERNEL_LIB")
-    if not path:
-        if CC is None:
-            pytest.skip("no host C compiler (cc/gcc/clang) found: kernel tests need one")
-        path = str(build_kernel(tmp_path_factory.mktemp("mtlstm") / "libmt_lstm.so"))
-    return C.CDLL(path)
+    return kernel_library(tmp_path_factory, build_kernel)
 
 
 def _run_c(lib: C.CDLL, g, x: np.ndarray) -> np.ndarray:
@@ -260,18 +255,7 @@ def test_c_kernel_saturation(lib: C.CDLL) -> None:
 @pytest.mark.skipif("MT_KERNEL_LIB" in os.environ, reason="already inside the sanitized run")
 def test_c_kernel_sanitized(tmp_path: Path) -> None:
     """The kernel tests above rerun against an ASan + UBSan build (any report fails)."""
-    if CC is None:
-        pytest.skip("no host C compiler (cc/gcc/clang) found")
-    libasan = subprocess.run([CC, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-    if not os.path.isabs(libasan):
-        pytest.skip(f"{CC} has no libasan.so to preload")
-    so = build_kernel(tmp_path / "libmt_lstm_asan.so", sanitize=True)
-    env = dict(os.environ, MT_KERNEL_LIB=str(so), MT_KERNEL_CASES="12", LD_PRELOAD=libasan,
-               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="print_stacktrace=1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__, "-k", "c_kernel"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "passed" in r.stdout and "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
+    run_sanitized(__file__, tmp_path, cases=12, build=build_kernel, select="c_kernel")
 
 
 # -- end to end: an LSTM keyword-spotting-like model in QEMU ----------------------------------
