@@ -227,6 +227,13 @@ def test_batch_matmul(dtype: str, adj_x: bool, adj_y: bool, case: int) -> None:
         bld.op("batch_matmul", [a, bb], y, transpose_b=adj_y, adj_x=adj_x)
         g = oracle(bld.output(y), n=2)
         assert [o.kind for o in g.ops] == ["transpose", "batch_matmul"] if adj_x else ["batch_matmul"]
+    bld = G(f"bmm_const_{dtype}")  # a constant right-hand side (weights), as converters write MatMul
+    a = bld.input(sa, dtype, s_a, z_a)
+    lo, hi = (-128, 128) if dtype == "int8" else (-32768, 32768)
+    bb = bld.t(sb, dtype, s_b, z_b, data=bld.rng.integers(lo, hi, sb).astype(dtype))
+    y = bld.t((*batch, m, n), dtype, s_a * s_b * np.sqrt(k) * (40 if dtype == "int8" else 10000), 0)
+    bld.op("batch_matmul", [a, bb], y, transpose_b=adj_y, adj_x=adj_x)
+    oracle(bld.output(y), n=2)
 
 
 # -- RESIZE_BILINEAR --------------------------------------------------------------------------------
@@ -251,7 +258,8 @@ def test_resize_bilinear(corners: bool, half: bool, hw, out) -> None:
 def layout_model() -> Graph:
     """int8: STRIDED_SLICE (strides 2, -1), SPACE_TO_DEPTH, RESIZE_BILINEAR (half-pixel), DEPTH_TO_SPACE,
     REDUCE_MAX (keep_dims) and SUM, BATCH_MATMUL (adj_y) and ARG_MAX (an int32 graph output); int16:
-    SUM and BATCH_MATMUL after a QUANTIZE."""
+    SUM and BATCH_MATMUL after a QUANTIZE; on a second input BATCH_MATMUL with adj_x, broadcast batch
+    dimensions and a constant right-hand side."""
     b = G("layout_ops")
     x = b.input((1, 9, 8, 4), "int8", 0.05, -3)
     s = b.t((1, 4, 8, 4), "int8", 0.05, -3)
@@ -281,7 +289,12 @@ def layout_model() -> Graph:
     b.op("quantize", [m3], w2)
     wm = b.t((1, 6, 6), "int16", 0.01, 0)
     b.op("batch_matmul", [w2, w], wm, transpose_b=True)
-    return b.output(am, mm, ws, wm)
+    # a second input: adj_x, batch [2, 1] x [1, 3] broadcast, a constant right-hand side
+    x2 = b.input((2, 1, 4, 3), "int8", 0.04, 6)
+    c = b.t((1, 3, 4, 5), "int8", 0.03, -2, data=b.rng.integers(-128, 128, (1, 3, 4, 5)).astype(np.int8))
+    bc = b.t((2, 3, 3, 5), "int8", 0.04 * 0.03 * 90, 4)
+    b.op("batch_matmul", [x2, c], bc, transpose_b=False, adj_x=True)
+    return b.output(am, mm, ws, wm, bc)
 
 
 @needs_tflm
@@ -295,6 +308,6 @@ def test_layout_model_oracle() -> None:
 def test_layout_model_in_qemu(tmp_path) -> None:
     """The graph above in QEMU: firmware == reference == TFLM, an int32 graph output in the API."""
     report = qemu_exact(write_tflite(layout_model()), tmp_path)
-    assert [t["dtype"] for t in report["model_outputs"]] == ["int32", "int8", "int16", "int16"]
+    assert [t["dtype"] for t in report["model_outputs"]] == ["int32", "int8", "int16", "int16", "int8"]
     header = (tmp_path / "out" / "model.h").read_text()
     assert "int32_t *output0" in header
