@@ -6,7 +6,9 @@ writes it with `compiler.frontend.tflite_writer`, imports it (the declarations o
 `compiler/ops_support.py` checked as `plan`/`compile`/`run` check them) and compares
 `compiler.reference` with the `tflite-micro` interpreter on random inputs (and, for ARG_MAX/MIN,
 inputs full of ties). Refusals are one line naming op, node and tensor. `test_layout_model_in_qemu`
-runs one graph holding several of these ops in the emulator, bit-exact with TFLM.
+runs one graph holding several of these ops in the emulator, bit-exact with TFLM. Two importer fixes
+found by mutating that graph (opcodes read as TFLM reads them; constant graph outputs refused) close
+the file.
 """
 
 from __future__ import annotations
@@ -311,3 +313,31 @@ def test_layout_model_in_qemu(tmp_path) -> None:
     assert [t["dtype"] for t in report["model_outputs"]] == ["int32", "int8", "int16", "int16", "int8"]
     header = (tmp_path / "out" / "model.h").read_text()
     assert "int32_t *output0" in header
+
+
+def test_opcode_is_max_of_both_fields() -> None:
+    """TFLite's GetBuiltinCode is max(builtin_code, deprecated_builtin_code) of the raw fields: a file
+    whose builtin_code (57, MINIMUM) differs from its deprecated code (56, ARG_MAX) is read as MINIMUM,
+    as TFLM reads it (the `tflite` package's BuiltinCode() alone would answer ARG_MAX)."""
+    import tflite
+
+    buf = bytearray(write_tflite(layout_model()))
+    m = tflite.Model.GetRootAsModel(buf, 0)
+    k = next(i for i in range(m.OperatorCodesLength()) if m.OperatorCodes(i).DeprecatedBuiltinCode() == 56)
+    t = m.OperatorCodes(k)._tab
+    buf[t.Pos + t.Offset(10)] = 57
+    with pytest.raises(ModelError, match=r"\(MINIMUM\)"):
+        parse_tflite(bytes(buf))
+
+
+def test_constant_graph_output_refused() -> None:
+    b = G("const_out")
+    x = b.input((1, 4), "int8", 0.1, 0)
+    c = b.t((1, 4), "int8", 0.1, 0, data=np.ones((1, 4), np.int8))
+    y = b.t((1, 4), "int8", 0.1, 0)
+    b.op("maximum", [x, c], y)
+    g = b.output(y)
+    g.outputs.append(c)
+    with pytest.raises(ModelError, match=r"graph output 't1' is not computed by any operator") as e:
+        parse_tflite(write_tflite(g))
+    assert "\n" not in str(e.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import tflite
 from tflite.BuiltinOperator import BuiltinOperator as BO
@@ -205,7 +206,10 @@ class _Importer:
             g.add_op(Op(kind.lower(), node, ins[:1], outs, {"block_size": bs}))
         elif kind in ("SUM", "REDUCE_MAX"):
             o = options(tflite.ReducerOptions)
-            axes = tuple(sorted({int(v) % max(rank, 1) for v in g.t(ins[1]).data.reshape(-1)}))
+            raw = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            if any(not -rank <= v < rank for v in raw):  # TFLM's ResolveAxis fails on these
+                raise ModelError(f"{where}: axes {raw} outside the rank {rank} of input {ins[0]!r}")
+            axes = tuple(sorted({v % rank for v in raw}))
             keep = bool(o.KeepDims()) if o else False
             want = tuple(1 if d in axes else n for d, n in enumerate(x.shape)) if keep else tuple(
                 n for d, n in enumerate(x.shape) if d not in axes)
@@ -262,12 +266,21 @@ class _Importer:
             self.op(i, self.sg.Operators(i))
         g.inputs = [self.tensor(int(i)) for i in self.sg.InputsAsNumpy()]
         g.outputs = [self.tensor(int(i)) for i in self.sg.OutputsAsNumpy()]
+        computed = {n for op in g.ops for n in op.outputs} | set(g.inputs)
+        for n in g.outputs:
+            if n not in computed:
+                raise ModelError(f"{self.source}: graph output {n!r} is not computed by any operator (a constant "
+                                 "or unused tensor): not supported")
         g.verify()
         return g
 
     def opname(self, op: Any) -> str:
         code = self.model.OperatorCodes(op.OpcodeIndex())
-        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        # TFLite's GetBuiltinCode: max(builtin_code, deprecated_builtin_code) of the raw fields (the
+        # `tflite` package's BuiltinCode() answers the deprecated field whenever builtin_code < 127)
+        t = code._tab
+        raw = int(t.Get(flatbuffers.number_types.Int32Flags, t.Pos + t.Offset(10))) if t.Offset(10) else 0
+        builtin = max(raw, int(code.DeprecatedBuiltinCode()))
         if builtin == BO.CUSTOM:
             return "CUSTOM:" + (code.CustomCode() or b"?").decode()
         return _BO_NAMES.get(builtin, f"BUILTIN_{builtin}")
