@@ -341,3 +341,43 @@ def test_constant_graph_output_refused() -> None:
     with pytest.raises(ModelError, match=r"graph output 't1' is not computed by any operator") as e:
         parse_tflite(write_tflite(g))
     assert "\n" not in str(e.value)
+
+
+@needs_tflm
+def test_layout_mutants_exact_or_refused() -> None:
+    """120 seeded mutants of the layout graph (benchmarks/fuzz.py's structured edits): each is refused
+    at import (ModelError, one line) or computes exactly what TFLM computes wherever TFLM runs it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fuzz  # noqa: E402
+
+    from compiler.passes.validate import validate
+    from compiler.pipeline import make_input_sets
+
+    blob = write_tflite(layout_model())
+    rng = np.random.default_rng(12)
+    accepted = 0
+    for _ in range(120):
+        data, desc = fuzz.mutate_tflite(blob, rng)
+        try:
+            g = parse_tflite(data)
+            validate(g)
+        except ModelError as e:
+            assert "\n" not in str(e), desc
+            continue
+        accepted += 1
+        try:
+            model = TflmModel(data)
+        except Exception:  # noqa: BLE001 - TFLM refuses the file: nothing to match
+            continue
+        for xs in make_input_sets(g, None, 2):
+            try:
+                want = model.invoke(*xs, n_outputs=len(g.outputs))
+            except Exception:  # noqa: BLE001
+                break
+            for w, r in zip(want, reference.run(g, xs), strict=True):
+                w = np.asarray(w)
+                assert w.dtype == r.dtype and np.array_equal(w.reshape(r.shape), r), desc
+    assert accepted >= 10
