@@ -379,6 +379,8 @@ def _lower_layout(g: Graph, op: Op) -> dict[str, Any]:
         ys = g.t(y).shape
         p["y_map"] = _bilinear(xs[1], ys[1], ac, hp)
         p["x_map"] = _bilinear(xs[2], ys[2], ac, hp)
+        if p["y_map"][:, 0].max() >= xs[1] or p["x_map"][:, 0].max() >= xs[2]:  # TFLM would read past the input
+            raise ModelError(f"node {op.name} (resize_bilinear): output {ys[1:3]} too large for the 10-bit scale")
     return p
 
 
