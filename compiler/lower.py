@@ -319,6 +319,7 @@ def _lower_batch_matmul(g: Graph, op: Op) -> dict[str, Any]:
     mult, shift = Q.quantize_multiplier(
         float(np.float32(_scale(g, a))) * float(np.float32(_scale(g, b))) / float(np.float32(_scale(g, y)))
     )
+    _check_shift(op, shift, 14 if g.t(a).dtype == "int16" else 30)
     info = np.iinfo(g.t(y).dtype)  # int8, or int16 (TFLite BATCH_MATMUL 16x16: zero points 0)
     act_min, act_max = Q.activation_range(
         op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y), int(info.min), int(info.max)
@@ -362,6 +363,7 @@ def _lower_layout(g: Graph, op: Op) -> dict[str, Any]:
             raise ModelError(f"node {op.name} (reduce_sum): {n} elements per sum > {SUM_MAX_COUNT} is not supported")
         p["count"] = n
         p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
+        _check_shift(op, p["shift"], 30)
         p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
         return p
     if k in ("arg_max", "arg_min"):
@@ -382,6 +384,14 @@ def _lower_layout(g: Graph, op: Op) -> dict[str, Any]:
         if p["y_map"][:, 0].max() >= xs[1] or p["x_map"][:, 0].max() >= xs[2]:  # TFLM would read past the input
             raise ModelError(f"node {op.name} (resize_bilinear): output {ys[1:3]} too large for the 10-bit scale")
     return p
+
+
+def _check_shift(op: Op, shift: int, most: int) -> None:
+    """A requantization multiplier of 2^shift beyond `most`: TFLM's MultiplyByQuantizedMultiplier
+    shifts by it in C (undefined past 31 bits: the result depends on the machine), so refused."""
+    if shift > most:
+        raise ModelError(f"node {op.name} ({op.kind}): the scales give a requantization multiplier of about "
+                         f"2^{shift} (> 2^{most}): not supported")
 
 
 def _cdiv(a: int, b: int) -> int:

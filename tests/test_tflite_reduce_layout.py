@@ -381,3 +381,20 @@ def test_layout_mutants_exact_or_refused() -> None:
                 w = np.asarray(w)
                 assert w.dtype == r.dtype and np.array_equal(w.reshape(r.shape), r), desc
     assert accepted >= 10
+
+
+def test_multiplier_out_of_range_refused() -> None:
+    """A tiny output scale makes TFLM shift by more than 31 bits (undefined in C): refused, one line."""
+    for kind, dtype in (("batch_matmul", "int8"), ("batch_matmul", "int16"), ("reduce_sum", "int8")):
+        b = G(f"{kind}_{dtype}")
+        x = b.input((1, 4, 6), dtype, 0.05, 0)
+        if kind == "batch_matmul":
+            w = b.input((1, 6, 5), dtype, 0.05, 0)
+            y = b.t((1, 4, 5), dtype, 1e-30, 0)
+            b.op(kind, [x, w], y, transpose_b=False)
+        else:
+            y = b.t((1, 4), dtype, 1e-30, 0)
+            b.op(kind, [x], y, axes=(2,), keep_dims=False)
+        with pytest.raises(ModelError, match=r"tensor 't0': .*requantization multiplier of about 2\^") as e:
+            parse_tflite(write_tflite(b.output(y)))
+        assert "\n" not in str(e.value)
