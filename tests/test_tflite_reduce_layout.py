@@ -261,7 +261,7 @@ def layout_model() -> Graph:
     """int8: STRIDED_SLICE (strides 2, -1), SPACE_TO_DEPTH, RESIZE_BILINEAR (half-pixel), DEPTH_TO_SPACE,
     REDUCE_MAX (keep_dims) and SUM, BATCH_MATMUL (adj_y) and ARG_MAX (an int32 graph output); int16:
     SUM and BATCH_MATMUL after a QUANTIZE; on a second input BATCH_MATMUL with adj_x, broadcast batch
-    dimensions and a constant right-hand side."""
+    dimensions and a constant right-hand side; on a third, the other forms (see below)."""
     b = G("layout_ops")
     x = b.input((1, 9, 8, 4), "int8", 0.05, -3)
     s = b.t((1, 4, 8, 4), "int8", 0.05, -3)
@@ -296,7 +296,27 @@ def layout_model() -> Graph:
     c = b.t((1, 3, 4, 5), "int8", 0.03, -2, data=b.rng.integers(-128, 128, (1, 3, 4, 5)).astype(np.int8))
     bc = b.t((2, 3, 3, 5), "int8", 0.04 * 0.03 * 90, 4)
     b.op("batch_matmul", [x2, c], bc, transpose_b=False, adj_x=True)
-    return b.output(am, mm, ws, wm, bc)
+    # a third input: RESIZE_BILINEAR (align_corners), DEPTH_TO_SPACE, ARG_MIN, SUM over two axes (keep_dims),
+    # REDUCE_MAX (axis -2), and an int16 STRIDED_SLICE with negative strides into an int16 SUM
+    x3 = b.input((1, 6, 7, 8), "int8", 0.04, 5)
+    r3 = b.t((1, 11, 5, 8), "int8", 0.04, 5)
+    b.op("resize_bilinear", [x3], r3, align_corners=True, half_pixel_centers=False)
+    d3 = b.t((1, 22, 10, 2), "int8", 0.04, 5)
+    b.op("depth_to_space", [r3], d3, block_size=2)
+    a3 = b.t((1, 22, 2), "int32")
+    b.op("arg_min", [d3], a3, axis=2)
+    s3 = b.t((1, 22, 1, 1), "int8", 0.3, -7)
+    b.op("reduce_sum", [d3], s3, axes=(2, 3), keep_dims=True)
+    q3 = b.t((1, 22, 10, 2), "int16", 2e-3, 0)
+    b.op("quantize", [d3], q3)
+    ss3 = b.t((1, 8, 5, 2), "int16", 2e-3, 0)
+    b.op("strided_slice", [q3], ss3, begin=(0,), steps=(1,), size=(1,),
+         strided=dict(begin=[0, -1, 9, 1], end=[1, -23, 0, -3], strides=[1, -3, -2, -1]))
+    sm3 = b.t((8, 2), "int16", 4e-3, 0)
+    b.op("reduce_sum", [ss3], sm3, axes=(0, 2), keep_dims=False)
+    mx3 = b.t((1, 22, 1, 2), "int8", 0.04, 5)
+    b.op("reduce_max", [d3], mx3, axes=(-2,), keep_dims=True)
+    return b.output(am, mm, ws, wm, bc, a3, s3, sm3, mx3)
 
 
 @needs_tflm
@@ -304,13 +324,14 @@ def test_layout_model_oracle() -> None:
     g = oracle(layout_model(), n=4)
     kinds = {o.kind for o in g.ops}
     assert {"strided_slice", "space_to_depth", "resize_bilinear", "depth_to_space", "reduce_max", "reduce_sum",
-            "batch_matmul", "arg_max"} <= kinds
+            "batch_matmul", "arg_max", "arg_min", "transpose"} <= kinds
 
 
 def test_layout_model_in_qemu(tmp_path) -> None:
     """The graph above in QEMU: firmware == reference == TFLM, an int32 graph output in the API."""
     report = qemu_exact(write_tflite(layout_model()), tmp_path)
-    assert [t["dtype"] for t in report["model_outputs"]] == ["int32", "int8", "int16", "int16", "int8"]
+    assert [t["dtype"] for t in report["model_outputs"]] == ["int32", "int8", "int16", "int16", "int8", "int32", "int8",
+                                                              "int16", "int8"]
     header = (tmp_path / "out" / "model.h").read_text()
     assert "int32_t *output0" in header
 
