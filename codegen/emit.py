@@ -678,11 +678,14 @@ class _Emitter:
 
     def op_resize_bilinear(self, i: int, op: Op) -> dict[str, Any]:
         q = lower(self.g, op)
-        return {
-            "x": self.ptr(op.inputs[0]),
-            "y": self.ptr(op.outputs[0]),
-            "xv": self.view(op.inputs[0]),
-            "yv": self.view(op.outputs[0]),
+        n, h, w, c = self.g.t(op.inputs[0]).shape
+        _, oh, ow, _ = self.g.t(op.outputs[0]).shape
+        x, y = self.ptr(op.inputs[0]), self.ptr(op.outputs[0])
+        return {  # one call per batch image (the kernel takes batch-1 views)
+            "calls": [{"x": f"({x}) + {b * h * w * c}" if b else x, "y": f"({y}) + {b * oh * ow * c}" if b else y}
+                      for b in range(n)],
+            "xv": {"h": h, "w": w, "c": c, "row_stride": w * c, "col_stride": c},
+            "yv": {"h": oh, "w": ow, "c": c, "row_stride": ow * c, "col_stride": c},
             "ymap": self.array(f"s{i}_ymap", "int32_t", q["y_map"]),
             "xmap": self.array(f"s{i}_xmap", "int32_t", q["x_map"]),
         }

@@ -456,7 +456,8 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "RESIZE_BILINEAR",
             (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_resize_bilinear_s8",), same_quant=True,
-                note="align_corners, half_pixel_centers (TFLM has no int16)", test=f"{T_RL}::test_resize_bilinear"),),
+                note="align_corners, half_pixel_centers, any batch (TFLM has no int16)",
+                test=f"{T_RL}::test_resize_bilinear"),),
             "resize_bilinear",
         ),
     )

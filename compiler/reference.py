@@ -509,12 +509,13 @@ def resize_bilinear(g: Graph, op: Op, env: Env) -> np.ndarray:
     one = 1 << 10
     wy0, wy1 = (one - fy)[:, None, None], fy[:, None, None]
     wx0, wx1 = (one - fx)[None, :, None], fx[None, :, None]
-    r0, r1 = x[0][y0], x[0][y1]  # [OH, W, C]
-    acc = r0[:, x0] * wy0 * wx0 + r1[:, x0] * wy1 * wx0 + r0[:, x1] * wy0 * wx1 + r1[:, x1] * wy1 * wx1
+    r0, r1 = x[:, y0], x[:, y1]  # [N, OH, W, C]
+    acc = (r0[:, :, x0] * wy0 * wx0 + r1[:, :, x0] * wy1 * wx0 + r0[:, :, x1] * wy0 * wx1
+           + r1[:, :, x1] * wy1 * wx1)
     half = 1 << 19
     num = acc + np.where(acc > 0, half, -half)
     q = np.where(num >= 0, num >> 20, -((-num) >> 20))  # C division truncates
-    return (((q + 128) & 0xFF) - 128)[None]
+    return ((q + 128) & 0xFF) - 128
 
 
 _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {

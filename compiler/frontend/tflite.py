@@ -480,8 +480,7 @@ class _Importer:
             self.check_c_form(kind, g.ops[-1])
 
     # the shapes the C kernels take (codegen/emit.py), refused here so plan refuses them too
-    _VIEW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "mean", "pad", "resize_nearest",
-                 "resize_bilinear")
+    _VIEW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "mean", "pad", "resize_nearest")
     _RANK4_OPS = ("add", "mul", "sub", "maximum", "minimum", "transpose", "slice", "concat", "strided_slice",
                   "reduce_sum", "reduce_max", "batch_matmul")
 
