@@ -573,14 +573,33 @@ class _Emitter:
         q = lower(self.g, op)
         m, k, n = q["m"], q["k"], q["n"]
         tb = q["transpose_b"]
+        # broadcast batch dimensions (TFLite BATCH_MATMUL): one call per index of the leading batch
+        # axes, the last batch axis inside the call (a_batch/b_batch 0 where that operand broadcasts)
+        bs = q["batch_shape"] or (1,)
+        sa, sb = (self.g.t(t).shape[:-2] for t in op.inputs[:2])
+        sa, sb = (1,) * (len(bs) - len(sa)) + tuple(sa), (1,) * (len(bs) - len(sb)) + tuple(sb)
+        ea, eb = _contiguous_strides(sa + (1,)), _contiguous_strides(sb + (1,))  # in matrices
         dims = {
-            "batches": q["batches"], "m": m, "k": k, "n": n, "a_batch": m * k, "a_row": k,
-            "b_batch": k * n, "b_k": 1 if tb else n, "b_n": k if tb else 1, "y_batch": m * n, "y_row": n,
+            "batches": bs[-1], "m": m, "k": k, "n": n, "a_batch": m * k if sa[-1] > 1 else 0, "a_row": k,
+            "b_batch": k * n if sb[-1] > 1 else 0, "b_k": 1 if tb else n, "b_n": k if tb else 1, "y_batch": m * n,
+            "y_row": n,
         }  # fmt: skip
-        call = {"dims": 0, "a": self.ptr(op.inputs[0]), "b": self.ptr(op.inputs[1]), "y": self.ptr(op.outputs[0])}
-        c = self.kernel(i)
-        extra = f", {self.scratch_ptr(i)}" if c.dsp else ""
-        return {"q": q, "dims": [dims], "calls": [call], "fn": c.name, "extra": extra}
+        s16 = self.g.t(op.outputs[0]).dtype == "int16"
+        ct = "int16_t" if s16 else "int8_t"
+        a0, b0 = self.ptr_or_const(op.inputs[0]), self.ptr_or_const(op.inputs[1])
+        if s16:
+            a0, b0 = (f"(const int16_t *)(const void *)({v})" for v in (a0, b0))
+        y0 = f"(int16_t *)(void *)({self.ptr(op.outputs[0])})" if s16 else self.ptr(op.outputs[0])
+        calls = []
+        for idx in np.ndindex(*bs[:-1]):
+            oa = sum(v * ea[d] for d, v in enumerate(idx) if sa[d] > 1) * m * k
+            ob = sum(v * eb[d] for d, v in enumerate(idx) if sb[d] > 1) * k * n
+            oy = int(np.ravel_multi_index(idx, bs[:-1])) * bs[-1] * m * n if idx else 0
+            calls.append({"dims": 0, "a": f"({a0}) + {oa}" if oa else a0, "b": f"({b0}) + {ob}" if ob else b0,
+                          "y": f"({y0}) + {oy}" if oy else y0})
+        c = self.kernel(i)  # the plan's call: mt_batch_matmul_s8[_dsp] or mt_batch_matmul_s16
+        return {"q": q, "dims": [dims], "calls": calls, "fn": c.name, "extra": f", {self.scratch_ptr(i)}" if c.dsp else "",
+                "ct": ct}
 
     # -- token-plan stages (compiler.schedule.token): loops written by codegen/token.py ----------
     def op_token_embed(self, i: int, op: Op) -> dict[str, Any]:
@@ -670,6 +689,54 @@ class _Emitter:
     def op_l2_norm(self, i: int, op: Op) -> dict[str, Any]:
         return self._unary(i, op)
 
+    # -- TFLite layout and reduction ops ------------------------------------------------------
+    def op_strided_slice(self, i: int, op: Op) -> dict[str, Any]:
+        lower(self.g, op)
+        shape, strides, base = strided_slice_walk(self.g.t(op.inputs[0]).shape, op.attrs)
+        return {**self._strided(op, strides, base, shape), "template": "slice"}
+
+    def op_depth_to_space(self, i: int, op: Op) -> dict[str, Any]:
+        lower(self.g, op)
+        shape, strides = block_walk(op.kind, self.g.t(op.inputs[0]).shape, int(op.attrs["block_size"]))
+        return {**self._strided(op, strides, 0, shape), "template": "slice"}
+
+    op_space_to_depth = op_depth_to_space
+
+    def _reduce_dims(self, op: Op) -> dict[str, list[int]]:
+        return reduce_walk(self.g.t(op.inputs[0]).shape, op.attrs["axes"])
+
+    def op_reduce_sum(self, i: int, op: Op) -> dict[str, Any]:
+        s16 = self.g.t(op.inputs[0]).dtype == "int16"
+        ct = "int16_t" if s16 else "int8_t"
+        return {"template": "reduce", "d": self._reduce_dims(op), "q": lower(self.g, op), "ct": ct,
+                "fn": "mt_reduce_sum_s16" if s16 else "mt_reduce_sum_s8",
+                "x": self.ptr(op.inputs[0]), "y": self.ptr(op.outputs[0])}
+
+    def op_reduce_max(self, i: int, op: Op) -> dict[str, Any]:
+        lower(self.g, op)
+        return {"template": "reduce", "d": self._reduce_dims(op), "q": None, "ct": "int8_t", "fn": "mt_reduce_max_s8",
+                "x": self.ptr(op.inputs[0]), "y": self.ptr(op.outputs[0])}
+
+    def op_arg_max(self, i: int, op: Op) -> dict[str, Any]:
+        return {"template": "arg_min_max", "q": lower(self.g, op), "is_max": int(op.kind == "arg_max"),
+                "x": self.ptr(op.inputs[0]), "y": self.ptr(op.outputs[0])}
+
+    op_arg_min = op_arg_max
+
+    def op_resize_bilinear(self, i: int, op: Op) -> dict[str, Any]:
+        q = lower(self.g, op)
+        n, h, w, c = self.g.t(op.inputs[0]).shape
+        _, oh, ow, _ = self.g.t(op.outputs[0]).shape
+        x, y = self.ptr(op.inputs[0]), self.ptr(op.outputs[0])
+        return {  # one call per batch image (the kernel takes batch-1 views)
+            "calls": [{"x": f"({x}) + {b * h * w * c}" if b else x, "y": f"({y}) + {b * oh * ow * c}" if b else y}
+                      for b in range(n)],
+            "xv": {"h": h, "w": w, "c": c, "row_stride": w * c, "col_stride": c},
+            "yv": {"h": oh, "w": ow, "c": c, "row_stride": ow * c, "col_stride": c},
+            "ymap": self.array(f"s{i}_ymap", "int32_t", q["y_map"]),
+            "xmap": self.array(f"s{i}_xmap", "int32_t", q["x_map"]),
+        }
+
     def io_list(self, names: list[str], kind: str) -> list[dict[str, Any]]:
         """Per graph input (output): its invoke parameter, macro suffix, size, place and type."""
         one = len(names) == 1
@@ -692,7 +759,7 @@ class _Emitter:
         for n in g.inputs + g.outputs:
             if g.t(n).dtype not in C_TYPES:
                 raise ModelError(
-                    f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8, uint8 or int16 is required"
+                    f"codegen: graph input/output {n!r} is {g.t(n).dtype}; int8, uint8, int16 (int32 out) is required"
                 )
         ios = {"inputs": self.io_list(g.inputs, "input"), "outputs": self.io_list(g.outputs, "output")}
         x0, y0 = ios["inputs"][0], ios["outputs"][0]
@@ -749,7 +816,8 @@ def _c_name(pool: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in pool)
 
 
-C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t"}
+# int32: the ARG_MAX/ARG_MIN outputs
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t"}
 
 
 def _io_entry(g: Graph, plan: Plan, name: str, param: str, suffix: str) -> dict[str, Any]:
@@ -769,6 +837,36 @@ def _io_entry(g: Graph, plan: Plan, name: str, param: str, suffix: str) -> dict[
         "scale": f"{q.s:.9g}" if q else "1",
         "zp": q.zp if q else 0,
     }
+
+
+def strided_slice_walk(xs: tuple[int, ...], attrs: dict[str, Any]) -> tuple[tuple[int, ...], list[int], int]:
+    """STRIDED_SLICE as a strided copy: (loop shape = size, input element strides = contiguous
+    stride x step, may be < 0; base offset of the first element)."""
+    st = _contiguous_strides(xs)
+    steps = [s * k for s, k in zip(st, attrs["steps"], strict=True)]
+    return tuple(attrs["size"]), steps, int(np.dot(attrs["begin"], st))
+
+
+def block_walk(kind: str, xs: tuple[int, ...], b: int) -> tuple[tuple[int, int, int, int], list[int]]:
+    """DEPTH_TO_SPACE / SPACE_TO_DEPTH of an NHWC input as a 4-D strided copy into the contiguous
+    output: (loop shape, input element strides). depth_to_space walks output rows (n, h, i) as
+    [(n h), i, w, (j c)]; space_to_depth walks [(n oh), ow, i, (j c)] (the (j, c) run is contiguous
+    in both tensors)."""
+    n, h, w, c = xs
+    if kind == "depth_to_space":
+        co = c // (b * b)
+        return (n * h, b, w, b * co), [w * c, b * co, c, 1]
+    return (n * h // b, w // b, b, b * c), [b * w * c, b * c, w * c, 1]
+
+
+def reduce_walk(xs: tuple[int, ...], axes: Any) -> dict[str, list[int]]:
+    """mt_reduce_dims of a reduction over `axes` of a rank <= 4 tensor (padded to 4-D in front)."""
+    pad = 4 - len(xs)
+    x4 = (1,) * pad + tuple(xs)
+    red = {int(a) % max(len(xs), 1) + pad for a in axes}
+    st = _contiguous_strides(x4)
+    return {"shape": [1 if d in red else x4[d] for d in range(4)], "stride": st,
+            "rshape": [x4[d] if d in red else 1 for d in range(4)], "rstride": st}
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:

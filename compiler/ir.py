@@ -76,6 +76,15 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     # TFLite SVDF int8: inputs x [B, I], weights_feature [F, I] int8, weights_time [F, M] int16,
     # bias [F / rank] int32; the int16 state [B, F * M] is the op's own (compiler/reference.py svdf)
     "svdf": ("rank", "activation", "state_scale", "state_zp"),
+    # TFLite layout and reduction ops (compiler/frontend/tflite.py; arithmetic in compiler/reference.py)
+    "strided_slice": ("begin", "steps", "size"),  # out[i..] = x[begin[d] + i_d * steps[d]] (steps may be < 0)
+    "depth_to_space": ("block_size",),  # NHWC, TF's DCR order: out[h*b+i, w*b+j, c] = x[h, w, (i*b+j)*C+c]
+    "space_to_depth": ("block_size",),  # the inverse: out[h, w, (i*b+j)*C+c] = x[h*b+i, w*b+j, c]
+    "reduce_sum": ("axes", "keep_dims"),  # TFLite SUM: int32 sum, rescaled s_x/s_y
+    "reduce_max": ("axes", "keep_dims"),  # TFLite REDUCE_MAX: max of the raw values (same quantization)
+    "arg_max": ("axis",),  # TFLite ARG_MAX: int32 index of the first largest value along axis
+    "arg_min": ("axis",),  # TFLite ARG_MIN: int32 index of the first smallest value along axis
+    "resize_bilinear": ("align_corners", "half_pixel_centers"),  # TFLite RESIZE_BILINEAR int8, NHWC
 }
 
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")

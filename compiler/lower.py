@@ -208,6 +208,8 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
     elif k in ("transpose", "slice"):
         if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
             raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
+    elif k in _LAYOUT_KINDS:
+        p.update(_lower_layout(g, op))
     return p
 
 
@@ -315,8 +317,12 @@ def _lower_batch_matmul(g: Graph, op: Op) -> dict[str, Any]:
     a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
     sa, sb = g.t(a).shape, g.t(b).shape
     tb = bool(op.attrs.get("transpose_b", False))
-    if len(sa) < 2 or len(sa) != len(sb) or sa[:-2] != sb[:-2]:
-        raise ModelError(f"node {op.name} (batch_matmul): shapes {sa} x {sb} need equal batch dimensions")
+    try:  # batch dimensions broadcast (numpy / TFLite BATCH_MATMUL rules)
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2]) if len(sa) >= 2 and len(sb) >= 2 else None
+    except ValueError:
+        batch = None
+    if batch is None:
+        raise ModelError(f"node {op.name} (batch_matmul): shapes {sa} x {sb} need broadcastable batch dimensions")
     m, k = sa[-2], sa[-1]
     kb, nb = (sb[-1], sb[-2]) if tb else (sb[-2], sb[-1])
     if kb != k:
@@ -328,9 +334,15 @@ def _lower_batch_matmul(g: Graph, op: Op) -> dict[str, Any]:
     mult, shift = Q.quantize_multiplier(
         float(np.float32(_scale(g, a))) * float(np.float32(_scale(g, b))) / float(np.float32(_scale(g, y)))
     )
-    act_min, act_max = Q.activation_range(op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y))
+    _check_shift(op, shift, 14 if g.t(a).dtype == "int16" else 30)
+    info = np.iinfo(g.t(y).dtype)  # int8, or int16 (TFLite BATCH_MATMUL 16x16: zero points 0)
+    act_min, act_max = Q.activation_range(
+        op.attrs.get("activation", "none"), _scale(g, y), _zp(g, y), int(info.min), int(info.max)
+    )
     return {
-        "batches": int(np.prod(sa[:-2], dtype=np.int64)),
+        "acc64": g.t(a).dtype == "int16",
+        "batch_shape": tuple(int(d) for d in batch),
+        "batches": int(np.prod(batch, dtype=np.int64)),
         "m": m,
         "k": k,
         "n": nb,
@@ -519,3 +531,75 @@ def _lower_svdf(g: Graph, op: Op) -> dict[str, Any]:
         "state_dtype": wt.dtype,  # int8 state: reset to its zero point (TFLM ResetTensorData), int16: to 0
         "state_reset": int(op.attrs["state_zp"]) if wt.dtype == "int8" else 0,
     }
+# -- TFLite layout and reduction ops --------------------------------------------------------
+
+_LAYOUT_KINDS = ("strided_slice", "depth_to_space", "space_to_depth", "reduce_sum", "reduce_max",
+                 "arg_max", "arg_min", "resize_bilinear")
+SUM_MAX_COUNT = 65535  # elements per SUM output: the int32 sum of int16 values cannot overflow
+
+
+def _lower_layout(g: Graph, op: Op) -> dict[str, Any]:
+    """SUM: count, multiplier/shift of s_x/s_y (TFLM reduce_common.cc PrepareMeanOrSumHelper,
+    QuantizeMultiplier of the double ratio), zero points; REDUCE_MAX and the data movers: equal
+    quantization in and out; ARG_MAX/MIN: outer/axis/inner sizes; RESIZE_BILINEAR: the integer
+    source rows/columns and 10-bit fractions (compiler.lower._bilinear)."""
+    k, x, y = op.kind, op.inputs[0], op.outputs[0]
+    xs = g.t(x).shape
+    p: dict[str, Any] = {}
+    if k == "reduce_sum":
+        n = int(np.prod([xs[a] for a in op.attrs["axes"]], dtype=np.int64))
+        if n > SUM_MAX_COUNT:
+            raise ModelError(f"node {op.name} (reduce_sum): {n} elements per sum > {SUM_MAX_COUNT} is not supported")
+        p["count"] = n
+        p["multiplier"], p["shift"] = Q.quantize_multiplier(_scale(g, x) / _scale(g, y))
+        _check_shift(op, p["shift"], 30)
+        p["input_zp"], p["output_zp"] = _zp(g, x), _zp(g, y)
+        return p
+    if k in ("arg_max", "arg_min"):
+        axis = int(op.attrs["axis"])
+        p["outer"] = int(np.prod(xs[:axis], dtype=np.int64))
+        p["axis_size"] = int(xs[axis])
+        p["inner"] = int(np.prod(xs[axis + 1 :], dtype=np.int64))
+        return p
+    if _scale(g, x) != _scale(g, y) or _zp(g, x) != _zp(g, y):
+        raise ModelError(f"node {op.name} ({k}): input and output quantization must be equal")
+    if k == "resize_bilinear":
+        ac, hp = bool(op.attrs.get("align_corners", False)), bool(op.attrs.get("half_pixel_centers", False))
+        if ac and hp:
+            raise ModelError(f"node {op.name} (resize_bilinear): align_corners and half_pixel_centers both set")
+        ys = g.t(y).shape
+        p["y_map"] = _bilinear(xs[1], ys[1], ac, hp)
+        p["x_map"] = _bilinear(xs[2], ys[2], ac, hp)
+        if p["y_map"][:, 0].max() >= xs[1] or p["x_map"][:, 0].max() >= xs[2]:  # TFLM would read past the input
+            raise ModelError(f"node {op.name} (resize_bilinear): output {ys[1:3]} too large for the 10-bit scale")
+    return p
+
+
+def _check_shift(op: Op, shift: int, most: int) -> None:
+    """A requantization multiplier of 2^shift beyond `most`: TFLM's MultiplyByQuantizedMultiplier
+    shifts by it in C (undefined past 31 bits: the result depends on the machine), so refused."""
+    if shift > most:
+        raise ModelError(f"node {op.name} ({op.kind}): the scales give a requantization multiplier of about "
+                         f"2^{shift} (> 2^{most}): not supported")
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _bilinear(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """[out_size, 3] int32: (lower index, upper index, scaled - 1024 * lower) per output index, as
+    TFLite's ResizeBilinearInteger / ComputeInterpolationValuesInteger compute them (10-bit scale
+    rounded to nearest; the fraction may be negative near the edge with half-pixel centers)."""
+    scale = ((1 << 10) * in_size + out_size // 2) // out_size
+    if align_corners and out_size > 1:
+        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    out = np.zeros((out_size, 3), dtype=np.int32)
+    for i in range(out_size):
+        v = i * scale + scale // 2 - (1 << 9) if half_pixel_centers else i * scale
+        lo = max(_cdiv(v, 1 << 10), 0)
+        hi = min(_cdiv(v + (1 << 10) - 1, 1 << 10), in_size - 1)
+        out[i] = (lo, hi, v - (1 << 10) * lo)
+    return out

@@ -114,6 +114,7 @@ T_OPS = "tests/test_tflm_ops.py"
 T_TFL = "tests/test_tflite_support.py"
 T_EW = "tests/test_tflite_elementwise.py"
 T_LUT = "tests/test_tflite_lut16.py"
+T_RL = "tests/test_tflite_reduce_layout.py"
 
 
 def _s(name: str, family: str, ins: Sequence[Slot], outs: Sequence[Slot], **kw: object) -> Scheme:
@@ -380,9 +381,10 @@ SUPPORT: dict[str, OpSupport] = {
         OpSupport(
             "STRIDED_SLICE",
             (_s("int8", "int8", [I8, IDX32, IDX32, IDX32], [I8], kernels=("mt_copy_strided_s8",), same_quant=True,
-                note="unit strides; begin/end/shrink masks", test=f"{T_TFL}::test_strided_slice"),
+                note="rank <= 4, any non-zero strides; begin/end/shrink masks", test=f"{T_RL}::test_strided_slice"),
              _s("int16", "int16", [I16, IDX32, IDX32, IDX32], [I16], kernels=("mt_copy_strided_s16",),
-                same_quant=True, note="unit strides; begin/end/shrink masks", test=f"{T_TFL}::test_strided_slice"),),
+                same_quant=True, note="rank <= 4, any non-zero strides; begin/end/shrink masks",
+                test=f"{T_RL}::test_strided_slice"),),
             "slice",
         ),
         OpSupport(
@@ -494,6 +496,63 @@ SUPPORT: dict[str, OpSupport] = {
                 note="as above; the state set to its zero point at every invoke (TFLM's reset)",
                 test=f"{T_LUT}::test_svdf"),),
             "svdf",
+        ),
+        # layout and reduction ops: TFLM's depth_to_space/space_to_depth, resize_bilinear, arg_min_max
+        # and REDUCE_MAX kernels take int8 only (float32 aside); SUM and BATCH_MATMUL int8 and int16
+        OpSupport(
+            "DEPTH_TO_SPACE",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_strided_s8",), same_quant=True,
+                note="NHWC, DCR order (TFLM has no int16)", test=f"{T_RL}::test_depth_space"),),
+            "depth_to_space",
+        ),
+        OpSupport(
+            "SPACE_TO_DEPTH",
+            (_s("int8", "int8", [I8], [I8], kernels=("mt_copy_strided_s8",), same_quant=True,
+                note="NHWC (TFLM has no int16)", test=f"{T_RL}::test_depth_space"),),
+            "space_to_depth",
+        ),
+        OpSupport(
+            "SUM",
+            (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_reduce_sum_s8",),
+                note="any axes of rank <= 4, keep_dims; <= 65535 elements per sum", test=f"{T_RL}::test_sum"),
+             _s("int16", "int16", [I16, IDX32], [I16], kernels=("mt_reduce_sum_s16",),
+                note="any axes of rank <= 4, keep_dims; <= 65535 elements per sum", test=f"{T_RL}::test_sum"),),
+            "reduce_sum",
+        ),
+        OpSupport(
+            "REDUCE_MAX",
+            (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_reduce_max_s8",), same_quant=True,
+                note="any axes of rank <= 4, keep_dims (TFLM has no int16)", test=f"{T_RL}::test_reduce_max"),),
+            "reduce_max",
+        ),
+        OpSupport(
+            "ARG_MAX",
+            (_s("int8->int32", "int8", [Slot(("int8",), quant="any"), IDX32], [Slot(("int32",), quant="none")],
+                kernels=("mt_arg_min_max_s8",), note="int32 axis and output (TFLM has no int16)",
+                test=f"{T_RL}::test_arg_min_max"),),
+            "arg_max",
+        ),
+        OpSupport(
+            "ARG_MIN",
+            (_s("int8->int32", "int8", [Slot(("int8",), quant="any"), IDX32], [Slot(("int32",), quant="none")],
+                kernels=("mt_arg_min_max_s8",), note="int32 axis and output (TFLM has no int16)",
+                test=f"{T_RL}::test_arg_min_max"),),
+            "arg_min",
+        ),
+        OpSupport(
+            "BATCH_MATMUL",
+            (_s("int8", "int8", [I8, I8], [I8], kernels=("mt_batch_matmul_s8",), impl=(REF, C, DSP),
+                note="adj_x, adj_y, broadcast batch, rank <= 4", test=f"{T_RL}::test_batch_matmul"),
+             _s("int16", "int16", [I16, I16], [I16], kernels=("mt_batch_matmul_s16",),
+                note="adj_x, adj_y, broadcast batch, rank <= 4; int64 sums", test=f"{T_RL}::test_batch_matmul"),),
+            "batch_matmul",
+        ),
+        OpSupport(
+            "RESIZE_BILINEAR",
+            (_s("int8", "int8", [I8, IDX32], [I8], kernels=("mt_resize_bilinear_s8",), same_quant=True,
+                note="align_corners, half_pixel_centers, any batch (TFLM has no int16)",
+                test=f"{T_RL}::test_resize_bilinear"),),
+            "resize_bilinear",
         ),
     )
 }

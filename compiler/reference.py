@@ -428,9 +428,11 @@ def batch_matmul(g: Graph, op: Op, env: Env) -> np.ndarray:
     b = _in(g, env, op.inputs[1]).astype(np.int64) + p["b_offset"]
     if p["transpose_b"]:
         b = np.swapaxes(b, -1, -2)
-    acc = Q.wrap32(a @ b)
-    out = Q.mbqm(acc, p["multiplier"], p["shift"]) + p["output_offset"]
-    return _clamp8(out, p["act_min"], p["act_max"])
+    if p.get("acc64"):  # int16 (TFLite BATCH_MATMUL 16x16): int64 sums, the 64-bit MBQM
+        out = Q.mbqm64(a @ b, p["multiplier"], p["shift"]) + p["output_offset"]
+    else:
+        out = Q.mbqm(Q.wrap32(a @ b), p["multiplier"], p["shift"]) + p["output_offset"]
+    return np.clip(out, p["act_min"], p["act_max"])  # the batch dimensions broadcast as numpy's matmul
 
 
 def transpose(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -482,6 +484,83 @@ def svdf(g: Graph, op: Op, env: Env) -> np.ndarray:
     wf, wt, b = (_in(g, env, n) for n in op.inputs[1:4])
     state = np.full((p["batches"], p["units"] * p["rank"] * p["memory"]), p["state_reset"], p["state_dtype"])
     return svdf_step(p, _in(g, env, op.inputs[0]), wf, wt, b, state)[0]
+# -- TFLite layout and reduction ops (integer parameters in compiler.lower) --------------------
+
+
+def strided_slice(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite StridedSlice (reference_ops, 4-D): out[i_0..] = x[begin[d] + i_d * steps[d]] with
+    begin/steps/size resolved at import from begin/end/strides and the masks (steps may be < 0)."""
+    x = _in(g, env, op.inputs[0])
+    idx = [b + s * np.arange(n) for b, s, n in zip(op.attrs["begin"], op.attrs["steps"], op.attrs["size"], strict=True)]
+    return x[np.ix_(*idx)]
+
+
+def depth_to_space(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite DepthToSpace (NHWC): out[n, h*b+i, w*b+j, c] = x[n, h, w, (i*b+j)*C_out + c]."""
+    x = _in(g, env, op.inputs[0])
+    b = int(op.attrs["block_size"])
+    n, h, w, c = x.shape
+    return x.reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * b, w * b, c // (b * b))
+
+
+def space_to_depth(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite SpaceToDepth (NHWC): out[n, h, w, (i*b+j)*C + c] = x[n, h*b+i, w*b+j, c]."""
+    x = _in(g, env, op.inputs[0])
+    b = int(op.attrs["block_size"])
+    n, h, w, c = x.shape
+    return x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, h // b, w // b, b * b * c)
+
+
+def reduce_sum(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite SUM int8/int16 (reference_ops::QuantizedMeanOrSum, compute_sum): the int32 sum over
+    the axes less z_x * count, MBQM by s_x/s_y, + z_y, clamped to the dtype."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    s = Q.wrap32(x.sum(axis=tuple(op.attrs["axes"])) - p["input_zp"] * p["count"])
+    out = Q.mbqm(s, p["multiplier"], p["shift"]) + p["output_zp"]
+    info = np.iinfo(g.t(op.outputs[0]).dtype)
+    return np.clip(out, info.min, info.max)
+
+
+def reduce_max(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite REDUCE_MAX int8 (reference_ops::ReduceGeneric): the largest raw value over the axes."""
+    lower(g, op)
+    return _in(g, env, op.inputs[0]).max(axis=tuple(op.attrs["axes"]))
+
+
+def _arg(g: Graph, op: Op, env: Env, largest: bool) -> np.ndarray:
+    """TFLite ArgMinMax: the first index of the extreme value along the axis, int32."""
+    x = _in(g, env, op.inputs[0])
+    f = np.argmax if largest else np.argmin  # numpy also returns the first occurrence
+    return f(x, axis=int(op.attrs["axis"])).astype(np.int32)
+
+
+def arg_max(g: Graph, op: Op, env: Env) -> np.ndarray:
+    return _arg(g, op, env, True)
+
+
+def arg_min(g: Graph, op: Op, env: Env) -> np.ndarray:
+    return _arg(g, op, env, False)
+
+
+def resize_bilinear(g: Graph, op: Op, env: Env) -> np.ndarray:
+    """TFLite ResizeBilinearInteger (int8, no float): per output row/column the two source
+    indices and the 10-bit fraction (compiler.lower), four int64 products summed in 2^20 units,
+    rounded half away from zero (C division) and cast to int8."""
+    p = lower(g, op)
+    x = _in(g, env, op.inputs[0]).astype(np.int64)
+    y0, y1, fy = (p["y_map"][:, k].astype(np.int64) for k in range(3))
+    x0, x1, fx = (p["x_map"][:, k].astype(np.int64) for k in range(3))
+    one = 1 << 10
+    wy0, wy1 = (one - fy)[:, None, None], fy[:, None, None]
+    wx0, wx1 = (one - fx)[None, :, None], fx[None, :, None]
+    r0, r1 = x[:, y0], x[:, y1]  # [N, OH, W, C]
+    acc = (r0[:, :, x0] * wy0 * wx0 + r1[:, :, x0] * wy1 * wx0 + r0[:, :, x1] * wy0 * wx1
+           + r1[:, :, x1] * wy1 * wx1)
+    half = 1 << 19
+    num = acc + np.where(acc > 0, half, -half)
+    q = np.where(num >= 0, num >> 20, -((-num) >> 20))  # C division truncates
+    return ((q + 128) & 0xFF) - 128
 
 
 _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
@@ -518,6 +597,14 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
     "slice": slice_,
     "lstm": lstm,
     "svdf": svdf,
+    "strided_slice": strided_slice,
+    "depth_to_space": depth_to_space,
+    "space_to_depth": space_to_depth,
+    "reduce_sum": reduce_sum,
+    "reduce_max": reduce_max,
+    "arg_max": arg_max,
+    "arg_min": arg_min,
+    "resize_bilinear": resize_bilinear,
 }
 
 

@@ -116,6 +116,57 @@ static inline int8_t mt_mul_one_s8(const mt_mul_params *p, int32_t a, int32_t b)
         return MT_OK;                                                                                  \
     } while (0)
 
+/* The body of mt_reduce_sum_s8/_s16 (TFLite SUM, reference_ops::QuantizedMeanOrSum with
+ * compute_sum): per output element (in output order) the int32 sum of its inputs, less
+ * input_zp * count, MBQM, + output_zp, clamped to [LO, HI]; returns from the enclosing kernel. */
+#define MT_REDUCE_SUM_BODY(T, LO, HI, p, d, in, out)                                                \
+    do {                                                                                            \
+        if ((p) == 0 || (d) == 0 || (in) == 0 || (out) == 0) {                                      \
+            return MT_ERR_ARG;                                                                      \
+        }                                                                                           \
+        int32_t mt_o_ = 0;                                                                          \
+        MT_REDUCE_EACH(d, mt_base_, {                                                               \
+            int32_t mt_acc_ = 0;                                                                    \
+            MT_REDUCE_INNER(d, mt_base_, mt_k_, mt_acc_ += (int32_t)(in)[mt_k_]);                   \
+            const int32_t mt_v_ = mt_mbqm(mt_acc_ - (p)->input_zp * (p)->count, (p)->multiplier, (p)->shift); \
+            (out)[mt_o_++] = (T)mt_clamp(mt_v_ + (p)->output_zp, (LO), (HI));                       \
+        });                                                                                         \
+        return MT_OK;                                                                               \
+    } while (0)
+
+/* For every output element of a reduction (kept axes d->shape, element strides d->stride, in
+ * output order): BASE (int32_t: tensors hold < 2^24 elements) is the input offset of its first
+ * element; then BLOCK. */
+#define MT_REDUCE_EACH(d, BASE, BLOCK)                                                              \
+    for (int32_t mt_a0_ = 0; mt_a0_ < (d)->shape[0]; ++mt_a0_) {                                    \
+        for (int32_t mt_a1_ = 0; mt_a1_ < (d)->shape[1]; ++mt_a1_) {                                \
+            for (int32_t mt_a2_ = 0; mt_a2_ < (d)->shape[2]; ++mt_a2_) {                            \
+                for (int32_t mt_a3_ = 0; mt_a3_ < (d)->shape[3]; ++mt_a3_) {                        \
+                    const int32_t BASE = mt_a0_ * (d)->stride[0] + mt_a1_ * (d)->stride[1] +        \
+                                         mt_a2_ * (d)->stride[2] + mt_a3_ * (d)->stride[3];         \
+                    BLOCK                                                                           \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+/* For every input element reduced into the output element at BASE: K (int32_t) is its offset;
+ * then STMT (reduced axes d->rshape, element strides d->rstride; offsets built outer to inner). */
+#define MT_REDUCE_INNER(d, BASE, K, STMT)                                                           \
+    for (int32_t mt_r0_ = 0; mt_r0_ < (d)->rshape[0]; ++mt_r0_) {                                   \
+        const int32_t mt_k0_ = (BASE) + mt_r0_ * (d)->rstride[0];                                   \
+        for (int32_t mt_r1_ = 0; mt_r1_ < (d)->rshape[1]; ++mt_r1_) {                               \
+            const int32_t mt_k1_ = mt_k0_ + mt_r1_ * (d)->rstride[1];                               \
+            for (int32_t mt_r2_ = 0; mt_r2_ < (d)->rshape[2]; ++mt_r2_) {                           \
+                const int32_t mt_k2_ = mt_k1_ + mt_r2_ * (d)->rstride[2];                           \
+                for (int32_t mt_r3_ = 0; mt_r3_ < (d)->rshape[3]; ++mt_r3_) {                       \
+                    const int32_t K = mt_k2_ + mt_r3_ * (d)->rstride[3];                            \
+                    STMT;                                                                           \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
 /* One output pixel of a depthwise convolution, all output channels, into o[0 .. fd->c)
  * (defined in mt_depthwise_conv_s8.c, shared with the in-place kernel). */
 void mt_depthwise_conv_pixel_s8(const mt_conv_params *p, const mt_pc_quant *q, int32_t m,

@@ -419,6 +419,40 @@ mt_status mt_svdf_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *we
 mt_status mt_svdf_state8_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,
                             const int8_t *weights_time, const int32_t *bias, int8_t *state, int32_t reset_state,
                             int8_t *out);
+/* ---- TFLite layout and reduction kernels (STRIDED_SLICE, DEPTH_TO_SPACE and SPACE_TO_DEPTH are
+ * mt_copy_strided_s8/_s16 calls) ---- */
+
+/* A reduction over any axes of a rank <= 4 tensor: the output elements walk the kept axes
+ * (shape, element strides stride; reduced axes size 1), each reduces the rshape/rstride block
+ * at its offset. Output contiguous, in the kept axes' order (keep_dims or not). */
+typedef struct {
+    int32_t shape[4], stride[4];
+    int32_t rshape[4], rstride[4];
+} mt_reduce_dims;
+/* SUM: y = clamp(MBQM(sum - input_zp * count) + output_zp), int32 sums (count <= 65535). */
+typedef struct {
+    int32_t input_zp, output_zp, count, multiplier, shift;
+} mt_reduce_params;
+mt_status mt_reduce_sum_s8(const mt_reduce_params *p, const mt_reduce_dims *d, const int8_t *in, int8_t *out);
+mt_status mt_reduce_sum_s16(const mt_reduce_params *p, const mt_reduce_dims *d, const int16_t *in, int16_t *out);
+/* REDUCE_MAX: the largest raw value of each block (input and output quantized alike). */
+mt_status mt_reduce_max_s8(const mt_reduce_dims *d, const int8_t *in, int8_t *out);
+
+/* ARG_MAX (is_max != 0) / ARG_MIN of [outer, axis_size, inner]: out[o * inner + i] = the first
+ * index along the axis of the largest (smallest) value, int32 (TFLite reference ArgMinMax). */
+mt_status mt_arg_min_max_s8(const int8_t *in, int32_t outer, int32_t axis_size, int32_t inner, int32_t is_max,
+                            int32_t *out);
+
+/* RESIZE_BILINEAR (int8, NHWC views, batch 1; TFLite ResizeBilinearInteger): y_map[3*y..] and
+ * x_map[3*x..] = (lower index, upper index, 10-bit fraction) per output row/column (computed by
+ * the compiler); four int64 products in 2^20 units, rounded half away from zero. */
+mt_status mt_resize_bilinear_s8(const int8_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
+                                int8_t *out, const mt_view *out_v);
+
+/* BATCH_MATMUL int16 (TFLite 16x16, zero points 0): mt_batch_matmul_s8's addressing, int64
+ * sums, the 64-bit MBQM (mt_mbqm64), clamp to [act_min, act_max]. */
+mt_status mt_batch_matmul_s16(const mt_bmm_params *p, const mt_bmm_dims *d, const int16_t *a, const int16_t *b,
+                              int16_t *y);
 
 #ifdef __cplusplus
 }

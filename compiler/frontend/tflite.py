@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import tflite
 from tflite.BuiltinOperator import BuiltinOperator as BO
@@ -159,16 +160,105 @@ class _Importer:
             start += size
 
     def strided_slice(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
+        """STRIDED_SLICE as `slice` (unit strides) or `strided_slice` (any non-zero strides)."""
         g = self.graph
         x = g.t(ins[0])
         begin, end, strides = ([int(v) for v in g.t(n).data.reshape(-1)] for n in ins[1:4])
-        a = _strided_slice_attrs(x.shape, begin, end, strides, o)
-        if not a or int(np.prod(a["size"])) != g.t(outs[0]).size:
+        a, why = _strided_slice_attrs(x.shape, begin, end, strides, o)
+        if not why and int(np.prod(a["size"])) != g.t(outs[0]).size:
+            why = f"it selects {list(a['size'])} elements, output {outs[0]!r} has shape {list(g.t(outs[0]).shape)}"
+        if why:
             raise ModelError(
-                f"{self.source}: node {node} (STRIDED_SLICE): only unit strides without ellipsis/new-axis masks "
-                f"are supported (begin {begin}, end {end}, strides {strides})"
+                f"{self.source}: node {node} (STRIDED_SLICE) tensor {ins[0]!r}: {why} "
+                f"(begin {begin}, end {end}, strides {strides})"
             )
-        return Op("slice", node, ins[:1], outs, a)
+        if all(s == 1 for s in a["steps"]):
+            return Op("slice", node, ins[:1], outs, {"begin": a["begin"], "size": a["size"]})
+        return Op("strided_slice", node, ins[:1], outs, a)
+
+    def lowered(self, where: str, tensor: str) -> dict[str, Any]:
+        """The last op's integer parameters; its ModelError (a form lower refuses) as one line
+        naming the op, node and tensor."""
+        try:
+            return lower(self.graph, self.graph.ops[-1])
+        except ModelError as e:
+            raise ModelError(f"{where} tensor {tensor!r}: {e}") from None
+
+    def layout_op(self, kind: str, node: str, ins: list[str], outs: list[str], options: Any) -> None:
+        """DEPTH_TO_SPACE, SPACE_TO_DEPTH, SUM, REDUCE_MAX, ARG_MAX/MIN, RESIZE_BILINEAR and
+        BATCH_MATMUL (adj_x as a TRANSPOSE of the last two axes before it)."""
+        g = self.graph
+        x = g.t(ins[0])
+        rank = len(x.shape)
+        where = f"{self.source}: node {node} ({kind})"
+        if kind in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+            o = options(tflite.DepthToSpaceOptions if kind == "DEPTH_TO_SPACE" else tflite.SpaceToDepthOptions)
+            bs = int(o.BlockSize()) if o else 0
+            ok = rank == 4 and bs >= 1
+            if ok and kind == "DEPTH_TO_SPACE":
+                ok = x.shape[3] % (bs * bs) == 0
+                want = (x.shape[0], x.shape[1] * bs, x.shape[2] * bs, x.shape[3] // (bs * bs)) if ok else ()
+            elif ok:
+                ok = x.shape[1] % bs == 0 and x.shape[2] % bs == 0
+                want = (x.shape[0], x.shape[1] // bs, x.shape[2] // bs, x.shape[3] * bs * bs) if ok else ()
+            if not ok or g.t(outs[0]).shape != want:
+                raise ModelError(f"{where}: block size {bs} does not take input {ins[0]!r} {list(x.shape)} "
+                                 f"to output {list(g.t(outs[0]).shape)}")
+            g.add_op(Op(kind.lower(), node, ins[:1], outs, {"block_size": bs}))
+        elif kind in ("SUM", "REDUCE_MAX"):
+            o = options(tflite.ReducerOptions)
+            raw = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            if any(not -rank <= v < rank for v in raw):  # TFLM's ResolveAxis fails on these
+                raise ModelError(f"{where}: axes {raw} outside the rank {rank} of input {ins[0]!r}")
+            axes = tuple(sorted({v % rank for v in raw}))
+            keep = bool(o.KeepDims()) if o else False
+            want = tuple(1 if d in axes else n for d, n in enumerate(x.shape)) if keep else tuple(
+                n for d, n in enumerate(x.shape) if d not in axes)
+            if int(np.prod(want)) != g.t(outs[0]).size:
+                raise ModelError(f"{where}: axes {list(axes)} of input {ins[0]!r} {list(x.shape)} do not give "
+                                 f"output {list(g.t(outs[0]).shape)}")
+            g.add_op(Op("reduce_sum" if kind == "SUM" else "reduce_max", node, ins[:1], outs,
+                        {"axes": axes, "keep_dims": keep}))
+            self.lowered(where, ins[0])
+        elif kind in ("ARG_MAX", "ARG_MIN"):
+            axis = int(g.t(ins[1]).data.reshape(-1)[0])
+            axis = axis + rank if axis < 0 else axis
+            want = x.shape[:axis] + x.shape[axis + 1 :] if 0 <= axis < rank else None
+            if want is None or g.t(outs[0]).shape != want:
+                raise ModelError(f"{where}: axis {axis} of input {ins[0]!r} {list(x.shape)} does not give output "
+                                 f"{list(g.t(outs[0]).shape)}")
+            g.add_op(Op(kind.lower(), node, ins[:1], outs, {"axis": axis}))
+        elif kind == "RESIZE_BILINEAR":
+            o = options(tflite.ResizeBilinearOptions)
+            a = {"align_corners": bool(o.AlignCorners()) if o else False,
+                 "half_pixel_centers": bool(o.HalfPixelCenters()) if o else False}
+            size = [int(v) for v in g.t(ins[1]).data.reshape(-1)]
+            y = g.t(outs[0]).shape
+            if rank != 4 or a["align_corners"] and a["half_pixel_centers"] or len(size) != 2 or (
+                    y != (x.shape[0], *size, x.shape[3])):
+                raise ModelError(f"{where}: input {ins[0]!r} {list(x.shape)}, size {size}, output {list(y)}, "
+                                 f"align_corners {a['align_corners']} and half_pixel_centers "
+                                 f"{a['half_pixel_centers']} (not both) are supported for a 4-D input")
+            g.add_op(Op("resize_bilinear", node, ins[:1], outs, a))
+            self.lowered(where, ins[0])
+        elif kind == "BATCH_MATMUL":
+            o = options(tflite.BatchMatMulOptions)
+            adj_x, adj_y = (bool(o.AdjX()), bool(o.AdjY())) if o else (False, False)
+            if o is not None and o.AsymmetricQuantizeInputs():
+                raise ModelError(f"{where}: asymmetric_quantize_inputs (hybrid) is not supported")
+            a_name = ins[0]
+            if adj_x:  # TFLM transposes the LHS rows and columns before the product: so does a TRANSPOSE
+                perm = tuple(range(rank - 2)) + (rank - 1, rank - 2)
+                shape = tuple(x.shape[p] for p in perm)
+                a_name = g.add_tensor(Tensor(g.unique_name(f"{ins[0]}_adj"), shape, x.dtype, x.quant)).name
+                g.add_op(Op("transpose", f"{node}_adj_x", ins[:1], [a_name], {"perm": perm}))
+                self.check_c_form("TRANSPOSE", g.ops[-1])
+            g.add_op(Op("batch_matmul", node, [a_name, ins[1]], outs, {"transpose_b": adj_y}))
+            q = self.lowered(where, ins[0])  # shapes and broadcasting
+            want = (*q["batch_shape"], q["m"], q["n"])
+            if g.t(outs[0]).shape != want:
+                raise ModelError(f"{where}: output {outs[0]!r} {list(g.t(outs[0]).shape)}, the product gives "
+                                 f"{list(want)}")
 
     def lstm(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
         """UNIDIRECTIONAL_SEQUENCE_LSTM as an `lstm` op (compiler/lstm.py): the slots were checked
@@ -229,12 +319,21 @@ class _Importer:
             if n in g.inputs or n in g.outputs or any(n in op.inputs or n in op.outputs for op in g.ops):
                 raise ModelError(f"{self.source}: SVDF state {n!r} is used outside its SVDF")
             del g.tensors[n]
+        computed = {n for op in g.ops for n in op.outputs} | set(g.inputs)
+        for n in g.outputs:
+            if n not in computed:
+                raise ModelError(f"{self.source}: graph output {n!r} is not computed by any operator (a constant "
+                                 "or unused tensor): not supported")
         g.verify()
         return g
 
     def opname(self, op: Any) -> str:
         code = self.model.OperatorCodes(op.OpcodeIndex())
-        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        # TFLite's GetBuiltinCode: max(builtin_code, deprecated_builtin_code) of the raw fields (the
+        # `tflite` package's BuiltinCode() answers the deprecated field whenever builtin_code < 127)
+        t = code._tab
+        raw = int(t.Get(flatbuffers.number_types.Int32Flags, t.Pos + t.Offset(10))) if t.Offset(10) else 0
+        builtin = max(raw, int(code.DeprecatedBuiltinCode()))
         if builtin == BO.CUSTOM:
             return "CUSTOM:" + (code.CustomCode() or b"?").decode()
         return _BO_NAMES.get(builtin, f"BUILTIN_{builtin}")
@@ -361,6 +460,8 @@ class _Importer:
             g.add_op(Op("reshape", node, ins[:1], outs, {}))
         elif kind == "STRIDED_SLICE":
             g.add_op(self.strided_slice(node, ins, outs, options(tflite.StridedSliceOptions)))
+        elif kind in _LAYOUT_OPS:
+            self.layout_op(kind, node, ins, outs, options)
         elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             o = options(tflite.Pool2DOptions)
             stride = (o.StrideH(), o.StrideW())
@@ -462,7 +563,7 @@ class _Importer:
     # the shapes the C kernels take (codegen/emit.py), refused here so plan refuses them too
     _VIEW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "mean", "pad", "resize_nearest")
     _RANK4_OPS = ("add", "mul", "sub", "maximum", "minimum", "transpose", "slice", "concat", "squared_difference",
-                  "prelu")
+                  "prelu", "strided_slice", "reduce_sum", "reduce_max", "batch_matmul")
 
     def check_c_form(self, kind: str, op: Op) -> None:
         g = self.graph
@@ -506,28 +607,51 @@ def _check_window(
         raise ModelError(f"{source}: node {node}: input {list(x)} and filter {list(w)} must be 4-D with sizes >= 1")
 
 
-def _strided_slice_attrs(shape: tuple[int, ...], begin: list[int], end: list[int], strides: list[int], o: Any) -> dict:
-    """STRIDED_SLICE with unit strides as a `slice` (begin, size); masks as TFLite's StridedSlice
-    (begin_mask/end_mask: that axis from its start/to its end; shrink_axis_mask: one element,
-    the axis dropped from the output shape). Ellipsis/new-axis masks and other strides: None."""
+_LAYOUT_OPS = ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SUM", "REDUCE_MAX", "ARG_MAX", "ARG_MIN", "RESIZE_BILINEAR",
+               "BATCH_MATMUL")
+
+
+def _strided_slice_attrs(
+    shape: tuple[int, ...], begin: list[int], end: list[int], strides: list[int], o: Any
+) -> tuple[dict, str]:
+    """STRIDED_SLICE as (begin, steps, size) per axis, the way TFLite-Micro's Eval resolves it
+    (`tensorflow/lite/kernels/internal/strided_slice_logic.h` StridedSliceStartForAxis /
+    StridedSliceEndForAxis): a negative index counts from the end; begin clamped to [0, n]
+    (stride > 0) or [-1, n - 1] (stride < 0), end likewise; begin_mask/end_mask take the whole
+    axis in the stride's direction; shrink_axis_mask takes one element (end = begin + 1) and drops
+    the axis. Returns (attrs, "") or ({}, why it is refused): ellipsis/new-axis masks (TFLM
+    ignores them), a zero stride, a shrunk axis with a negative stride, an empty result."""
     if o is not None and (o.EllipsisMask() or o.NewAxisMask()):
-        return {}
-    if any(s != 1 for s in strides) or not (len(begin) == len(end) == len(shape)):
-        return {}
+        return {}, "ellipsis/new-axis masks are not supported"
+    if not (len(begin) == len(end) == len(strides) == len(shape)):
+        return {}, f"begin/end/strides must have one value per axis of the rank-{len(shape)} input"
     bm, em, sm = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o is not None else (0, 0, 0)
-    b_out, s_out = [], []
+    b_out, st_out, n_out = [], [], []
     for d, n in enumerate(shape):
-        b = 0 if bm >> d & 1 else (begin[d] + n if begin[d] < 0 else begin[d])
+        st = strides[d]
+        if st == 0:
+            return {}, "a zero stride is not supported"
+        lo, hi = (0, n) if st > 0 else (-1, n - 1)
+        b = begin[d] + n if begin[d] < 0 else begin[d]
+        b = min(max(b, lo), hi)
+        if bm >> d & 1:
+            b = 0 if st > 0 else n - 1
         if sm >> d & 1:
-            e = b + 1
+            if st < 0:
+                return {}, f"a shrunk axis {d} with a negative stride is not supported"
+            e = b if b >= n else b + 1
         else:
-            e = n if em >> d & 1 else (end[d] + n if end[d] < 0 else end[d])
-        b, e = max(0, min(b, n)), max(0, min(e, n))
-        if e <= b:
-            return {}
+            e = end[d] + n if end[d] < 0 else end[d]
+            e = min(max(e, lo), hi)
+            if em >> d & 1:
+                e = n if st > 0 else -1
+        count = len(range(b, e, st))
+        if count == 0:
+            return {}, f"axis {d} selects no element"
         b_out.append(b)
-        s_out.append(e - b)
-    return {"begin": tuple(b_out), "size": tuple(s_out)}
+        st_out.append(st)
+        n_out.append(count)
+    return {"begin": tuple(b_out), "steps": tuple(st_out), "size": tuple(n_out)}, ""
 
 
 def _act(o: Any) -> str:

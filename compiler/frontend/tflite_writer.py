@@ -458,10 +458,17 @@ class _Writer:
 
             return self.opcode(BO.PACK, 2), ins, outs, BOpt.PackOptions, opt
 
-        if k == "slice" and "strided" in a:  # written as STRIDED_SLICE (unit strides, masks as given)
+        if k == "strided_slice" and "strided" not in a:  # begin/steps/size back to begin/end/strides
+            e = [b + s * n for b, s, n in zip(a["begin"], a["steps"], a["size"], strict=True)]
+            mask = sum(1 << d for d, v in enumerate(e) if v < 0)
+            a = {**a, "strided": {"begin": list(a["begin"]), "end": [max(v, 0) for v in e],
+                                  "strides": list(a["steps"]), "end_mask": mask}}
+        if k in ("slice", "strided_slice") and "strided" in a:  # STRIDED_SLICE (strides default 1, masks as given)
             st = a["strided"]
             ivs = [self.const_tensor(f"{op.name}_{n}", np.asarray(st[n], dtype=np.int32)) for n in ("begin", "end")]
-            ones = self.const_tensor(f"{op.name}_strides", np.ones(len(x.shape), dtype=np.int32))
+            ones = self.const_tensor(
+                f"{op.name}_strides", np.asarray(st.get("strides", [1] * len(x.shape)), dtype=np.int32)
+            )
 
             def opt(b: Any) -> int:
                 tflite.StridedSliceOptionsStart(b)
@@ -677,6 +684,65 @@ class _Writer:
                 return tflite.SVDFOptionsEnd(b)
 
             return self.opcode(BO.SVDF, 3), ins + [self.index[name]], outs, BOpt.SVDFOptions, opt
+        if k in ("depth_to_space", "space_to_depth"):
+            bs = int(a["block_size"])
+            d2s = k == "depth_to_space"
+
+            def opt(b: Any) -> int:
+                (tflite.DepthToSpaceOptionsStart if d2s else tflite.SpaceToDepthOptionsStart)(b)
+                (tflite.DepthToSpaceOptionsAddBlockSize if d2s else tflite.SpaceToDepthOptionsAddBlockSize)(b, bs)
+                return (tflite.DepthToSpaceOptionsEnd if d2s else tflite.SpaceToDepthOptionsEnd)(b)
+
+            code, otype = (BO.DEPTH_TO_SPACE, BOpt.DepthToSpaceOptions) if d2s else (
+                BO.SPACE_TO_DEPTH, BOpt.SpaceToDepthOptions)
+            return self.opcode(code, 2), ins, outs, otype, opt
+
+        if k in ("reduce_sum", "reduce_max"):
+            axes = self.const_tensor(f"{op.name}_axes", np.asarray(a["axes"], dtype=np.int32))
+            keep = bool(a.get("keep_dims", False))
+
+            def opt(b: Any) -> int:
+                tflite.ReducerOptionsStart(b)
+                tflite.ReducerOptionsAddKeepDims(b, keep)
+                return tflite.ReducerOptionsEnd(b)
+
+            code = BO.SUM if k == "reduce_sum" else BO.REDUCE_MAX
+            return self.opcode(code, 2), [ins[0], axes], outs, BOpt.ReducerOptions, opt
+
+        if k in ("arg_max", "arg_min"):
+            axis = self.const_tensor(f"{op.name}_axis", np.asarray([a["axis"]], dtype=np.int32))
+            amax = k == "arg_max"
+
+            def opt(b: Any) -> int:
+                (tflite.ArgMaxOptionsStart if amax else tflite.ArgMinOptionsStart)(b)
+                (tflite.ArgMaxOptionsAddOutputType if amax else tflite.ArgMinOptionsAddOutputType)(b, TensorType.INT32)
+                return (tflite.ArgMaxOptionsEnd if amax else tflite.ArgMinOptionsEnd)(b)
+
+            code, otype = (BO.ARG_MAX, BOpt.ArgMaxOptions) if amax else (BO.ARG_MIN, BOpt.ArgMinOptions)
+            return self.opcode(code, 2), [ins[0], axis], outs, otype, opt
+
+        if k == "resize_bilinear":
+            size = self.const_tensor(f"{op.name}_size", np.asarray(y.shape[1:3], dtype=np.int32))
+            ac, hp = bool(a.get("align_corners", False)), bool(a.get("half_pixel_centers", False))
+
+            def opt(b: Any) -> int:
+                tflite.ResizeBilinearOptionsStart(b)
+                tflite.ResizeBilinearOptionsAddAlignCorners(b, ac)
+                tflite.ResizeBilinearOptionsAddHalfPixelCenters(b, hp)
+                return tflite.ResizeBilinearOptionsEnd(b)
+
+            return self.opcode(BO.RESIZE_BILINEAR, 3), [ins[0], size], outs, BOpt.ResizeBilinearOptions, opt
+
+        if k == "batch_matmul":  # adj_y = transpose_b; adj_x only as a writer attribute (imported as TRANSPOSE)
+            adj_x, adj_y = bool(a.get("adj_x", False)), bool(a.get("transpose_b", False))
+
+            def opt(b: Any) -> int:
+                tflite.BatchMatMulOptionsStart(b)
+                tflite.BatchMatMulOptionsAddAdjX(b, adj_x)
+                tflite.BatchMatMulOptionsAddAdjY(b, adj_y)
+                return tflite.BatchMatMulOptionsEnd(b)
+
+            return self.opcode(BO.BATCH_MATMUL, 4), ins, outs, BOpt.BatchMatMulOptions, opt
 
         raise WriterError(f"node {op.name}: op kind {k!r} has no TFLite writer")
 

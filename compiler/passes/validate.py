@@ -79,6 +79,8 @@ ARITY: dict[str, tuple[int, int]] = {
     "batch_matmul": (2, 2),
     "transpose": (1, 1),
     "slice": (1, 1),
+    **dict.fromkeys(("strided_slice", "depth_to_space", "space_to_depth", "reduce_sum", "reduce_max", "arg_max",
+                     "arg_min", "resize_bilinear"), (1, 1)),
 }
 _WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
