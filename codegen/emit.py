@@ -598,8 +598,8 @@ class _Emitter:
             calls.append({"dims": 0, "a": f"({a0}) + {oa}" if oa else a0, "b": f"({b0}) + {ob}" if ob else b0,
                           "y": f"({y0}) + {oy}" if oy else y0})
         c = self.kernel(i)  # the plan's call: mt_batch_matmul_s8[_dsp] or mt_batch_matmul_s16
-        return {"q": q, "dims": [dims], "calls": calls, "fn": c.name, "extra": f", {self.scratch_ptr(i)}" if c.dsp else "",
-                "ct": ct}
+        extra = f", {self.scratch_ptr(i)}" if c.dsp else ""
+        return {"q": q, "dims": [dims], "calls": calls, "fn": c.name, "extra": extra, "ct": ct}
 
     # -- token-plan stages (compiler.schedule.token): loops written by codegen/token.py ----------
     def op_token_embed(self, i: int, op: Op) -> dict[str, Any]:

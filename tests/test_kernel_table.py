@@ -68,7 +68,8 @@ def _models() -> list[Graph]:
     from compiler.vit_builder import ViTConfig, build_vit
 
     gs = [mobilenet_v2(0.35, 48, num_classes=4, n_calib=1)]
-    gs.append(build_vit(ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1)))
+    cfg = ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1)
+    gs.append(build_vit(cfg))
     paths = [MODELS / f"{m}.tflite" for m in ("kws_ref_model", "vww_96_int8")]
     gs += [load_model(p) for p in paths if p.exists()]
     return gs
