@@ -405,6 +405,18 @@ PORTABLE: dict[str, Callable[[Graph, Op], KernelCall]] = {
     "transpose": _named("mt_copy_strided_{s}"),
     "slice": _named("mt_copy_strided_{s}"),
     "reshape": lambda g, op: KernelCall(""),
+    "dequantize": lambda g, op: KernelCall(""),  # graph outputs only: the caller dequantizes
+    "elu": _named("mt_lut_s8"),
+    "strided_slice": _named("mt_copy_strided_{s}"),
+    "depth_to_space": _named("mt_copy_strided_{s}"),
+    "space_to_depth": _named("mt_copy_strided_{s}"),
+    "arg_max": _named("mt_arg_min_max_s8"),
+    "arg_min": _named("mt_arg_min_max_s8"),
+    "softmax": lambda g, op: KernelCall(
+        "mt_softmax_s8_s16" if (g.t(op.inputs[0]).dtype, g.t(op.outputs[0]).dtype) == ("int8", "int16")
+        else f"mt_softmax_{_sfx(g, op)}"
+    ),
+    "svdf": lambda g, op: KernelCall("mt_svdf_state8_s8" if g.t(op.inputs[2]).dtype == "int8" else "mt_svdf_s8"),
 }
 
 

@@ -186,3 +186,42 @@ def test_no_host_compiler_is_one_line(monkeypatch, tmp_path) -> None:
             hostlib.library()
     finally:
         hostlib.library.cache_clear()
+
+
+
+_WEIGHTED = ("conv2d", "depthwise_conv2d", "transpose_conv2d", "fully_connected", "lstm", "batch_matmul")
+
+
+def test_portable_names_are_the_declared_kernels() -> None:
+    """For every op/dtype scheme compiler/ops_support.py declares, the portable call the table
+    gives a one-op graph with the scheme's dtypes names one of the scheme's kernels (a kernel-less
+    scheme: no call or a view), and that kernel is declared in runtime_c/mt_nn.h."""
+    from compiler.ir import Graph, Op, QParams, Tensor
+    from compiler.kernels_table import portable_call
+    from compiler.ops_support import SUPPORT
+
+    declared = set(re.findall(r"\b(mt_[a-z0-9_]+)\s*\(", (ROOT / "runtime_c" / "mt_nn.h").read_text()))
+    checked = 0
+    for d in SUPPORT.values():
+        for s in d.schemes:
+            if d.ir in _WEIGHTED:  # their names depend on shapes and filters: test_rows_on_models_ask_c
+                continue
+            g = Graph("one_op")
+            names = []
+            for k, slot in enumerate((*s.inputs, *s.outputs)):
+                dt = slot.dtypes[0] if slot.dtypes else None
+                if dt is None:
+                    names.append("")
+                    continue
+                q = QParams(np.float32(0.05), 0) if dt in ("int8", "int16", "uint8") else None
+                names.append(g.add_tensor(Tensor(f"t{k}", (1, 4, 4, 4), dt, q)).name)
+            ins, outs = names[: len(s.inputs)], names[len(s.inputs):]
+            if not outs or not outs[0] or not ins or not ins[0]:
+                continue
+            c = portable_call(g, Op(d.ir, "op", ins, outs, {}))
+            if not s.kernels:
+                assert c.name == "" or c.name.startswith("mt_"), (d.op, s.name, c.name)
+                continue
+            assert c.name in s.kernels and c.name in declared, (d.op, s.name, c.name, s.kernels)
+            checked += 1
+    assert checked > 40
