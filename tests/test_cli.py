@@ -108,16 +108,16 @@ def test_float_model_refused(tmp_path, capsys) -> None:
 
 
 def test_unsupported_op_names_node_and_supported_list(tmp_path, capsys, monkeypatch) -> None:
-    # write a LOGISTIC op under the NEG builtin code: a real TFLite op microtile does not support
-    monkeypatch.setattr(tflite_writer.BO, "LOGISTIC", tflite_writer.BO.NEG)
-    path = tmp_path / "neg.tflite"
+    # write a LOGISTIC op under the LOG builtin code: a real TFLite op microtile does not support
+    monkeypatch.setattr(tflite_writer.BO, "LOGISTIC", tflite_writer.BO.LOG)
+    path = tmp_path / "log.tflite"
     path.write_bytes(write_tflite(_tiny_int8_graph("logistic")))
     monkeypatch.undo()
     rc, _, err = _run(capsys, "compile", str(path), "--out", str(tmp_path / "o"))
     assert rc == 2
     line = _one_error_line(err)
-    assert "unsupported op NEG" in line
-    assert "op1_neg" in line  # the node
+    assert "unsupported op LOG" in line
+    assert "op1_log" in line  # the node
     assert "CONV_2D" in line and "SOFTMAX" in line  # the supported list
     assert not (tmp_path / "o").exists()
 
