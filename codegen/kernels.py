@@ -259,6 +259,8 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
         return _choose_bmm(g, op)
     if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
         return None
+    if g.t(op.inputs[0]).dtype == "int16":
+        return _choose_s16(g, op)
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     if x.dtype != "int8" or y.dtype != "int8" or g.t(op.inputs[1]).data is None:
         return None
@@ -341,8 +343,31 @@ def _choose_bmm(g: Graph, op: Op) -> KernelChoice | None:
     return KernelChoice("mt_batch_matmul_s8_dsp", "batch_matmul", 16 * _groups(k), False, 0)
 
 
+def _choose_s16(g: Graph, op: Op) -> KernelChoice | None:
+    """16x8 conv / depthwise / FC: mt_conv_s16_dsp, mt_depthwise_conv_s16_dsp,
+    mt_fully_connected_s16_dsp (runtime_c/mt_nn_fast.h): the portable kernels' arguments and
+    bytes for every input (int32 SMLAD partials flushed into int64 before they can overflow, the
+    portable requantization), the filter as in the model (no packed copy: filter_bytes 0).
+    Scratch as their C *_get_buffer_size: conv 24 B per group of 4 reduction values, FC 8 B per
+    group of 4 inputs, depthwise none (depth multiplier 1, at most 511 taps, else portable)."""
+    w = g.t(op.inputs[1])
+    if w.data is None or g.t(op.outputs[0]).dtype != "int16":
+        return None
+    if op.kind == "conv2d":
+        o, kh, kw, ic = w.shape
+        return KernelChoice("mt_conv_s16_dsp", "conv2d_s16", 24 * _groups(kh * kw * ic), False, 0)
+    if op.kind == "depthwise_conv2d":
+        _, kh, kw, _ = w.shape
+        if int(op.attrs.get("depth_multiplier", 1)) != 1 or kh * kw > 511:
+            return None
+        return KernelChoice("mt_depthwise_conv_s16_dsp", "depthwise_conv2d_s16", 0, False, 0)
+    if int(lower(g, op).get("weights_offset", 0)) != 0:
+        return None
+    return KernelChoice("mt_fully_connected_s16_dsp", "fully_connected_s16", 8 * _groups(w.shape[1]), False, 0)
+
+
 def packed_bytes(g: Graph, op: Op, wide: bool) -> int:
-    if op.kind in ("add", "batch_matmul"):
+    if op.kind in ("add", "batch_matmul") or g.t(op.inputs[0]).dtype == "int16":  # 16x8: the model's filter
         return 0
     w, _ = _conv_parts(g, op)
     if op.kind == "conv2d":

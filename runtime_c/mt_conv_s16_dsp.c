@@ -23,7 +23,7 @@
  * Without the DSP extension (and MT_EMULATE_ACLE) it is mt_conv_s16.
  */
 #include "mt_simd.h"
-#include "mt_quant.h"
+#include "mt_s16_dsp.h"
 
 int32_t mt_conv_s16_dsp_get_buffer_size(const mt_dims *fd)
 {
@@ -31,32 +31,6 @@ int32_t mt_conv_s16_dsp_get_buffer_size(const mt_dims *fd)
 }
 
 #if MT_SIMD
-
-/* groups of 4 products per int32 partial between flushes: 4 * 127 * 2^22 < 2^31 (see above) */
-#define MT_S16_FLUSH_GROUPS 127
-
-/* The last r (1..3) weights of a row as one word, zero-padded. */
-MT_INLINE int32_t tail_word(const int8_t *w, int32_t r)
-{
-    uint32_t v = 0;
-    for (int32_t i = 0; i < r; ++i) {
-        v |= (uint32_t)(uint8_t)w[i] << (8 * i);
-    }
-    return (int32_t)v;
-}
-
-/* n int16 (n = 4 * groups) to the column layout: (a0 | a2 << 16), (a1 | a3 << 16) per group,
- * the next group `step` words further. */
-MT_INLINE void pack_s16(const int16_t *src, int32_t groups, int32_t *dst, int32_t step)
-{
-    for (; groups > 0; --groups, src += 4, dst += step) {
-        uint32_t lo, hi;
-        memcpy(&lo, src, 4);
-        memcpy(&hi, src + 2, 4);
-        dst[0] = (int32_t)((lo & 0xFFFFu) | (hi << 16));
-        dst[1] = (int32_t)((lo >> 16) | (hi & 0xFFFF0000u));
-    }
-}
 
 static inline void zero_groups(int32_t *dst, int32_t groups)
 {
@@ -84,7 +58,7 @@ static void im2col(const mt_conv_params *p, const int16_t *in, const mt_view *in
                 zero_groups(dst, (kw * ic) >> 2);
                 dst += kw * ic;
             } else if (row_run) {
-                pack_s16(row + ix0 * cs, (kw * ic) >> 2, dst, 4);
+                mt_s16_pack(row + ix0 * cs, (kw * ic) >> 2, dst, 4);
                 dst += kw * ic;
             } else {
                 for (int32_t kx = 0; kx < kw; ++kx, dst += ic) {
@@ -92,7 +66,7 @@ static void im2col(const mt_conv_params *p, const int16_t *in, const mt_view *in
                     if (ix < 0 || ix >= in_v->w) {
                         zero_groups(dst, ic >> 2);
                     } else {
-                        pack_s16(row + ix * cs, ic >> 2, dst, 4);
+                        mt_s16_pack(row + ix * cs, ic >> 2, dst, 4);
                     }
                 }
             }
@@ -124,91 +98,121 @@ static void im2col(const mt_conv_params *p, const int16_t *in, const mt_view *in
     for (; n & 3; ++n) {
         gather[n] = 0;
     }
-    pack_s16(gather, n >> 2, dst, 4);
+    mt_s16_pack(gather, n >> 2, dst, 4);
 }
 
-/* Two channels (filter rows w0, w1 of k values) x the two columns: s[2 * ch + px]. */
-static void dot_2x2(const int32_t *x, int32_t k, const int8_t *w0, const int8_t *w1, int64_t *s)
+/* Two channels (filter rows w0, w1) x the two columns over n >= 1 whole groups into int32
+ * partials a[2 * ch + px] (n <= MT_S16_FLUSH_GROUPS, less any group the caller adds after). */
+MT_INLINE void chunk_2x2(const int32_t *x, int32_t n, const int8_t *w0, const int8_t *w1, int32_t *a)
 {
-    int64_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    int32_t groups = k >> 2;
-    while (groups > 0) {
-        int32_t n = groups < MT_S16_FLUSH_GROUPS ? groups : MT_S16_FLUSH_GROUPS;
-        groups -= n;
-        int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-        do {
-            const int32_t x0a = x[0], x0b = x[1], x1a = x[2], x1b = x[3];
-            x += 4;
-            int32_t wv = mt_read_s8x4(w0);
-            w0 += 4;
-            int32_t wl = mt_sxtb16(wv), wh = mt_sxtb16_ror8(wv);
-            a00 = __smlad(x0a, wl, a00);
-            a01 = __smlad(x1a, wl, a01);
-            a00 = __smlad(x0b, wh, a00);
-            a01 = __smlad(x1b, wh, a01);
-            wv = mt_read_s8x4(w1);
-            w1 += 4;
-            wl = mt_sxtb16(wv);
-            wh = mt_sxtb16_ror8(wv);
-            a10 = __smlad(x0a, wl, a10);
-            a11 = __smlad(x1a, wl, a11);
-            a10 = __smlad(x0b, wh, a10);
-            a11 = __smlad(x1b, wh, a11);
-        } while (--n > 0);
-        s00 += a00;
-        s01 += a01;
-        s10 += a10;
-        s11 += a11;
-    }
-    const int32_t r = k & 3;
-    if (r != 0) { /* one more group: 4 products, |sum| <= 2^24 */
-        int32_t wl = mt_sxtb16(tail_word(w0, r)), wh = mt_sxtb16_ror8(tail_word(w0, r));
-        s00 += __smlad(x[1], wh, __smlad(x[0], wl, 0));
-        s01 += __smlad(x[3], wh, __smlad(x[2], wl, 0));
-        wl = mt_sxtb16(tail_word(w1, r));
-        wh = mt_sxtb16_ror8(tail_word(w1, r));
-        s10 += __smlad(x[1], wh, __smlad(x[0], wl, 0));
-        s11 += __smlad(x[3], wh, __smlad(x[2], wl, 0));
-    }
-    s[0] = s00;
-    s[1] = s01;
-    s[2] = s10;
-    s[3] = s11;
+    int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
+    do {
+        const int32_t x0a = x[0], x0b = x[1], x1a = x[2], x1b = x[3];
+        x += 4;
+        int32_t wv = mt_read_s8x4(w0);
+        w0 += 4;
+        int32_t wl = mt_sxtb16(wv), wh = mt_sxtb16_ror8(wv);
+        a00 = __smlad(x0a, wl, a00);
+        a01 = __smlad(x1a, wl, a01);
+        a00 = __smlad(x0b, wh, a00);
+        a01 = __smlad(x1b, wh, a01);
+        wv = mt_read_s8x4(w1);
+        w1 += 4;
+        wl = mt_sxtb16(wv);
+        wh = mt_sxtb16_ror8(wv);
+        a10 = __smlad(x0a, wl, a10);
+        a11 = __smlad(x1a, wl, a11);
+        a10 = __smlad(x0b, wh, a10);
+        a11 = __smlad(x1b, wh, a11);
+    } while (--n > 0);
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a10;
+    a[3] = a11;
 }
 
-/* One channel x the two columns: s[px]. */
-static void dot_1x2(const int32_t *x, int32_t k, const int8_t *w0, int64_t *s)
+/* The last r (1..3) reduction values of channels w0 (and w1 unless NULL) x the two columns
+ * (group g of x), added to a[]: 4 products each, |sum| <= 2^24. */
+MT_INLINE void tail_2x2(const int32_t *x, int32_t r, const int8_t *w0, const int8_t *w1, int32_t *a)
 {
-    int64_t s00 = 0, s01 = 0;
-    int32_t groups = k >> 2;
-    while (groups > 0) {
-        int32_t n = groups < MT_S16_FLUSH_GROUPS ? groups : MT_S16_FLUSH_GROUPS;
-        groups -= n;
-        int32_t a00 = 0, a01 = 0;
-        do {
-            const int32_t wv = mt_read_s8x4(w0);
-            w0 += 4;
-            const int32_t wl = mt_sxtb16(wv), wh = mt_sxtb16_ror8(wv);
-            a00 = __smlad(x[0], wl, a00);
-            a01 = __smlad(x[2], wl, a01);
-            a00 = __smlad(x[1], wh, a00);
-            a01 = __smlad(x[3], wh, a01);
-            x += 4;
-        } while (--n > 0);
-        s00 += a00;
-        s01 += a01;
+    int32_t v = mt_s16_tail_word(w0, r);
+    a[0] = __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), a[0]));
+    a[1] = __smlad(x[3], mt_sxtb16_ror8(v), __smlad(x[2], mt_sxtb16(v), a[1]));
+    if (w1 != 0) {
+        v = mt_s16_tail_word(w1, r);
+        a[2] = __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), a[2]));
+        a[3] = __smlad(x[3], mt_sxtb16_ror8(v), __smlad(x[2], mt_sxtb16(v), a[3]));
     }
-    const int32_t r = k & 3;
-    if (r != 0) {
-        const int32_t wl = mt_sxtb16(tail_word(w0, r)), wh = mt_sxtb16_ror8(tail_word(w0, r));
-        s00 += __smlad(x[1], wh, __smlad(x[0], wl, 0));
-        s01 += __smlad(x[3], wh, __smlad(x[2], wl, 0));
-    }
-    s[0] = s00;
-    s[1] = s01;
 }
 
-/* mt_conv_s16's requantization of one accumulator of channel oc. */
+/* One channel x the two columns over n >= 1 whole groups into a[0], a[1]. */
+MT_INLINE void chunk_1x2(const int32_t *x, int32_t n, const int8_t *w0, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1];
+    do {
+        const int32_t wv = mt_read_s8x4(w0);
+        w0 += 4;
+        const int32_t wl = mt_sxtb16(wv), wh = mt_sxtb16_ror8(wv);
+        a00 = __smlad(x[0], wl, a00);
+        a01 = __smlad(x[2], wl, a01);
+        a00 = __smlad(x[1], wh, a00);
+        a01 = __smlad(x[3], wh, a01);
+        x += 4;
+    } while (--n > 0);
+    a[0] = a00;
+    a[1] = a01;
+}
+
+/* The exact int64 sums s[2 * ch + px] of channels w0, w1 (w1 NULL: one channel, s[0], s[1]) over
+ * k reduction values, flushing the int32 partials every MT_S16_FLUSH_GROUPS groups. */
+static void dot_long(const int32_t *x, int32_t k, const int8_t *w0, const int8_t *w1, int64_t *s)
+{
+    int32_t groups = k >> 2;
+    s[0] = s[1] = s[2] = s[3] = 0;
+    while (groups > 0) {
+        const int32_t n = groups < MT_S16_FLUSH_GROUPS ? groups : MT_S16_FLUSH_GROUPS;
+        int32_t a[4] = {0, 0, 0, 0};
+        if (w1 != 0) {
+            chunk_2x2(x, n, w0, w1, a);
+            w1 += 4 * n;
+        } else {
+            chunk_1x2(x, n, w0, a);
+        }
+        x += 4 * n;
+        w0 += 4 * n;
+        groups -= n;
+        for (int32_t j = 0; j < 4; ++j) {
+            s[j] += a[j];
+        }
+    }
+    if (k & 3) {
+        int32_t a[4] = {0, 0, 0, 0};
+        tail_2x2(x, k & 3, w0, w1, a);
+        for (int32_t j = 0; j < 4; ++j) {
+            s[j] += a[j];
+        }
+    }
+}
+
+/* The exact sums of channels w0, w1 (w1 NULL: one) as int32 when k <= 4 * MT_S16_FLUSH_GROUPS:
+ * at most 508 products each. */
+MT_INLINE void dot_short(const int32_t *x, int32_t k, const int8_t *w0, const int8_t *w1, int32_t *a)
+{
+    a[0] = a[1] = a[2] = a[3] = 0;
+    const int32_t groups = k >> 2;
+    if (groups > 0) {
+        if (w1 != 0) {
+            chunk_2x2(x, groups, w0, w1, a);
+        } else {
+            chunk_1x2(x, groups, w0, a);
+        }
+    }
+    if (k & 3) {
+        tail_2x2(x + 4 * groups, k & 3, w0 + 4 * groups, w1 != 0 ? w1 + 4 * groups : 0, a);
+    }
+}
+
+/* mt_conv_s16's requantization of channel oc (same value for every input). */
 MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_conv_params *p, const mt_pc_quant *q,
                           const int64_t *bias64, const int32_t *bias32)
 {
@@ -216,10 +220,38 @@ MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_conv_params *p, cons
     if (bias32 != 0) {
         v = mt_mbqm(mt_wrap32(acc + bias32[oc]), q->multiplier[oc], q->shift[oc]);
     } else {
-        v = mt_mbqm64(acc + (bias64 != 0 ? bias64[oc] : 0), q->multiplier[oc], q->shift[oc]);
+        v = mt_s16_mbqm64(acc + (bias64 != 0 ? bias64[oc] : 0), q->multiplier[oc], q->shift[oc]);
     }
     v += p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);
+}
+
+/* Channels oc (and oc + 1 when two_ch) of both pixels (o1 NULL: the first only). */
+static void block(const int32_t *cols, int32_t k, const int8_t *filter, int32_t oc, int32_t two_ch,
+                  const mt_conv_params *p, const mt_pc_quant *q, const int64_t *bias64, const int32_t *bias32,
+                  int16_t *o0, int16_t *o1)
+{
+    const int8_t *w0 = filter + oc * k, *w1 = two_ch ? w0 + k : 0;
+    int64_t s[4];
+    if (k <= 4 * MT_S16_FLUSH_GROUPS) {
+        int32_t a[4];
+        dot_short(cols, k, w0, w1, a);
+        for (int32_t j = 0; j < 4; ++j) {
+            s[j] = a[j];
+        }
+    } else {
+        dot_long(cols, k, w0, w1, s);
+    }
+    o0[oc] = requant(s[0], oc, p, q, bias64, bias32);
+    if (o1 != 0) {
+        o1[oc] = requant(s[1], oc, p, q, bias64, bias32);
+    }
+    if (two_ch) {
+        o0[oc + 1] = requant(s[2], oc + 1, p, q, bias64, bias32);
+        if (o1 != 0) {
+            o1[oc + 1] = requant(s[3], oc + 1, p, q, bias64, bias32);
+        }
+    }
 }
 
 #endif /* MT_SIMD */
@@ -251,23 +283,8 @@ mt_status mt_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *q, const i
         }
         int16_t *o0 = out + oy * out_v->row_stride + ox * out_v->col_stride;
         int16_t *o1 = two ? out + oy1 * out_v->row_stride + ox1 * out_v->col_stride : 0;
-        int64_t s[4];
-        int32_t oc = 0;
-        for (; oc + 2 <= oc_n; oc += 2) {
-            dot_2x2(cols, k, filter + oc * k, filter + (oc + 1) * k, s);
-            o0[oc] = requant(s[0], oc, p, q, bias64, bias32);
-            o0[oc + 1] = requant(s[2], oc + 1, p, q, bias64, bias32);
-            if (o1 != 0) {
-                o1[oc] = requant(s[1], oc, p, q, bias64, bias32);
-                o1[oc + 1] = requant(s[3], oc + 1, p, q, bias64, bias32);
-            }
-        }
-        if (oc < oc_n) {
-            dot_1x2(cols, k, filter + oc * k, s);
-            o0[oc] = requant(s[0], oc, p, q, bias64, bias32);
-            if (o1 != 0) {
-                o1[oc] = requant(s[1], oc, p, q, bias64, bias32);
-            }
+        for (int32_t oc = 0; oc < oc_n; oc += 2) {
+            block(cols, k, filter, oc, oc + 1 < oc_n, p, q, bias64, bias32, o0, o1);
         }
         oy = ox1 + 1 < out_v->w ? oy1 : oy1 + 1;
         ox = ox1 + 1 < out_v->w ? ox1 + 1 : 0;

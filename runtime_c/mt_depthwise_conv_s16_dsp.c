@@ -12,7 +12,7 @@
  * (own code).
  */
 #include "mt_simd.h"
-#include "mt_quant.h"
+#include "mt_s16_dsp.h"
 
 #define MT_DW_S16_MAX_TAPS 511 /* 511 * 2^22 < 2^31 */
 
@@ -45,7 +45,7 @@ MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_conv_params *p, cons
     if (bias != 0) {
         acc += bias[oc];
     }
-    const int32_t v = mt_mbqm64(acc, q->multiplier[oc], q->shift[oc]) + p->output_offset;
+    const int32_t v = mt_s16_mbqm64(acc, q->multiplier[oc], q->shift[oc]) + p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);
 }
 #endif

@@ -15,7 +15,7 @@
  * mt_fully_connected_s16.
  */
 #include "mt_simd.h"
-#include "mt_quant.h"
+#include "mt_s16_dsp.h"
 
 int32_t mt_fully_connected_s16_dsp_get_buffer_size(int32_t in_features)
 {
@@ -23,17 +23,6 @@ int32_t mt_fully_connected_s16_dsp_get_buffer_size(int32_t in_features)
 }
 
 #if MT_SIMD
-
-#define MT_S16_FLUSH_GROUPS 127 /* 4 * 127 * 2^22 < 2^31 (see above) */
-
-MT_INLINE int32_t tail_word(const int8_t *w, int32_t r)
-{
-    uint32_t v = 0;
-    for (int32_t i = 0; i < r; ++i) {
-        v |= (uint32_t)(uint8_t)w[i] << (8 * i);
-    }
-    return (int32_t)v;
-}
 
 /* Rows w, w + k, w + 2k, w + 3k against the packed row x: s[0..3]. */
 static void dot_4(const int32_t *x, int32_t k, const int8_t *w, int64_t *s)
@@ -72,13 +61,13 @@ static void dot_4(const int32_t *x, int32_t k, const int8_t *w, int64_t *s)
     }
     const int32_t r = k & 3;
     if (r != 0) { /* 4 products, |sum| <= 2^24 */
-        int32_t v = tail_word(w0, r);
+        int32_t v = mt_s16_tail_word(w0, r);
         s0 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
-        v = tail_word(w1, r);
+        v = mt_s16_tail_word(w1, r);
         s1 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
-        v = tail_word(w2, r);
+        v = mt_s16_tail_word(w2, r);
         s2 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
-        v = tail_word(w3, r);
+        v = mt_s16_tail_word(w3, r);
         s3 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
     }
     s[0] = s0;
@@ -106,7 +95,7 @@ static int64_t dot_1(const int32_t *x, int32_t k, const int8_t *w)
     }
     const int32_t r = k & 3;
     if (r != 0) {
-        const int32_t v = tail_word(w, r);
+        const int32_t v = mt_s16_tail_word(w, r);
         s += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
     }
     return s;
@@ -120,7 +109,7 @@ MT_INLINE int16_t requant(int64_t acc, int32_t o, const mt_fc_params *p, const m
     if (bias32 != 0) {
         v = mt_mbqm(mt_wrap32(acc + bias32[o]), q->multiplier[qi], q->shift[qi]);
     } else {
-        v = mt_mbqm64(acc + (bias64 != 0 ? bias64[o] : 0), q->multiplier[qi], q->shift[qi]);
+        v = mt_s16_mbqm64(acc + (bias64 != 0 ? bias64[o] : 0), q->multiplier[qi], q->shift[qi]);
     }
     v += p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);

@@ -1,0 +1,52 @@
+/* Internal helpers of the 16x8 DSP kernels (mt_conv_s16_dsp.c, mt_depthwise_conv_s16_dsp.c,
+ * mt_fully_connected_s16_dsp.c); not API. Include after mt_simd.h. */
+#ifndef MT_S16_DSP_H
+#define MT_S16_DSP_H
+
+#include "mt_quant.h"
+#include "mt_simd.h"
+
+/* Groups of 4 reduction values an int32 SMLAD partial takes before it is added into int64:
+ * |x * w| <= 2^15 * 2^7 = 2^22, so 4 * 127 = 508 products give |sum| <= 2,130,706,432 < 2^31 - 1
+ * (every intermediate SMLAD value is the sum of a subset, so none overflows either). */
+#define MT_S16_FLUSH_GROUPS 127
+
+/* The last r (1..3) int8 weights of a row as one word, zero-padded (never reads past the row). */
+MT_INLINE int32_t mt_s16_tail_word(const int8_t *w, int32_t r)
+{
+    uint32_t v = 0;
+    for (int32_t i = 0; i < r; ++i) {
+        v |= (uint32_t)(uint8_t)w[i] << (8 * i);
+    }
+    return (int32_t)v;
+}
+
+/* 4 * groups int16 into SMLAD order against SXTB16-widened int8 words: per group (a0 a1 a2 a3)
+ * the words (a0 | a2 << 16), (a1 | a3 << 16) (PKHBT / PKHTB), the next group `step` words on. */
+MT_INLINE void mt_s16_pack(const int16_t *src, int32_t groups, int32_t *dst, int32_t step)
+{
+    for (; groups > 0; --groups, src += 4, dst += step) {
+        uint32_t lo, hi;
+        memcpy(&lo, src, 4);
+        memcpy(&hi, src + 2, 4);
+        dst[0] = (int32_t)((lo & 0xFFFFu) | (hi << 16));
+        dst[1] = (int32_t)((lo >> 16) | (hi & 0xFFFF0000u));
+    }
+}
+
+/* mt_mbqm64(v, multiplier, shift) (TFLite's 64-bit MultiplyByQuantizedMultiplier), the same
+ * value for every input: when v fits int32 (the common case) the product by the 15-bit
+ * multiplier is one SMLAL onto the rounding constant (|v * reduced| < 2^46), else mt_mbqm64. */
+MT_INLINE int32_t mt_s16_mbqm64(int64_t v, int32_t multiplier, int32_t shift)
+{
+    const int32_t v32 = mt_wrap32(v);
+    if ((int64_t)v32 != v) {
+        return mt_mbqm64(v, multiplier, shift);
+    }
+    const int32_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total = 15 - shift;
+    const int64_t r = (int64_t)v32 * reduced + ((int64_t)1 << (total - 1));
+    return mt_wrap32(r >> total);
+}
+
+#endif /* MT_S16_DSP_H */
