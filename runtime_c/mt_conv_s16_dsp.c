@@ -212,15 +212,16 @@ MT_INLINE void dot_short(const int32_t *x, int32_t k, const int8_t *w0, const in
     }
 }
 
-/* mt_conv_s16's requantization of channel oc (same value for every input). */
-MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_conv_params *p, const mt_pc_quant *q,
+/* mt_conv_s16's requantization of channel oc (the same value for every input): with an int32
+ * bias the double-rounding mt_mbqm of the wrapped sum, else mt_mbqm64 (mt_s16_rq_apply). */
+MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_s16_rq *r, const mt_conv_params *p,
                           const int64_t *bias64, const int32_t *bias32)
 {
     int32_t v;
     if (bias32 != 0) {
-        v = mt_mbqm(mt_wrap32(acc + bias32[oc]), q->multiplier[oc], q->shift[oc]);
+        v = mt_mbqm(mt_wrap32(acc + bias32[oc]), r->mult, r->shift);
     } else {
-        v = mt_s16_mbqm64(acc + (bias64 != 0 ? bias64[oc] : 0), q->multiplier[oc], q->shift[oc]);
+        v = mt_s16_rq_apply(acc + (bias64 != 0 ? bias64[oc] : 0), r);
     }
     v += p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);
@@ -242,14 +243,16 @@ static void block(const int32_t *cols, int32_t k, const int8_t *filter, int32_t 
     } else {
         dot_long(cols, k, w0, w1, s);
     }
-    o0[oc] = requant(s[0], oc, p, q, bias64, bias32);
+    mt_s16_rq r = mt_s16_rq_of(q->multiplier[oc], q->shift[oc]);
+    o0[oc] = requant(s[0], oc, &r, p, bias64, bias32);
     if (o1 != 0) {
-        o1[oc] = requant(s[1], oc, p, q, bias64, bias32);
+        o1[oc] = requant(s[1], oc, &r, p, bias64, bias32);
     }
     if (two_ch) {
-        o0[oc + 1] = requant(s[2], oc + 1, p, q, bias64, bias32);
+        r = mt_s16_rq_of(q->multiplier[oc + 1], q->shift[oc + 1]);
+        o0[oc + 1] = requant(s[2], oc + 1, &r, p, bias64, bias32);
         if (o1 != 0) {
-            o1[oc + 1] = requant(s[3], oc + 1, p, q, bias64, bias32);
+            o1[oc + 1] = requant(s[3], oc + 1, &r, p, bias64, bias32);
         }
     }
 }

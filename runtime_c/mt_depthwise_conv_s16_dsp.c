@@ -45,7 +45,8 @@ MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_conv_params *p, cons
     if (bias != 0) {
         acc += bias[oc];
     }
-    const int32_t v = mt_s16_mbqm64(acc, q->multiplier[oc], q->shift[oc]) + p->output_offset;
+    const mt_s16_rq r = mt_s16_rq_of(q->multiplier[oc], q->shift[oc]);
+    const int32_t v = mt_s16_rq_apply(acc, &r) + p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);
 }
 #endif

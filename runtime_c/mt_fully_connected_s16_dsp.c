@@ -109,7 +109,8 @@ MT_INLINE int16_t requant(int64_t acc, int32_t o, const mt_fc_params *p, const m
     if (bias32 != 0) {
         v = mt_mbqm(mt_wrap32(acc + bias32[o]), q->multiplier[qi], q->shift[qi]);
     } else {
-        v = mt_s16_mbqm64(acc + (bias64 != 0 ? bias64[o] : 0), q->multiplier[qi], q->shift[qi]);
+        const mt_s16_rq rq = mt_s16_rq_of(q->multiplier[qi], q->shift[qi]);
+        v = mt_s16_rq_apply(acc + (bias64 != 0 ? bias64[o] : 0), &rq);
     }
     v += p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);

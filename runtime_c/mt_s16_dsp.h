@@ -34,19 +34,42 @@ MT_INLINE void mt_s16_pack(const int16_t *src, int32_t groups, int32_t *dst, int
     }
 }
 
-/* mt_mbqm64(v, multiplier, shift) (TFLite's 64-bit MultiplyByQuantizedMultiplier), the same
- * value for every input: when v fits int32 (the common case) the product by the 15-bit
- * multiplier is one SMLAL onto the rounding constant (|v * reduced| < 2^46), else mt_mbqm64. */
-MT_INLINE int32_t mt_s16_mbqm64(int64_t v, int32_t multiplier, int32_t shift)
+/* mt_mbqm64 (TFLite's 64-bit MultiplyByQuantizedMultiplier) of one channel, prepared once:
+ * reduced = the multiplier rounded to 15 bits, total = 15 - shift (>= 1), round = 2^(total-1). */
+typedef struct {
+    int32_t mult, shift;
+    int32_t reduced, total;
+    int64_t round;
+} mt_s16_rq;
+
+MT_INLINE mt_s16_rq mt_s16_rq_of(int32_t multiplier, int32_t shift)
+{
+    mt_s16_rq r;
+    r.mult = multiplier;
+    r.shift = shift;
+    r.reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    r.total = 15 - shift;
+    r.round = (int64_t)1 << (r.total - 1);
+    return r;
+}
+
+/* mt_mbqm64(v, r->mult, r->shift), the same value for every input: when v fits int32 (the
+ * common case) t = v * reduced + round is one SMLAL (|t| < 2^46 + 2^62) and the wrapped t >> total
+ * is read from its two words (lo >> total | hi << (32 - total), or hi >> (total - 32)); else
+ * mt_mbqm64 itself. */
+MT_INLINE int32_t mt_s16_rq_apply(int64_t v, const mt_s16_rq *r)
 {
     const int32_t v32 = mt_wrap32(v);
     if ((int64_t)v32 != v) {
-        return mt_mbqm64(v, multiplier, shift);
+        return mt_mbqm64(v, r->mult, r->shift);
     }
-    const int32_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
-    const int32_t total = 15 - shift;
-    const int64_t r = (int64_t)v32 * reduced + ((int64_t)1 << (total - 1));
-    return mt_wrap32(r >> total);
+    const int64_t t = (int64_t)v32 * r->reduced + r->round;
+    const uint32_t lo = (uint32_t)((uint64_t)t & 0xFFFFFFFFu);
+    const int32_t hi = (int32_t)(t >> 32);
+    if (r->total < 32) {
+        return (int32_t)((lo >> r->total) | ((uint32_t)hi << (32 - r->total)));
+    }
+    return hi >> (r->total - 32);
 }
 
 #endif /* MT_S16_DSP_H */
