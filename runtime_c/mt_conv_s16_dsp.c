@@ -237,6 +237,18 @@ static void block(const int32_t *cols, int32_t k, const int8_t *filter, int32_t 
     if (k <= 4 * MT_S16_FLUSH_GROUPS) {
         int32_t a[4];
         dot_short(cols, k, w0, w1, a);
+        if (bias32 == 0) { /* the exact int32 sums, the bias folded into the rounding constant */
+            const int32_t lo = p->act_min, hi = p->act_max, zp = p->output_offset;
+            for (int32_t j = 0; j < (two_ch ? 2 : 1); ++j) {
+                const mt_s16_rqb r =
+                    mt_s16_rqb_of(q->multiplier[oc + j], q->shift[oc + j], bias64 != 0 ? bias64[oc + j] : 0);
+                o0[oc + j] = (int16_t)mt_clamp(mt_s16_rqb_apply(a[2 * j], &r) + zp, lo, hi);
+                if (o1 != 0) {
+                    o1[oc + j] = (int16_t)mt_clamp(mt_s16_rqb_apply(a[2 * j + 1], &r) + zp, lo, hi);
+                }
+            }
+            return;
+        }
         for (int32_t j = 0; j < 4; ++j) {
             s[j] = a[j];
         }

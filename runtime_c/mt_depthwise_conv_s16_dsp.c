@@ -39,14 +39,12 @@ MT_INLINE int32_t read_s16x2(const int16_t *p)
     return v;
 }
 
-MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_conv_params *p, const mt_pc_quant *q,
+/* mt_depthwise_conv_s16's requantization of the exact int32 sum of channel oc. */
+MT_INLINE int16_t requant(int32_t acc, int32_t oc, const mt_conv_params *p, const mt_pc_quant *q,
                           const int64_t *bias)
 {
-    if (bias != 0) {
-        acc += bias[oc];
-    }
-    const mt_s16_rq r = mt_s16_rq_of(q->multiplier[oc], q->shift[oc]);
-    const int32_t v = mt_s16_rq_apply(acc, &r) + p->output_offset;
+    const mt_s16_rqb r = mt_s16_rqb_of(q->multiplier[oc], q->shift[oc], bias != 0 ? bias[oc] : 0);
+    const int32_t v = mt_s16_rqb_apply(acc, &r) + p->output_offset;
     return (int16_t)mt_clamp(v, p->act_min, p->act_max);
 }
 #endif
@@ -65,18 +63,23 @@ mt_status mt_depthwise_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *
         return mt_depthwise_conv_s16(p, q, depth_multiplier, in, in_v, filter, fd, bias, out, out_v);
     }
     const int32_t kw = fd->w, ch = fd->c, c4 = ch & ~3, cs = in_v->col_stride;
-    const int32_t dh = p->dilation_h, dw = p->dilation_w;
-    for (int32_t oy = 0; oy < out_v->h; ++oy) {
-        const int32_t iy0 = oy * p->stride_h - p->pad.top;
-        int32_t ky0, ky1;
-        valid_range(iy0, dh, in_v->h, fd->h, &ky0, &ky1);
-        for (int32_t ox = 0; ox < out_v->w; ++ox) {
-            const int32_t ix0 = ox * p->stride_w - p->pad.left;
-            int32_t kx0, kx1;
-            valid_range(ix0, dw, in_v->w, kw, &kx0, &kx1);
-            int16_t *o = out + oy * out_v->row_stride + ox * out_v->col_stride;
-            const int32_t off0 = iy0 * in_v->row_stride + ix0 * cs; /* may be negative: indices only */
-            for (int32_t c = 0; c < c4; c += 4) {
+    const int32_t dh = p->dilation_h, dw = p->dilation_w, zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    /* four channels at a time over every pixel: their requantization records are prepared once */
+    for (int32_t c = 0; c < c4; c += 4) {
+        mt_s16_rqb r[4];
+        for (int32_t j = 0; j < 4; ++j) {
+            r[j] = mt_s16_rqb_of(q->multiplier[c + j], q->shift[c + j], bias != 0 ? bias[c + j] : 0);
+        }
+        for (int32_t oy = 0; oy < out_v->h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad.top;
+            int32_t ky0, ky1;
+            valid_range(iy0, dh, in_v->h, fd->h, &ky0, &ky1);
+            int16_t *o = out + oy * out_v->row_stride + c;
+            for (int32_t ox = 0; ox < out_v->w; ++ox, o += out_v->col_stride) {
+                const int32_t ix0 = ox * p->stride_w - p->pad.left;
+                int32_t kx0, kx1;
+                valid_range(ix0, dw, in_v->w, kw, &kx0, &kx1);
+                const int32_t off0 = iy0 * in_v->row_stride + ix0 * cs; /* may be negative: indices only */
                 int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
                 for (int32_t ky = ky0; ky < ky1; ++ky) {
                     const int16_t *x = in + (off0 + ky * dh * in_v->row_stride + kx0 * dw * cs + c);
@@ -91,12 +94,23 @@ mt_status mt_depthwise_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *
                         a3 = __smlatt(x23, wh, a3);
                     }
                 }
-                o[c] = requant(a0, c, p, q, bias);
-                o[c + 1] = requant(a1, c + 1, p, q, bias);
-                o[c + 2] = requant(a2, c + 2, p, q, bias);
-                o[c + 3] = requant(a3, c + 3, p, q, bias);
+                o[0] = (int16_t)mt_clamp(mt_s16_rqb_apply(a0, &r[0]) + zp, lo, hi);
+                o[1] = (int16_t)mt_clamp(mt_s16_rqb_apply(a1, &r[1]) + zp, lo, hi);
+                o[2] = (int16_t)mt_clamp(mt_s16_rqb_apply(a2, &r[2]) + zp, lo, hi);
+                o[3] = (int16_t)mt_clamp(mt_s16_rqb_apply(a3, &r[3]) + zp, lo, hi);
             }
-            for (int32_t c = c4; c < ch; ++c) {
+        }
+    }
+    for (int32_t c = c4; c < ch; ++c) { /* the last ch % 4 channels, one at a time */
+        for (int32_t oy = 0; oy < out_v->h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad.top;
+            int32_t ky0, ky1;
+            valid_range(iy0, dh, in_v->h, fd->h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < out_v->w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad.left;
+                int32_t kx0, kx1;
+                valid_range(ix0, dw, in_v->w, kw, &kx0, &kx1);
+                const int32_t off0 = iy0 * in_v->row_stride + ix0 * cs;
                 int32_t a = 0;
                 for (int32_t ky = ky0; ky < ky1; ++ky) {
                     for (int32_t kx = kx0; kx < kx1; ++kx) {
@@ -104,7 +118,7 @@ mt_status mt_depthwise_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *
                              (int32_t)filter[(ky * kw + kx) * ch + c];
                     }
                 }
-                o[c] = requant(a, c, p, q, bias);
+                out[oy * out_v->row_stride + ox * out_v->col_stride + c] = requant(a, c, p, q, bias);
             }
         }
     }

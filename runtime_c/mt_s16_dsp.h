@@ -72,4 +72,53 @@ MT_INLINE int32_t mt_s16_rq_apply(int64_t v, const mt_s16_rq *r)
     return hi >> (r->total - 32);
 }
 
+/* The same for an exact int32 sum `acc` plus the channel's int64 bias, with the bias folded
+ * into the constant: c = bias * reduced + 2^(total-1), so t = acc * reduced + c is one SMLAL
+ * (|acc * reduced| < 2^46, |bias * reduced| < 2^61 while |bias| < 2^46, c < 2^62 + 2^61: no
+ * overflow) and equals mt_mbqm64's (acc + bias) * reduced + 2^(total-1); a larger bias (ok = 0)
+ * takes mt_mbqm64 itself. */
+typedef struct {
+    int32_t reduced, total;
+    uint32_t c_lo; /* c = bias * reduced + 2^(total-1), as its two words */
+    int32_t c_hi;
+    int32_t ok;
+    int32_t mult, shift;
+    int64_t bias;
+} mt_s16_rqb;
+
+MT_INLINE mt_s16_rqb mt_s16_rqb_of(int32_t multiplier, int32_t shift, int64_t bias)
+{
+    mt_s16_rqb r;
+    r.mult = multiplier;
+    r.shift = shift;
+    r.reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    r.total = 15 - shift;
+    r.bias = bias;
+    r.ok = bias > -((int64_t)1 << 46) && bias < ((int64_t)1 << 46);
+    const int64_t c = r.ok ? bias * r.reduced + ((int64_t)1 << (r.total - 1)) : 0;
+    r.c_lo = (uint32_t)((uint64_t)c & 0xFFFFFFFFu);
+    r.c_hi = (int32_t)(c >> 32);
+    return r;
+}
+
+MT_INLINE int32_t mt_s16_rqb_apply(int32_t acc, const mt_s16_rqb *r)
+{
+    if (!r->ok) {
+        return mt_mbqm64((int64_t)acc + r->bias, r->mult, r->shift);
+    }
+    uint32_t lo = r->c_lo;
+    int32_t hi = r->c_hi;
+#if defined(__ARM_FEATURE_DSP)
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(acc), "r"(r->reduced)); /* (hi:lo) += acc * reduced */
+#else
+    const int64_t t = (int64_t)acc * r->reduced + (int64_t)(((uint64_t)(uint32_t)hi << 32) | lo);
+    lo = (uint32_t)((uint64_t)t & 0xFFFFFFFFu);
+    hi = (int32_t)(t >> 32);
+#endif
+    if (r->total < 32) {
+        return (int32_t)((lo >> r->total) | ((uint32_t)hi << (32 - r->total)));
+    }
+    return hi >> (r->total - 32);
+}
+
 #endif /* MT_S16_DSP_H */
