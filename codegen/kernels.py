@@ -348,14 +348,15 @@ def _choose_s16(g: Graph, op: Op) -> KernelChoice | None:
     mt_fully_connected_s16_dsp (runtime_c/mt_nn_fast.h): the portable kernels' arguments and
     bytes for every input (int32 SMLAD partials flushed into int64 before they can overflow, the
     portable requantization), the filter as in the model (no packed copy: filter_bytes 0).
-    Scratch as their C *_get_buffer_size: conv 24 B per group of 4 reduction values, FC 8 B per
+    Scratch as their C *_get_buffer_size: conv 24 B per group of 4 reduction values + 36 B per
+    output channel (requantization records), FC 8 B per
     group of 4 inputs, depthwise none (depth multiplier 1, at most 511 taps, else portable)."""
     w = g.t(op.inputs[1])
     if w.data is None or g.t(op.outputs[0]).dtype != "int16":
         return None
     if op.kind == "conv2d":
         o, kh, kw, ic = w.shape
-        return KernelChoice("mt_conv_s16_dsp", "conv2d_s16", 24 * _groups(kh * kw * ic), False, 0)
+        return KernelChoice("mt_conv_s16_dsp", "conv2d_s16", 24 * _groups(kh * kw * ic) + 36 * o, False, 0)
     if op.kind == "depthwise_conv2d":
         _, kh, kw, _ = w.shape
         if int(op.attrs.get("depth_multiplier", 1)) != 1 or kh * kw > 511:

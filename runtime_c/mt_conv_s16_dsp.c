@@ -19,7 +19,9 @@
  * bounds K instead of flushing).
  *
  * Scratch: mt_conv_s16_dsp_get_buffer_size(fd) bytes, 4-byte aligned: the column pair (16 B per
- * group) and one int16 gather row (8 B per group, used when in_ch is not a multiple of 4).
+ * group), one int16 gather row (8 B per group, used when in_ch is not a multiple of 4) and one
+ * 36-byte requantization record per output channel (mt_s16_rqb: the bias folded into SMLAL's
+ * rounding constant), prepared once per call.
  * Without the DSP extension (and MT_EMULATE_ACLE) it is mt_conv_s16.
  */
 #include "mt_simd.h"
@@ -27,7 +29,7 @@
 
 int32_t mt_conv_s16_dsp_get_buffer_size(const mt_dims *fd)
 {
-    return fd == 0 ? 0 : 24 * ((fd->h * fd->w * fd->c + 3) / 4);
+    return fd == 0 ? 0 : 24 * ((fd->h * fd->w * fd->c + 3) / 4) + 36 * fd->n;
 }
 
 #if MT_SIMD
@@ -230,7 +232,7 @@ MT_INLINE int16_t requant(int64_t acc, int32_t oc, const mt_s16_rq *r, const mt_
 /* Channels oc (and oc + 1 when two_ch) of both pixels (o1 NULL: the first only). */
 static void block(const int32_t *cols, int32_t k, const int8_t *filter, int32_t oc, int32_t two_ch,
                   const mt_conv_params *p, const mt_pc_quant *q, const int64_t *bias64, const int32_t *bias32,
-                  int16_t *o0, int16_t *o1)
+                  const mt_s16_rqb *recs, int16_t *o0, int16_t *o1)
 {
     const int8_t *w0 = filter + oc * k, *w1 = two_ch ? w0 + k : 0;
     int64_t s[4];
@@ -240,11 +242,10 @@ static void block(const int32_t *cols, int32_t k, const int8_t *filter, int32_t 
         if (bias32 == 0) { /* the exact int32 sums, the bias folded into the rounding constant */
             const int32_t lo = p->act_min, hi = p->act_max, zp = p->output_offset;
             for (int32_t j = 0; j < (two_ch ? 2 : 1); ++j) {
-                const mt_s16_rqb r =
-                    mt_s16_rqb_of(q->multiplier[oc + j], q->shift[oc + j], bias64 != 0 ? bias64[oc + j] : 0);
-                o0[oc + j] = (int16_t)mt_clamp(mt_s16_rqb_apply(a[2 * j], &r) + zp, lo, hi);
+                const mt_s16_rqb *r = recs + oc + j;
+                o0[oc + j] = (int16_t)mt_clamp(mt_s16_rqb_apply(a[2 * j], r) + zp, lo, hi);
                 if (o1 != 0) {
-                    o1[oc + j] = (int16_t)mt_clamp(mt_s16_rqb_apply(a[2 * j + 1], &r) + zp, lo, hi);
+                    o1[oc + j] = (int16_t)mt_clamp(mt_s16_rqb_apply(a[2 * j + 1], r) + zp, lo, hi);
                 }
             }
             return;
@@ -284,6 +285,10 @@ mt_status mt_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *q, const i
     const int32_t k = fd->h * fd->w * fd->c, k_groups = (k + 3) / 4, oc_n = fd->n;
     int32_t *cols = (int32_t *)scratch;
     int16_t *gather = (int16_t *)(void *)(cols + 4 * k_groups);
+    mt_s16_rqb *recs = (mt_s16_rqb *)(void *)(cols + 6 * k_groups); /* per channel, prepared once */
+    for (int32_t oc = 0; oc < oc_n; ++oc) {
+        recs[oc] = mt_s16_rqb_of(q->multiplier[oc], q->shift[oc], bias64 != 0 ? bias64[oc] : 0);
+    }
     const int32_t n_px = out_v->h * out_v->w;
     int32_t oy = 0, ox = 0;
     for (int32_t i = 0; i < n_px; i += 2) {
@@ -299,7 +304,7 @@ mt_status mt_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *q, const i
         int16_t *o0 = out + oy * out_v->row_stride + ox * out_v->col_stride;
         int16_t *o1 = two ? out + oy1 * out_v->row_stride + ox1 * out_v->col_stride : 0;
         for (int32_t oc = 0; oc < oc_n; oc += 2) {
-            block(cols, k, filter, oc, oc + 1 < oc_n, p, q, bias64, bias32, o0, o1);
+            block(cols, k, filter, oc, oc + 1 < oc_n, p, q, bias64, bias32, recs, o0, o1);
         }
         oy = ox1 + 1 < out_v->w ? oy1 : oy1 + 1;
         ox = ox1 + 1 < out_v->w ? ox1 + 1 : 0;

@@ -77,13 +77,14 @@ MT_INLINE int32_t mt_s16_rq_apply(int64_t v, const mt_s16_rq *r)
  * (|acc * reduced| < 2^46, |bias * reduced| < 2^61 while |bias| < 2^46, c < 2^62 + 2^61: no
  * overflow) and equals mt_mbqm64's (acc + bias) * reduced + 2^(total-1); a larger bias (ok = 0)
  * takes mt_mbqm64 itself. */
-typedef struct {
+typedef struct { /* int32 fields only (4-byte aligned in scratch); 36 bytes */
     int32_t reduced, total;
     uint32_t c_lo; /* c = bias * reduced + 2^(total-1), as its two words */
     int32_t c_hi;
     int32_t ok;
     int32_t mult, shift;
-    int64_t bias;
+    uint32_t bias_lo; /* the bias for mt_mbqm64 when !ok */
+    int32_t bias_hi;
 } mt_s16_rqb;
 
 MT_INLINE mt_s16_rqb mt_s16_rqb_of(int32_t multiplier, int32_t shift, int64_t bias)
@@ -93,7 +94,8 @@ MT_INLINE mt_s16_rqb mt_s16_rqb_of(int32_t multiplier, int32_t shift, int64_t bi
     r.shift = shift;
     r.reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
     r.total = 15 - shift;
-    r.bias = bias;
+    r.bias_lo = (uint32_t)((uint64_t)bias & 0xFFFFFFFFu);
+    r.bias_hi = (int32_t)(bias >> 32);
     r.ok = bias > -((int64_t)1 << 46) && bias < ((int64_t)1 << 46);
     const int64_t c = r.ok ? bias * r.reduced + ((int64_t)1 << (r.total - 1)) : 0;
     r.c_lo = (uint32_t)((uint64_t)c & 0xFFFFFFFFu);
@@ -104,7 +106,8 @@ MT_INLINE mt_s16_rqb mt_s16_rqb_of(int32_t multiplier, int32_t shift, int64_t bi
 MT_INLINE int32_t mt_s16_rqb_apply(int32_t acc, const mt_s16_rqb *r)
 {
     if (!r->ok) {
-        return mt_mbqm64((int64_t)acc + r->bias, r->mult, r->shift);
+        const int64_t bias = (int64_t)(((uint64_t)(uint32_t)r->bias_hi << 32) | r->bias_lo);
+        return mt_mbqm64((int64_t)acc + bias, r->mult, r->shift);
     }
     uint32_t lo = r->c_lo;
     int32_t hi = r->c_hi;
