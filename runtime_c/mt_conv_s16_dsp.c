@@ -7,9 +7,10 @@
  * 4 reduction values) holds |sum| <= 508 * 2^22 = 2,130,706,432 < 2^31 - 1, and so does every
  * intermediate SMLAD value (a sum of a subset of them). Partials are flushed into int64
  * accumulators every MT_S16_FLUSH_GROUPS groups, so the int64 sum equals the portable kernel's
- * (TFLite-Micro's reference_integer_ops) exactly, for any K. The requantization is then the
- * portable kernel's own (mt_mbqm64 with an int64 bias, mt_mbqm of the wrapped sum with an int32
- * one).
+ * (TFLite-Micro's reference_integer_ops) exactly, for any K. The requantization gives the
+ * portable kernel's values for every input: mt_mbqm of the wrapped sum with an int32 bias; with an
+ * int64 bias (or none) mt_mbqm64, computed as one SMLAL onto a per-channel constant holding the
+ * bias (mt_s16_rqb_apply, mt_s16_dsp.h) when K <= 508 and |bias| < 2^46, else mt_mbqm64 itself.
  *
  * Weights are read as they are in the model (OHWI int8, any alignment): a word (k0 k1 k2 k3)
  * gives (k0, k2) by SXTB16 and (k1, k3) by SXTB16 ROR 8, so each column stores its group of 4

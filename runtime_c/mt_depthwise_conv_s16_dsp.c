@@ -6,9 +6,11 @@
  *
  * Exactness for all inputs: each product |x * w| <= 2^22 and a channel's accumulator takes one
  * product per tap, so with at most 511 taps |sum| <= 511 * 2^22 = 2,143,289,344 < 2^31 - 1: the
- * int32 sum is the exact int64 sum of mt_depthwise_conv_s16, and the requantization is its own
- * (mt_mbqm64 of sum + bias). Larger kernels, a depth multiplier other than 1, or a build without
- * the DSP extension run mt_depthwise_conv_s16. Technique after CMSIS-NN's arm_depthwise_conv_s16
+ * int32 sum is the exact int64 sum of mt_depthwise_conv_s16, and its requantization (mt_mbqm64 of
+ * sum + bias) is computed as one SMLAL onto a per-channel constant holding the bias
+ * (mt_s16_rqb_apply, mt_s16_dsp.h; mt_mbqm64 itself for |bias| >= 2^46), the same value.
+ * Four channels at a time run over every pixel, their records prepared once. Larger kernels, a
+ * depth multiplier other than 1, or a build without the DSP extension run mt_depthwise_conv_s16. Technique after CMSIS-NN's arm_depthwise_conv_s16
  * (own code).
  */
 #include "mt_simd.h"

@@ -6,8 +6,9 @@
  *
  * Exactness for all inputs: |x * w| <= 2^22, and an int32 partial takes at most 4 * 127 = 508
  * products before it is added into the int64 accumulator (508 * 2^22 < 2^31 - 1), so the int64
- * sum is the portable kernel's exactly, and the requantization is the portable kernel's own
- * (mt_mbqm64 / mt_mbqm). The last partial group's weights are assembled byte by byte.
+ * sum is the portable kernel's exactly, and the requantization gives the portable kernel's values
+ * (mt_mbqm; mt_mbqm64 with an SMLAL fast path when the sum fits int32, mt_s16_rq_apply). The
+ * last partial group's weights are assembled byte by byte.
  * Technique after CMSIS-NN's arm_fully_connected_s16 (own code).
  *
  * Scratch: mt_fully_connected_s16_dsp_get_buffer_size(in_features) bytes, 4-byte aligned. A

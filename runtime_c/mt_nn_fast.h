@@ -144,7 +144,8 @@ mt_status mt_add_s8_dsp(const mt_add_fast_params *p, const int8_t *in1, const in
  * 1HWC / [out, in]): the arguments of mt_conv_s16 / mt_depthwise_conv_s16 /
  * mt_fully_connected_s16 (mt_nn.h) plus scratch, and their bytes for every input. SMLAD over
  * int16 pairs and SXTB16-widened weights into int32 partials flushed into int64 before they can
- * overflow (the bound is proved in each file); the requantization is the portable kernels'.
+ * overflow (the bound is proved in each file); the requantization gives the portable kernels'
+ * values for every input (mt_s16_dsp.h).
  * Without the DSP extension they run the portable kernels. */
 mt_status mt_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in, const mt_view *in_v,
                           const int8_t *filter, const mt_dims *fd, const int64_t *bias64, const int32_t *bias32,
