@@ -10,8 +10,8 @@
  * sum + bias) is computed as one SMLAL onto a per-channel constant holding the bias
  * (mt_s16_rqb_apply, mt_s16_dsp.h; mt_mbqm64 itself for |bias| >= 2^46), the same value.
  * Four channels at a time run over every pixel, their records prepared once. Larger kernels, a
- * depth multiplier other than 1, or a build without the DSP extension run mt_depthwise_conv_s16. Technique after CMSIS-NN's arm_depthwise_conv_s16
- * (own code).
+ * depth multiplier other than 1, or a build without the DSP extension run mt_depthwise_conv_s16.
+ * Technique after CMSIS-NN's arm_depthwise_conv_s16 (own code).
  */
 #include "mt_simd.h"
 #include "mt_s16_dsp.h"
