@@ -110,8 +110,9 @@ MT_INLINE void chunk_2x2(const int32_t *x, int32_t n, const int8_t *w0, const in
 {
     int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
     do {
-        const int32_t x0a = x[0], x0b = x[1], x1a = x[2], x1b = x[3];
-        x += 4;
+        int32_t x0a, x0b, x1a, x1b;
+        MT_LD2(x, x0a, x0b);
+        MT_LD2(x, x1a, x1b);
         int32_t wv = mt_read_s8x4(w0);
         w0 += 4;
         int32_t wl = mt_sxtb16(wv), wh = mt_sxtb16_ror8(wv);
