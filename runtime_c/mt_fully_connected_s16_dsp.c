@@ -25,10 +25,11 @@ int32_t mt_fully_connected_s16_dsp_get_buffer_size(int32_t in_features)
 
 #if MT_SIMD
 
-/* Rows w, w + k, w + 2k, w + 3k against the packed row x: s[0..3]. */
+/* Rows w, w + k, w + 2k, w + 3k against the packed row x: s[0..3]. One weight pointer and
+ * register offsets (no spilled row pointers in the loop). */
 static void dot_4(const int32_t *x, int32_t k, const int8_t *w, int64_t *s)
 {
-    const int8_t *w0 = w, *w1 = w + k, *w2 = w + 2 * k, *w3 = w + 3 * k;
+    const int32_t k2 = 2 * k, k3 = 3 * k;
     int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int32_t groups = k >> 2;
     while (groups > 0) {
@@ -38,20 +39,17 @@ static void dot_4(const int32_t *x, int32_t k, const int8_t *w, int64_t *s)
         do {
             const int32_t xa = x[0], xb = x[1];
             x += 2;
-            int32_t v = mt_read_s8x4(w0);
-            w0 += 4;
+            int32_t v = mt_read_s8x4(w);
             a0 = __smlad(xa, mt_sxtb16(v), a0);
             a0 = __smlad(xb, mt_sxtb16_ror8(v), a0);
-            v = mt_read_s8x4(w1);
-            w1 += 4;
+            v = mt_read_s8x4(w + k);
             a1 = __smlad(xa, mt_sxtb16(v), a1);
             a1 = __smlad(xb, mt_sxtb16_ror8(v), a1);
-            v = mt_read_s8x4(w2);
-            w2 += 4;
+            v = mt_read_s8x4(w + k2);
             a2 = __smlad(xa, mt_sxtb16(v), a2);
             a2 = __smlad(xb, mt_sxtb16_ror8(v), a2);
-            v = mt_read_s8x4(w3);
-            w3 += 4;
+            v = mt_read_s8x4(w + k3);
+            w += 4;
             a3 = __smlad(xa, mt_sxtb16(v), a3);
             a3 = __smlad(xb, mt_sxtb16_ror8(v), a3);
         } while (--n > 0);
@@ -62,13 +60,13 @@ static void dot_4(const int32_t *x, int32_t k, const int8_t *w, int64_t *s)
     }
     const int32_t r = k & 3;
     if (r != 0) { /* 4 products, |sum| <= 2^24 */
-        int32_t v = mt_s16_tail_word(w0, r);
+        int32_t v = mt_s16_tail_word(w, r);
         s0 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
-        v = mt_s16_tail_word(w1, r);
+        v = mt_s16_tail_word(w + k, r);
         s1 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
-        v = mt_s16_tail_word(w2, r);
+        v = mt_s16_tail_word(w + k2, r);
         s2 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
-        v = mt_s16_tail_word(w3, r);
+        v = mt_s16_tail_word(w + k3, r);
         s3 += __smlad(x[1], mt_sxtb16_ror8(v), __smlad(x[0], mt_sxtb16(v), 0));
     }
     s[0] = s0;
