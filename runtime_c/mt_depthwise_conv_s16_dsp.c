@@ -25,6 +25,19 @@ int32_t mt_depthwise_conv_s16_dsp_get_buffer_size(const mt_dims *fd)
 }
 
 #if MT_SIMD
+/* One tap of four channels: activations (c, c+1), (c+2, c+3) as two words, the four weights as one
+ * word widened by SXTB16 into (w0, w2), (w1, w3); into a0..a3 of the caller. */
+#define MT_DW_S16_TAP(xp, wp)                                                        \
+    do {                                                                             \
+        const int32_t x01_ = read_s16x2(xp), x23_ = read_s16x2((xp) + 2);            \
+        const int32_t v_ = mt_read_s8x4(wp);                                         \
+        const int32_t wl_ = mt_sxtb16(v_), wh_ = mt_sxtb16_ror8(v_);                 \
+        a0 = __smlabb(x01_, wl_, a0);                                                \
+        a1 = __smlatb(x01_, wh_, a1);                                                \
+        a2 = __smlabt(x23_, wl_, a2);                                                \
+        a3 = __smlatt(x23_, wh_, a3);                                                \
+    } while (0)
+
 /* First and one-past-last kernel index k with 0 <= base + k * d < size, within [0, n). */
 static inline void valid_range(int32_t base, int32_t d, int32_t size, int32_t n, int32_t *k0, int32_t *k1)
 {
@@ -66,6 +79,7 @@ mt_status mt_depthwise_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *
     }
     const int32_t kw = fd->w, ch = fd->c, c4 = ch & ~3, cs = in_v->col_stride;
     const int32_t dh = p->dilation_h, dw = p->dilation_w, zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const int32_t xstep = dw * cs, xrow = dh * in_v->row_stride, wrow = kw * ch;
     /* four channels at a time over every pixel: their requantization records are prepared once */
     for (int32_t c = 0; c < c4; c += 4) {
         mt_s16_rqb r[4];
@@ -83,17 +97,18 @@ mt_status mt_depthwise_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *
                 valid_range(ix0, dw, in_v->w, kw, &kx0, &kx1);
                 const int32_t off0 = iy0 * in_v->row_stride + ix0 * cs; /* may be negative: indices only */
                 int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                const int32_t xbase = off0 + kx0 * xstep + c, wbase = kx0 * ch + c, ntx = kx1 - kx0;
                 for (int32_t ky = ky0; ky < ky1; ++ky) {
-                    const int16_t *x = in + (off0 + ky * dh * in_v->row_stride + kx0 * dw * cs + c);
-                    const int8_t *w = filter + (ky * kw + kx0) * ch + c;
-                    for (int32_t kx = kx0; kx < kx1; ++kx, x += dw * cs, w += ch) {
-                        const int32_t x01 = read_s16x2(x), x23 = read_s16x2(x + 2);
-                        const int32_t v = mt_read_s8x4(w);
-                        const int32_t wl = mt_sxtb16(v), wh = mt_sxtb16_ror8(v); /* (w0, w2), (w1, w3) */
-                        a0 = __smlabb(x01, wl, a0);
-                        a1 = __smlatb(x01, wh, a1);
-                        a2 = __smlabt(x23, wl, a2);
-                        a3 = __smlatt(x23, wh, a3);
+                    const int16_t *x = in + (xbase + ky * xrow);
+                    const int8_t *w = filter + (wbase + ky * wrow);
+                    if (ntx == 3) { /* a whole 3-wide kernel row, unrolled */
+                        MT_DW_S16_TAP(x, w);
+                        MT_DW_S16_TAP(x + xstep, w + ch);
+                        MT_DW_S16_TAP(x + 2 * xstep, w + 2 * ch);
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < ntx; ++kx, x += xstep, w += ch) {
+                        MT_DW_S16_TAP(x, w);
                     }
                 }
                 o[0] = (int16_t)mt_clamp(mt_s16_rqb_apply(a0, &r[0]) + zp, lo, hi);
