@@ -223,7 +223,7 @@ class _Emitter:
         return ctx
 
     def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
-        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): portable only
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): mt_conv_s16[_dsp]
             return self._conv_s16(i, op)
         c = self.fast_kernel(i)
         if c is not None:
@@ -270,7 +270,7 @@ class _Emitter:
         }
 
     def op_depthwise_conv2d(self, i: int, op: Op) -> dict[str, Any]:
-        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: portable only
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: mt_depthwise_conv_s16[_dsp]
             ctx = self._conv_common(i, op)
             ctx.update({"template": "depthwise_conv2d_s16", "depth_multiplier": op.attrs["depth_multiplier"]})
             return {**ctx, **self._s16_kernel(i, "mt_depthwise_conv_s16")}

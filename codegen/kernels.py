@@ -347,10 +347,10 @@ def _choose_s16(g: Graph, op: Op) -> KernelChoice | None:
     """16x8 conv / depthwise / FC: mt_conv_s16_dsp, mt_depthwise_conv_s16_dsp,
     mt_fully_connected_s16_dsp (runtime_c/mt_nn_fast.h): the portable kernels' arguments and
     bytes for every input (int32 SMLAD partials flushed into int64 before they can overflow, the
-    portable requantization), the filter as in the model (no packed copy: filter_bytes 0).
-    Scratch as their C *_get_buffer_size: conv 24 B per group of 4 reduction values + 36 B per
-    output channel (requantization records), FC 8 B per
-    group of 4 inputs, depthwise none (depth multiplier 1, at most 511 taps, else portable)."""
+    portable requantization's values), the filter as in the model (no packed copy: filter_bytes
+    0). Scratch as their C *_get_buffer_size: conv 24 B per group of 4 reduction values + 36 B
+    per output channel (requantization records), FC 8 B per group of 4 inputs, depthwise none
+    (depth multiplier 1, at most 511 taps, else the portable kernel)."""
     w = g.t(op.inputs[1])
     if w.data is None or g.t(op.outputs[0]).dtype != "int16":
         return None
