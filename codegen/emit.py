@@ -205,7 +205,7 @@ class _Emitter:
         return ctx
 
     def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
-        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): portable only
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): mt_conv_s16[_dsp]
             return self._conv_s16(i, op)
         c = self.fast_kernel(i)
         if c is not None:
@@ -227,7 +227,15 @@ class _Emitter:
         ctx = self._conv_common(i, op)
         wide = b is not None and self.g.t(b).dtype == "int64"
         ctx.update({"template": "conv2d_s16", "b64": ctx["b"] if wide else "NULL", "b32": "NULL" if wide else ctx["b"]})
-        return ctx
+        return {**ctx, **self._s16_kernel(i, "mt_conv_s16")}
+
+    def _s16_kernel(self, i: int, portable: str) -> dict[str, Any]:
+        """16x8: the call the plan records (compiler/kernels_table.py `_s16_dsp`: the portable
+        arguments plus scratch, none for depthwise) or the portable one."""
+        c = self.fast_kernel(i)
+        if c is None:
+            return {"fn": portable, "tail": ""}
+        return {"fn": c.name, "tail": f", {self.scratch_ptr(i)}" if c.scratch_bytes > 0 else ""}
 
     def _fast_conv_ctx(self, op: Op) -> dict[str, Any]:
         x, y = op.inputs[0], op.outputs[0]
@@ -244,10 +252,10 @@ class _Emitter:
         }
 
     def op_depthwise_conv2d(self, i: int, op: Op) -> dict[str, Any]:
-        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: portable only
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8: mt_depthwise_conv_s16[_dsp]
             ctx = self._conv_common(i, op)
             ctx.update({"template": "depthwise_conv2d_s16", "depth_multiplier": op.attrs["depth_multiplier"]})
-            return ctx
+            return {**ctx, **self._s16_kernel(i, "mt_depthwise_conv_s16")}
         c = self.fast_kernel(i)
         if c is not None:
             return self._fast(i, op, c, self._fast_conv_ctx(op))
@@ -259,7 +267,7 @@ class _Emitter:
         q = lower(self.g, op)
         x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
         c = self.fast_kernel(i)
-        if c is not None:
+        if c is not None and self.g.t(x).dtype != "int16":
             out_f, in_f = self.g.t(w).shape
             ctx = {"x": self.ptr(x), "y": self.ptr(y), "q": q, "batches": self.g.t(x).size // in_f}
             return self._fast(i, op, c, {**ctx, "in_f": in_f, "out_f": out_f})
@@ -284,6 +292,7 @@ class _Emitter:
             "in_f": in_f,
             "out_f": out_f,
             "q": q,
+            **(self._s16_kernel(i, "mt_fully_connected_s16") if s16 else {}),
         }
 
     def _binary(self, i: int, op: Op) -> dict[str, Any]:

@@ -333,14 +333,46 @@ def _bmm_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     return KernelCall("mt_batch_matmul_s8_dsp", hostlib.buffer_size("mt_batch_matmul_s8_dsp", k), dsp=True)
 
 
+def _s16_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
+    """16x8 conv / depthwise / FC: mt_conv_s16_dsp, mt_depthwise_conv_s16_dsp,
+    mt_fully_connected_s16_dsp (runtime_c/mt_nn_fast.h): the portable kernels' arguments plus
+    scratch and their bytes for every input (int32 SMLAD partials flushed into int64 before they
+    can overflow; the portable requantization's values), the filter as in the model (no packed
+    copy). Depthwise: depth multiplier 1 and at most 511 taps, else the portable kernel."""
+    w = g.t(op.inputs[1])
+    if not o.dsp or g.t(op.inputs[0]).dtype != "int16" or g.t(op.outputs[0]).dtype != "int16" or w.data is None:
+        return None
+    if op.kind == "conv2d":
+        name = "mt_conv_s16_dsp"
+        return KernelCall(name, hostlib.buffer_size(name, hostlib.dims(*w.shape)), dsp=True)
+    if op.kind == "depthwise_conv2d":
+        _, kh, kw, _ = w.shape
+        if int(op.attrs.get("depth_multiplier", 1)) != 1 or kh * kw > 511:
+            return None
+        name = "mt_depthwise_conv_s16_dsp"
+        return KernelCall(name, hostlib.buffer_size(name, hostlib.dims(*w.shape)), dsp=True)
+    if int(lower(g, op).get("weights_offset", 0)) != 0:
+        return None
+    name = "mt_fully_connected_s16_dsp"
+    return KernelCall(name, hostlib.buffer_size(name, int(w.shape[1])), dsp=True)
+
+
 TABLE: dict[str, tuple[KernelRow, ...]] = {
-    "conv2d": (KernelRow("mt_conv_1x1_s8_dsp", _conv1x1_dsp), KernelRow("mt_conv_s8_dsp", _conv_dsp)),
+    "conv2d": (
+        KernelRow("mt_conv_1x1_s8_dsp", _conv1x1_dsp),
+        KernelRow("mt_conv_s8_dsp", _conv_dsp),
+        KernelRow("mt_conv_s16_dsp", _s16_dsp),
+    ),
     "depthwise_conv2d": (
         KernelRow("mt_depthwise_conv_3x3_cols_s8_dsp", _dw3x3_cols_dsp),
         KernelRow("mt_depthwise_conv_3x3_s8_dsp", _dw3x3_dsp),
         KernelRow("mt_depthwise_conv_s8_dsp", _dw_dsp),
+        KernelRow("mt_depthwise_conv_s16_dsp", _s16_dsp),
     ),
-    "fully_connected": (KernelRow("mt_fully_connected_s8_dsp", _fc_dsp),),
+    "fully_connected": (
+        KernelRow("mt_fully_connected_s8_dsp", _fc_dsp),
+        KernelRow("mt_fully_connected_s16_dsp", _s16_dsp),
+    ),
     "add": (KernelRow("mt_add_s8_dsp", _add_dsp),),
     "batch_matmul": (KernelRow("mt_batch_matmul_s8_dsp", _bmm_dsp),),
 }

@@ -140,6 +140,28 @@ typedef struct {
 mt_status mt_add_s8_dsp(const mt_add_fast_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
                         int32_t size);
 
+/* 16x8 (int16 activations, zero point 0; int8 symmetric weights read as in the model, OHWI /
+ * 1HWC / [out, in]): the arguments of mt_conv_s16 / mt_depthwise_conv_s16 /
+ * mt_fully_connected_s16 (mt_nn.h) plus scratch, and their bytes for every input. SMLAD over
+ * int16 pairs and SXTB16-widened weights into int32 partials flushed into int64 before they can
+ * overflow (the bound is proved in each file); the requantization gives the portable kernels'
+ * values for every input (mt_s16_dsp.h).
+ * Without the DSP extension they run the portable kernels. */
+mt_status mt_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *q, const int16_t *in, const mt_view *in_v,
+                          const int8_t *filter, const mt_dims *fd, const int64_t *bias64, const int32_t *bias32,
+                          int16_t *out, const mt_view *out_v, void *scratch);
+int32_t mt_conv_s16_dsp_get_buffer_size(const mt_dims *fd);
+/* Depth multiplier 1 and at most 511 taps (else mt_depthwise_conv_s16); no scratch. */
+mt_status mt_depthwise_conv_s16_dsp(const mt_conv_params *p, const mt_pc_quant *q, int32_t depth_multiplier,
+                                    const int16_t *in, const mt_view *in_v, const int8_t *filter, const mt_dims *fd,
+                                    const int64_t *bias, int16_t *out, const mt_view *out_v);
+int32_t mt_depthwise_conv_s16_dsp_get_buffer_size(const mt_dims *fd);
+mt_status mt_fully_connected_s16_dsp(const mt_fc_params *p, const mt_pc_quant *q, int32_t per_channel,
+                                     const int16_t *in, int32_t batches, int32_t in_features, const int8_t *filter,
+                                     const int64_t *bias64, const int32_t *bias32, int32_t out_features, int16_t *out,
+                                     void *scratch);
+int32_t mt_fully_connected_s16_dsp_get_buffer_size(int32_t in_features);
+
 #ifdef __cplusplus
 }
 #endif
