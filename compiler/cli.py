@@ -332,7 +332,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)  # unknown board: clear error before reading the model
     sram = getattr(args, "sram", None)
-    if sram is not None and sram > board.sram.size:
+    if args.cmd == "plan" and sram is not None and sram > board.sram.size:  # compile/run refuse such a plan
         _log(
             f"warning: --sram {sram} B is more than {board.name}'s SRAM arena ({board.sram.size} B): the plan is "
             "made for that budget, and one that uses more than the arena will not fit the part"
