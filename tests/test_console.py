@@ -142,10 +142,13 @@ def test_kws_uart_console_matches_semihosting(board: str, tmp_path: Path) -> Non
     for x, a, b in zip(xs, semi.outputs, uart.outputs, strict=True):
         assert a.tobytes() == b.tobytes()
         assert a.tobytes() == reference.run(graph, [x])[0].tobytes()
-    # The same code runs invoke: counts agree to SysTick's granularity, stack exactly.
+    # The same code runs invoke: counts agree to SysTick's granularity (one tick: 1e9 / clock
+    # instructions, 40 on the mps2 machines' 25 MHz; where invoke starts in a tick differs between
+    # the two builds), stack exactly.
     assert uart.stack == semi.stack
+    tick = 1e9 / res.board.systick_clock_hz
     for i_semi, i_uart in zip(semi.instructions, uart.instructions, strict=True):
-        assert abs(i_semi - i_uart) <= 1e-5 * i_semi
+        assert abs(i_semi - i_uart) <= max(1e-5 * i_semi, tick)
 
 
 @needs_firmware
