@@ -42,6 +42,15 @@ def _fast(e: _Emitter, i: int, tag: str, op: Op, c: KernelChoice, step: Step) ->
 
 
 def _fc(e: _Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
+    """One projection of a stage. A factorised (low-rank) one also carries "pre" (its first FC,
+    in -> r) and "rbuf" (the workspace rows holding the r-wide intermediate): `fc_call` runs both."""
+    lr = (step.detail["unit"].info.get("lowrank") or {}).get(op.name)
+    if lr is not None:
+        return {**_fc1(e, i, tag, op, step), "pre": _fc1(e, i, f"{tag}_lr", lr[0], step), "rbuf": _ws(e, step, lr[1])}
+    return _fc1(e, i, tag, op, step)
+
+
+def _fc1(e: _Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
     q = lower(e.g, op)
     out_f, in_f = e.g.t(op.inputs[1]).shape
     c = _kernel(step, op)

@@ -20,6 +20,12 @@ it does not recognize runs layer by layer (so any graph still gets a plan):
   **token-wise MLP**: the hidden [group, ratio*D] exists for `group` tokens at a time, and the
   result overwrites those tokens of X.
 
+A factorised (low-rank) projection, MCUFormer's in -> r -> out linear (two fully_connected ops,
+the first's output read only by the second), may stand for any of q, k, v, proj, fc1, fc2: the
+stage calls both FCs per row group, the r-wide rows living in workspace parts idle at that point
+(`_place_lowrank`), so a low-rank block keeps the stage's memory (Liang et al., "MCUFormer",
+NeurIPS 2023, Sec. 3.1).
+
 A fused qkv projection (timm / `nn.MultiheadAttention` style: one Linear of 3*D outputs, reshaped
 and split into q, k, v) is first split into three projections by the exact rewrite
 `compiler.passes.split_qkv.split_fused_qkv`, so it matches the attention pattern too.
@@ -161,30 +167,64 @@ def _residual(G: _Graph, t: str, x: str) -> Op | None:
     return add
 
 
+def _factored(G: _Graph, fc: Op, first: dict[int, Op]) -> Op:
+    """A factorised (low-rank) linear, MCUFormer's in -> r -> out: `fc` whose output's only
+    consumer is a second fully_connected on it. Returns that second FC (recording `fc` as its
+    first in `first`), or `fc` itself when it is one dense linear."""
+    nxt = G.only(fc.outputs[0])
+    if not _is_fc(nxt, fc.outputs[0]):
+        return fc
+    assert nxt is not None
+    first[id(nxt)] = fc
+    return nxt
+
+
+def _mlp_runs(G: _Graph, lo: str) -> tuple[list[Op], list[Op], list[Op]] | None:
+    """The MLP after LayerNorm output `lo` as (fc1 run, activations, fc2 run): a run is one FC or
+    two (a factorised linear). Without activations, 3 FCs are read as a factorised fc1 + fc2."""
+    seq: list[Op] = []
+    t = lo
+    op = G.only(t)
+    while op is not None and (_is_fc(op, t) or op.kind == "gelu"):
+        seq.append(op)
+        t = op.outputs[0]
+        op = G.only(t)
+    kinds = "".join("f" if o.kind == "fully_connected" else "a" for o in seq)
+    head = len(kinds) - len(kinds.lstrip("f"))
+    tail = len(kinds) - len(kinds.rstrip("f"))
+    if "a" not in kinds:
+        if not 2 <= len(kinds) <= 4:
+            return None
+        head, tail = len(kinds) - len(kinds) // 2, len(kinds) // 2
+    if not (1 <= head <= 2 and 1 <= tail <= 2) or "f" in kinds[head : len(kinds) - tail]:
+        return None
+    return seq[:head], seq[head : len(seq) - tail], seq[len(seq) - tail :]
+
+
+def _lowrank_info(g: Graph, lin: dict[str, list[Op]]) -> dict[str, tuple[Op, str, int]]:
+    """Factorised linears of a unit: name of the second FC -> (first FC, name of the workspace
+    part holding the rank-r intermediate rows ("R" + role), r)."""
+    return {ops[-1].name: (ops[0], "R" + role, _tokens(g.t(ops[0].outputs[0]).shape)[1])  # type: ignore[index]
+            for role, ops in lin.items() if len(ops) == 2}  # fmt: skip
+
+
 def _match_mlp(G: _Graph, ln: Op) -> Unit | None:
     g = G.g
     x, lo = ln.inputs[0], ln.outputs[0]
     if _tokens(g.t(x).shape) is None:
         return None
-    fc1 = G.only(lo)
-    if not _is_fc(fc1, lo):
+    runs = _mlp_runs(G, lo)
+    if runs is None:
         return None
-    acts: list[Op] = []
-    t = fc1.outputs[0]
-    op = G.only(t)
-    while op is not None and op.kind == "gelu":
-        acts.append(op)
-        t = op.outputs[0]
-        op = G.only(t)
-    if not _is_fc(op, t):
-        return None
-    fc2 = op
+    lin1, acts, lin2 = runs
+    fc1, fc2 = lin1[-1], lin2[-1]
     add = _residual(G, fc2.outputs[0], x)
     if add is None:
         return None
-    ops = [ln, fc1, *acts, fc2, add]
+    ops = [ln, *lin1, *acts, *lin2, add]
     t, d = _tokens(g.t(x).shape)  # type: ignore[misc]
-    info = {"ln": ln, "fc1": fc1, "acts": acts, "fc2": fc2, "add": add, "T": t, "D": d}
+    info = {"ln": ln, "fc1": fc1, "acts": acts, "fc2": fc2, "add": add, "T": t, "D": d,
+            "lowrank": _lowrank_info(g, {"fc1": lin1, "fc2": lin2})}  # fmt: skip
     return _unit(G, "mlp", ops, x, add.outputs[0], info)
 
 
@@ -195,6 +235,8 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
     fcs = G.cons.get(lo, [])
     if td is None or len(fcs) != 3 or not all(_is_fc(f, lo) for f in fcs):
         return None
+    first: dict[int, Op] = {}  # the second FC of a factorised projection -> its first FC
+    fcs = [_factored(G, f, first) for f in fcs]
     chains: dict[int, tuple[list[Op], Op, int]] = {}
     for f in fcs:
         chain, bmm = G.views_to(f.outputs[0], "batch_matmul")
@@ -227,6 +269,7 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
     merge, proj = G.views_to(o_bmm.outputs[0], "fully_connected")
     if proj is None:
         return None
+    proj = _factored(G, proj, first)
     om = merge[-1].outputs[0] if merge else o_bmm.outputs[0]
     add = _residual(G, proj.outputs[0], x)
     if add is None:
@@ -259,13 +302,15 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
     )  # fmt: skip
     if not ok:
         return None
-    ops = [ln, fq, fk, fv, *chains[id(fq)][0], *chains[id(fk)][0], *chains[id(fv)][0]]
+    ops = [ln, *first.values(), fq, fk, fv, *chains[id(fq)][0], *chains[id(fk)][0], *chains[id(fv)][0]]
     ops += [s_bmm, softmax, o_bmm, *merge, proj, add]
+    lin = {role: ([first[id(f)]] if id(f) in first else []) + [f] for role, f in
+           (("q", fq), ("k", fk), ("v", fv), ("proj", proj))}  # fmt: skip
     info = {
         "ln": ln, "q": fq, "k": fk, "v": fv, "scores": s_bmm, "softmax": softmax, "attn": o_bmm,
         "proj": proj, "add": add, "heads": heads, "T": t, "D": td[1], "dq": dq, "dk": dk, "dv": dv, "dm": dm,
         "dh": g.t(s_bmm.inputs[0]).shape[-1], "dvh": g.t(o_bmm.outputs[0]).shape[-1],
-        "a": a, "bk": bk, "bv": bv, "yo": yo,
+        "a": a, "bk": bk, "bv": bv, "yo": yo, "lowrank": _lowrank_info(g, lin),
     }  # fmt: skip
     return _unit(G, "attention", ops, x, add.outputs[0], info)
 
@@ -382,14 +427,47 @@ def _workspace(u: Unit, group: int, qblock: int, kernel_scratch: int = 0) -> dic
         hid = i["fc1"].outputs[0]
         parts = [("L", min(group, t) * d), ("H", min(group, t) * i["hidden"])]
         del hid
-    if kernel_scratch > 0:
-        parts.append(("F", kernel_scratch))
     out: dict[str, tuple[int, int]] = {}
     off = 0
     for name, size in parts:
         out[name] = (off, size)
         off += align(size)
+    off = _place_lowrank(u, group, qblock, out, off)
+    if kernel_scratch > 0:
+        out["F"] = (off, kernel_scratch)
     return out
+
+
+def _place_lowrank(u: Unit, group: int, qblock: int, ws: dict[str, tuple[int, int]], end: int) -> int:
+    """Add the rank-r intermediate rows of each factorised linear to the workspace layout `ws`
+    (parts ending at `end`); returns the new end. In attention they reuse parts idle in that phase:
+    K/V projections (group rows) the Q..O parts, the q projection (query block rows) S..O, the
+    output projection Q..S (each read before the next kernel writes). What does not fit there, and
+    the MLP's, share one extra part "R" (the factorised linears of a stage run one after another)."""
+    lr = u.info.get("lowrank") or {}
+    if not lr:
+        return end
+    t = u.info["T"]
+    g, q = min(group, t), min(qblock, t)
+
+    def span(a: str, b: str) -> tuple[int, int]:
+        return ws[a][0], ws[b][0] + ws[b][1] - ws[a][0]
+
+    free = {"Rk": (g, *span("Q", "O")), "Rv": (g, *span("Q", "O")), "Rq": (q, *span("S", "O")),
+            "Rproj": (q, *span("Q", "S"))} if u.kind == "attention" else {}  # fmt: skip
+    rows = {"Rfc1": g, "Rfc2": g}
+    extra = 0
+    pending: list[tuple[str, int]] = []
+    for _, key, rank in lr.values():
+        size = (free[key][0] if key in free else rows[key]) * rank
+        if key in free and size <= free[key][2]:
+            ws[key] = (free[key][1], size)
+        else:
+            pending.append((key, size))
+            extra = max(extra, size)
+    for key, size in pending:
+        ws[key] = (end, size)
+    return end + align(extra) if extra else end
 
 
 def _calls(u: Unit, group: int, qblock: int) -> int:
@@ -397,9 +475,11 @@ def _calls(u: Unit, group: int, qblock: int) -> int:
     if u.kind == "embed":
         return int(i["hp"]) + len(i["consts"]) + 1
     t = i["T"]
+    lr = [key for _, key, _ in (i.get("lowrank") or {}).values()]  # one more FC call per factorised linear
     if u.kind == "attention":
-        return math.ceil(t / group) * 3 + math.ceil(t / qblock) * (4 + 3 * i["heads"])
-    return math.ceil(t / group) * (4 + len(i["acts"]))
+        kv, qp = sum(k in ("Rk", "Rv") for k in lr), sum(k in ("Rq", "Rproj") for k in lr)
+        return math.ceil(t / group) * (3 + kv) + math.ceil(t / qblock) * (4 + qp + 3 * i["heads"])
+    return math.ceil(t / group) * (4 + len(i["acts"]) + len(lr))
 
 
 def plan_token(
@@ -441,14 +521,14 @@ def plan_token(
                 alias[u.x_out] = u.x_in
             ks = max((scratch(g, index[id(o)]) for o in u.ops), default=0) if scratch is not None else 0
             ws = _workspace(u, group, qblock, ks)
-            notes = _notes(u, group, qblock, over)
+            notes = _notes(u, group, qblock, over) + _lowrank_notes(u)
             detail = {"unit": u, "group": min(group, u.info["T"]), "qblock": min(qblock, u.info["T"]),
                       "overwrite": over, "ws": ws, "notes": notes}  # fmt: skip
             name = u.ops[-1].name if u.kind != "embed" else u.ops[0].name
             op = Op(f"token_{u.kind}", f"{name}@{u.kind}", [u.x_in], [u.x_out])
             steps.append(Step(op=op, macs=sum(op_macs(g, o) for o in u.ops), detail=detail))
             rw.append(([u.x_in], [u.x_out]))
-            ws_sizes.append(sum(align(s) for _, s in ws.values()))
+            ws_sizes.append(max((o + align(s) for o, s in ws.values()), default=0))  # parts may share bytes
             overhead += _calls(u, group, qblock) * CALL_OVERHEAD
             i = u.hi + 1
         else:
@@ -507,6 +587,14 @@ def _notes(u: Unit, group: int, qblock: int, over: bool) -> list[str]:
             f"proj + residual add per query block: {w}",
         ]
     return [f"token-wise MLP: {math.ceil(t / g)} groups of {g} tokens, hidden [{g}x{i['hidden']}]; {w}"]
+
+
+def _lowrank_notes(u: Unit) -> list[str]:
+    lr = u.info.get("lowrank") or {}
+    if not lr:
+        return []
+    parts = ", ".join(f"{key[1:]} (rank {rank})" for _, key, rank in lr.values())
+    return [f"low-rank projections {parts}: two FC calls per row group through rank-r rows in the workspace"]
 
 
 def _buffers(
@@ -648,6 +736,16 @@ def _exec_stage(R: Any, g: Graph, s: Step, region, ws: np.ndarray) -> None:
     def run(op: Op, env: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(R._OPS[op.kind](g, op, env)).astype(np.int8)
 
+    def fc(op: Op, x: np.ndarray) -> np.ndarray:
+        """A projection on rows x: one FC, or a factorised one through its workspace rows."""
+        lr = (u.info.get("lowrank") or {}).get(op.name)
+        if lr is None:
+            return run(op, {op.inputs[0]: x})
+        pre, key, rank = lr
+        rm, ro = wsv(key)
+        _rows(rm, ro, len(x), rank)[...] = run(pre, {pre.inputs[0]: x})
+        return run(op, {op.inputs[0]: _rows(rm, ro, len(x), rank).copy()})
+
     xm, xo = region(u.x_in)
     ym, yo = region(u.x_out)
     if u.kind == "embed":
@@ -680,10 +778,10 @@ def _exec_stage(R: Any, g: Graph, s: Step, region, ws: np.ndarray) -> None:
             lm, lo = wsv("L")
             _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
             hm, ho = wsv("H")
-            _rows(hm, ho, n, hid)[...] = run(fc1, {fc1.inputs[0]: _rows(lm, lo, n, d).copy()})
+            _rows(hm, ho, n, hid)[...] = fc(fc1, _rows(lm, lo, n, d).copy())
             for a in i["acts"]:
                 _rows(hm, ho, n, hid)[...] = run(a, {a.inputs[0]: _rows(hm, ho, n, hid).copy()})
-            _rows(lm, lo, n, d)[...] = run(fc2, {fc2.inputs[0]: _rows(hm, ho, n, hid).copy()})
+            _rows(lm, lo, n, d)[...] = fc(fc2, _rows(hm, ho, n, hid).copy())
             env = {u.x_in: x, fc2.outputs[0]: _rows(lm, lo, n, d).copy()}
             _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
         return
@@ -702,14 +800,14 @@ def _exec_stage(R: Any, g: Graph, s: Step, region, ws: np.ndarray) -> None:
         n = min(grp, t - t0)
         _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: _rows(xm, xo + t0 * d, n, d).copy()})
         lv = _rows(lm, lo, n, d).copy()
-        _rows(km, ko + t0 * dk, n, dk)[...] = run(fk, {fk.inputs[0]: lv})
-        _rows(vm, vo + t0 * dv, n, dv)[...] = run(fv, {fv.inputs[0]: lv})
+        _rows(km, ko + t0 * dk, n, dk)[...] = fc(fk, lv)
+        _rows(vm, vo + t0 * dv, n, dv)[...] = fc(fv, lv)
     dh, dvh = i["dh"], i["dvh"]
     for t0 in range(0, t, qb):
         n = min(qb, t - t0)
         x = _rows(xm, xo + t0 * d, n, d).copy()
         _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
-        _rows(qm, qo, n, dq)[...] = run(fq, {fq.inputs[0]: _rows(lm, lo, n, d).copy()})
+        _rows(qm, qo, n, dq)[...] = fc(fq, _rows(lm, lo, n, d).copy())
         for hh in range(h):
             qa = _strided(qm, qo + hh * a.batch, (n, dh), (a.row, a.col))
             kb = _strided(km, ko + hh * bk.batch, (dh, t), (bk.row, bk.col))
@@ -723,7 +821,7 @@ def _exec_stage(R: Any, g: Graph, s: Step, region, ws: np.ndarray) -> None:
             res = run(ob, {ob.inputs[0]: _rows(sm_, so, n, t).copy(), ob.inputs[1]: vb})
             idx = oo + hh * yo3.batch + np.arange(n)[:, None] * yo3.row + np.arange(dvh)[None, :] * yo3.col
             om[idx] = res.reshape(n, dvh)
-        _rows(lm, lo, n, dm)[...] = run(proj, {proj.inputs[0]: _rows(om, oo, n, dm).copy()})
+        _rows(lm, lo, n, dm)[...] = fc(proj, _rows(om, oo, n, dm).copy())
         env = {u.x_in: x, proj.outputs[0]: _rows(lm, lo, n, dm).copy()}
         _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
 
