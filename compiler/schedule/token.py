@@ -24,7 +24,7 @@ A factorised (low-rank) projection, MCUFormer's in -> r -> out linear (two fully
 the first's output read only by the second), may stand for any of q, k, v, proj, fc1, fc2: the
 stage calls both FCs per row group, the r-wide rows living in workspace parts idle at that point
 (`_place_lowrank`), so a low-rank block keeps the stage's memory (Liang et al., "MCUFormer",
-NeurIPS 2023, Sec. 3.1).
+NeurIPS 2023).
 
 A fused qkv projection (timm / `nn.MultiheadAttention` style: one Linear of 3*D outputs, reshaped
 and split into q, k, v) is first split into three projections by the exact rewrite
