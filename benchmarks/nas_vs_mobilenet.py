@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `python benchmarks/nas_vs_mobilenet.py --n {args.n} --size {args.size} --classes {args.classes} "
         f"--object-px {args.object_px[0]} {args.object_px[1]} --clutter {args.clutter} --epochs {args.epochs} "
-        f"--trials {args.trials} --finetune-epochs {args.finetune_epochs} --widths {' '.join(map(str, args.widths))}` "
+        f"--trials {args.trials} --finetune-epochs {args.finetune_epochs} --n-random {args.n_random}"
+        + (" --no-distill" if args.no_distill else "")
+        + f" --int8-test {args.int8_test} --widths {' '.join(map(str, args.widths))}` "
         f"({(time.time() - t0) / 60:.0f} min on a shared 2-core CPU, cached stages not counted).",
         f"Data: {args.n} seeded scenes of {args.size} px, {args.classes} classes (objects {args.object_px[0]}-"
         f"{args.object_px[1] - 1} px, clutter x{args.clutter}); {len(train)} train / {len(val)} val / "
