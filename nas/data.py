@@ -148,7 +148,7 @@ def _shape_mask(kind: str, s: int) -> np.ndarray:
 def small_object_task(
     n: int, size: int = 128, classes: int = 4, seed: int = 0, object_px: tuple[int, int] | None = None,
     clutter: float = 1.0,
-) -> Split:
+) -> Split:  # fmt: skip
     """`n` seeded scenes, 1 x size x size, label = the shape of the one small object in the clutter.
 
     Scene: a smooth random background, 6-14 clutter strokes (random line segments) and 3-8 filled
