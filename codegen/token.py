@@ -48,6 +48,17 @@ def _fast(e: Emitter, i: int, tag: str, op: Op, c: KernelCall, step: Step) -> di
 
 
 def _fc(e: Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
+    """One projection of a stage. A factorised (low-rank) one (`AttentionInfo.lowrank` /
+    `MlpInfo.lowrank`) also carries "pre" (its first FC, in -> r) and "rbuf" (the workspace rows
+    holding the r-wide intermediate): `fc_call` runs both. Both FCs' kernels come from `step.kernels`."""
+    inf = _stage(step).unit.info
+    lr = inf.lowrank.get(op.name) if isinstance(inf, AttentionInfo | MlpInfo) else None
+    if lr is not None:
+        return {**_fc1(e, i, tag, op, step), "pre": _fc1(e, i, f"{tag}_lr", lr[0], step), "rbuf": _ws(e, step, lr[1])}
+    return _fc1(e, i, tag, op, step)
+
+
+def _fc1(e: Emitter, i: int, tag: str, op: Op, step: Step) -> dict[str, Any]:
     q = lower(e.g, op)
     out_f, in_f = e.g.t(op.inputs[1]).shape
     c = _kernel(step, op)

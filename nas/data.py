@@ -146,14 +146,16 @@ def _shape_mask(kind: str, s: int) -> np.ndarray:
 
 
 def small_object_task(
-    n: int, size: int = 128, classes: int = 4, seed: int = 0, object_px: tuple[int, int] | None = None
-) -> Split:
+    n: int, size: int = 128, classes: int = 4, seed: int = 0, object_px: tuple[int, int] | None = None,
+    clutter: float = 1.0,
+) -> Split:  # fmt: skip
     """`n` seeded scenes, 1 x size x size, label = the shape of the one small object in the clutter.
 
     Scene: a smooth random background, 6-14 clutter strokes (random line segments) and 3-8 filled
     discs of random grey levels; the object (one of SHAPES[:classes], `object_px` = (lo, hi) px
     wide, hi exclusive; default 7-11 px at size 128, scaled with `size`) is stamped at a random
-    place with a contrast of 0.5-1.0. Deterministic in `seed`."""
+    place with a contrast of 0.5-1.0. `clutter` scales the number of strokes and discs (1.0: the
+    counts above; 0.5: half as many). Deterministic in `seed`."""
     if not 2 <= classes <= len(SHAPES):
         raise MicrotileError(f"classes must be 2..{len(SHAPES)}, got {classes}")
     rng = np.random.default_rng(seed)
@@ -164,14 +166,14 @@ def small_object_task(
     for i in range(n):
         gx, gy = rng.normal(size=2) * 0.3
         img = 0.15 * (gx * (xx / size - 0.5) + gy * (yy / size - 0.5)) + rng.uniform(-0.6, -0.2)
-        for _ in range(rng.integers(6, 15)):  # clutter strokes
+        for _ in range(int(round(rng.integers(6, 15) * clutter))):  # clutter strokes
             x0, y0 = rng.uniform(0, size, 2)
             ang, ln = rng.uniform(0, np.pi), rng.uniform(8, 30) * k
             tt = np.linspace(0, 1, int(ln * 2) + 2)
             px = np.clip((x0 + np.cos(ang) * ln * tt).astype(int), 0, size - 1)
             py = np.clip((y0 + np.sin(ang) * ln * tt).astype(int), 0, size - 1)
             img[py, px] = rng.uniform(-0.2, 0.6)
-        for _ in range(rng.integers(3, 9)):  # clutter discs
+        for _ in range(int(round(rng.integers(3, 9) * clutter))):  # clutter discs
             cx, cy, rad = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(2, 6) * k
             img[(xx - cx) ** 2 + (yy - cy) ** 2 <= rad * rad] = rng.uniform(-0.3, 0.5)
         s = int(rng.integers(*object_px)) if object_px else max(5, int(round(rng.integers(7, 12) * k)))

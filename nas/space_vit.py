@@ -12,10 +12,9 @@ constraint; the elastic dims follow AutoFormer, Chen et al., ICCV 2021):
   (and the IR) it is two fully_connected ops, in -> r (no bias) -> out. rho = 1.0 means full rank:
   the export multiplies U V into one FC (exact in float). `lowrank` names the linears that are
   factorised: "mlp" (fc1, fc2: default), "all" (also q, k, v, proj).
-  Note: microtile's token planner (compiler/schedule/token.py) matches a single FC at each place
-  of its attention and MLP patterns, so a factorised unit runs layer by layer inside the token plan
-  (the embed and any full-rank units are still token stages). "mlp" keeps the attention stage,
-  whose score rows are what the token plan saves most on.
+  microtile's token planner (compiler/schedule/token.py) runs a factorised projection inside its
+  attention and MLP stages as two FC calls per row group through r-wide workspace rows, so
+  low-rank blocks keep the token plan's memory (tests/test_token_lowrank.py).
 - patch size: the patch-embedding kernel is stored at the largest patch and resized (bilinear,
   area-preserving scale (P/p)^2) for smaller ones, as FlexiViT does (Beyer et al., CVPR 2023);
   the position embedding is stored for the finest grid and resized (bicubic) to each subnet's grid.

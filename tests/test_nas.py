@@ -158,6 +158,9 @@ def test_data_folder_npz_and_task(tmp_path) -> None:
     t = small_object_task(12, 96, 3, seed=5)
     assert t.x.shape == (12, 1, 96, 96) and set(t.y) <= {0, 1, 2}
     assert np.array_equal(small_object_task(12, 96, 3, seed=5).x, t.x)
+    assert np.array_equal(small_object_task(12, 96, 3, seed=5, clutter=1.0).x, t.x)  # the default scenes
+    bare = small_object_task(12, 96, 3, seed=5, clutter=0.0)  # no strokes, no discs: only the object is bright
+    assert np.array_equal(bare.y, t.y) and ((bare.x > 0.45).sum((1, 2, 3)) < (t.x > 0.45).sum((1, 2, 3))).any()
     back = load_dir(save_npz(t, tmp_path / "t.npz"))
     assert np.array_equal(back.y, t.y) and np.abs(back.x - t.x).max() <= 1 / 127.5 + 1e-6
     for i in range(6):

@@ -195,6 +195,19 @@ def _exec_stage(g: Graph, st: TokenStage, region, ws: np.ndarray) -> None:
     def run(op: Op, env: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(reference._OPS[op.kind](g, op, env)).astype(np.int8)
 
+    lowrank = i.lowrank if isinstance(i, AttentionInfo | MlpInfo) else {}
+
+    def fc(op: Op, x: np.ndarray) -> np.ndarray:
+        """A projection on rows x: one FC, or a factorised (low-rank) one through its r-wide
+        workspace rows (`AttentionInfo.lowrank` / `MlpInfo.lowrank`), as codegen's `fc_call`."""
+        lr = lowrank.get(op.name)
+        if lr is None:
+            return run(op, {op.inputs[0]: x})
+        pre, key, rank = lr
+        rm, ro = wsv(key)
+        _rows(rm, ro, len(x), rank)[...] = run(pre, {pre.inputs[0]: x})
+        return run(op, {op.inputs[0]: _rows(rm, ro, len(x), rank).copy()})
+
     xm, xo = region(u.x_in)
     ym, yo = region(u.x_out)
     if isinstance(i, EmbedInfo):
@@ -227,10 +240,10 @@ def _exec_stage(g: Graph, st: TokenStage, region, ws: np.ndarray) -> None:
             lm, lo = wsv("L")
             _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
             hm, ho = wsv("H")
-            _rows(hm, ho, n, hid)[...] = run(fc1, {fc1.inputs[0]: _rows(lm, lo, n, d).copy()})
+            _rows(hm, ho, n, hid)[...] = fc(fc1, _rows(lm, lo, n, d).copy())
             for a in i.acts:
                 _rows(hm, ho, n, hid)[...] = run(a, {a.inputs[0]: _rows(hm, ho, n, hid).copy()})
-            _rows(lm, lo, n, d)[...] = run(fc2, {fc2.inputs[0]: _rows(hm, ho, n, hid).copy()})
+            _rows(lm, lo, n, d)[...] = fc(fc2, _rows(hm, ho, n, hid).copy())
             env = {u.x_in: x, fc2.outputs[0]: _rows(lm, lo, n, d).copy()}
             _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
         return
@@ -249,14 +262,14 @@ def _exec_stage(g: Graph, st: TokenStage, region, ws: np.ndarray) -> None:
         n = min(grp, t - t0)
         _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: _rows(xm, xo + t0 * d, n, d).copy()})
         lv = _rows(lm, lo, n, d).copy()
-        _rows(km, ko + t0 * dk, n, dk)[...] = run(fk, {fk.inputs[0]: lv})
-        _rows(vm, vo + t0 * dv, n, dv)[...] = run(fv, {fv.inputs[0]: lv})
+        _rows(km, ko + t0 * dk, n, dk)[...] = fc(fk, lv)
+        _rows(vm, vo + t0 * dv, n, dv)[...] = fc(fv, lv)
     dh, dvh = i.dh, i.dvh
     for t0 in range(0, t, qb):
         n = min(qb, t - t0)
         x = _rows(xm, xo + t0 * d, n, d).copy()
         _rows(lm, lo, n, d)[...] = run(ln, {ln.inputs[0]: x})
-        _rows(qm, qo, n, dq)[...] = run(fq, {fq.inputs[0]: _rows(lm, lo, n, d).copy()})
+        _rows(qm, qo, n, dq)[...] = fc(fq, _rows(lm, lo, n, d).copy())
         for hh in range(h):
             qa = _strided(qm, qo + hh * a.batch, (n, dh), (a.row, a.col))
             kb = _strided(km, ko + hh * bk.batch, (dh, t), (bk.row, bk.col))
@@ -270,7 +283,7 @@ def _exec_stage(g: Graph, st: TokenStage, region, ws: np.ndarray) -> None:
             res = run(ob, {ob.inputs[0]: _rows(sm_, so, n, t).copy(), ob.inputs[1]: vb})
             idx = oo + hh * yo3.batch + np.arange(n)[:, None] * yo3.row + np.arange(dvh)[None, :] * yo3.col
             om[idx] = res.reshape(n, dvh)
-        _rows(lm, lo, n, dm)[...] = run(proj, {proj.inputs[0]: _rows(om, oo, n, dm).copy()})
+        _rows(lm, lo, n, dm)[...] = fc(proj, _rows(om, oo, n, dm).copy())
         env = {u.x_in: x, proj.outputs[0]: _rows(lm, lo, n, dm).copy()}
         _rows(ym, yo + t0 * d, n, d)[...] = run(add, {k: env[k] for k in add.inputs})
 

@@ -20,6 +20,12 @@ it does not recognize runs layer by layer (so any graph still gets a plan):
   **token-wise MLP**: the hidden [group, ratio*D] exists for `group` tokens at a time, and the
   result overwrites those tokens of X.
 
+A factorised (low-rank) projection, MCUFormer's in -> r -> out linear (two fully_connected ops,
+the first's output read only by the second), may stand for any of q, k, v, proj, fc1, fc2: the
+stage calls both FCs per row group, the r-wide rows living in workspace parts idle at that point
+(`_place_lowrank`), so a low-rank block keeps the stage's memory (Liang et al., "MCUFormer",
+NeurIPS 2023).
+
 A fused qkv projection (timm / `nn.MultiheadAttention` style: one Linear of 3*D outputs, reshaped
 and split into q, k, v) is first split into three projections by the exact rewrite
 `compiler.passes.split_qkv.split_fused_qkv`, so it matches the attention pattern too.
@@ -105,6 +111,9 @@ class AttentionInfo:
     bk: Stride3
     bv: Stride3
     yo: Stride3
+    # factorised (low-rank) q / k / v / proj: name of the second FC (the one in q, k, v, proj) ->
+    # (first FC, workspace part "Rq" / "Rk" / "Rv" / "Rproj" holding its rank-r rows, rank)
+    lowrank: dict[str, tuple[Op, str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +128,8 @@ class MlpInfo:
     T: int
     D: int
     hidden: int  # fc1 output features
+    # factorised (low-rank) fc1 / fc2: name of the second FC -> (first FC, workspace part "Rfc1" / "Rfc2", rank)
+    lowrank: dict[str, tuple[Op, str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -244,30 +255,64 @@ def _residual(G: _Graph, t: str, x: str) -> Op | None:
     return add
 
 
+def _factored(G: _Graph, fc: Op, first: dict[int, Op]) -> Op:
+    """A factorised (low-rank) linear, MCUFormer's in -> r -> out: `fc` whose output's only
+    consumer is a second fully_connected on it. Returns that second FC (recording `fc` as its
+    first in `first`), or `fc` itself when it is one dense linear."""
+    nxt = G.only(fc.outputs[0])
+    if not _is_fc(nxt, fc.outputs[0]):
+        return fc
+    assert nxt is not None
+    first[id(nxt)] = fc
+    return nxt
+
+
+def _mlp_runs(G: _Graph, lo: str) -> tuple[list[Op], list[Op], list[Op]] | None:
+    """The MLP after LayerNorm output `lo` as (fc1 run, activations, fc2 run): a run is one FC or
+    two (a factorised linear). Without activations, 3 FCs are read as a factorised fc1 + fc2."""
+    seq: list[Op] = []
+    t = lo
+    op = G.only(t)
+    while op is not None and (_is_fc(op, t) or op.kind == "gelu"):
+        seq.append(op)
+        t = op.outputs[0]
+        op = G.only(t)
+    kinds = "".join("f" if o.kind == "fully_connected" else "a" for o in seq)
+    head = len(kinds) - len(kinds.lstrip("f"))
+    tail = len(kinds) - len(kinds.rstrip("f"))
+    if "a" not in kinds:
+        if not 2 <= len(kinds) <= 4:
+            return None
+        head, tail = len(kinds) - len(kinds) // 2, len(kinds) // 2
+    if not (1 <= head <= 2 and 1 <= tail <= 2) or "f" in kinds[head : len(kinds) - tail]:
+        return None
+    return seq[:head], seq[head : len(seq) - tail], seq[len(seq) - tail :]
+
+
+def _lowrank_info(g: Graph, lin: dict[str, list[Op]]) -> dict[str, tuple[Op, str, int]]:
+    """Factorised linears of a unit: name of the second FC -> (first FC, name of the workspace
+    part holding the rank-r intermediate rows ("R" + role), r)."""
+    return {ops[-1].name: (ops[0], "R" + role, _tokens(g.t(ops[0].outputs[0]).shape)[1])  # type: ignore[index]
+            for role, ops in lin.items() if len(ops) == 2}  # fmt: skip
+
+
 def _match_mlp(G: _Graph, ln: Op) -> Unit | None:
     g = G.g
     x, lo = ln.inputs[0], ln.outputs[0]
     if _tokens(g.t(x).shape) is None:
         return None
-    fc1 = G.only(lo)
-    if not _is_fc(fc1, lo):
+    runs = _mlp_runs(G, lo)
+    if runs is None:
         return None
-    acts: list[Op] = []
-    t = fc1.outputs[0]
-    op = G.only(t)
-    while op is not None and op.kind == "gelu":
-        acts.append(op)
-        t = op.outputs[0]
-        op = G.only(t)
-    if not _is_fc(op, t):
-        return None
-    fc2 = op
+    lin1, acts, lin2 = runs
+    fc1, fc2 = lin1[-1], lin2[-1]
     add = _residual(G, fc2.outputs[0], x)
     if add is None:
         return None
-    ops = [ln, fc1, *acts, fc2, add]
+    ops = [ln, *lin1, *acts, *lin2, add]
     t, d = _tokens(g.t(x).shape)  # type: ignore[misc]
-    info = MlpInfo(ln, fc1, acts, fc2, add, t, d, g.t(fc1.outputs[0]).shape[-1])
+    info = MlpInfo(ln, fc1, acts, fc2, add, t, d, g.t(fc1.outputs[0]).shape[-1],
+                   lowrank=_lowrank_info(g, {"fc1": lin1, "fc2": lin2}))  # fmt: skip
     return _unit(G, "mlp", ops, x, add.outputs[0], info)
 
 
@@ -278,6 +323,8 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
     fcs = G.cons.get(lo, [])
     if td is None or len(fcs) != 3 or not all(_is_fc(f, lo) for f in fcs):
         return None
+    first: dict[int, Op] = {}  # the second FC of a factorised projection -> its first FC
+    fcs = [_factored(G, f, first) for f in fcs]
     chains: dict[int, tuple[list[Op], Op, int]] = {}
     for f in fcs:
         chain, bmm = G.views_to(f.outputs[0], "batch_matmul")
@@ -310,6 +357,7 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
     merge, proj = G.views_to(o_bmm.outputs[0], "fully_connected")
     if proj is None:
         return None
+    proj = _factored(G, proj, first)
     om = merge[-1].outputs[0] if merge else o_bmm.outputs[0]
     add = _residual(G, proj.outputs[0], x)
     if add is None:
@@ -342,12 +390,15 @@ def _match_attention(G: _Graph, ln: Op) -> Unit | None:
     )  # fmt: skip
     if not ok:
         return None
-    ops = [ln, fq, fk, fv, *chains[id(fq)][0], *chains[id(fk)][0], *chains[id(fv)][0]]
+    ops = [ln, *first.values(), fq, fk, fv, *chains[id(fq)][0], *chains[id(fk)][0], *chains[id(fv)][0]]
     ops += [s_bmm, softmax, o_bmm, *merge, proj, add]
+    lin = {role: ([first[id(f)]] if id(f) in first else []) + [f] for role, f in
+           (("q", fq), ("k", fk), ("v", fv), ("proj", proj))}  # fmt: skip
     info = AttentionInfo(
         ln=ln, q=fq, k=fk, v=fv, scores=s_bmm, softmax=softmax, attn=o_bmm, proj=proj, add=add, heads=heads,
         T=t, D=td[1], dq=dq, dk=dk, dv=dv, dm=dm,
         dh=g.t(s_bmm.inputs[0]).shape[-1], dvh=g.t(o_bmm.outputs[0]).shape[-1], a=a, bk=bk, bv=bv, yo=yo,
+        lowrank=_lowrank_info(g, lin),
     )  # fmt: skip
     return _unit(G, "attention", ops, x, add.outputs[0], info)
 
@@ -463,14 +514,47 @@ def _workspace(u: Unit, group: int, qblock: int, kernel_scratch: int = 0) -> dic
     elif isinstance(i, MlpInfo):
         t, d = i.T, i.D
         parts = [("L", min(group, t) * d), ("H", min(group, t) * i.hidden)]
-    if kernel_scratch > 0:
-        parts.append(("F", kernel_scratch))
     out: dict[str, tuple[int, int]] = {}
     off = 0
     for name, size in parts:
         out[name] = (off, size)
         off += align(size)
+    off = _place_lowrank(u, group, qblock, out, off)
+    if kernel_scratch > 0:
+        out["F"] = (off, kernel_scratch)
     return out
+
+
+def _place_lowrank(u: Unit, group: int, qblock: int, ws: dict[str, tuple[int, int]], end: int) -> int:
+    """Add the rank-r intermediate rows of each factorised linear to the workspace layout `ws`
+    (parts ending at `end`); returns the new end. In attention they reuse parts idle in that phase:
+    K/V projections (group rows) the Q..O parts, the q projection (query block rows) S..O, the
+    output projection Q..S (each read before the next kernel writes). What does not fit there, and
+    the MLP's, share one extra part "R" (the factorised linears of a stage run one after another)."""
+    lr = u.info.lowrank if isinstance(u.info, AttentionInfo | MlpInfo) else {}
+    if not lr:
+        return end
+    t = u.info.T
+    g, q = min(group, t), min(qblock, t)
+
+    def span(a: str, b: str) -> tuple[int, int]:
+        return ws[a][0], ws[b][0] + ws[b][1] - ws[a][0]
+
+    free = {"Rk": (g, *span("Q", "O")), "Rv": (g, *span("Q", "O")), "Rq": (q, *span("S", "O")),
+            "Rproj": (q, *span("Q", "S"))} if u.kind == "attention" else {}  # fmt: skip
+    rows = {"Rfc1": g, "Rfc2": g}
+    extra = 0
+    pending: list[tuple[str, int]] = []
+    for _, key, rank in lr.values():
+        size = (free[key][0] if key in free else rows[key]) * rank
+        if key in free and size <= free[key][2]:
+            ws[key] = (free[key][1], size)
+        else:
+            pending.append((key, size))
+            extra = max(extra, size)
+    for key, size in pending:
+        ws[key] = (end, size)
+    return end + align(extra) if extra else end
 
 
 def _calls(u: Unit, group: int, qblock: int) -> int:
@@ -478,9 +562,11 @@ def _calls(u: Unit, group: int, qblock: int) -> int:
     if isinstance(i, EmbedInfo):
         return i.hp + len(i.consts) + 1
     t = i.T
+    lr = [key for _, key, _ in i.lowrank.values()]  # one more FC call per factorised linear
     if isinstance(i, AttentionInfo):
-        return math.ceil(t / group) * 3 + math.ceil(t / qblock) * (4 + 3 * i.heads)
-    return math.ceil(t / group) * (4 + len(i.acts))
+        kv, qp = sum(k in ("Rk", "Rv") for k in lr), sum(k in ("Rq", "Rproj") for k in lr)
+        return math.ceil(t / group) * (3 + kv) + math.ceil(t / qblock) * (4 + qp + 3 * i.heads)
+    return math.ceil(t / group) * (4 + len(i.acts) + len(lr))
 
 
 def plan_token(
@@ -521,9 +607,9 @@ def plan_token(
             name = u.ops[-1].name if u.kind != "embed" else u.ops[0].name
             op = Op(f"token_{u.kind}", f"{name}@{u.kind}", [u.x_in], [u.x_out])
             macs = sum(op_macs(g, o) for o in u.ops)
-            steps.append(Step(op=op, macs=macs, stage=stage, notes=_notes(u, group, qblock, over)))
+            steps.append(Step(op=op, macs=macs, stage=stage, notes=_notes(u, group, qblock, over) + _lowrank_notes(u)))
             rw.append(([u.x_in], [u.x_out]))
-            ws_sizes.append(sum(align(s) for _, s in ws.values()))
+            ws_sizes.append(max((o + align(s) for o, s in ws.values()), default=0))  # parts may share bytes
             overhead += _calls(u, group, qblock) * CALL_OVERHEAD
             i = u.hi + 1
         else:
@@ -584,6 +670,14 @@ def _notes(u: Unit, group: int, qblock: int, over: bool) -> list[str]:
             f"proj + residual add per query block: {w}",
         ]
     return [f"token-wise MLP: {math.ceil(t / g)} groups of {g} tokens, hidden [{g}x{i.hidden}]; {w}"]
+
+
+def _lowrank_notes(u: Unit) -> list[str]:
+    lr = u.info.lowrank if isinstance(u.info, AttentionInfo | MlpInfo) else {}
+    if not lr:
+        return []
+    parts = ", ".join(f"{key[1:]} (rank {rank})" for _, key, rank in lr.values())
+    return [f"low-rank projections {parts}: two FC calls per row group through rank-r rows in the workspace"]
 
 
 def _buffers(
