@@ -7,7 +7,7 @@ on 2048 random valid inputs, SQUARED_DIFFERENCE and PRELU int8 and int16 (broadc
 L2_NORMALIZATION int8 (rows of small and large norms) on random inputs, with random scales
 (multipliers far below and above one) and zero points over the whole range. Each model is
 written with `compiler.frontend.tflite_writer`, re-imported (the declarations checked), run in
-the `tflite-micro` interpreter and in `compiler.reference`; every output byte must agree.
+the `tflite-micro` interpreter and in `compiler.golden.reference`; every output byte must agree.
 Writes `elementwise_sweep.md` / `.json` (models and values compared per op, mismatches) and
 exits 1 on any mismatch. CI runs the fixed cases of tests/test_tflite_elementwise.py instead.
 """
@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler import reference  # noqa: E402
+from compiler.core.ir import Graph, Op, QParams, Tensor  # noqa: E402
 from compiler.frontend.tflite import parse_tflite  # noqa: E402
 from compiler.frontend.tflite_writer import write_tflite  # noqa: E402
-from compiler.ir import Graph, Op, QParams, Tensor  # noqa: E402
-from compiler.tflm import TflmModel  # noqa: E402
+from compiler.golden import reference  # noqa: E402
+from compiler.golden.tflm import TflmModel  # noqa: E402
 
 
 def _graph(kind: str, ins: list[tuple], out: tuple) -> Graph:

@@ -50,8 +50,8 @@ FLOATS = (0.0, -1.0, float("nan"), float("inf"), -float("inf"), 1e-30, 1e30, 1e-
 
 def seed_tflite() -> bytes:
     """A small int8 CNN (conv, depthwise, pad, add, max pool, mean, FC, softmax) on 8x8x3."""
-    from compiler.builder import GraphBuilder
     from compiler.frontend.tflite_writer import write_tflite
+    from compiler.models.builder import GraphBuilder
 
     b = GraphBuilder("fuzz_seed", seed=3)
     x = b.input((1, 8, 8, 3), name="input")

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from compiler.boards import load_board  # noqa: E402
 from compiler.planner import default_budget  # noqa: E402
+from compiler.target.boards import load_board  # noqa: E402
 from nas.loop import NasConfig, md, run_nas  # noqa: E402
 
 BOARD = "stm32f746g-disco"

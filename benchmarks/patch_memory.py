@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import compiler.schedule.patch as patch_mod  # noqa: E402
-from compiler.builder import mobilenet_v2  # noqa: E402
-from compiler.ir import Graph, graph_macs  # noqa: E402
+from compiler.core.ir import Graph, graph_macs  # noqa: E402
+from compiler.models.builder import mobilenet_v2  # noqa: E402
 from compiler.pipeline import CompileOptions, load_model, run_model  # noqa: E402
 from compiler.planner import STACK_RESERVE  # noqa: E402
 from compiler.schedule.halo import halo_cache_estimate  # noqa: E402
@@ -52,8 +52,8 @@ def _detail(p: Plan) -> str:
 
 
 def _scratch(g: Graph, core: str, board: str):
-    from compiler.boards import load_board
-    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, kernel_calls, scratch_fn
+    from compiler.target.boards import load_board
 
     return scratch_fn(kernel_calls(g, load_board(board).flash.size, KernelOptions(core=core)))
 
@@ -243,7 +243,8 @@ def write_md(vww: list[dict], mbv2: list[dict], qemu: bool, mq: dict | None) -> 
         "Peak SRAM = arena (input inside it) + static + measured stack, as DESIGN.md defines it;",
         f"TFLite-Micro's arena total is {TFLM_VWW_TOTAL:,} B (its stack not even added). Goal: patch <= 40 %.",
         "Kernels `fast`: the Cortex-M DSP kernels of `runtime_c/mt_nn_fast.h` wherever",
-        "`compiler/kernels_table.py` picks them, in the patch stage's loop too (their scratch reserved by the plan).",
+        "`compiler/schedule/kernels_table.py` picks them, in the patch stage's loop too "
+        "(their scratch reserved by the plan).",
         "",
         "| plan | kernels | detail | arena B | peak SRAM B | % of TFLM | MACs | MAC overhead | instructions "
         "| bit-exact |",

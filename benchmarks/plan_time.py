@@ -56,7 +56,7 @@ def load(name: str):
     """The graph of MODELS[name]."""
     src = MODELS[name][0]
     if src.startswith("mbv2:"):
-        from compiler.builder import mobilenet_v2
+        from compiler.models.builder import mobilenet_v2
 
         _, w, r = src.split(":")
         return mobilenet_v2(float(w), int(r))

@@ -8,7 +8,7 @@ weights, opset 17): MobileNetV2-0.35 at 96x96, a small ViT (64x64, patch 8, widt
 the Conv1d KWS net on [40 MFCC x 49 frames]. For each: the seconds `calibrate` takes with
 engine="numpy" and engine="onnxruntime" (same ranges: tests/test_onnx_patterns.py checks equality),
 and the whole `quantize_for_compile` (calibration, int8 emission, per-layer SQNR and top-1 on 16
-samples through `compiler.reference`) with each engine. Wall-clock numbers on this machine, best
+samples through `compiler.golden.reference`) with each engine. Wall-clock numbers on this machine, best
 of `--repeat`; the table says what ran.
 
 Writes benchmarks/results/ptq_time.md and .json.
@@ -95,7 +95,7 @@ def main() -> None:
         "",
         f"`python benchmarks/ptq_time.py --samples {args.samples}`; {env}. Seconds of wall time.",
         "`calibrate`: activation ranges only; `PTQ`: `quantize_for_compile` (calibration, int8 emission,",
-        "per-layer SQNR and top-1 agreement on 16 samples run through `compiler.reference`).",
+        "per-layer SQNR and top-1 agreement on 16 samples run through `compiler.golden.reference`).",
         "",
         "| model | IR ops | samples | calibrate numpy | calibrate onnxruntime | speed-up | PTQ numpy | PTQ onnxruntime "
         "| speed-up |",

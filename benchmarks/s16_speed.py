@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_kernels_s16_dsp import s16_model  # noqa: E402
 
+from compiler.core.ir import op_macs  # noqa: E402
 from compiler.frontend.tflite import load_tflite  # noqa: E402
 from compiler.frontend.tflite_writer import write_tflite  # noqa: E402
-from compiler.ir import op_macs  # noqa: E402
 from compiler.pipeline import CompileOptions, run_model  # noqa: E402
 
 BOARDS = ("stm32f405", "stm32f746g-disco")

@@ -32,9 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from compiler.boards import load_board  # noqa: E402
-from compiler.emulator import run_qemu  # noqa: E402
-from compiler.ir import Graph, Op, op_macs  # noqa: E402
+from compiler.core.ir import Graph, Op, op_macs  # noqa: E402
 from compiler.pipeline import (  # noqa: E402
     CompileOptions,
     compare_with_reference,
@@ -42,6 +40,8 @@ from compiler.pipeline import (  # noqa: E402
     parse_harness_output,
     run_model,
 )
+from compiler.target.boards import load_board  # noqa: E402
+from compiler.target.emulator import run_qemu  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
 SHARED = {

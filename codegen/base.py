@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from compiler.ir import Graph, Op
+from compiler.core.ir import Graph, Op
 from compiler.schedule.plan import KernelCall, Plan
 
 

@@ -1,7 +1,7 @@
 """Plan -> C source: `model.c`, `model.h` and the test harness `main.c`.
 
 A pure function of the Plan: every number printed here (offsets, multipliers, strides,
-padding) was decided by the planner or computed by `compiler.lower`; templates only print.
+padding) was decided by the planner or computed by `compiler.core.lower`; templates only print.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from codegen.base import StepCode, c_array
 from codegen.kernels import fast_params
 from codegen.patch import render_stage
 from codegen.token import attention_ctx, embed_ctx, mlp_ctx
+from compiler.core.ir import Graph, Op
+from compiler.core.lower import lower
 from compiler.errors import MicrotileError, ModelError
-from compiler.ir import Graph, Op
-from compiler.kernels_table import REQUANTIZE_KERNELS, KernelCall, add_records, portable_call
-from compiler.lower import lower
+from compiler.schedule.kernels_table import REQUANTIZE_KERNELS, KernelCall, add_records, portable_call
 from compiler.schedule.patch import PatchPlan
 from compiler.schedule.plan import Plan
 from compiler.schedule.pools import main_pool_bytes
@@ -181,7 +181,7 @@ class _Emitter:
         return f"({self.base(s)} + {s.offset})" if s is not None else "NULL"
 
     def kernel(self, i: int) -> KernelCall:
-        """The kernel call the plan records for step i (compiler/kernels_table.py, `plan_for`);
+        """The kernel call the plan records for step i (compiler/schedule/kernels_table.py, `plan_for`);
         a plan made without `plan_for` records none and runs the portable kernels."""
         st = self.plan.steps[i]
         return st.kernel if st.kernel is not None else portable_call(self.g, st.op)
@@ -205,7 +205,7 @@ class _Emitter:
         return ctx
 
     def op_conv2d(self, i: int, op: Op) -> dict[str, Any]:
-        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/ops_support.py): mt_conv_s16[_dsp]
+        if self.g.t(op.inputs[0]).dtype == "int16":  # 16x8 (compiler/core/ops_support.py): mt_conv_s16[_dsp]
             return self._conv_s16(i, op)
         c = self.fast_kernel(i)
         if c is not None:
@@ -230,7 +230,7 @@ class _Emitter:
         return {**ctx, **self._s16_kernel(i, "mt_conv_s16")}
 
     def _s16_kernel(self, i: int, portable: str) -> dict[str, Any]:
-        """16x8: the call the plan records (compiler/kernels_table.py `_s16_dsp`: the portable
+        """16x8: the call the plan records (compiler/schedule/kernels_table.py `_s16_dsp`: the portable
         arguments plus scratch, none for depthwise) or the portable one."""
         c = self.fast_kernel(i)
         if c is None:
@@ -340,7 +340,7 @@ class _Emitter:
         return self._binary(i, op)
 
     def _binary_bcast(self, i: int, op: Op, with_params: bool) -> dict[str, Any]:
-        """SUB, MAXIMUM, MINIMUM: one kernel in the 4-D broadcast form (compiler/ops_support.py)."""
+        """SUB, MAXIMUM, MINIMUM: one kernel in the 4-D broadcast form (compiler/core/ops_support.py)."""
         a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
         dt = self.g.t(y).dtype
         sa, sb, sy = (self.nhwc4(self.g.t(n).shape) for n in (a, b, y))
@@ -533,7 +533,7 @@ class _Emitter:
 
     def op_svdf(self, i: int, op: Op) -> dict[str, Any]:
         """mt_svdf_s8; its int16 state is a static array of model.c, zeroed at every invoke
-        (reset_state 1), so each invoke equals TFLM's first (compiler/reference.py svdf)."""
+        (reset_state 1), so each invoke equals TFLM's first (compiler/golden/reference.py svdf)."""
         q = lower(self.g, op)
         x, wf, wt, b = op.inputs[:4]
         s8 = q["state_dtype"] == "int8"  # int8 time weights and state: mt_svdf_state8_s8
@@ -677,7 +677,7 @@ class _Emitter:
             "b_rec": [self.array(f"s{i}_recb{k}", "int32_t", q["rec_bias"][k]) for k in range(4)],
             "scratch": self.scratch_ptr(i),
         }
-    # -- TFLite elementwise ops (compiler/lower.py _lower_elementwise) -----------------------
+    # -- TFLite elementwise ops (compiler/core/lower.py _lower_elementwise) -----------------------
     def op_squared_difference(self, i: int, op: Op) -> dict[str, Any]:
         return self._binary_bcast(i, op, True)  # ADD's parameter struct
 

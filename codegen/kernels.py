@@ -1,7 +1,7 @@
 """The data the Cortex-M DSP kernels read: packed filters and fast requantization records.
 
 Which kernel each op runs, its scratch and its filter form are the planner's decision
-(`compiler/kernels_table.py`, recorded on the Plan as `Step.kernel`); this module only packs
+(`compiler/schedule/kernels_table.py`, recorded on the Plan as `Step.kernel`); this module only packs
 the filter in the form the call names (int8, paired int8, pre-widened int16, the 3x3 depthwise
 words) and computes the mt_fast_quant records (`fast_params`), for the *_dsp templates.
 Layouts: runtime_c/mt_nn_fast.h.
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler import quant as Q
-from compiler.ir import Graph, Op
-from compiler.kernels_table import KernelCall, add_records, fast_quant
-from compiler.lower import lower
+from compiler.core import quant as Q
+from compiler.core.ir import Graph, Op
+from compiler.core.lower import lower
+from compiler.schedule.kernels_table import KernelCall, add_records, fast_quant
 
 
 def _groups(n: int) -> int:

@@ -5,7 +5,7 @@ windows are the ones `PatchPlan.patches()` lists, printed as per-step tables.
 
 Per-op parameters (quantization, filter dims, the layer's own padding) are the same structs
 the layer-by-layer templates declare; the loop copies them and sets the patch's padding.
-Each step calls the kernel the plan records (`Step.kernel`, compiler/kernels_table.py); a DSP
+Each step calls the kernel the plan records (`Step.kernel`, compiler/schedule/kernels_table.py); a DSP
 kernel's packed filter, mt_fast_params and quant records come from the layer's *_dsp template,
 called with the same views, padding and the scratch the plan reserved for that step.
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from codegen.base import Emitter, StepCode
+from compiler.core.lower import lower
 from compiler.errors import ModelError
-from compiler.lower import lower
 from compiler.schedule.patch import Operand, PatchPlan
 
 _BASE = {"arena": "A", "input": "input", "output": "output"}

@@ -12,9 +12,9 @@ from typing import Any
 
 from codegen.base import Emitter, c_array
 from codegen.kernels import fast_params
-from compiler.ir import Op
-from compiler.kernels_table import KernelCall, add_records, portable_call
-from compiler.lower import lower
+from compiler.core.ir import Op
+from compiler.core.lower import lower
+from compiler.schedule.kernels_table import KernelCall, add_records, portable_call
 from compiler.schedule.plan import Step
 from compiler.schedule.token import AttentionInfo, EmbedInfo, MlpInfo, TokenStage
 
@@ -31,7 +31,7 @@ def _ws(e: Emitter, step: Step, name: str) -> str:
 
 def _kernel(step: Step, op: Op) -> KernelCall | None:
     """The DSP call the plan records for this op of the stage (`Step.kernels`,
-    compiler/kernels_table.py); None: its portable kernel."""
+    compiler/schedule/kernels_table.py); None: its portable kernel."""
     c = step.kernels.get(op.name)
     return c if c is not None and c.dsp else None
 

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from compiler import pipeline
-    from compiler.boards import list_boards, load_board
+    from compiler.target.boards import list_boards, load_board
 
     if args.cmd == "boards":
         for b in list_boards():

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.core.ir import Graph
 from compiler.errors import MicrotileError
-from compiler.ir import Graph
 
 
 class InputError(MicrotileError):

@@ -16,14 +16,10 @@ from typing import Any
 import numpy as np
 
 from codegen.emit import CodegenOptions, render_model
-from compiler import reference
-from compiler.boards import Board, load_board, render_board_files
-from compiler.emulator import run_qemu
+from compiler.core.ir import Graph
 from compiler.errors import BoardFitError, BudgetError, MicrotileError, ModelError
-from compiler.firmware import build_project, find_toolchain, model_memory
+from compiler.golden import reference
 from compiler.inputs import InputError, check_input, check_inputs, read_input_file
-from compiler.ir import Graph
-from compiler.kernels_table import FLASH_CODE_RESERVE, kernel_summary
 from compiler.outdir import OutDir, adopt
 from compiler.passes.io_quant import strip_io_quant
 from compiler.plan_plot import plan_text, plot_plan
@@ -36,10 +32,14 @@ from compiler.planner import (  # noqa: F401  default_budget: re-exported for be
     plan_budget,
 )
 from compiler.resources import data_dir
+from compiler.schedule.kernels_table import FLASH_CODE_RESERVE, kernel_summary
 from compiler.schedule.plan import Plan
 from compiler.schedule.pools import main_pool_bytes
 from compiler.schedule.select import plan_peak
-from compiler.stack import CALLGRAPH_FLAGS, stack_bound
+from compiler.target.boards import Board, load_board, render_board_files
+from compiler.target.emulator import run_qemu
+from compiler.target.firmware import build_project, find_toolchain, model_memory
+from compiler.target.stack import CALLGRAPH_FLAGS, stack_bound
 
 RUNTIME_DIR = data_dir("runtime_c")
 
@@ -64,7 +64,8 @@ class CompileOptions:
     profile: bool = False
     stack_bytes: int | None = None
     build: bool = True  # build the ELF when arm-none-eabi-gcc is available
-    kernels: str = "fast"  # "fast": DSP kernels where the core has them (compiler/kernels_table.py); "portable"
+    # "fast": DSP kernels where the core has them (compiler/schedule/kernels_table.py); "portable"
+    kernels: str = "fast"
     widen: bool = True  # pre-widen fast-kernel filters to int16 while flash allows (flash for speed)
     force: bool = False  # write into a non-empty folder microtile did not make (never deleting its files)
 
@@ -305,7 +306,7 @@ def compile_graph(
 
 def _check_whole_budget(plan: Plan, sram: int | None, static_ram: int, bound: int | None) -> None:
     """`--sram N` bounds the whole peak: plan + static data + the stack bound of the built
-    firmware (compiler/stack.py) must fit N. Raises BudgetError."""
+    firmware (compiler/target/stack.py) must fit N. Raises BudgetError."""
     if sram is None:
         return
     if bound is None:

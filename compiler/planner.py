@@ -3,7 +3,7 @@
 `microtile plan`, `compile` and `run`, the benchmarks and `nas/` all call it, so they all see
 the same decision and the same errors:
 
-1. the kernels: per op, the first row of its kernel table that applies (`compiler/kernels_table.py`:
+1. the kernels: per op, the first row of its kernel table that applies (`compiler/schedule/kernels_table.py`:
    a Cortex-M DSP kernel where the core has one and it is exact, else the portable one), their
    scratch bytes from the kernels' own C size queries;
 2. the candidates of every planner asked for (`compiler/schedule/select.py`: layer, patch,
@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler.boards import Board, load_board
+from compiler.core.ir import Graph
 from compiler.errors import BudgetError, MicrotileError
-from compiler.ir import Graph
-from compiler.kernels_table import (
+from compiler.passes.split_qkv import split_fused_qkv
+from compiler.schedule.kernels_table import (
     KernelCall,
     KernelOptions,
     any_dsp,
@@ -36,10 +36,10 @@ from compiler.kernels_table import (
     kernel_calls,
     scratch_fn,
 )
-from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.plan import Plan
 from compiler.schedule.pools import place_pools, pools_for
 from compiler.schedule.select import candidate_plans, pick_plan, plan_cost, plan_peak
+from compiler.target.boards import Board, load_board
 
 # RAM the test harness and newlib need besides the arena, the stack and the heap: their
 # .data/.bss measured from the linker map (about 2.8 KB on both boards) plus margin.
@@ -48,7 +48,7 @@ RUNTIME_RESERVE = 4096
 # An explicit --sram N bounds the whole measured peak (DESIGN.md): the plan (arena + I/O kept
 # outside it) + the model's static data + the stack of invoke. Planning reserves STACK_RESERVE
 # of N for the stack and static data (measured: 200-488 B of stack, 0 B of static data on the
-# MLPerf Tiny models, benchmarks/results/); after the build, compiler/stack.py bounds the stack
+# MLPerf Tiny models, benchmarks/results/); after the build, compiler/target/stack.py bounds the stack
 # from GCC's call graph and the pipeline checks plan + static + that bound <= N.
 STACK_RESERVE = 1024
 

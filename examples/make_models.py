@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compiler.builder import tiny_cnn  # noqa: E402
+from compiler.core.ir import Graph, graph_macs  # noqa: E402
 from compiler.frontend.tflite_writer import write_tflite  # noqa: E402
-from compiler.ir import Graph, graph_macs  # noqa: E402
+from compiler.models.builder import tiny_cnn  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 

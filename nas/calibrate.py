@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from compiler.boards import load_board
 from compiler.pipeline import CompileOptions, run_model
 from compiler.planner import PlanOptions, choose_for
+from compiler.target.boards import load_board
 from nas.score import COST_MODEL, CostModel, quantize_module, step_key, step_work
 from nas.space_cnn import CnnSpace, CnnSupernet, export_cnn
 from nas.space_vit import VitSpace, VitSupernet, export_vit

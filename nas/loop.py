@@ -153,7 +153,7 @@ def plot_front(records: list[dict[str, Any]], front: list[dict[str, Any]], path:
 def int8_accuracy(graph: Any, data: Split, res: int, n: int) -> float:
     """Top-1 of the int8 graph (numpy reference executor, bit-exact with the firmware) on the
     first `n` images of `data`."""
-    from compiler import reference
+    from compiler.golden import reference
     from compiler.passes.quantize import quantize_input, to_ir_layout
 
     xs = resize(torch.from_numpy(data.x[:n]), res).numpy()
@@ -172,7 +172,7 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
 
     if cfg.kind not in ("cnn", "vit"):
         raise MicrotileError(f"unknown search space {cfg.kind!r}: expected cnn or vit")
-    from compiler.boards import load_board
+    from compiler.target.boards import load_board
 
     load_board(cfg.board)
     out = cfg.out

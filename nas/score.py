@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from compiler.boards import Board, load_board
+from compiler.core.ir import Graph, Op, op_macs
 from compiler.errors import BudgetError
-from compiler.ir import Graph, Op, op_macs
 from compiler.planner import STACK_RESERVE, PlanOptions, choose_for
 from compiler.schedule.plan import Plan, Step
 from compiler.schedule.select import plan_peak
 from compiler.schedule.token import TokenStage
+from compiler.target.boards import Board, load_board
 
 COST_MODEL = Path(__file__).resolve().parent / "cost_model.json"
 # Bytes the finished firmware adds to the plan's peak besides the arena: the stack high-water

@@ -31,10 +31,10 @@ ROOT = RENODE_DIR.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from compiler.boards import load_board, write_board_files  # noqa: E402
+from compiler.core.ir import Graph  # noqa: E402
 from compiler.errors import MicrotileError  # noqa: E402
-from compiler.firmware import build_project, model_memory  # noqa: E402
-from compiler.ir import Graph  # noqa: E402
+from compiler.target.boards import load_board, write_board_files  # noqa: E402
+from compiler.target.firmware import build_project, model_memory  # noqa: E402
 
 ROBOT_SUITE = RENODE_DIR / "microtile.robot"
 RENODE_TEST = "renode-test"

@@ -244,7 +244,7 @@ static inline int32_t mt_softmax_s8_exp(const mt_softmax_params *p, int32_t diff
  * exp times it rounded to out_bits bits with zero point -2^(out_bits - 1); differences below
  * diff_min give the zero point. TFLM checks 0 <= exponent <= 31; exponent < 0 (16-bit output, a
  * sum wrapped past int32) is refused, exponent 32..35 (8-bit output, >= 512 exps near 1)
- * computed as compiler/reference.py does. */
+ * computed as compiler/golden/reference.py does. */
 static inline mt_status mt_softmax_s8_rows(const mt_softmax_params *p, const int8_t *in, int32_t rows, int32_t depth,
                                            int32_t out_bits, int8_t *out8, int16_t *out16)
 {

@@ -1,6 +1,6 @@
 /* mt_layer_norm_s8: integer-only LayerNorm over the last axis (rows of `dim` int8 values).
  * The arithmetic (int32/int64 only, one integer square root and one 64-bit division per row)
- * is stated in compiler/lower.py (_lower_layer_norm); compiler/reference.py is its spec. */
+ * is stated in compiler/core/lower.py (_lower_layer_norm); compiler/golden/reference.py is its spec. */
 #include "mt_nn.h"
 
 /* floor(sqrt(x)) by the bit-by-bit method. */

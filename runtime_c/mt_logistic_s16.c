@@ -2,7 +2,7 @@
  * reference_integer_ops::Logistic for int16: the input rescaled to 1/(3 * 4096) per unit
  * (x * multiplier, rounded right shift; multiplier 0 = a power-of-two input scale, taken as
  * 3 << left_shift), then TFLite's 256-entry sigmoid table (mt_lut16.h) at |x| >> 9 with linear
- * interpolation over the low 9 bits, mirrored for negative inputs. Python: compiler/lut16.py. */
+ * interpolation over the low 9 bits, mirrored for negative inputs. Python: compiler/core/lut16.py. */
 #include "mt_lut16.h"
 #include "mt_nn.h"
 

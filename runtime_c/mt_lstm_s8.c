@@ -5,7 +5,7 @@
  * Per batch row and time step t, per unit u (everything but the two FCs is elementwise, so a
  * unit at a time equals TFLM's gate-vector-at-a-time order):
  *   pre_g = sat16(clamp16(MBQM(W_g x_t + in_bias_g, in_q_g)) + clamp16(MBQM(R_g h_{t-1} + rec_bias_g, rec_q_g)))
- *     (Q3.12; the zero points are folded into the biases by compiler/lstm.py; h_{-1} - z_h = 0)
+ *     (Q3.12; the zero points are folded into the biases by compiler/core/lstm.py; h_{-1} - z_h = 0)
  *   i, f, o = sigmoid16(pre), g = tanh16(pre)                               (Q0.15)
  *   c = sat16(clamp16(MBQM(f c, fc_q)) + clamp16(MBQM(i g, ig_q))), clipped when clip_on
  *   h_t = clamp8(MBQM(tanh16'(c) o, h_q) + z_h), written to the output row of (b, t).

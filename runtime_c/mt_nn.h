@@ -196,7 +196,7 @@ mt_status mt_gather_s8(const int8_t *in, int32_t outer, int32_t axis_size, int32
                        int32_t n_indices, int8_t *out);
 
 /* RESIZE_NEAREST_NEIGHBOR (NHWC, batch 1): out[y, x, :] = in[y_map[y], x_map[x], :]; the maps
- * are TFLite's GetNearestNeighbor, computed by the compiler (compiler/lower.py). */
+ * are TFLite's GetNearestNeighbor, computed by the compiler (compiler/core/lower.py). */
 mt_status mt_resize_nearest_s8(const int8_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
                                int8_t *out, const mt_view *out_v);
 mt_status mt_resize_nearest_s16(const int16_t *in, const mt_view *in_v, const int32_t *y_map, const int32_t *x_map,
@@ -280,7 +280,7 @@ mt_status mt_copy_s8(const int8_t *in, const mt_view *in_v, int8_t *out, const m
 
 /* ---- transformer kernels ---- */
 
-/* Integer-only LayerNorm over rows of `dim` values (arithmetic: compiler/lower.py,
+/* Integer-only LayerNorm over rows of `dim` values (arithmetic: compiler/core/lower.py,
  * _lower_layer_norm). gamma_q/beta_q: per-channel int32 in 2^(out_shift-16) / 2^out_shift. */
 #define MT_LAYER_NORM_MAX_DIM 2048
 typedef struct {
@@ -333,7 +333,7 @@ mt_status mt_copy_strided_s16(const mt_strided *s, const int16_t *in, int16_t *o
  * [steps, batches, input] when time_major), y: the same layout with `units`. Gates k = 0..3 are
  * input, forget, cell, output; weights in[k] [units, input] and rec[k] [units, units] (int8,
  * zero point 0); in_bias/rec_bias [units] with the activation zero points folded in
- * (compiler/lstm.py). Multipliers: FCs to Q3.12, fc = forget x cell, ig = input x cell gate,
+ * (compiler/core/lstm.py). Multipliers: FCs to Q3.12, fc = forget x cell, ig = input x cell gate,
  * h = tanh(cell) x output -> hidden; tanh_mult/shift scale the cell state into the int16 tanh
  * (TFLM's Tanh arguments: multiplier 0 = 3 << shift, shift <= 14; else a rounding right shift);
  * clip_on: clamp the cell to +-cell_clip. Scratch: mt_lstm_s8_get_buffer_size(units) bytes,
@@ -355,10 +355,10 @@ typedef struct {
 mt_status mt_lstm_s8(const mt_lstm_params *p, const mt_lstm_dims *d, const int8_t *x, const mt_lstm_weights *w,
                      int8_t *y, void *scratch);
 int32_t mt_lstm_s8_get_buffer_size(int32_t units);
-/* ---- TFLite elementwise ops (TFLite-Micro's integer arithmetic; compiler/lower.py) ---- */
+/* ---- TFLite elementwise ops (TFLite-Micro's integer arithmetic; compiler/core/lower.py) ---- */
 
 /* SQUARED_DIFFERENCE (int8: left_shift 7; int16: 0 and zero points 0) over a 4-D output with
- * per-input strides (0 = broadcast); ADD's parameter struct (compiler/lower.py). */
+ * per-input strides (0 = broadcast); ADD's parameter struct (compiler/core/lower.py). */
 mt_status mt_squared_difference_s8(const mt_add_params *p, const mt_broadcast *b, const int8_t *in1,
                                    const int8_t *in2, int8_t *out);
 mt_status mt_squared_difference_s16(const mt_add_params *p, const mt_broadcast *b, const int16_t *in1,
@@ -391,7 +391,7 @@ mt_status mt_rsqrt_s16(const mt_rsqrt_params *p, const int16_t *in, int16_t *out
 mt_status mt_l2_norm_s8(int32_t input_zp, int32_t outer, int32_t depth, const int8_t *in, int8_t *out);
 /* int16 LOGISTIC, TANH and SOFTMAX (TFLite-Micro's int16 kernels: zero points 0, output
  * Q0.15; tables in mt_lut16.h). LOGISTIC/TANH: input_multiplier <= 32767 and input_left_shift
- * from compiler/lower.py (multiplier 0: a power-of-two input scale, the kernel uses
+ * from compiler/core/lower.py (multiplier 0: a power-of-two input scale, the kernel uses
  * 3 << input_left_shift); SOFTMAX: the MBQM of s_x * beta / (10 / 65535), along the last axis
  * of [rows, depth], depth <= 65535; `out` may be `in`. */
 typedef struct {

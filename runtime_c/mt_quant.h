@@ -1,4 +1,4 @@
-/* microtile fixed-point helpers: scalar versions of compiler/quant.py, bit-exact with it and
+/* microtile fixed-point helpers: scalar versions of compiler/core/quant.py, bit-exact with it and
  * with TFLite-Micro's reference arithmetic (gemmlowp fixedpoint.h, TFLite's default
  * double-rounding MultiplyByQuantizedMultiplier).
  *

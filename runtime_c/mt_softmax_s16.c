@@ -3,7 +3,7 @@
  * rescaled (MBQM) so -65535 is -10.0, exp from a 513-entry LUT, the sum's reciprocal from the
  * 1/(1+x) LUT after normalizing it by its leading zeros, each exp times it, rounded, in
  * [0, 32767]. The LUTs are TFLM's (mt_lut16.h). The exps are computed twice instead of cached
- * in the output, so `out` may be `in`. Python: compiler/lut16.py softmax16_rows. */
+ * in the output, so `out` may be `in`. Python: compiler/core/lut16.py softmax16_rows. */
 #include "mt_lut16.h"
 #include "mt_nn.h"
 #include "mt_quant.h"

@@ -8,7 +8,7 @@
  * does this one. state: [batches][units * rank][memory] int16, updated in place; reset_state
  * != 0 sets it to 0 first (what TFLM's int16 variable tensor holds after AllocateTensors /
  * reset), so the call equals TFLM's first invoke. No scratch. Body: mt_svdf_impl.h; Python:
- * compiler/reference.py svdf_step. */
+ * compiler/golden/reference.py svdf_step. */
 #include "mt_svdf_impl.h"
 
 mt_status mt_svdf_s8(const mt_svdf_params *p, const int8_t *in, const int8_t *weights_feature,

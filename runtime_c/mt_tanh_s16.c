@@ -2,7 +2,7 @@
  * reference_integer_ops::Tanh for int16: tanh(x) = 2 sigmoid(2x) - 1 on TFLite's sigmoid table
  * (mt_lut16.h) at |x| >> 8, interpolated over the low 8 bits; the input rescaled as in
  * mt_logistic_s16 (multiplier 0 = a power-of-two scale: 3 << left_shift). Python:
- * compiler/lut16.py. */
+ * compiler/core/lut16.py. */
 #include "mt_lut16.h"
 #include "mt_nn.h"
 

@@ -1,5 +1,5 @@
 /* mt_tanh_s8: int8 tanh (output Q0.7, zero point 0), TFLite reference_integer_ops::Tanh:
- * input rescaled to Q4.27, gemmlowp tanh (compiler/quant.py tanh_q), inputs beyond the radius
+ * input rescaled to Q4.27, gemmlowp tanh (compiler/core/quant.py tanh_q), inputs beyond the radius
  * saturate. */
 #include "mt_nn.h"
 #include "mt_quant.h"

@@ -20,8 +20,8 @@ import pytest
 from test_fast_kernels import CC, build, host_lib
 from test_transformer_kernels import BmmDims, BmmParams, act, one_op, ptr
 
-from compiler import reference
-from compiler.lower import lower
+from compiler.core.lower import lower
+from compiler.golden import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("MT_FAST_CASES", "20"))

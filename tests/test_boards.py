@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.boards import (
+from compiler.target.boards import (
     BOARDS_DIR,
     Board,
     UnknownBoardError,

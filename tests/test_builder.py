@@ -1,4 +1,4 @@
-"""compiler.builder: determinism, TFLite-style quantization, model factories, the demo model."""
+"""compiler.models.builder: determinism, TFLite-style quantization, model factories, the demo model."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import reference
-from compiler.builder import BuilderError, GraphBuilder, mobilenet_v1, mobilenet_v2, tiny_cnn
+from compiler.core.ir import graph_macs
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import graph_macs
-from compiler.tflm import TflmModel, tflm_available
+from compiler.golden import reference
+from compiler.golden.tflm import TflmModel, tflm_available
+from compiler.models.builder import BuilderError, GraphBuilder, mobilenet_v1, mobilenet_v2, tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import needs_firmware, shared_model
 
 from compiler import cli
+from compiler.core.ir import Graph, Op, QParams, Tensor
 from compiler.frontend import tflite_writer
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import Graph, Op, QParams, Tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -305,7 +305,7 @@ def test_prefix_must_be_a_c_identifier(tmp_path, capsys, prefix) -> None:
 @pytest.mark.parametrize("created", [True, False])
 def test_failed_run_leaves_no_final_report(tmp_path, capsys, monkeypatch, created) -> None:
     from compiler import pipeline
-    from compiler.firmware import ToolchainError
+    from compiler.target.firmware import ToolchainError
 
     out = tmp_path / "o"
     if not created:

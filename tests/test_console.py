@@ -17,10 +17,7 @@ import numpy as np
 import pytest
 from conftest import BOARDS, needs_firmware, shared_model
 
-from compiler import reference
-from compiler.boards import FAULT_EXIT_CODE, load_board, qemu_machine_args, render_board_files, write_board_files
-from compiler.emulator import _uart_stop, run_qemu
-from compiler.firmware import build_project
+from compiler.golden import reference
 from compiler.pipeline import (
     CompileOptions,
     compile_graph,
@@ -29,6 +26,9 @@ from compiler.pipeline import (
     parse_harness_output,
     write_embedded_inputs,
 )
+from compiler.target.boards import FAULT_EXIT_CODE, load_board, qemu_machine_args, render_board_files, write_board_files
+from compiler.target.emulator import _uart_stop, run_qemu
+from compiler.target.firmware import build_project
 
 UART_FLAGS = "-DMT_CONSOLE_UART -DMT_EMBEDDED_INPUTS"
 

@@ -1,6 +1,6 @@
 """The whole road on the real MLPerf Tiny models: TFLite -> plan -> C -> ELF -> QEMU, byte for byte.
 
-Every output byte of the firmware must equal compiler.reference (itself bit-exact with
+Every output byte of the firmware must equal compiler.golden.reference (itself bit-exact with
 TFLite-Micro, see test_tflm_ops.py), on both boards, for seeded random inputs.
 """
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import BOARDS, MODELS, needs_firmware, shared_model
 
-from compiler.boards import load_board
-from compiler.emulator import run_qemu
 from compiler.frontend.tflite import load_tflite
 from compiler.pipeline import CompileOptions, parse_harness_output, run_model
 from compiler.schedule.layer import plan_layer
+from compiler.target.boards import load_board
+from compiler.target.emulator import run_qemu
 
 # TFLite-Micro's arena head (tensors only, 64-bit host build) from ../shared/models/README.md
 TFLM_ARENA_HEAD = {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.boards import FAULT_EXIT_CODE, load_board, write_board_files
-from compiler.emulator import EmulatorNotFound, qemu_command, run_qemu
+from compiler.target.boards import FAULT_EXIT_CODE, load_board, write_board_files
+from compiler.target.emulator import EmulatorNotFound, qemu_command, run_qemu
 
 _MISSING = [tool for tool in ("arm-none-eabi-gcc", "make", "qemu-system-arm") if shutil.which(tool) is None]
 needs_toolchain = pytest.mark.skipif(
@@ -263,8 +263,8 @@ def test_flash_overflow_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     """A model the linker cannot fit is the user's problem: BoardFitError, one line, naming the region."""
     import subprocess
 
-    from compiler import firmware
     from compiler.errors import BoardFitError
+    from compiler.target import firmware
 
     text = "ld: region `FLASH' overflowed by 2084 bytes\ncollect2: error: ld returned 1 exit status\n"
     monkeypatch.setattr(firmware, "find_toolchain", lambda: "arm-none-eabi-gcc")

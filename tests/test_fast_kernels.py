@@ -1,6 +1,6 @@
 """The Cortex-M DSP kernels (runtime_c/mt_nn_fast.h) vs the golden model, byte for byte.
 
-Host part: the kernels are built three ways and each compared with `compiler.reference` on
+Host part: the kernels are built three ways and each compared with `compiler.golden.reference` on
 random convolution / depthwise / fully-connected / add cases in views inside larger
 buffers (the patch-plan contract), with the filters and records packed by
 `codegen.kernels` exactly as the firmware gets them (int8 and int16-widened):
@@ -39,11 +39,11 @@ from test_kernels import (
 )
 
 from codegen import kernels as K
-from compiler import hostlib
-from compiler import kernels_table as T
-from compiler.ir import QParams, Tensor
-from compiler.lower import lower
-from compiler.reference import run
+from compiler.core.ir import QParams, Tensor
+from compiler.core.lower import lower
+from compiler.golden.reference import run
+from compiler.schedule import kernels_table as T
+from compiler.target import hostlib
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT.parent / "shared" / "models"
@@ -344,7 +344,7 @@ def test_exactness_guard() -> None:
 
 
 def test_buffer_sizes(lib) -> None:
-    """The host build's size queries (compiler.hostlib, what the planner reserves) answer as the
+    """The host build's size queries (compiler.target.hostlib, what the planner reserves) answer as the
     kernels built here do."""
     for dims in ((8, 1, 1, 3), (16, 1, 1, 64), (32, 3, 3, 16), (64, 10, 4, 1)):
         fd = Dims(*dims)

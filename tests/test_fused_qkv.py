@@ -16,9 +16,9 @@ ort = pytest.importorskip("onnxruntime", reason="the `onnx` extra is not install
 from conftest import needs_firmware  # noqa: E402
 from torch import nn  # noqa: E402
 
-from compiler import reference  # noqa: E402
-from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.torch import export_onnx, from_torch, quantize_torch  # noqa: E402
+from compiler.golden import reference  # noqa: E402
+from compiler.golden.float_ref import run_float  # noqa: E402
 from compiler.passes.quantize import to_ir_layout  # noqa: E402
 from compiler.passes.split_qkv import split_fused_qkv  # noqa: E402
 from compiler.schedule.execute import run_plan  # noqa: E402

@@ -1,8 +1,8 @@
-"""The kernel table (compiler/kernels_table.py) and the scratch sizes it takes from C.
+"""The kernel table (compiler/schedule/kernels_table.py) and the scratch sizes it takes from C.
 
 - every kernel with scratch: the table's bytes equal the C `_get_buffer_size` for a sweep of
   shapes, called here through ctypes structs of mt_nn.h (tests/test_kernels.py), not through
-  `compiler.hostlib`'s own argument packing;
+  `compiler.target.hostlib`'s own argument packing;
 - the rows on the shared models: each DSP call's scratch is its C query on the op's own shape;
 - a plan's scratch (layer and patch plans from `plan_for`) is what the C asks for;
 - every step's kernel is a function runtime_c declares; an op kind without a row gets
@@ -21,11 +21,11 @@ import pytest
 from test_kernels import ConvParams, Dims, Pad, View
 
 from codegen import kernels as K
-from compiler import hostlib
-from compiler import kernels_table as T
+from compiler.core.ir import Graph, Op, Tensor
 from compiler.errors import MicrotileError
-from compiler.ir import Graph, Op, Tensor
+from compiler.schedule import kernels_table as T
 from compiler.schedule.plan import align
+from compiler.target import hostlib
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT.parent / "shared" / "models"
@@ -63,9 +63,9 @@ def test_size_queries_sweep() -> None:
 
 
 def _models() -> list[Graph]:
-    from compiler.builder import mobilenet_v2
+    from compiler.models.builder import mobilenet_v2
+    from compiler.models.vit_builder import ViTConfig, build_vit
     from compiler.pipeline import load_model
-    from compiler.vit_builder import ViTConfig, build_vit
 
     gs = [mobilenet_v2(0.35, 48, num_classes=4, n_calib=1)]
     cfg = ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1)
@@ -119,7 +119,7 @@ def test_plan_scratch_is_what_c_asks() -> None:
     """plan_for's layer plan (Cortex-M4) and patch plan: each step runs the call the plan records,
     with the scratch the C asks for (a patch step: for its widest call), inside its scratch buffer;
     every kernel name is declared by runtime_c."""
-    from compiler.builder import mobilenet_v2
+    from compiler.models.builder import mobilenet_v2
     from compiler.planner import PlanOptions, plan_for
 
     declared = _declared()
@@ -193,12 +193,12 @@ _WEIGHTED = ("conv2d", "depthwise_conv2d", "transpose_conv2d", "fully_connected"
 
 
 def test_portable_names_are_the_declared_kernels() -> None:
-    """For every op/dtype scheme compiler/ops_support.py declares, the portable call the table
+    """For every op/dtype scheme compiler/core/ops_support.py declares, the portable call the table
     gives a one-op graph with the scheme's dtypes names one of the scheme's kernels (a kernel-less
     scheme: no call or a view), and that kernel is declared in runtime_c/mt_nn.h."""
-    from compiler.ir import Graph, Op, QParams, Tensor
-    from compiler.kernels_table import portable_call
-    from compiler.ops_support import SUPPORT
+    from compiler.core.ir import Graph, Op, QParams, Tensor
+    from compiler.core.ops_support import SUPPORT
+    from compiler.schedule.kernels_table import portable_call
 
     declared = set(re.findall(r"\b(mt_[a-z0-9_]+)\s*\(", (ROOT / "runtime_c" / "mt_nn.h").read_text()))
     checked = 0

@@ -1,7 +1,7 @@
 """runtime_c kernels vs the golden model, byte for byte.
 
-Each case builds a one-op `compiler.ir.Graph`, runs `compiler.reference.run`, lowers the op
-with `compiler.lower.lower`, and calls the C kernel (host build, through ctypes) with those
+Each case builds a one-op `compiler.core.ir.Graph`, runs `compiler.golden.reference.run`, lowers the op
+with `compiler.core.lower.lower`, and calls the C kernel (host build, through ctypes) with those
 integer parameters. Inputs and outputs live in views inside larger buffers, and the bytes
 around the output window must stay untouched. `test_sanitized_run` reruns a few cases of
 this file against an ASan+UBSan build in a subprocess. Skipped when no C compiler exists.
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import quant as Q
+from compiler.core import quant as Q
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.lower import lower
 from compiler.errors import ModelError
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.lower import lower
-from compiler.reference import run
+from compiler.golden.reference import run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime_c"

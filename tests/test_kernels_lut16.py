@@ -1,7 +1,7 @@
 """runtime_c int16 LOGISTIC/TANH/SOFTMAX and int8 SVDF kernels vs the golden model.
 
-Like tests/test_kernels_mixed.py: a one-op graph, `compiler.reference.run` for the expected
-values, `compiler.lower.lower` for the integer parameters, the C kernel through ctypes on a
+Like tests/test_kernels_mixed.py: a one-op graph, `compiler.golden.reference.run` for the expected
+values, `compiler.core.lower.lower` for the integer parameters, the C kernel through ctypes on a
 host build, guard bytes around the output. `test_sanitized_run` reruns this file against an
 ASan + UBSan build. Skipped when no C compiler exists.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import lut16
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.lower import lower
-from compiler.reference import run
+from compiler.core import lut16
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.lower import lower
+from compiler.golden.reference import run
 from tests.test_kernels import kernel_library, run_sanitized
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def one_op(kind: str, shape: tuple[int, ...], s_x: float, s_y: float, **attrs) -
 
 
 def test_lut_tables_are_generated() -> None:
-    """runtime_c/mt_lut16.c is `python -m compiler.lut16` output (the tables the reference uses)."""
+    """runtime_c/mt_lut16.c is `python -m compiler.core.lut16` output (the tables the reference uses)."""
     assert (ROOT / "runtime_c" / "mt_lut16.c").read_text() == lut16.c_source()
 
 
@@ -129,9 +129,9 @@ class SvdfParams(C.Structure):
 
 @pytest.mark.parametrize("dtype", ["int16", "int8"])
 def test_svdf_s8(lib, dtype: str) -> None:
-    """mt_svdf_s8 / mt_svdf_state8_s8 against compiler.reference.svdf_step: with reset_state
+    """mt_svdf_s8 / mt_svdf_state8_s8 against compiler.golden.reference.svdf_step: with reset_state
     (what the generated code passes: every call = TFLM's first invoke) and streaming."""
-    from compiler.reference import svdf_step
+    from compiler.golden.reference import svdf_step
     from tests.test_tflite_lut16 import SVDF_CASES, svdf_graph
 
     fn = lib.mt_svdf_s8 if dtype == "int16" else lib.mt_svdf_state8_s8

@@ -1,7 +1,7 @@
 """runtime_c kernels for uint8 model edges and int16 activations vs the golden model.
 
-Like tests/test_kernels.py: a one-op graph, `compiler.reference.run` for the expected bytes,
-`compiler.lower.lower` for the integer parameters, the C kernel called through ctypes on a
+Like tests/test_kernels.py: a one-op graph, `compiler.golden.reference.run` for the expected bytes,
+`compiler.core.lower.lower` for the integer parameters, the C kernel called through ctypes on a
 host build, with guard bytes around the output. `test_sanitized_run` reruns this file
 against an ASan+UBSan build. Skipped when no C compiler exists.
 """
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from codegen.emit import _bcast_strides
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.lower import lower
-from compiler.reference import run
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.lower import lower
+from compiler.golden.reference import run
 from tests.test_kernels import (
     AddParams,
     Broadcast,

@@ -1,7 +1,7 @@
 """runtime_c kernels of the TFLite layout and reduction ops vs the golden model, on the host.
 
-Like tests/test_kernels_mixed.py: a random one-op graph, `compiler.reference.run` for the
-expected bytes, `compiler.lower.lower` and the emitter's walks (`codegen.emit`) for the kernel
+Like tests/test_kernels_mixed.py: a random one-op graph, `compiler.golden.reference.run` for the
+expected bytes, `compiler.core.lower.lower` and the emitter's walks (`codegen.emit`) for the kernel
 arguments, the C kernel called through ctypes with guard bytes around the output.
 `test_sanitized_run` reruns this file against an ASan + UBSan build. Skipped without a C compiler.
 Covers: mt_copy_strided_s8/_s16 for STRIDED_SLICE (negative strides), DEPTH_TO_SPACE and
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from codegen.emit import block_walk, reduce_walk, strided_slice_walk
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.lower import lower
-from compiler.reference import run
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.lower import lower
+from compiler.golden.reference import run
 from tests.test_kernels import CC, View, build_library, run_sanitized
 
 N_CASES = int(os.environ.get("MT_KERNEL_CASES", "12"))

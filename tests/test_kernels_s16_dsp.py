@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from test_tflite_support import G, _bias, _w8
 
-from compiler import reference
+from compiler.core.ir import Graph
 from compiler.frontend.tflite import load_tflite
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import Graph
-from compiler.tflm import TflmModel, tflm_available
+from compiler.golden import reference
+from compiler.golden.tflm import TflmModel, tflm_available
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime_c"
@@ -144,7 +144,7 @@ def test_cortex_m_build(tmp_path, cpu) -> None:
 
 
 def test_selected_on_dsp_cores_only() -> None:
-    from compiler.kernels_table import KernelOptions, kernel_calls
+    from compiler.schedule.kernels_table import KernelOptions, kernel_calls
 
     def dsp(core: str, fast: bool = True) -> dict:
         calls = kernel_calls(g, 1 << 20, KernelOptions(fast=fast, core=core))

@@ -108,12 +108,12 @@ def test_no_import_cycles() -> None:
 
 def test_one_definition_per_public_class_name() -> None:
     """No two modules define a public class of the same name (e.g. one `ViTConfig`, in
-    `compiler/vit_builder.py`, that `compiler.models.vit` re-exports)."""
+    `compiler/models/vit_builder.py`, that `compiler.models.vit` re-exports)."""
     where: dict[str, list[str]] = {}
     for name, path in _modules().items():
         for node in ast.parse(path.read_text(), str(path)).body:
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 where.setdefault(node.name, []).append(name)
-    assert where["ViTConfig"] == ["compiler.vit_builder"]
+    assert where["ViTConfig"] == ["compiler.models.vit_builder"]
     twice = {k: v for k, v in where.items() if len(v) > 1}
     assert not twice, twice

@@ -1,7 +1,7 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM (int8 x int8 -> int16 cell): the golden model against TFLite-Micro,
 the importer's refusals, the portable C kernel on the host and the firmware in QEMU.
 
-Models come from `compiler.lstm` (random float weights quantized as the TFLite converter does)
+Models come from `compiler.core.lstm` (random float weights quantized as the TFLite converter does)
 through `compiler.frontend.tflite_writer` (24 inputs, variable state tensors); TFLM's
 interpreter is the oracle, on its first invoke (the reset state microtile's `invoke` uses).
 """
@@ -19,13 +19,13 @@ import pytest
 from conftest import needs_firmware
 from test_kernels import CC, CFLAGS, SANITIZE, kernel_library, run_sanitized
 
-from compiler import reference
+from compiler.core.lower import lower
+from compiler.core.lstm import kws_lstm_graph, lstm_graph, scratch_bytes
 from compiler.errors import ModelError
 from compiler.frontend.tflite import load_tflite, parse_tflite
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.lower import lower
-from compiler.lstm import kws_lstm_graph, lstm_graph, scratch_bytes
-from compiler.tflm import tflm_available
+from compiler.golden import reference
+from compiler.golden.tflm import tflm_available
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_tflm = pytest.mark.skipif(not tflm_available(), reason="tflite-micro package not installed")
@@ -55,7 +55,7 @@ def _input(g, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("k", range(N_CASES))
 def test_lstm_tflm(k: int) -> None:
     """Reference == TFLM interpreter byte for byte; the model imported back gives the same graph."""
-    from compiler.tflm import TflmModel
+    from compiler.golden.tflm import TflmModel
 
     g = lstm_graph(**_case(k))
     buf = write_tflite(g)
@@ -72,7 +72,7 @@ def test_lstm_tflm(k: int) -> None:
 def test_lstm_state_per_invoke() -> None:
     """TFLM keeps h and c between invokes; microtile's reference (and firmware) is its first
     invoke, or any invoke after `reset()`."""
-    from compiler.tflm import TflmModel
+    from compiler.golden.tflm import TflmModel
 
     g = lstm_graph(batch=1, steps=5, n_in=6, units=8, seed=3)
     x = _input(g, 3)
@@ -90,8 +90,8 @@ def test_lstm_state_per_invoke() -> None:
 def test_output_quant_differs_from_hidden() -> None:
     """TFLM copies the hidden state's bytes to the output: an output tensor quantized unlike the
     hidden state gets the hidden state's bytes (the golden model does the same)."""
-    from compiler.ir import QParams
-    from compiler.tflm import TflmModel
+    from compiler.core.ir import QParams
+    from compiler.golden.tflm import TflmModel
 
     g = lstm_graph(batch=2, steps=4, n_in=5, units=6, seed=9)
     g.t(g.outputs[0]).quant = QParams(0.02, 7)
@@ -204,7 +204,7 @@ def lib(tmp_path_factory) -> C.CDLL:
 
 
 def _run_c(lib: C.CDLL, g, x: np.ndarray) -> np.ndarray:
-    """mt_lstm_s8 with the parameters of compiler.lower, guard bytes around output and scratch."""
+    """mt_lstm_s8 with the parameters of compiler.core.lower, guard bytes around output and scratch."""
     op = g.ops[0]
     q = lower(g, op)
     params = LstmParams()
@@ -268,7 +268,7 @@ def test_kws_lstm_qemu(tmp_path: Path, capsys) -> None:
     default board: the firmware's outputs equal the reference's for 3 inputs, and the reference
     equals TFLite-Micro's for the same inputs (so the firmware is bit-exact with TFLM)."""
     from compiler import cli
-    from compiler.tflm import TflmModel
+    from compiler.golden.tflm import TflmModel
 
     g = kws_lstm_graph()
     model = tmp_path / "kws_lstm.tflite"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import needs_firmware, shared_model
 
-from compiler.boards import BoardConfigError, _board_from_toml, load_board
 from compiler.pipeline import CompileOptions, run_model
+from compiler.target.boards import BoardConfigError, _board_from_toml, load_board
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -91,7 +91,7 @@ def test_f746_weights_beyond_internal_flash_run_from_qspi(tmp_path) -> None:
     the constants that do not fit stay in section .mt_weights.qspi, linked at the QSPI pool's
     emulator address (mps2-an500's RAM at 0x60000000, loaded with the ELF), and the run is
     bit-exact. (A 1000-class softmax hid zeroed weights behind a max |diff| of 2: 10 classes.)"""
-    from compiler.builder import mobilenet_v2
+    from compiler.models.builder import mobilenet_v2
 
     g = mobilenet_v2(1.0, 32, num_classes=10, n_calib=1)
     out = tmp_path / "out"

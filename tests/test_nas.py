@@ -27,8 +27,8 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed")
 from conftest import needs_firmware  # noqa: E402
 
 from compiler.cli import main  # noqa: E402
-from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.torch import from_torch  # noqa: E402
+from compiler.golden.float_ref import run_float  # noqa: E402
 from compiler.passes.quantize import to_ir_layout  # noqa: E402
 from compiler.planner import PlanOptions, plan_for  # noqa: E402
 from compiler.schedule.select import plan_peak  # noqa: E402

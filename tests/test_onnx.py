@@ -3,7 +3,7 @@ the one-line errors, and the whole road in QEMU for a QDQ CNN.
 
 Fidelity bounds tested here:
 - float import: `run_float` matches onnxruntime within 1e-4 absolute (float32 arithmetic order);
-- QDQ import: `compiler.reference.run` (TFLite-Micro integer arithmetic) on the imported int8 graph
+- QDQ import: `compiler.golden.reference.run` (TFLite-Micro integer arithmetic) on the imported int8 graph
   matches onnxruntime running the QDQ model within 1 LSB on >= 99 % of the output values (measured
   with the pinned versions: 99.7 % within 1 LSB, 65-68 % exact, max 2 LSB; the rest is float vs
   fixed-point requantization rounding, compounded over the layers).
@@ -32,11 +32,11 @@ from conftest import needs_firmware  # noqa: E402
 from onnx import helper  # noqa: E402
 from onnx_models import float_cnn, inputs, qdq_cnn, single_node_model  # noqa: E402
 
-from compiler import reference  # noqa: E402
 from compiler.cli import main as cli_main  # noqa: E402
 from compiler.errors import ModelError, UnsupportedOpError  # noqa: E402
-from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
+from compiler.golden import reference  # noqa: E402
+from compiler.golden.float_ref import run_float  # noqa: E402
 from compiler.passes.io_quant import strip_io_quant  # noqa: E402
 from compiler.passes.quantize import to_ir_layout  # noqa: E402
 from compiler.pipeline import CompileOptions, run_model  # noqa: E402

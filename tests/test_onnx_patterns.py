@@ -3,7 +3,7 @@ modules against onnxruntime, and calibration through onnxruntime against the num
 
 Bounds: float import (`run_float`) vs onnxruntime within 1e-4 absolute; calibration ranges from
 onnxruntime equal the numpy executor's within 1e-5 relative (float32 summation order); the shared
-cases run bit-exact in QEMU against `compiler.reference`. Needs the `onnx` extra (and torch for the
+cases run bit-exact in QEMU against `compiler.golden.reference`. Needs the `onnx` extra (and torch for the
 module tests); skipped with the reason otherwise.
 """
 
@@ -22,8 +22,8 @@ from onnx import helper, numpy_helper  # noqa: E402
 from onnx_models import single_node_model  # noqa: E402
 
 from compiler.errors import ModelError  # noqa: E402
-from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
+from compiler.golden.float_ref import run_float  # noqa: E402
 from compiler.passes.quantize import _OnnxTensors, calibrate, float_tensors, to_ir_layout  # noqa: E402
 from compiler.pipeline import CompileOptions, run_model  # noqa: E402
 
@@ -331,8 +331,8 @@ TORCH_OPS = (
 
 @pytest.mark.parametrize("name", TORCH_OPS)
 def test_torch_op_matches_onnxruntime_and_quantizes(name, tmp_path) -> None:
-    from compiler import reference
     from compiler.frontend.torch import export_onnx
+    from compiler.golden import reference
     from compiler.passes.quantize import quantize_graph, quantize_input
 
     torch = pytest.importorskip("torch", reason="torch is not installed")
@@ -395,8 +395,8 @@ def test_qdq_erf_gelu_imports_and_matches_onnxruntime(tmp_path) -> None:
     torch = pytest.importorskip("torch", reason="torch is not installed")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from compiler import reference
     from compiler.frontend.torch import export_onnx
+    from compiler.golden import reference
     from compiler.passes.io_quant import strip_io_quant
 
     torch.manual_seed(0)
@@ -550,8 +550,8 @@ def _quantize_static(fpath: Path, qpath: Path, calib: np.ndarray) -> Path:
 
 def test_qdq_grouped_conv_matches_onnxruntime(tmp_path) -> None:
     torch = pytest.importorskip("torch", reason="torch is not installed")
-    from compiler import reference
     from compiler.frontend.torch import export_onnx
+    from compiler.golden import reference
     from compiler.models.zoo import make
     from compiler.passes.io_quant import strip_io_quant
 

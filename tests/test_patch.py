@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import reference
-from compiler.builder import GraphBuilder
+from compiler.core.ir import Graph, graph_macs
 from compiler.errors import BudgetError, MicrotileError
-from compiler.ir import Graph, graph_macs
+from compiler.golden import reference
+from compiler.models.builder import GraphBuilder
 from compiler.pipeline import CompileOptions, load_model, run_model
 from compiler.planner import STACK_RESERVE
 from compiler.schedule.execute import execute_plan
@@ -163,7 +163,7 @@ def test_choose_plan_prefers_layer_then_patch_under_budget():
 def test_patch_plans_reserve_fast_kernel_scratch(name):
     """Fast kernels on stage steps: the plan reserves each one's scratch, no overlap, and
     the Python executor still matches the reference."""
-    from compiler.kernels_table import KernelOptions, any_dsp, attach_kernels, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, any_dsp, attach_kernels, kernel_calls, scratch_fn
 
     g = _load(name)
     choices = kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m4"))
@@ -191,7 +191,7 @@ def test_patch_plans_reserve_fast_kernel_scratch(name):
 
 @pytest.fixture(scope="module")
 def mbv2_small() -> Graph:
-    from compiler.builder import mobilenet_v2
+    from compiler.models.builder import mobilenet_v2
 
     return mobilenet_v2(0.35, 96, num_classes=10)
 
@@ -268,7 +268,7 @@ def test_qemu_generated_model(odd, tmp_path):
 def test_qemu_two_stage_mobilenet_v2(mbv2_small, tmp_path):
     """MobileNetV2 w0.35 @96 on the F746 (Cortex-M7, fast kernels): a budget below every
     single-stage plan's peak makes the planner take a two-stage plan; bit-exact in QEMU."""
-    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
     g = mbv2_small
     sf = scratch_fn(kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m7")))
@@ -321,7 +321,7 @@ def test_halo_cache_plans_bit_exact(odd):
 
 @pytest.mark.parametrize("name", CNN_MODELS)
 def test_halo_cache_shared_models(name):
-    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
     g = _load(name)
     sf = scratch_fn(kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m4")))

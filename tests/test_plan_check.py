@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.builder import tiny_cnn
+from compiler.models.builder import tiny_cnn
+from compiler.models.vit_builder import ViTConfig, build_vit
 from compiler.schedule.layer import lower_bound, place
 from compiler.schedule.plan import Buffer, PlanError, buffer_problems, live_bytes, render_buffers
 from compiler.schedule.select import candidate_plans
-from compiler.vit_builder import ViTConfig, build_vit
 
 N_STEPS = 12
 
@@ -144,7 +144,7 @@ def test_one_executor_runs_every_plan(plans) -> None:
     arena bytes) and gives `reference.run`'s bytes."""
     import numpy as np
 
-    from compiler import reference
+    from compiler.golden import reference
     from compiler.schedule.execute import run_plan
 
     seen = set()

@@ -38,7 +38,7 @@ def test_same_plans_as_exhaustive_search(name: str) -> None:
     assert [c["layout"] for c in got["candidates"]] == [c["layout"] for c in want["candidates"]]
     # the kernel's C function must not change; its filter form and the widening note (`describe()`
     # after the name: w16 / s8 / s8p, instructions saved per flash byte) are the kernel
-    # selection's (compiler/kernels_table.py), not the planner's, and have changed since 85de0bb
+    # selection's (compiler/schedule/kernels_table.py), not the planner's, and have changed since 85de0bb
     for sig in (got, want):
         sig["steps"] = [[*st[:4], None if st[4] is None else st[4].split()[0]] for st in sig["steps"]]
     assert got == want
@@ -48,7 +48,7 @@ def test_same_plans_as_exhaustive_search(name: str) -> None:
 def test_cheap_bounds_never_exceed_exact_ones(io: str) -> None:
     """The walk rejects candidates by `_stage_bound`/`_tail_bound` without sizing them: each
     must be <= the exact lower bound of the sized plan (and of the all-in-place head)."""
-    from compiler.builder import mobilenet_v2
+    from compiler.models.builder import mobilenet_v2
     from compiler.schedule import patch as P
 
     g = mobilenet_v2(0.35, 64, num_classes=4, n_calib=1)

@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen.emit import render_model
-from compiler.boards import load_board
-from compiler.builder import mobilenet_v2, tiny_cnn
 from compiler.errors import BudgetError, MicrotileError
+from compiler.models.builder import mobilenet_v2, tiny_cnn
 from compiler.pipeline import CompileOptions, run_model
 from compiler.planner import PlanOptions, choose_for, default_budget
 from compiler.schedule.layer import place, plan_layer
 from compiler.schedule.plan import Buffer, Plan, buffer_problems
 from compiler.schedule.pools import Pool, place_pools, pools_for
+from compiler.target.boards import load_board
 
 
 def test_single_pool_plan_is_untouched() -> None:

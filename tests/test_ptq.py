@@ -1,7 +1,7 @@
 """Post-training quantization of float ONNX CNNs: the scheme, the fidelity bounds, SQNR, calibration
 files, and the CLI/pipeline road (bit-exact in QEMU on stm32f405).
 
-Fidelity bounds (int8 `compiler.reference` dequantized vs float onnxruntime, 64 inputs from the
+Fidelity bounds (int8 `compiler.golden.reference` dequantized vs float onnxruntime, 64 inputs from the
 calibration distribution): top-1 agreement >= 90 % (measured 95.3 %: random weights, close logits),
 max |difference| <= 16 output LSB (measured 11.8; the logits span ~256 LSB), every layer's SQNR
 >= 25 dB against float onnxruntime.
@@ -21,11 +21,11 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (p
 from conftest import needs_firmware  # noqa: E402
 from onnx_models import float_cnn, inputs  # noqa: E402
 
-from compiler import reference  # noqa: E402
 from compiler.cli import main as cli_main  # noqa: E402
 from compiler.errors import ModelError  # noqa: E402
-from compiler.float_ref import dequantize  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
+from compiler.golden import reference  # noqa: E402
+from compiler.golden.float_ref import dequantize  # noqa: E402
 from compiler.passes.quantize import (  # noqa: E402
     load_calibration,
     quantize_graph,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.builder import GraphBuilder
+from compiler.models.builder import GraphBuilder
 from compiler.schedule.receptive import (
     Geometry1D,
     Span,

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import needs_firmware, shared_model
 
-from compiler.boards import load_board
 from compiler.errors import MicrotileError
 from compiler.pipeline import CompileOptions, run_model
+from compiler.target.boards import load_board
 
 ROOT = Path(__file__).resolve().parents[1]
 RENODE = ROOT / "renode"
@@ -88,7 +88,7 @@ def test_machine_scripts_fetch_nothing_and_clock_from_the_board(board: str) -> N
     # ... after the platform is loaded, before the reset macro loads the ELF
     assert commands.index("sysbus.nvic Frequency $systick_hz") < commands.index("runMacro $reset")
     # the firmware built for the part divides by the same clock
-    from compiler.boards import render_board_files
+    from compiler.target.boards import render_board_files
 
     header = render_board_files(b, target="part")["mt_board.h"]
     assert f"#define MT_SYSTICK_CLOCK_HZ {b.cpu_clock_hz}u" in header
@@ -228,8 +228,8 @@ STAND_IN = """#!{python}
 # QEMU build), writes the console to UART_LOG and fails like microtile.robot would.
 import re, sys
 sys.path.insert(0, {root!r})
-from compiler.boards import load_board
-from compiler.emulator import run_qemu
+from compiler.target.boards import load_board
+from compiler.target.emulator import run_qemu
 args = sys.argv[1:]
 assert args[0] == "-r" and args[-1].endswith("microtile.robot"), args
 v = dict(a.split(":", 1) for a in args[3:-1:2])

@@ -2,8 +2,8 @@
 TFLite-Micro, byte for byte.
 
 Like tests/test_tflite_support.py: a hand-built IR graph is written with
-`compiler.frontend.tflite_writer`, re-imported (so `compiler/ops_support.py` checks it as `plan`,
-`compile` and `run` do), and `compiler.reference` is compared with the `tflite-micro`
+`compiler.frontend.tflite_writer`, re-imported (so `compiler/core/ops_support.py` checks it as `plan`,
+`compile` and `run` do), and `compiler.golden.reference` is compared with the `tflite-micro`
 interpreter. Sweeps: shapes and 4-D broadcasting, zero points at the ends of the range, scales
 that make the requantization multipliers smaller and larger than one, outputs that saturate.
 The int8 table ops (ELU, RSQRT) are compared on all 256 input values. One small graph of these
@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import reference
+from compiler.core.ir import Graph
+from compiler.core.ops_support import UnsupportedSchemeError
 from compiler.errors import ModelError
 from compiler.frontend.tflite import parse_tflite
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import Graph
-from compiler.ops_support import UnsupportedSchemeError
-from compiler.tflm import TflmModel, tflm_available
+from compiler.golden import reference
+from compiler.golden.tflm import TflmModel, tflm_available
 from tests.test_tflite_support import G, oracle, qemu_exact
 
 needs_tflm = pytest.mark.skipif(not tflm_available(), reason="tflite-micro package not installed")

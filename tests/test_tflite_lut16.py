@@ -2,7 +2,7 @@
 
 Like tests/test_tflite_support.py: a hand-written IR graph, written with
 `compiler.frontend.tflite_writer`, imported through the op declarations
-(`compiler/ops_support.py`) and run in `compiler.reference` and the `tflite-micro`
+(`compiler/core/ops_support.py`) and run in `compiler.golden.reference` and the `tflite-micro`
 interpreter. LOGISTIC and TANH are checked on every int16 input value (one tensor of all
 65,536), over power-of-two and other input scales; SOFTMAX over row lengths, scales and
 betas; SVDF over ranks, memory sizes, zero points and several invokes (its state persists).
@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import lut16
+from compiler.core import lut16
+from compiler.core.ir import Graph
+from compiler.core.ops_support import UnsupportedSchemeError
 from compiler.errors import ModelError
 from compiler.frontend.tflite import parse_tflite
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import Graph
-from compiler.ops_support import UnsupportedSchemeError
 from tests.test_tflite_support import G, needs_tflm, oracle
 
 ALL16 = np.arange(-32768, 32768, dtype=np.int64)
@@ -27,8 +27,8 @@ ALL16 = np.arange(-32768, 32768, dtype=np.int64)
 
 def _every_int16(g: Graph) -> None:
     """Run the one-input graph g on all 65,536 int16 values (input shape (1, 256, 256))."""
-    from compiler import reference
-    from compiler.tflm import TflmModel
+    from compiler.golden import reference
+    from compiler.golden.tflm import TflmModel
 
     buf = write_tflite(g)
     imported = parse_tflite(buf, name=g.name)
@@ -145,7 +145,7 @@ def test_softmax_8_16(shape, scale: float, zp: int, beta: float) -> None:
 
 def first_invokes(buf: bytes, input_sets: list[list[np.ndarray]], n_outputs: int) -> list[list[np.ndarray]]:
     """TFLM's outputs for each input set, the interpreter reset before each (SVDF's state 0)."""
-    from compiler.tflm import TflmModel
+    from compiler.golden.tflm import TflmModel
 
     model = TflmModel(buf)
     outs = []
@@ -156,7 +156,7 @@ def first_invokes(buf: bytes, input_sets: list[list[np.ndarray]], n_outputs: int
 
 
 def _check_first_invokes(g: Graph, buf: bytes, input_sets: list[list[np.ndarray]]) -> None:
-    from compiler import reference
+    from compiler.golden import reference
 
     for k, (xs, want) in enumerate(zip(input_sets, first_invokes(buf, input_sets, len(g.outputs)), strict=True)):
         for name, w, r in zip(g.outputs, want, reference.run(g, xs), strict=True):
@@ -178,8 +178,8 @@ def test_lut16_graph_in_qemu(tmp_path) -> None:
     """The graph above as firmware in QEMU (three invokes in one run: the SVDF state is zeroed
     at each): bit-exact with the reference, and the reference with TFLM's first invoke on the
     same inputs."""
+    from compiler.golden.tflm import tflm_available
     from compiler.pipeline import CompileOptions, make_input_sets, run_model
-    from compiler.tflm import tflm_available
     from tests.conftest import have_firmware_tools
 
     why = have_firmware_tools()
@@ -213,7 +213,7 @@ def _refused(kind: str, s_x: float, z_x: int, s_y: float, z_y: int, cls: type = 
 def test_int16_refusals_match_tflm() -> None:
     """What TFLM's int16 Prepare refuses is refused at import with one line (and TFLM does refuse
     it: the interpreter fails to allocate or invoke)."""
-    from compiler.tflm import TflmModel
+    from compiler.golden.tflm import TflmModel
 
     cases = [("logistic", 1e-3, 0, 1.5 / 32768, 0, ModelError, {}),  # output scale not 2^-15
              ("tanh", 1e-3, 0, 2.0**-14, 0, ModelError, {}),
@@ -268,9 +268,9 @@ def test_svdf(batches, n_in, units, rank, memory, z_x, z_st, z_y, act, dtype: st
     TFLM resets it: 0, or the zero point for int8), over ranks 1-4, memory 1-10, batches 1-3
     and zero points (input, state, output); then four more invokes of the reference's
     svdf_step chained on its state against TFLM's streaming (the state persists in TFLM)."""
-    from compiler import reference
-    from compiler.lower import lower
-    from compiler.tflm import TflmModel
+    from compiler.core.lower import lower
+    from compiler.golden import reference
+    from compiler.golden.tflm import TflmModel
 
     for s_st in (0.004, 0.0005):
         s_st = s_st if dtype == "int16" else s_st * 256

@@ -3,8 +3,8 @@
 STRIDED_SLICE with any non-zero (and negative) strides, DEPTH_TO_SPACE, SPACE_TO_DEPTH, SUM,
 REDUCE_MAX, ARG_MAX, ARG_MIN, BATCH_MATMUL and RESIZE_BILINEAR: each test builds a small graph,
 writes it with `compiler.frontend.tflite_writer`, imports it (the declarations of
-`compiler/ops_support.py` checked as `plan`/`compile`/`run` check them) and compares
-`compiler.reference` with the `tflite-micro` interpreter on random inputs (and, for ARG_MAX/MIN,
+`compiler/core/ops_support.py` checked as `plan`/`compile`/`run` check them) and compares
+`compiler.golden.reference` with the `tflite-micro` interpreter on random inputs (and, for ARG_MAX/MIN,
 inputs full of ties). Refusals are one line naming op, node and tensor. `test_layout_model_in_qemu`
 runs one graph holding several of these ops in the emulator, bit-exact with TFLM. Two importer fixes
 found by mutating that graph (opcodes read as TFLM reads them; constant graph outputs refused) close
@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import reference
+from compiler.core.ir import Graph
 from compiler.errors import ModelError
 from compiler.frontend.tflite import parse_tflite
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import Graph
-from compiler.tflm import TflmModel
+from compiler.golden import reference
+from compiler.golden.tflm import TflmModel
 from tests.test_tflite_support import G, needs_tflm, oracle, qemu_exact
 
 Q = {"int8": [(0.05, -4), (0.02, 0), (0.1, 127), (0.03, -128)], "int16": [(3e-4, 0), (1e-3, 0)]}

@@ -1,9 +1,9 @@
-"""The TFLite op declarations (compiler/ops_support.py) against TFLite-Micro, byte for byte.
+"""The TFLite op declarations (compiler/core/ops_support.py) against TFLite-Micro, byte for byte.
 
 Each test builds a small IR graph by hand (any dtype: int8, int16, uint8, float32 edges),
 serializes it with `compiler.frontend.tflite_writer`, re-imports it through
 `compiler.frontend.tflite.parse_tflite` (so the declarations check it exactly as `plan`,
-`compile` and `run` do), and compares `compiler.reference` with the `tflite-micro`
+`compile` and `run` do), and compares `compiler.golden.reference` with the `tflite-micro`
 interpreter on random inputs. Refusals are checked too: a model outside the declarations is
 refused at import with one line naming the op, the node and the tensor.
 """
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import reference
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.ops_support import SUPPORT, UnsupportedSchemeError, declared_tests, support_matrix
 from compiler.errors import ModelError
 from compiler.frontend.tflite import load_tflite, parse_tflite
 from compiler.frontend.tflite_writer import write_tflite
+from compiler.golden import reference
+from compiler.golden.tflm import TflmModel, tflm_available
 from compiler.inputs import InputError
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.ops_support import SUPPORT, UnsupportedSchemeError, declared_tests, support_matrix
-from compiler.tflm import TflmModel, tflm_available
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT.parent / "shared" / "cases"
@@ -114,9 +114,9 @@ def test_every_declared_kernel_exists() -> None:
 
 
 def test_support_matrix_is_generated() -> None:
-    """runtime_c/SUPPORT_TFLITE.md is `python -m compiler.ops_support` output, not hand-written."""
+    """runtime_c/SUPPORT_TFLITE.md is `python -m compiler.core.ops_support` output, not hand-written."""
     path = ROOT / "runtime_c" / "SUPPORT_TFLITE.md"
-    assert path.read_text() == support_matrix(), "regenerate: python -m compiler.ops_support > " + str(path)
+    assert path.read_text() == support_matrix(), "regenerate: python -m compiler.core.ops_support > " + str(path)
 
 
 def test_shared_models_import() -> None:
@@ -242,7 +242,7 @@ def test_float_io_quantize(scale: float, zp: int) -> None:
 @needs_tflm
 @pytest.mark.parametrize("kind", ("conv2d", "depthwise_conv2d", "fully_connected"))
 def test_fused_relu_n1_to_1(kind: str) -> None:
-    from compiler.builder import GraphBuilder
+    from compiler.models.builder import GraphBuilder
 
     b = GraphBuilder(f"{kind}_n1", seed=5)
     x = b.input((1, 6, 6, 4) if kind != "fully_connected" else (1, 12))

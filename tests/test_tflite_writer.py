@@ -8,10 +8,10 @@ import tflite
 from conftest import MODELS as CONFTEST_MODELS
 from conftest import shared_model
 
-from compiler.builder import GraphBuilder, tiny_cnn
+from compiler.core.ir import Graph, Op, Tensor
 from compiler.frontend.tflite import load_tflite, parse_tflite
 from compiler.frontend.tflite_writer import WriterError, write_tflite
-from compiler.ir import Graph, Op, Tensor
+from compiler.models.builder import GraphBuilder, tiny_cnn
 
 SHARED = CONFTEST_MODELS
 
@@ -140,10 +140,10 @@ def test_unexpressible_pads_are_refused() -> None:
 
 
 def test_tflm_runs_written_model() -> None:
-    tflm = pytest.importorskip("compiler.tflm")
+    tflm = pytest.importorskip("compiler.golden.tflm")
     if not tflm.tflm_available():
         pytest.skip("tflite-micro not installed")
-    from compiler import reference
+    from compiler.golden import reference
 
     g = _every_op_graph()
     m = tflm.TflmModel(write_tflite(g))

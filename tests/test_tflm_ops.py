@@ -1,6 +1,6 @@
-"""compiler.reference against TFLite-Micro, byte for byte.
+"""compiler.golden.reference against TFLite-Micro, byte for byte.
 
-Single-op (and small multi-op) int8 models are built with `compiler.builder`, serialized with
+Single-op (and small multi-op) int8 models are built with `compiler.models.builder`, serialized with
 `compiler.frontend.tflite_writer`, run in TFLM's reference kernels and in the numpy reference
 on several random inputs each. The four MLPerf Tiny models in /work/shared/models run on 20
 random inputs each.
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import reference
-from compiler.builder import GraphBuilder
+from compiler.core.ir import Graph, QParams
 from compiler.frontend.tflite import load_tflite
 from compiler.frontend.tflite_writer import write_tflite
-from compiler.ir import Graph, QParams
-from compiler.tflm import TflmModel, tflm_available
+from compiler.golden import reference
+from compiler.golden.tflm import TflmModel, tflm_available
+from compiler.models.builder import GraphBuilder
 
 pytestmark = pytest.mark.skipif(not tflm_available(), reason="tflite-micro package not installed")
 
@@ -297,7 +297,7 @@ def test_relu6_clamp_rounds_in_float32() -> None:
     ],
 )
 def test_builder_models(factory: str, args: tuple, n: int) -> None:
-    from compiler import builder
+    from compiler.models import builder
 
     check_graph(getattr(builder, factory)(*args), n=n)
 

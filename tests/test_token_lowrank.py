@@ -22,7 +22,7 @@ from conftest import needs_firmware
 torch = pytest.importorskip("torch", reason="the `torch` extra is not installed")
 pytest.importorskip("onnxruntime", reason="the `onnx` extra is not installed")
 
-from compiler import reference  # noqa: E402
+from compiler.golden import reference  # noqa: E402
 from compiler.schedule.execute import run_plan  # noqa: E402
 from compiler.schedule.layer import plan_layer  # noqa: E402
 from compiler.schedule.token import (  # noqa: E402
@@ -84,7 +84,7 @@ def test_stage_records_both_fc_kernels(lowrank) -> None:
     projection (`Step.kernels`, what codegen/token.py emits), its workspace holds the rank-r rows
     and the "F" scratch the largest of them asks, its notes say so, and the plan computes the
     reference's bytes."""
-    from compiler.kernels_table import KernelOptions, attach_stage_kernels, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, attach_stage_kernels, kernel_calls, scratch_fn
 
     calls = kernel_calls(lowrank, 1 << 20, KernelOptions(core="cortex-m7"))
     plan = plan_token(lowrank, "arena", 4, 3, scratch=scratch_fn(calls))
@@ -130,9 +130,9 @@ def test_as_small_as_dense(lowrank, dense) -> None:
 
 @needs_firmware
 def test_lowrank_token_plan_bit_exact_in_qemu(tmp_path, lowrank) -> None:
-    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
     from compiler.pipeline import CompileOptions, run_model
     from compiler.planner import STACK_RESERVE
+    from compiler.schedule.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
     scratch = scratch_fn(kernel_calls(lowrank, 1 << 20, KernelOptions(core="cortex-m7")))  # the F746's fast kernels
     budget = min(p.arena_bytes for p in candidates(lowrank, scratch=scratch))  # the smallest groups

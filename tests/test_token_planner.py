@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from conftest import needs_firmware
 
-from compiler import reference
+from compiler.core.ir import Op, QParams, Tensor
 from compiler.errors import BudgetError
-from compiler.ir import Op, QParams, Tensor
+from compiler.golden import reference
+from compiler.models.vit_builder import ViTConfig, build_vit
 from compiler.schedule.execute import run_plan
 from compiler.schedule.layer import plan_layer
 from compiler.schedule.select import candidate_plans, choose_plan, plan_peak
 from compiler.schedule.token import TokenStage, match_units, plan_token
-from compiler.vit_builder import ViTConfig, build_vit
 
 SMALL = ViTConfig(img_size=24, patch=6, in_chans=3, embed_dim=24, depth=2, heads=3, mlp_ratio=2, num_classes=5, seed=3)
 
@@ -125,8 +125,8 @@ def test_unmatched_graph_falls_back(small) -> None:
 
 
 def test_graph_without_transformer_has_no_token_plan() -> None:
+    from compiler.core.ir import Graph
     from compiler.errors import MicrotileError
-    from compiler.ir import Graph
     from compiler.schedule.token import candidates
 
     g = Graph(name="fc")
@@ -147,7 +147,7 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     from compiler.planner import STACK_RESERVE
 
     g = build_vit(ViTConfig(in_chans=3, img_size=24, patch=6, embed_dim=24, depth=1, heads=3, mlp_ratio=2, seed=1))
-    from compiler.kernels_table import KernelOptions, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, kernel_calls, scratch_fn
 
     scratch = scratch_fn(kernel_calls(g, 1 << 20, KernelOptions(core="cortex-m7")))  # the F746's fast kernels
     budget = sorted(p.arena_bytes for p in candidate_plans(g, "token", scratch=scratch))[1]  # small groups
@@ -157,7 +157,7 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
     assert r["schedule"] == "token" and r["bit_exact"], r
     assert r["schedule_detail"]["group"] < 17 or r["schedule_detail"]["qblock"] < 17
     assert r["arena_bytes"] <= budget and r["peak_sram_bytes"] <= sram
-    # the stages call the DSP kernels compiler/kernels_table.py picks (FC, patch conv, adds, both matmuls)
+    # the stages call the DSP kernels compiler/schedule/kernels_table.py picks (FC, patch conv, adds, both matmuls)
     fast = " ".join(r["kernels"]["fast"])
     for k in ("mt_fully_connected_s8_dsp", "mt_conv_s8_dsp", "mt_add_s8_dsp", "mt_batch_matmul_s8_dsp"):
         assert k in fast, r["kernels"]
@@ -166,7 +166,7 @@ def test_token_plan_bit_exact_in_qemu(tmp_path) -> None:
 def test_stage_kernel_scratch(small) -> None:
     """With the fast kernels' scratch, every stage reserves the largest its ops ask ("F") and the
     plan still computes the reference's bytes."""
-    from compiler.kernels_table import KernelOptions, attach_stage_kernels, kernel_calls, scratch_fn
+    from compiler.schedule.kernels_table import KernelOptions, attach_stage_kernels, kernel_calls, scratch_fn
 
     choices = kernel_calls(small, 1 << 20, KernelOptions(core="cortex-m7"))
     plan = plan_token(small, "arena", 4, 3, scratch=scratch_fn(choices))

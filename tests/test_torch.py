@@ -21,10 +21,10 @@ ort = pytest.importorskip("onnxruntime", reason="the `onnx` extra is not install
 
 from conftest import needs_firmware  # noqa: E402
 
-from compiler import reference  # noqa: E402
-from compiler.float_ref import dequantize, run_float  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
 from compiler.frontend.torch import export_onnx, from_torch, quantize_torch, run_torch  # noqa: E402
+from compiler.golden import reference  # noqa: E402
+from compiler.golden.float_ref import dequantize, run_float  # noqa: E402
 from compiler.models.vit import ViT, ViTConfig  # noqa: E402
 from compiler.passes.quantize import quantize_input, to_ir_layout  # noqa: E402
 

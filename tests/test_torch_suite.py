@@ -21,10 +21,10 @@ ort = pytest.importorskip("onnxruntime", reason="the `onnx` extra is not install
 
 from conftest import needs_firmware  # noqa: E402
 
-from compiler import reference  # noqa: E402
-from compiler.float_ref import run_float  # noqa: E402
 from compiler.frontend.onnx import load_onnx  # noqa: E402
 from compiler.frontend.torch import export_onnx, quantize_torch, run_torch  # noqa: E402
+from compiler.golden import reference  # noqa: E402
+from compiler.golden.float_ref import run_float  # noqa: E402
 from compiler.models.zoo import CASES, make  # noqa: E402
 from compiler.passes.split_qkv import split_fused_qkv  # noqa: E402
 from compiler.schedule.execute import run_plan  # noqa: E402

@@ -1,10 +1,10 @@
 """Transformer kernels (layer_norm, gelu, batch_matmul, transpose/slice) vs the golden model.
 
 Each case builds a one-op graph with random shapes and quantization, runs
-`compiler.reference.run`, and calls the C kernel (host build via ctypes) with the integer
-parameters of `compiler.lower.lower`; outputs must match byte for byte, and the bytes around
+`compiler.golden.reference.run`, and calls the C kernel (host build via ctypes) with the integer
+parameters of `compiler.core.lower.lower`; outputs must match byte for byte, and the bytes around
 the output must stay untouched. The integer LayerNorm and the GELU table are also checked
-against the float functions of `compiler.transformer_ops` (error in output LSBs).
+against the float functions of `compiler.core.transformer_ops` (error in output LSBs).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import reference
-from compiler import transformer_ops as F
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.lower import lower
+from compiler.core import transformer_ops as F
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.lower import lower
+from compiler.golden import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime_c"

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from compiler.core.ir import Graph, Op, QParams, Tensor
 from compiler.errors import MicrotileError, ModelError, UnsupportedOpError
-from compiler.ir import Graph, Op, QParams, Tensor
 
 try:
     import onnx

@@ -1,7 +1,7 @@
 """Import int8 (and int16x8, uint8-edged) TFLite flatbuffers into the microtile IR.
 
 Supported builtin ops and their dtype/quantization schemes are declared in
-`compiler/ops_support.py`; every operator is checked against them here, and anything else is
+`compiler/core/ops_support.py`; every operator is checked against them here, and anything else is
 refused with a `ModelError` naming the op, its node, the tensor and what is supported.
 """
 
@@ -16,10 +16,10 @@ import tflite
 from tflite.BuiltinOperator import BuiltinOperator as BO
 from tflite.TensorType import TensorType
 
+from compiler.core.ir import Graph, Op, QParams, Tensor
+from compiler.core.lower import lower
+from compiler.core.ops_support import SUPPORT, check_op
 from compiler.errors import ModelError, UnsupportedOpError
-from compiler.ir import Graph, Op, QParams, Tensor
-from compiler.lower import lower
-from compiler.ops_support import SUPPORT, check_op
 
 _TYPES = {
     TensorType.INT8: "int8",
@@ -35,7 +35,7 @@ _BO_ACT = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "S
 
 _BO_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 
-SUPPORTED = tuple(k for k, d in SUPPORT.items() if not d.refused)  # the declared ops (compiler/ops_support.py)
+SUPPORTED = tuple(k for k, d in SUPPORT.items() if not d.refused)  # the declared ops (compiler/core/ops_support.py)
 
 
 def load_tflite(path: str | Path) -> Graph:
@@ -261,7 +261,7 @@ class _Importer:
                                  f"{list(want)}")
 
     def lstm(self, node: str, ins: list[str], outs: list[str], o: Any) -> Op:
-        """UNIDIRECTIONAL_SEQUENCE_LSTM as an `lstm` op (compiler/lstm.py): the slots were checked
+        """UNIDIRECTIONAL_SEQUENCE_LSTM as an `lstm` op (compiler/core/lstm.py): the slots were checked
         by check_op (no peephole, projection or layer norm; int8 x int8 -> int16 cell); here the
         options and the state tensors. The state quantization becomes attributes; the state
         starts from TFLM's reset values at every invoke (h = zero point, c = 0)."""
@@ -292,7 +292,7 @@ class _Importer:
         return Op("lstm", node, [ins[0], *ins[1:9], *ins[12:16]], outs, attrs)
     def svdf(self, node: str, ins: list[str], outs: list[str], op: Any, o: Any) -> None:
         """SVDF: x, weights_feature, weights_time, bias; the state (input 4, a variable tensor
-        TFLM requires) becomes the op's own (attrs state_scale/state_zp; compiler/reference.py)."""
+        TFLM requires) becomes the op's own (attrs state_scale/state_zp; compiler/golden/reference.py)."""
         g = self.graph
         idx = int(op.InputsAsNumpy()[4])
         st = g.t(ins[4])
@@ -354,7 +354,7 @@ class _Importer:
                     "int8-quantized TFLite models are supported (convert with "
                     "optimizations=[tf.lite.Optimize.DEFAULT] and a representative dataset)"
                 )
-        # the declared dtypes and quantization schemes (compiler/ops_support.py): refuse the rest here
+        # the declared dtypes and quantization schemes (compiler/core/ops_support.py): refuse the rest here
         tensors = self.graph.tensors
         check_op(
             kind,
@@ -478,7 +478,7 @@ class _Importer:
             rank = len(g.t(ins[0]).shape)
             axes = tuple(sorted({int(v) % rank for v in axes_t.data.reshape(-1)}))
             a = {"axes": axes, "keep_dims": bool(o.KeepDims()) if o else False}
-            if rank != 4 or axes != (1, 2):  # the C kernel's form (compiler/ops_support.py: MEAN)
+            if rank != 4 or axes != (1, 2):  # the C kernel's form (compiler/core/ops_support.py: MEAN)
                 raise ModelError(
                     f"{self.source}: node {node} (MEAN): axes {axes} of a rank-{rank} tensor; supported: axes (1, 2) "
                     "of an NHWC tensor (global average pooling)"

@@ -32,9 +32,9 @@ from tflite.BuiltinOptions import BuiltinOptions as BOpt
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
+from compiler.core.ir import Graph, Op, QParams, Tensor
 from compiler.errors import ModelError
 from compiler.frontend.tflite import same_pads
-from compiler.ir import Graph, Op, QParams, Tensor
 
 
 class WriterError(ModelError):
@@ -749,7 +749,7 @@ class _Writer:
     def lstm(self, op: Op, ins: list[int], outs: list[int]) -> tuple[int, list[int], list[int], int, Any]:
         """UNIDIRECTIONAL_SEQUENCE_LSTM: x, weights 1-8, -1 x 3 (peephole), biases 12-15, -1 x 2
         (projection), hidden and cell state variables 18-19, -1 x 4 (layer norm)."""
-        from compiler.ir import QParams
+        from compiler.core.ir import QParams
 
         a = op.attrs
         x = self.g.t(op.inputs[0])

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from compiler.core.ir import Graph
 from compiler.errors import ModelError
-from compiler.ir import Graph
 
 OPSET = 17
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compiler.vit_builder import ViTConfig  # the one config (torch-free); re-exported here
+from compiler.models.vit_builder import ViTConfig  # the one config (torch-free); re-exported here
 
 __all__ = ["ViT", "ViTConfig"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from compiler.ir import Graph
+from compiler.core.ir import Graph
 
 
 def strip_io_quant(graph: Graph) -> Graph:

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from compiler.core.ir import Graph, Op, QParams, Tensor
 from compiler.errors import MicrotileError, ModelError
-from compiler.float_ref import dequantize, run_float
-from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.golden.float_ref import dequantize, run_float
 
 TIED = frozenset({"reshape", "transpose", "slice", "max_pool2d", "avg_pool2d", "pad"})
 FIXED = frozenset({"softmax", "logistic"})
@@ -558,7 +558,7 @@ def float_tensors(
     sess = _OnnxTensors.open(float_graph) if use_onnx else None
     env = run_float(float_graph, arrays, keep_all=True, known=sess.run(arrays) if sess is not None else None)
     assert isinstance(env, dict)
-    return env, "compiler.float_ref" if sess is None else "onnxruntime"
+    return env, "compiler.golden.float_ref" if sess is None else "onnxruntime"
 
 
 def _first_line(e: BaseException) -> str:
@@ -574,13 +574,13 @@ def sqnr_report(
     use_onnx: bool = True,
     info: dict[str, Any] | None = None,
 ) -> list[tuple[str, float]]:
-    """Per-layer SQNR (dB) of the int8 graph (run by `compiler.reference`, dequantized) against the
+    """Per-layer SQNR (dB) of the int8 graph (run by `compiler.golden.reference`, dequantized) against the
     float model on up to `max_samples` calibration inputs. Rows are `"<tensor> [<kind>]"`.
     `info` receives 'float_reference' (which float executor), 'samples', 'output_sqnr_db' (first
     output) and, when its last axis has more than one value, 'top1_agreement': the fraction of
     rows along that axis (samples of a classifier; tokens or pixels of sequence/map outputs) whose
     int8 argmax equals the float model's (how users judge a quantized classifier)."""
-    from compiler import reference
+    from compiler.golden import reference
 
     arrays = [a[:max_samples] for a in _batches(calib)]
     ref, src = float_tensors(float_graph, arrays, use_onnx)

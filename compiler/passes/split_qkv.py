@@ -21,7 +21,7 @@ import copy
 
 import numpy as np
 
-from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.core.ir import Graph, Op, QParams, Tensor
 
 
 def _rows(q: QParams | None, lo: int, hi: int) -> QParams | None:

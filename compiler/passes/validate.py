@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from compiler.core.ir import ACTIVATIONS, DTYPES, Graph, Op
 from compiler.errors import ModelError
-from compiler.ir import ACTIVATIONS, DTYPES, Graph, Op
 
 MAX_RANK = 6
 MAX_ELEMENTS = 1 << 24  # 16 Mi elements: far above what any MCU holds, far below an int32 overflow

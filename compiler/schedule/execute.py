@@ -7,7 +7,7 @@ whole tensors; a patch stage (`PatchStage`) runs patch by patch on the kernel ca
 loops over token groups and query blocks in its workspace, through the same offsets and strides
 the generated C uses (`codegen/token.py`).
 
-Each op is computed by the golden `compiler.reference` function on the exact window and
+Each op is computed by the golden `compiler.golden.reference` function on the exact window and
 per-edge padding of its call, so a plan is right when `run_plan(plan, x)` equals
 `reference.run(graph, x)`. Before every step, arena bytes that no live buffer owns (and the
 step's scratch) are overwritten with junk, so a lifetime or placement error shows up as a
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from compiler import reference
-from compiler.ir import VIEW_OPS, Graph, Op, Tensor
+from compiler.core.ir import VIEW_OPS, Graph, Op, Tensor
+from compiler.golden import reference
 from compiler.schedule.patch import PatchPlan, PatchStage
 from compiler.schedule.plan import Plan, Step
 from compiler.schedule.token import AttentionInfo, EmbedInfo, MlpInfo, TokenStage

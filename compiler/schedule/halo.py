@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from compiler.ir import graph_macs, op_macs
+from compiler.core.ir import graph_macs, op_macs
 from compiler.schedule.layer import place
 from compiler.schedule.plan import Buffer, align, plan_peak
 

@@ -13,15 +13,15 @@ buffer. The arithmetic is unchanged, so results stay bit-exact.
 
 from __future__ import annotations
 
-from compiler import hostlib
-from compiler.ir import Graph, Op
+from compiler.core.ir import Graph, Op
 from compiler.schedule.plan import Buffer, align, live_bytes
+from compiler.target import hostlib
 
 ELEMENTWISE_IN_PLACE = frozenset({"add", "mul", "relu", "logistic", "hard_swish", "quantize"})
 
 
 def dw_ring_bytes(kernel_hw: tuple[int, int], pad_top: int, pad_left: int, out_w: int, channels: int) -> int:
-    """Scratch bytes of mt_depthwise_conv_inplace_s8: its C _get_buffer_size (compiler.hostlib)."""
+    """Scratch bytes of mt_depthwise_conv_inplace_s8: its C _get_buffer_size (compiler.target.hostlib)."""
     p = hostlib.conv_params(pads=(int(pad_top), 0, int(pad_left), 0))
     fd = hostlib.dims(1, kernel_hw[0], kernel_hw[1], channels)
     return hostlib.buffer_size("mt_depthwise_conv_inplace_s8", p, fd, hostlib.view(1, out_w, channels))

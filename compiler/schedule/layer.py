@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from compiler.core.ir import VIEW_OPS, Graph
 from compiler.errors import ModelError
-from compiler.ir import VIEW_OPS, Graph
 from compiler.schedule.plan import Buffer, Plan, Step, align, live_bytes, step_macs
 
 ScratchFn = Callable[[Graph, int], int]
@@ -27,7 +27,7 @@ def portable_scratch(graph: Graph, step: int) -> int:
     (mt_lstm_s8_get_buffer_size: one int16 cell-state row); 0 for the others."""
     op = graph.ops[step]
     if op.kind == "lstm":
-        from compiler.lstm import scratch_bytes
+        from compiler.core.lstm import scratch_bytes
 
         return scratch_bytes(graph, op)
     return 0

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import Graph, op_macs
+from compiler.core.ir import Graph, op_macs
 from compiler.schedule.inplace import (
     ELEMENTWISE_IN_PLACE,
     apply_in_place,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from compiler.ir import Graph, Op, op_macs
+from compiler.core.ir import Graph, Op, op_macs
 
 ALIGN = 4
 
@@ -161,7 +161,7 @@ class Stage:
         return f"stage of steps {self.steps[0]}..{self.steps[-1]}"
 
 
-# -- the kernel a step runs (chosen by compiler/kernels_table.py's table, set by plan_for) ----
+# -- the kernel a step runs (chosen by compiler/schedule/kernels_table.py's table, set by plan_for) ----
 
 
 @dataclass
@@ -231,7 +231,7 @@ class Step:
     stage: Stage | None = None  # the patch or token stage that runs this step (None: layer by layer)
     kernel_scratch: int | None = None  # a patch-stage step: scratch its fast kernel needs for the widest call
     notes: list[str] = field(default_factory=list)  # lines `Plan.dump()` prints under the step
-    # the kernel call the step runs (compiler/kernels_table.py, set by plan_for), and for a token
+    # the kernel call the step runs (compiler/schedule/kernels_table.py, set by plan_for), and for a token
     # stage the call of each op it runs (op name -> call)
     kernel: KernelCall | None = None
     kernels: dict[str, KernelCall] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Memory pools: a plan's arena buffers spread over several memories, each with its own budget.
 
 Real parts have several SRAM regions (the STM32H743: DTCM 128 KB, AXI SRAM 512 KB, SRAM1-3
-288 KB, SRAM4 64 KB; `compiler.boards.Memory`). A plan whose peak exceeds the largest region may
+288 KB, SRAM4 64 KB; `compiler.target.boards.Memory`). A plan whose peak exceeds the largest region may
 still fit across them: a buffer must lie inside one region, but buffers live at the same step may
 sit in different ones. The data model follows TVM's USMP (`PoolInfo` name + size, a buffer's pool
 candidates, `PoolAllocation(pool, byte_offset)`); the placement is greedy first-fit, as the
@@ -34,7 +34,7 @@ SPEED_ORDER = ("tcm", "sram", "sdram", "flash", "external-flash")
 @dataclass(frozen=True)
 class Pool:
     """A memory the arena may use: its name, the bytes the plan may take in it (its budget), its
-    speed class (compiler.boards.MEMORY_SPEEDS), whether it is the main pool (the board's [sram],
+    speed class (compiler.target.boards.MEMORY_SPEEDS), whether it is the main pool (the board's [sram],
     where the caller's arena, the stack and static data live) and its address when linked."""
 
     name: str
@@ -45,7 +45,7 @@ class Pool:
 
 
 def pools_for(board, budget: int, target: str = "emulator") -> list[Pool]:
-    """The activation pools of `board` (compiler.boards.Board): the memories that hold
+    """The activation pools of `board` (compiler.target.boards.Board): the memories that hold
     activations. Those inside [sram] form the main pool (named by them, "+"-joined), which gets
     `budget` bytes (the arena's share once stack, heap and static data are set aside); every
     other memory is a pool of its whole size."""

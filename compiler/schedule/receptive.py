@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir import Graph, Op
+from compiler.core.ir import Graph, Op
 
 SPATIAL = frozenset({"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d", "pad"})
 ELEMENTWISE = frozenset({"add", "mul", "relu", "logistic", "hard_swish", "quantize"})

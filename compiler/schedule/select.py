@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from compiler.core.ir import Graph
 from compiler.errors import BudgetError, MicrotileError
-from compiler.ir import Graph
 from compiler.schedule.layer import ScratchFn, plan_layer
 from compiler.schedule.plan import Plan, plan_cost, plan_peak
 
@@ -60,7 +60,7 @@ def binding_step(plan: Plan) -> tuple[int, str]:
 def candidate_plans(
     graph: Graph, schedule: str = "auto", io: str = "arena", scratch: ScratchFn | None = None
 ) -> list[Plan]:
-    """scratch: per-step kernel scratch bytes (compiler/kernels_table.py), reserved by the layer and
+    """scratch: per-step kernel scratch bytes (compiler/schedule/kernels_table.py), reserved by the layer and
     patch planners (patch: stage steps too, one buffer per step for the largest patch)."""
     if schedule not in SCHEDULES:
         raise MicrotileError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")

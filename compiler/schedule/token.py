@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from compiler.core.ir import VIEW_OPS, Graph, Op, op_macs
 from compiler.errors import ModelError
-from compiler.ir import VIEW_OPS, Graph, Op, op_macs
 from compiler.passes.split_qkv import split_fused_qkv
 from compiler.schedule.layer import ScratchFn, lower_bound, place
 from compiler.schedule.plan import Buffer, Plan, Stage, Step, align, plan_cost

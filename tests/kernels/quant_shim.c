@@ -1,5 +1,5 @@
 /* Host-test shim: exports the static inline helpers of mt_quant.h over arrays, so
- * tests/test_kernels.py can compare them with compiler/quant.py through ctypes. */
+ * tests/test_kernels.py can compare them with compiler/core/quant.py through ctypes. */
 #include <stdint.h>
 
 #include "mt_quant.h"

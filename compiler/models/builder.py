@@ -6,7 +6,7 @@
     y = b.depthwise_conv2d(y, kernel=3)
     y = b.softmax(b.fully_connected(b.flatten(b.mean(y)), 10))
     b.output(y)
-    graph = b.build()                    # an int8 `compiler.ir.Graph`
+    graph = b.build()                    # an int8 `compiler.core.ir.Graph`
 
 Layers hold float32 weights (given, or He-initialised from the builder's seeded generator).
 `build()` runs the float graph on calibration inputs (given, or seeded uniform [-1, 1]),
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.float_ref import activation_float as _act_float
+from compiler.core.ir import ACTIVATIONS, Graph, Op, QParams, Tensor
 from compiler.frontend.tflite import same_pads
-from compiler.ir import ACTIVATIONS, Graph, Op, QParams, Tensor
+from compiler.golden.float_ref import activation_float as _act_float
 
 
 class BuilderError(ValueError):

@@ -58,25 +58,25 @@ OP_KINDS: dict[str, tuple[str, ...]] = {
     "relu": ("min", "max"),  # bounds in real values: relu = (0, inf), relu6 = (0, 6)
     "quantize": (),
     "dequantize": (),
-    # transformer ops; float semantics in compiler/transformer_ops.py, int8 arithmetic in lower.py
+    # transformer ops; float semantics in compiler/core/transformer_ops.py, int8 arithmetic in lower.py
     "layer_norm": ("axis", "epsilon"),  # inputs x, gamma f32 [D], beta f32 [D]; axis must be -1
     "gelu": ("approximate",),  # "none" (erf) | "tanh"
     "batch_matmul": ("transpose_b",),  # [B.., M, K] x [B.., K, N] (or [B.., N, K] when transpose_b)
     "transpose": ("perm",),
     "slice": ("begin", "size"),  # out = x[begin[i] : begin[i] + size[i]] per axis
     # TFLite UNIDIRECTIONAL_SEQUENCE_LSTM (int8 x int8 -> int16 cell): inputs x, 4 input weights,
-    # 4 recurrent weights, 4 biases (gates input, forget, cell, output); compiler/lstm.py
+    # 4 recurrent weights, 4 biases (gates input, forget, cell, output); compiler/core/lstm.py
     "lstm": ("time_major", "cell_clip", "hidden_scale", "hidden_zp", "cell_scale"),
-    # TFLite elementwise ops (TFLite-Micro's integer arithmetic; compiler/lower.py, compiler/reference.py)
+    # TFLite elementwise ops (TFLite-Micro's integer arithmetic; compiler/core/lower.py, compiler/golden/reference.py)
     "squared_difference": (),  # (x1 - x2)^2, both rescaled to 2 max(s1, s2) first; 4-D broadcast
     "prelu": (),  # inputs x, alpha (int8, broadcast to x): x >= z_x rescaled by s_x/s_y, else by s_x s_a/s_y
     "elu": (),  # int8: a 256-entry table of TFLite-Micro's float32 exp(x) - 1 (x < 0), x (x >= 0)
     "rsqrt": (),  # int8: 1/sqrt(x) by gemmlowp's Newton-Raphson inverse square root; x < z_x fails invoke
     "l2_norm": (),  # int8: x / ||x||_2 over the last axis, output in 1/128 units (zero point 0)
     # TFLite SVDF int8: inputs x [B, I], weights_feature [F, I] int8, weights_time [F, M] int16,
-    # bias [F / rank] int32; the int16 state [B, F * M] is the op's own (compiler/reference.py svdf)
+    # bias [F / rank] int32; the int16 state [B, F * M] is the op's own (compiler/golden/reference.py svdf)
     "svdf": ("rank", "activation", "state_scale", "state_zp"),
-    # TFLite layout and reduction ops (compiler/frontend/tflite.py; arithmetic in compiler/reference.py)
+    # TFLite layout and reduction ops (compiler/frontend/tflite.py; arithmetic in compiler/golden/reference.py)
     "strided_slice": ("begin", "steps", "size"),  # out[i..] = x[begin[d] + i_d * steps[d]] (steps may be < 0)
     "depth_to_space": ("block_size",),  # NHWC, TF's DCR order: out[h*b+i, w*b+j, c] = x[h, w, (i*b+j)*C+c]
     "space_to_depth": ("block_size",),  # the inverse: out[h, w, (i*b+j)*C+c] = x[h*b+i, w*b+j, c]

@@ -1,6 +1,6 @@
 """int8 Vision Transformer graphs with seeded random weights, for benchmarks and planner tests.
 
-`build_vit(ViTConfig(...))` returns a `compiler.ir.Graph` in the shape the ONNX importer gives a
+`build_vit(ViTConfig(...))` returns a `compiler.core.ir.Graph` in the shape the ONNX importer gives a
 PyTorch ViT (tokens are [1, T, D]):
 
   image [1, H, W, C] int8 -> conv2d (kernel = stride = patch) -> reshape [1, P, D]
@@ -13,9 +13,9 @@ PyTorch ViT (tokens are [1, T, D]):
   slice(class token) -> layer_norm -> reshape [1, D] -> fully_connected (head)      = logits
 
 Quantization is calibrated: a float numpy forward pass (the float semantics of
-`compiler.transformer_ops`) over a few seeded random images records every activation's range;
+`compiler.core.transformer_ops`) over a few seeded random images records every activation's range;
 activations get asymmetric per-tensor int8 scales, weights symmetric per-channel int8, biases
-int32, LayerNorm gamma/beta stay float32 (quantized by `compiler.lower`), softmax outputs 1/256.
+int32, LayerNorm gamma/beta stay float32 (quantized by `compiler.core.lower`), softmax outputs 1/256.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler import transformer_ops as F
-from compiler.ir import Graph, Op, QParams, Tensor
+from compiler.core import transformer_ops as F
+from compiler.core.ir import Graph, Op, QParams, Tensor
 
 
 @dataclass(frozen=True)

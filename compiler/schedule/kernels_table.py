@@ -10,7 +10,7 @@ scratch (`scratch_fn`), and records the call each step runs on the Plan (`attach
 `attach_stage_kernels`: `Step.kernel`, `Step.kernels` for the ops of a token stage). Codegen
 only prints the call.
 
-Scratch bytes are the C kernels' own `*_get_buffer_size()` answers (`compiler.hostlib`, a host
+Scratch bytes are the C kernels' own `*_get_buffer_size()` answers (`compiler.target.hostlib`, a host
 build of runtime_c): never a Python copy of the formula.
 
 A layer keeps its portable kernel when the core has no DSP extension, when its shape is not
@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from compiler import hostlib
-from compiler import quant as Q
-from compiler.ir import Graph, Op, op_macs
-from compiler.lower import lower
+from compiler.core import quant as Q
+from compiler.core.ir import Graph, Op, op_macs
+from compiler.core.lower import lower
 from compiler.schedule.plan import KernelCall, KernelParams, Plan, Step
 from compiler.schedule.token import TokenStage
+from compiler.target import hostlib
 
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 FLASH_CODE_RESERVE = 128 * 1024  # flash kept free for code and the harness when widening (fast kernels ~40 KB)
@@ -519,7 +519,7 @@ def _widen(graph: Graph, calls: dict[str, KernelCall], flash_bytes: int, widen: 
 def kernel_calls(graph: Graph, flash_bytes: int, opts: KernelOptions | None = None) -> dict[str, KernelCall]:
     """Op name -> the kernel call the table picks for it (every op), filters widened per layer
     while `flash_bytes` allows (`opts.widen`). Raises MicrotileError without a host C compiler
-    (compiler.hostlib)."""
+    (compiler.target.hostlib)."""
     opts = opts or KernelOptions()
     calls = {op.name: choose_call(graph, op, opts) for op in graph.ops}
     _widen(graph, calls, flash_bytes, opts.widen)

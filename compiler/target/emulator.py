@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.boards import FAULT_EXIT_CODE, Board, qemu_machine_args
+from compiler.target.boards import FAULT_EXIT_CODE, Board, qemu_machine_args
 
 QEMU_BINARY = "qemu-system-arm"
 

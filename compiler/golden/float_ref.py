@@ -3,7 +3,7 @@
 `run_float(graph, inputs)` runs a float graph (float32 activations, float weights) and returns
 its outputs; `keep_all=True` returns every tensor. Inputs may carry a leading batch of any size
 (the IR's batch-1 shapes are checked on everything after the batch axis), so a whole calibration
-set runs in one call. The transformer kinds use the definitions in `compiler/transformer_ops.py`.
+set runs in one call. The transformer kinds use the definitions in `compiler/core/transformer_ops.py`.
 
 An int8 graph runs too: int8 inputs and constants are dequantized first, so this gives the float
 model an int8 graph approximates (quantized weights, float arithmetic).
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from compiler import transformer_ops as T
+from compiler.core import transformer_ops as T
+from compiler.core.ir import Graph, Op, Tensor
 from compiler.errors import ModelError
-from compiler.ir import Graph, Op, Tensor
 
 Env = dict[str, np.ndarray]
 

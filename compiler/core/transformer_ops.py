@@ -1,7 +1,7 @@
 """Float semantics of the transformer op kinds (what their int8 versions approximate).
 
-These are the definitions a float executor (`compiler/float_ref.py`) and the ViT builder's
-calibration use; `compiler/lower.py` + `compiler/reference.py` hold the int8 arithmetic.
+These are the definitions a float executor (`compiler/golden/float_ref.py`) and the ViT builder's
+calibration use; `compiler/core/lower.py` + `compiler/golden/reference.py` hold the int8 arithmetic.
 
 - ``layer_norm(x, gamma, beta){axis=-1, epsilon}``: over the last axis,
   ``y = (x - mean(x)) / sqrt(var(x) + epsilon) * gamma + beta`` with the biased variance

@@ -13,12 +13,12 @@ TFLite-Micro's integer LSTM (`micro/kernels/unidirectional_sequence_lstm.cc`, `l
   c_t = clamp(c_t, -clip_q, clip_q) when cell_clip > 0 (clip_q = int16(cell_clip / s_c));
 - h_t = clamp8(MBQM(tanh16(c_t) * o, 2^-30 / s_h) + z_h); the output row at t is h_t;
 - sigmoid16 / tanh16 are TFLite's int16 `reference_integer_ops::Logistic` / `Tanh`
-  (`compiler.lut16.logistic16` / `tanh16`): the input times 3 (times 3 * 2^(12 + log2 s_c - 3)
+  (`compiler.core.lut16.logistic16` / `tanh16`): the input times 3 (times 3 * 2^(12 + log2 s_c - 3)
   for the cell tanh), then linear interpolation in `sigmoid_table_uint16` (256 entries);
 - the state starts at h = z_h, c = 0 (TFLM resets variable tensors at AllocateTensors:
   int8 to its zero point, int16 to 0).
 
-Every multiplier comes from `compiler.quant.quantize_multiplier` of the double-precision
+Every multiplier comes from `compiler.core.quant.quantize_multiplier` of the double-precision
 scale ratio, as TFLM's QuantizeMultiplier. The MBQM accumulators of the two FCs are computed
 here with the zero points folded into the biases (exact: int32 arithmetic is a ring), as the C
 kernel `runtime_c/mt_lstm_s8.c` does.
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler import quant as Q
+from compiler.core import quant as Q
+from compiler.core.ir import Graph, Op
+from compiler.core.lut16 import logistic16, tanh16
 from compiler.errors import ModelError
-from compiler.ir import Graph, Op
-from compiler.lut16 import logistic16, tanh16
 
 GATES = ("input", "forget", "cell", "output")  # the order of the IR op's weight/bias inputs
 GATE_SCALE = 2.0**-12  # FC outputs: Q3.12 (lstm_eval_common.cc nonlinear_input_scale)
@@ -199,7 +199,7 @@ def add_lstm(
     weights quantized as the converter does: int8 symmetric per-tensor weights, int32 biases of
     scale s_x * s_W, an int16 cell state of scale 2^cell_power, the hidden state (= output)
     quantization `hidden` (scale, zero point; random when None). Returns the output's name."""
-    from compiler.ir import QParams, Tensor
+    from compiler.core.ir import QParams, Tensor
 
     xt = g.t(x)
     assert xt.quant is not None
@@ -232,7 +232,7 @@ def lstm_graph(
     cell_clip: float = 0.0, cell_power: int = -11,
 ) -> Graph:  # fmt: skip
     """A one-op graph: int8 input [B, T, I] ([T, B, I] when time_major) -> lstm -> int8 [.., S]."""
-    from compiler.ir import QParams, Tensor
+    from compiler.core.ir import QParams, Tensor
 
     rng = np.random.default_rng(seed)
     g = Graph(name="lstm")
@@ -248,7 +248,7 @@ def lstm_graph(
 def kws_lstm_graph(steps: int = 12, n_in: int = 10, units: int = 16, classes: int = 4, seed: int = 0) -> Graph:
     """A keyword-spotting-like sequence model: int8 features [1, T, F] -> LSTM (S units) -> the
     last step (slice) -> reshape [1, S] -> FULLY_CONNECTED (classes) -> SOFTMAX."""
-    from compiler.ir import QParams, Tensor
+    from compiler.core.ir import QParams, Tensor
 
     rng = np.random.default_rng(seed)
     g = Graph(name="kws_lstm")

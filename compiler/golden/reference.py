@@ -1,7 +1,7 @@
 """The golden model: a numpy executor of the IR, bit-exact with TFLite-Micro's reference kernels.
 
 `run(graph, inputs)` returns the graph outputs; `run(..., keep_all=True)` every tensor.
-Each op's integer parameters come from `compiler.lower.lower`, the same numbers the C code
+Each op's integer parameters come from `compiler.core.lower.lower`, the same numbers the C code
 generator writes into the firmware.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from compiler import lut16
-from compiler import quant as Q
+from compiler.core import lut16
+from compiler.core import quant as Q
+from compiler.core.ir import Graph, Op
+from compiler.core.lower import lower
 from compiler.errors import ModelError
-from compiler.ir import Graph, Op
-from compiler.lower import lower
 
 Env = dict[str, np.ndarray]
 
@@ -185,7 +185,7 @@ def gather(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 
 def resize_nearest(g: Graph, op: Op, env: Env) -> np.ndarray:
-    """TFLite ResizeNearestNeighbor: out[y, x] = in[y_map[y], x_map[x]] (maps from compiler.lower)."""
+    """TFLite ResizeNearestNeighbor: out[y, x] = in[y_map[y], x_map[x]] (maps from compiler.core.lower)."""
     p = lower(g, op)
     x = _in(g, env, op.inputs[0])
     return x[:, p["y_map"]][:, :, p["x_map"]]
@@ -274,7 +274,7 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)
     shape = x.shape
-    if g.t(op.inputs[0]).dtype == "int16":  # TFLM SoftmaxInt16: exp and 1/(1+x) LUTs (compiler/lut16.py)
+    if g.t(op.inputs[0]).dtype == "int16":  # TFLM SoftmaxInt16: exp and 1/(1+x) LUTs (compiler/core/lut16.py)
         return lut16.softmax16_rows(x.reshape(-1, shape[-1]), p["input_multiplier"], p["input_left_shift"])
     x = x.reshape(-1, shape[-1])
     diff = x - x.max(axis=1, keepdims=True)
@@ -294,7 +294,7 @@ def softmax(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 def logistic(g: Graph, op: Op, env: Env) -> np.ndarray:
     p = lower(g, op)
-    if g.t(op.inputs[0]).dtype == "int16":  # TFLM's int16 sigmoid table (compiler/lut16.py)
+    if g.t(op.inputs[0]).dtype == "int16":  # TFLM's int16 sigmoid table (compiler/core/lut16.py)
         return lut16.logistic16(_in(g, env, op.inputs[0]), p["input_multiplier"], p["input_left_shift"])
     x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
     r = p["input_range_radius"]
@@ -309,7 +309,7 @@ def tanh(g: Graph, op: Op, env: Env) -> np.ndarray:
     """TFLite reference_integer_ops::Tanh (int8): saturate beyond the radius, else gemmlowp tanh
     of the Q4.27 input, rounded to Q0.7."""
     p = lower(g, op)
-    if g.t(op.inputs[0]).dtype == "int16":  # tanh(x) = 2 sigmoid(2x) - 1 on the table (compiler/lut16.py)
+    if g.t(op.inputs[0]).dtype == "int16":  # tanh(x) = 2 sigmoid(2x) - 1 on the table (compiler/core/lut16.py)
         return lut16.tanh16(_in(g, env, op.inputs[0]), p["input_multiplier"], p["input_left_shift"])
     x = _in(g, env, op.inputs[0]).astype(np.int64) - p["input_zp"]
     r = p["input_range_radius"]
@@ -386,11 +386,11 @@ def dequantize(g: Graph, op: Op, env: Env) -> np.ndarray:
     return ((x - q.zp).astype(np.float32) * np.float32(q.s)).astype(np.float32)
 
 
-# -- transformer ops (integer arithmetic documented in compiler.lower) -----------------------
+# -- transformer ops (integer arithmetic documented in compiler.core.lower) -----------------------
 
 
 def layer_norm_rows(x: np.ndarray, p: dict) -> np.ndarray:
-    """The integer LayerNorm of `compiler.lower._lower_layer_norm` on rows of x ([rows, D] int8)."""
+    """The integer LayerNorm of `compiler.core.lower._lower_layer_norm` on rows of x ([rows, D] int8)."""
     n = p["dim"]
     q = np.asarray(x, dtype=np.int64).reshape(-1, n)
     out = np.empty(q.shape, dtype=np.int8)
@@ -441,7 +441,7 @@ def transpose(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 
 def slice_(g: Graph, op: Op, env: Env) -> np.ndarray:
-    from compiler.transformer_ops import slice_index
+    from compiler.core.transformer_ops import slice_index
 
     lower(g, op)
     x = _in(g, env, op.inputs[0])
@@ -449,8 +449,8 @@ def slice_(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 
 def lstm(g: Graph, op: Op, env: Env) -> np.ndarray:
-    """TFLite-Micro's integer UNIDIRECTIONAL_SEQUENCE_LSTM (compiler/lstm.py), from the reset state."""
-    from compiler.lstm import run_lstm
+    """TFLite-Micro's integer UNIDIRECTIONAL_SEQUENCE_LSTM (compiler/core/lstm.py), from the reset state."""
+    from compiler.core.lstm import run_lstm
 
     return run_lstm(_in(g, env, op.inputs[0]), [_in(g, env, n) for n in op.inputs[1:9]], lower(g, op))
 def svdf_step(p: dict, x: np.ndarray, wf: np.ndarray, wt: np.ndarray, bias: np.ndarray | None,
@@ -484,7 +484,7 @@ def svdf(g: Graph, op: Op, env: Env) -> np.ndarray:
     wf, wt, b = (_in(g, env, n) for n in op.inputs[1:4])
     state = np.full((p["batches"], p["units"] * p["rank"] * p["memory"]), p["state_reset"], p["state_dtype"])
     return svdf_step(p, _in(g, env, op.inputs[0]), wf, wt, b, state)[0]
-# -- TFLite layout and reduction ops (integer parameters in compiler.lower) --------------------
+# -- TFLite layout and reduction ops (integer parameters in compiler.core.lower) --------------------
 
 
 def strided_slice(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -545,7 +545,7 @@ def arg_min(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 def resize_bilinear(g: Graph, op: Op, env: Env) -> np.ndarray:
     """TFLite ResizeBilinearInteger (int8, no float): per output row/column the two source
-    indices and the 10-bit fraction (compiler.lower), four int64 products summed in 2^20 units,
+    indices and the 10-bit fraction (compiler.core.lower), four int64 products summed in 2^20 units,
     rounded half away from zero (C division) and cast to int8."""
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)
@@ -608,7 +608,7 @@ _OPS: dict[str, Callable[[Graph, Op, Env], np.ndarray]] = {
 }
 
 
-# -- TFLite elementwise ops (integer params: compiler.lower._lower_elementwise) ---------------
+# -- TFLite elementwise ops (integer params: compiler.core.lower._lower_elementwise) ---------------
 
 
 def squared_difference(g: Graph, op: Op, env: Env) -> np.ndarray:
@@ -642,9 +642,9 @@ def elu(g: Graph, op: Op, env: Env) -> np.ndarray:
 
 
 def rsqrt(g: Graph, op: Op, env: Env) -> np.ndarray:
-    """TFLM RsqrtEvalQuantized (int8, int16: compiler.lower.rsqrt_values); an input below the
+    """TFLM RsqrtEvalQuantized (int8, int16: compiler.core.lower.rsqrt_values); an input below the
     zero point (a negative real value) makes TFLM's invoke fail, so it raises ModelError here."""
-    from compiler.lower import rsqrt_values
+    from compiler.core.lower import rsqrt_values
 
     p = lower(g, op)
     x = _in(g, env, op.inputs[0]).astype(np.int64)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler import quant as Q
+from compiler.core import quant as Q
+from compiler.core.ir import Graph, Op
 from compiler.errors import ModelError
-from compiler.ir import Graph, Op
 
 
 def _scale(g: Graph, name: str) -> float:
@@ -200,7 +200,7 @@ def lower(g: Graph, op: Op) -> dict[str, Any]:
     elif k == "batch_matmul":
         p.update(_lower_batch_matmul(g, op))
     elif k == "lstm":
-        from compiler.lstm import lower_lstm
+        from compiler.core.lstm import lower_lstm
 
         p.update(lower_lstm(g, op))
     elif k in ELEMENTWISE_KINDS:
@@ -303,7 +303,7 @@ def _lower_layer_norm(g: Graph, op: Op) -> dict[str, Any]:
 
 def _gelu_lut(g: Graph, op: Op) -> np.ndarray:
     """256-entry int8 table: lut[q + 128] = clamp(round(gelu(s_x (q - z_x)) / s_y) + z_y)."""
-    from compiler.transformer_ops import gelu
+    from compiler.core.transformer_ops import gelu
 
     x, y = op.inputs[0], op.outputs[0]
     q = np.arange(-128, 128, dtype=np.int64)
@@ -424,7 +424,7 @@ def _lower_elementwise(g: Graph, op: Op) -> dict[str, Any]:
 def _elu_f32(v: np.ndarray) -> np.ndarray:
     """TFLM elu.cc's transform in float32: v < 0 ? expf(v) - 1 : v (tests/test_tflite_elementwise.py
     compares every table entry with TFLM)."""
-    from compiler.lut16 import expf
+    from compiler.core.lut16 import expf
 
     e = expf(np.minimum(v, 0).astype(np.float32)) - np.float32(1.0)
     return np.where(v < 0, e, v).astype(np.float32)
@@ -455,7 +455,7 @@ def rsqrt_values(q: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     data = Q.mbqm(1, m, s + 20)
     out = np.clip(Q.mbqm(data, p["multiplier"], p["shift"] - 20) + p["output_zp"], p["qmin"], p["qmax"])
     return np.where(v == 0, p["qmax"], out)
-# -- int16 LOGISTIC / TANH / SOFTMAX (compiler/lut16.py holds the arithmetic and tables) ---------
+# -- int16 LOGISTIC / TANH / SOFTMAX (compiler/core/lut16.py holds the arithmetic and tables) ---------
 
 
 def _lower_lut16(g: Graph, op: Op) -> dict[str, Any]:
@@ -466,7 +466,7 @@ def _lower_lut16(g: Graph, op: Op) -> dict[str, Any]:
     1/32768 within 0.1 % (SOFTMAX); and where its int32 arithmetic would overflow (a
     LOGISTIC/TANH multiplier above 32767, i.e. input scale > 2.67; a SOFTMAX row deeper than
     65535)."""
-    from compiler import lut16
+    from compiler.core import lut16
 
     x, y = op.inputs[0], op.outputs[0]
     if _zp(g, x) != 0 or _zp(g, y) != 0 or g.t(y).dtype != "int16":
@@ -542,7 +542,7 @@ def _lower_layout(g: Graph, op: Op) -> dict[str, Any]:
     """SUM: count, multiplier/shift of s_x/s_y (TFLM reduce_common.cc PrepareMeanOrSumHelper,
     QuantizeMultiplier of the double ratio), zero points; REDUCE_MAX and the data movers: equal
     quantization in and out; ARG_MAX/MIN: outer/axis/inner sizes; RESIZE_BILINEAR: the integer
-    source rows/columns and 10-bit fractions (compiler.lower._bilinear)."""
+    source rows/columns and 10-bit fractions (compiler.core.lower._bilinear)."""
     k, x, y = op.kind, op.inputs[0], op.outputs[0]
     xs = g.t(x).shape
     p: dict[str, Any] = {}
