@@ -25,7 +25,11 @@
  *   narrow group: the 4 int8 in order;  wide group: two int32 words (k0 | k2 << 16),
  *   (k1 | k3 << 16) (int16 halves).
  *  - conv / conv_1x1: output channels in pairs (odd counts padded with a zero channel);
- *    per pair, per group: channel 2j's group, then channel 2j+1's.
+ *    per pair, per group: channel 2j's group, then channel 2j+1's. General conv with in_ch
+ *    not a multiple of 4 (kernel-row order): with a kernel row of R = kw * in_ch values
+ *    (kx, ic), the reduction runs over each row's first 4 * (R / 4) values, row by row, then
+ *    over the rows' last R % 4 values, row by row, zero-padded to a whole group (e.g. 3x3x3:
+ *    rows 0..2 values 0..7, then (row 0, 8), (row 1, 8), (row 2, 8), 0: still 7 groups).
  *  - fully connected: output rows in fours (padded with zero rows); per four, per group:
  *    the group of row 4j, 4j+1, 4j+2, 4j+3.
  *  - depthwise (depth multiplier 1): channels in fours (padded with zero channels); per
