@@ -230,6 +230,13 @@ def dw3x3_cols_scratch(out_h: int, stride_h: int) -> int:
     return 2 * 4 * ((n + 1) & ~1)
 
 
+def dw3x3_plane_scratch(out_h: int, out_w: int, stride_h: int, stride_w: int) -> int:
+    """mt_depthwise_conv_3x3_plane_s8_dsp_get_buffer_size."""
+    n = out_w + 3 if stride_w == 1 else 2 * out_w + 2
+    return 4 * (out_w + 1) + 2 * 4 * ((out_h - 1) * stride_h + 3) * ((n + 1) & ~1)
+
+
+DW3X3_PLANE_MAX = 4096  # scratch bytes up to which a 3x3 depthwise layer runs as whole planes
 DW3X3_COLS_MAX_W = 8  # the column kernel for outputs at most this wide and at least twice as tall
 
 
@@ -298,6 +305,10 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
         sw = int(op.attrs["stride"][1])
         sh = int(op.attrs["stride"][0])
         oh, ow = int(y.shape[1]), int(y.shape[2])
+        if (kh, kw) == (3, 3) and tuple(op.attrs["dilation"]) == (1, 1):
+            plane = _choose_dw3x3_plane(oh, ow, sh, sw)
+            if plane is not None:
+                return plane
         if (kh, kw) == (3, 3) and tuple(op.attrs["dilation"]) == (1, 1) and sh in (1, 2) and ow <= DW3X3_COLS_MAX_W:
             cols = dw3x3_cols_scratch(oh, sh)
             if oh >= 2 * ow and (sw not in (1, 2) or cols <= dw3x3_scratch(ow, sw)):  # no more scratch
@@ -313,6 +324,19 @@ def _choose(g: Graph, op: Op) -> KernelChoice | None:
     return KernelChoice(
         "mt_fully_connected_s8_dsp", "fully_connected_dsp", 8 * _groups(n_in), False, 0, paired=pair_ok(w)
     )
+
+
+def _choose_dw3x3_plane(oh: int, ow: int, sh: int, sw: int) -> KernelChoice | None:
+    """The plane variant of the 3x3 depthwise kernel when its scratch is at most
+    DW3X3_PLANE_MAX bytes, for layers the column kernel does not take (tall narrow ones keep
+    it: its scratch is a few columns, so the planner keeps its peak); else None."""
+    if sw not in (1, 2) or (sh in (1, 2) and ow <= DW3X3_COLS_MAX_W and oh >= 2 * ow):
+        return None
+    size = dw3x3_plane_scratch(oh, ow, sh, sw)
+    if size > DW3X3_PLANE_MAX:
+        return None
+    return KernelChoice("mt_depthwise_conv_3x3_plane_s8_dsp", "depthwise_conv2d_dsp", size, False, 0,
+                        {"dw3x3": 1, "plane": 1})
 
 
 def _add_record(mult: int, shift: int, lshift: int) -> list[int] | None:
@@ -444,7 +468,8 @@ def scratch_fn(choices: dict[str, KernelChoice]):
     def window(graph: Graph, i: int, out_w: int) -> int:
         """... for a call whose output view is out_w wide (a patch-stage call)."""
         c = choices.get(graph.ops[i].name)
-        if c is not None and c.extra.get("dw3x3") and not c.extra.get("transposed"):  # row kernel: by width
+        if c is not None and c.extra.get("dw3x3") and not c.extra.get("transposed") and not c.extra.get("plane"):
+            # the row kernel: by width
             return dw3x3_scratch(out_w, int(graph.ops[i].attrs["stride"][1]))
         return c.scratch if c is not None else 0
 

@@ -125,6 +125,17 @@ mt_status mt_depthwise_conv_3x3_cols_s8_dsp(const mt_fast_params *p, const mt_fa
                                             const mt_view *out_v, void *scratch);
 int32_t mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(int32_t out_h, int32_t stride_h);
 
+/* The same for small layers (the plane variant, mt_depthwise_conv_3x3_s8_dsp.c): per group
+ * of 4 channels the whole padded input plane is widened once, then each channel runs all its
+ * output rows with no per-row setup. stride_w 1 or 2 (any stride_h). Same filter and
+ * records as above. Scratch: mt_depthwise_conv_3x3_plane_s8_dsp_get_buffer_size(out_h,
+ * out_w, stride_h, stride_w) bytes. */
+mt_status mt_depthwise_conv_3x3_plane_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                             const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                                             const mt_view *out_v, void *scratch);
+int32_t mt_depthwise_conv_3x3_plane_s8_dsp_get_buffer_size(int32_t out_h, int32_t out_w, int32_t stride_h,
+                                                           int32_t stride_w);
+
 /* Fully connected, symmetric weights (filter zero point 0), q per output row (per-tensor
  * layers repeat the record). Four rows per step. Scratch: one widened input row. */
 mt_status mt_fully_connected_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
