@@ -97,6 +97,10 @@ MT_INLINE int32_t dw_pack_hi(int32_t a, int32_t b)
 /* a = p[0], b = p[1] (words), p += 2 int16 entries. */
 #define DW_LDAB(p, a, b) \
     __asm__("ldrd %0, %1, [%2], #4" : "=r"(a), "=r"(b), "+r"(p) : "m"(*(const int32_t(*)[2])(const void *)(p)))
+/* q[0] = a, q[1] = b, q += 2 (int32 accumulators; one STRD / LDRD). */
+#define DW_ST2(q, a, b) __asm__("strd %2, %3, [%0], #8" : "+r"(q), "=m"(*(int32_t(*)[2])(q)) : "r"(a), "r"(b))
+#define DW_LD2(q, a, b) \
+    __asm__("ldrd %0, %1, [%2], #8" : "=r"(a), "=r"(b), "+r"(q) : "m"(*(const int32_t(*)[2])(q)))
 #else
 MT_INLINE int32_t dw_pack_lo(int32_t a, int32_t b)
 {
@@ -111,6 +115,18 @@ MT_INLINE int32_t dw_pack_hi(int32_t a, int32_t b)
         memcpy(&(a), (p), 4);         \
         memcpy(&(b), (p) + 2, 4);     \
         (p) += 2;                     \
+    } while (0)
+#define DW_ST2(q, a, b)               \
+    do {                              \
+        (q)[0] = (a);                 \
+        (q)[1] = (b);                 \
+        (q) += 2;                     \
+    } while (0)
+#define DW_LD2(q, a, b)               \
+    do {                              \
+        (a) = (q)[0];                 \
+        (b) = (q)[1];                 \
+        (q) += 2;                     \
     } while (0)
 #endif
 
@@ -187,9 +203,7 @@ static __attribute__((noinline)) void mac_row_s1(const int16_t *r0, const int16_
         s1 = dw_smlad(m, w2, s1);
         s0 = dw_smlabb(b, w4, s0);
         s1 = dw_smlatb(b, w4, s1);
-        acc[0] = s0;
-        acc[1] = s1;
-        acc += 2;
+        DW_ST2(acc, s0, s1);
     } while (acc < end);
 }
 
@@ -237,10 +251,13 @@ MT_INLINE void requant_run(const int32_t *acc, int32_t n, int32_t bias, int32_t 
                            int32_t kind, int32_t lo, int32_t hi, int8_t *out, int32_t cs)
 {
     const int32_t *end = acc + (n & ~1);
-    for (; acc < end; acc += 2, out += 2 * cs) {
-        const int32_t a0 = mt_add_wrap(acc[0], bias), a1 = mt_add_wrap(acc[1], bias);
+    while (acc < end) {
+        int32_t a0, a1;
+        DW_LD2(acc, a0, a1);
+        a0 = mt_add_wrap(a0, bias), a1 = mt_add_wrap(a1, bias);
         out[0] = dw_clamp(mt_requant_q(a0, m, 0, r, s), kind, lo, hi);
         out[cs] = dw_clamp(mt_requant_q(a1, m, 0, r, s), kind, lo, hi);
+        out += 2 * cs;
     }
     if (n & 1) {
         out[0] = dw_clamp(mt_requant_q(mt_add_wrap(acc[0], bias), m, 0, r, s), kind, lo, hi);
