@@ -191,7 +191,26 @@ mt_status mt_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const 
                              : (in_v->h - 1 - (kh - 1) * p->dilation_h + pt) / sh;
     const int32_t x_hi = in_v->w - fd->w + pl < 0 ? -1 : (in_v->w - fd->w + pl) / sw;
     int32_t oy = 0, ox = 0;
+    const int32_t ors = out_v->row_stride, ocs = out_v->col_stride;
     for (int32_t i = 0; i < n_px; i += 2) {
+        if (krow && oy >= y_lo && oy <= y_hi && ox >= x_lo && ox + 1 <= x_hi) {
+            /* a run of pixel pairs inside the input along this row: pointers only step */
+            const int8_t *src = in + (oy * sh - pt) * irs + (ox * sw - pl) * ics;
+            const int32_t step = sw * ics;
+            int8_t *o0 = out + oy * ors + ox * ocs;
+            const int32_t pairs = (x_hi - ox + 1) >> 1;
+            for (int32_t j = 0; j < pairs; ++j, src += 2 * step, o0 += 2 * ocs) {
+                im2col_rows_inside(src, krs, kh, full, rem, cols);
+                im2col_rows_inside(src + step, krs, kh, full, rem, cols + 2);
+                mt_mat_2col_s8(cols, k_groups, filter, p->wide, q, fd->n, p, o0, o0 + ocs);
+            }
+            i += 2 * pairs - 2; /* the loop's own step covers the last pair */
+            ox += 2 * pairs;
+            if (ox >= out_v->w) {
+                ox = 0, ++oy;
+            }
+            continue;
+        }
         const int32_t oy1 = ox + 1 < out_v->w ? oy : oy + 1;
         const int32_t ox1 = ox + 1 < out_v->w ? ox + 1 : 0;
         const int32_t two = i + 1 < n_px;
@@ -207,8 +226,8 @@ mt_status mt_conv_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const 
                 im2col(p, in, in_v, fd, oy1, ox1, cols, 1, gather);
             }
         }
-        int8_t *o0 = out + oy * out_v->row_stride + ox * out_v->col_stride;
-        int8_t *o1 = two ? out + oy1 * out_v->row_stride + ox1 * out_v->col_stride : 0;
+        int8_t *o0 = out + oy * ors + ox * ocs;
+        int8_t *o1 = two ? out + oy1 * ors + ox1 * ocs : 0;
         mt_mat_2col_s8(cols, k_groups, filter, p->wide, q, fd->n, p, o0, o1);
         oy = ox1 + 1 < out_v->w ? oy1 : oy1 + 1;
         ox = ox1 + 1 < out_v->w ? ox1 + 1 : 0;
