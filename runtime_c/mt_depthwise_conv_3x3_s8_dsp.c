@@ -207,12 +207,38 @@ static __attribute__((noinline)) void mac_row_s1(const int16_t *r0, const int16_
     } while (acc < end);
 }
 
-/* The same for stride 2: one output per step. */
+/* The same for stride 2: two outputs per step (x reads positions 2x .. 2x + 2, x + 1 from
+ * 2x + 2), then an odd last one alone (the pair would read past the planar row). */
 static __attribute__((noinline)) void mac_row_s2(const int16_t *r0, const int16_t *r1, const int16_t *r2,
                                                  const int32_t *w, int32_t *acc, const int32_t *end)
 {
     const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
-    do {
+    while (acc + 2 <= end) {
+        int32_t a, b, c, s0, s1;
+        DW_LDAB(r0, a, b);
+        c = dw_rd32(r0 + 2);
+        r0 += 2;
+        s0 = dw_smuad(a, w0);
+        s1 = dw_smuad(b, w0);
+        s0 = dw_smlabb(b, w3, s0);
+        s1 = dw_smlabb(c, w3, s1);
+        DW_LDAB(r1, a, b);
+        c = dw_rd32(r1 + 2);
+        r1 += 2;
+        s0 = dw_smlad(a, w1, s0);
+        s1 = dw_smlad(b, w1, s1);
+        s0 = dw_smlabt(b, w3, s0);
+        s1 = dw_smlabt(c, w3, s1);
+        DW_LDAB(r2, a, b);
+        c = dw_rd32(r2 + 2);
+        r2 += 2;
+        s0 = dw_smlad(a, w2, s0);
+        s1 = dw_smlad(b, w2, s1);
+        s0 = dw_smlabb(b, w4, s0);
+        s1 = dw_smlabb(c, w4, s1);
+        DW_ST2(acc, s0, s1);
+    }
+    if (acc < end) {
         int32_t a, b;
         int32_t s;
         DW_LDAB(r0, a, b);
@@ -224,8 +250,8 @@ static __attribute__((noinline)) void mac_row_s2(const int16_t *r0, const int16_
         DW_LDAB(r2, a, b);
         s = dw_smlad(a, w2, s);
         s = dw_smlabb(b, w4, s);
-        *acc++ = s;
-    } while (acc < end);
+        *acc = s;
+    }
 }
 
 /* SSAT to int8, then the activation clamp: none (full int8 range), the upper bound only
