@@ -236,7 +236,7 @@ def dw3x3_plane_scratch(out_h: int, out_w: int, stride_h: int, stride_w: int) ->
     return 4 * (out_w + 1) + 2 * 4 * ((out_h - 1) * stride_h + 3) * ((n + 1) & ~1)
 
 
-DW3X3_PLANE_MAX = 4096  # scratch bytes up to which a 3x3 depthwise layer runs as whole planes
+DW3X3_PLANE_MAX = 6144  # scratch bytes up to which a 3x3 depthwise layer runs as whole planes
 DW3X3_COLS_MAX_W = 8  # the column kernel for outputs at most this wide and at least twice as tall
 
 
