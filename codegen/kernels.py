@@ -468,9 +468,12 @@ def scratch_fn(choices: dict[str, KernelChoice]):
     def window(graph: Graph, i: int, out_w: int) -> int:
         """... for a call whose output view is out_w wide (a patch-stage call)."""
         c = choices.get(graph.ops[i].name)
-        if c is not None and c.extra.get("dw3x3") and not c.extra.get("transposed") and not c.extra.get("plane"):
-            # the row kernel: by width
-            return dw3x3_scratch(out_w, int(graph.ops[i].attrs["stride"][1]))
+        if c is not None and c.extra.get("dw3x3") and not c.extra.get("transposed"):
+            op = graph.ops[i]
+            sh, sw = (int(v) for v in op.attrs["stride"])
+            if c.extra.get("plane"):  # the plane kernel: the layer's height (an upper bound), the call's width
+                return dw3x3_plane_scratch(int(graph.t(op.outputs[0]).shape[1]), out_w, sh, sw)
+            return dw3x3_scratch(out_w, sw)  # the row kernel: by width
         return c.scratch if c is not None else 0
 
     scratch.window = window  # type: ignore[attr-defined]
