@@ -349,61 +349,6 @@ static __attribute__((noinline)) void plane_channel_k2(const int16_t *r0, int32_
     plane_channel(r0, len, sh, sw, out_h, out_w, w, q, 2, lo, hi, orow, ors, ocs, acc);
 }
 
-/* Column variant: one channel, one output row (a column of the layer), the requantization
- * inside the MAC loop (no accumulator pass, no wasted second output of an odd width). */
-MT_INLINE void fused_row(const int16_t *r0, const int16_t *r1,
-                                                            const int16_t *r2, const int32_t *w, int32_t bias,
-                                                            const mt_fast_quant *q, mt_out_stage o, int32_t out_w,
-                                                            int32_t sw, int8_t *op, int32_t cs)
-{
-    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
-    const int32_t m = q->mult, r = q->rnd, s = q->rshift;
-    int32_t x = 0;
-    if (sw == 1) {
-        for (; x + 2 <= out_w; x += 2) {
-            int32_t a, b, mm;
-            int32_t s0 = bias, s1 = bias;
-            DW_LDAB(r0, a, b);
-            mm = dw_rd32(r0 - 1);
-            s0 = dw_smlad(a, w0, s0);
-            s1 = dw_smlad(mm, w0, s1);
-            s0 = dw_smlabb(b, w3, s0);
-            s1 = dw_smlatb(b, w3, s1);
-            DW_LDAB(r1, a, b);
-            mm = dw_rd32(r1 - 1);
-            s0 = dw_smlad(a, w1, s0);
-            s1 = dw_smlad(mm, w1, s1);
-            s0 = dw_smlabt(b, w3, s0);
-            s1 = dw_smlatt(b, w3, s1);
-            DW_LDAB(r2, a, b);
-            mm = dw_rd32(r2 - 1);
-            s0 = dw_smlad(a, w2, s0);
-            s1 = dw_smlad(mm, w2, s1);
-            s0 = dw_smlabb(b, w4, s0);
-            s1 = dw_smlatb(b, w4, s1);
-            op[0] = mt_clamp_q(mt_requant_q(s0, m, 0, r, s), o);
-            op[cs] = mt_clamp_q(mt_requant_q(s1, m, 0, r, s), o);
-            op += 2 * cs;
-        }
-    }
-    const int32_t back = sw == 1 ? 1 : 0; /* DW_LDAB steps 2 positions; stride 1 moves 1 */
-    for (; x < out_w; ++x, op += cs) {
-        int32_t a, b;
-        int32_t s0 = bias;
-        DW_LDAB(r0, a, b);
-        s0 = dw_smlad(a, w0, s0);
-        s0 = dw_smlabb(b, w3, s0);
-        DW_LDAB(r1, a, b);
-        s0 = dw_smlad(a, w1, s0);
-        s0 = dw_smlabt(b, w3, s0);
-        DW_LDAB(r2, a, b);
-        s0 = dw_smlad(a, w2, s0);
-        s0 = dw_smlabb(b, w4, s0);
-        *op = mt_clamp_q(mt_requant_q(s0, m, 0, r, s), o);
-        r0 -= back, r1 -= back, r2 -= back;
-    }
-}
-
 mt_status mt_depthwise_conv_3x3_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
                                        const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
                                        const mt_view *out_v, void *scratch)
@@ -468,21 +413,47 @@ mt_status mt_depthwise_conv_3x3_s8_dsp(const mt_fast_params *p, const mt_fast_qu
     return MT_OK;
 }
 
-/* fused_row instantiated for the int8-range activation (SSAT only) and for a clamp. */
-static __attribute__((noinline)) void fused_row_full(const int16_t *r0, const int16_t *r1, const int16_t *r2,
-                                                     const int32_t *w, int32_t bias, const mt_fast_quant *q,
-                                                     int32_t out_w, int32_t sw, int8_t *op, int32_t cs)
+/* The column variant's output row (a column of the layer): the row MAC into a chunk of
+ * accumulators on the stack (DW_CHUNK at a time, so no scratch), then the requantization;
+ * kind as dw_clamp. */
+#define DW_CHUNK 32
+MT_INLINE void cols_row(const int16_t *r0, const int16_t *r1, const int16_t *r2, const int32_t *w,
+                        const mt_fast_quant *q, int32_t kind, int32_t lo, int32_t hi, int32_t out_w, int32_t sw,
+                        int8_t *op, int32_t ocs)
 {
-    fused_row(r0, r1, r2, w, bias, q, (mt_out_stage){0, -128, 127, 1}, out_w, sw, op, cs);
+    int32_t acc[DW_CHUNK]; /* even: an odd chunk's pair MAC writes one entry past it */
+    const int32_t bias = (int32_t)((uint32_t)q->bias << 1), m = q->mult, r = q->rnd, s = q->rshift;
+    for (int32_t x = 0; x < out_w; x += DW_CHUNK, op += DW_CHUNK * ocs) {
+        const int32_t n = out_w - x < DW_CHUNK ? out_w - x : DW_CHUNK;
+        const int32_t at = sw * x;
+        if (sw == 1) {
+            mac_row_s1(r0 + at, r1 + at, r2 + at, w, acc, acc + n);
+        } else {
+            mac_row_s2(r0 + at, r1 + at, r2 + at, w, acc, acc + n);
+        }
+        requant_run(acc, n, bias, m, r, s, kind, lo, hi, op, ocs);
+    }
 }
 
-static __attribute__((noinline)) void fused_row_clamp(const int16_t *r0, const int16_t *r1, const int16_t *r2,
-                                                      const int32_t *w, int32_t bias, const mt_fast_quant *q,
-                                                      mt_out_stage o, int32_t out_w, int32_t sw, int8_t *op,
-                                                      int32_t cs)
+static __attribute__((noinline)) void cols_row_k0(const int16_t *r0, const int16_t *r1, const int16_t *r2,
+                                                  const int32_t *w, const mt_fast_quant *q, int32_t out_w,
+                                                  int32_t sw, int8_t *op, int32_t ocs)
 {
-    o.full = 0;
-    fused_row(r0, r1, r2, w, bias, q, o, out_w, sw, op, cs);
+    cols_row(r0, r1, r2, w, q, 0, -128, 127, out_w, sw, op, ocs);
+}
+
+static __attribute__((noinline)) void cols_row_k1(const int16_t *r0, const int16_t *r1, const int16_t *r2,
+                                                  const int32_t *w, const mt_fast_quant *q, int32_t hi,
+                                                  int32_t out_w, int32_t sw, int8_t *op, int32_t ocs)
+{
+    cols_row(r0, r1, r2, w, q, 1, -128, hi, out_w, sw, op, ocs);
+}
+
+static __attribute__((noinline)) void cols_row_k2(const int16_t *r0, const int16_t *r1, const int16_t *r2,
+                                                  const int32_t *w, const mt_fast_quant *q, int32_t lo,
+                                                  int32_t hi, int32_t out_w, int32_t sw, int8_t *op, int32_t ocs)
+{
+    cols_row(r0, r1, r2, w, q, 2, lo, hi, out_w, sw, op, ocs);
 }
 
 /* The column variant (mt_nn_fast.h): the layer transposed through its views (rows <-> columns,
@@ -522,10 +493,10 @@ mt_status mt_depthwise_conv_3x3_cols_s8_dsp(const mt_fast_params *p, const mt_fa
     }
     const int32_t wn = len - pad_l < in_w ? len - pad_l : in_w; /* input positions a row holds */
     const mt_out_stage o = mt_out_stage_of(p);
+    const int32_t kind = clamp_kind(o);
     const int32_t *wf = (const int32_t *)filter;
     for (int32_t c = 0; c < fd->c; ++c) {
         const mt_fast_quant *qc = q + c;
-        const int32_t bias = (int32_t)((uint32_t)qc->bias << 1);
         int32_t slot_iy[3] = {-1, -1, -1};
         for (int32_t oy = 0; oy < out_h; ++oy) {
             const int32_t iy0 = oy * sh - pad_t;
@@ -541,17 +512,25 @@ mt_status mt_depthwise_conv_3x3_cols_s8_dsp(const mt_fast_params *p, const mt_fa
                 if (slot_iy[slot] != iy) {
                     const int8_t *sp = in + iy * irs + c;
                     int16_t *dp = d + pad_l;
-                    for (int32_t x = 0; x < wn; ++x, sp += ics) {
+                    int32_t x = 0;
+                    for (; x + 2 <= wn; x += 2, sp += 2 * ics) {
+                        dp[x] = sp[0];
+                        dp[x + 1] = sp[ics];
+                    }
+                    if (x < wn) {
                         dp[x] = *sp;
                     }
                     slot_iy[slot] = iy;
                 }
                 rp[k] = d;
             }
-            if (o.full) {
-                fused_row_full(rp[0], rp[1], rp[2], wf + 5 * c, bias, qc, out_w, sw, out + oy * ors + c, ocs);
+            int8_t *op = out + oy * ors + c;
+            if (kind == 0) {
+                cols_row_k0(rp[0], rp[1], rp[2], wf + 5 * c, qc, out_w, sw, op, ocs);
+            } else if (kind == 1) {
+                cols_row_k1(rp[0], rp[1], rp[2], wf + 5 * c, qc, o.hi, out_w, sw, op, ocs);
             } else {
-                fused_row_clamp(rp[0], rp[1], rp[2], wf + 5 * c, bias, qc, o, out_w, sw, out + oy * ors + c, ocs);
+                cols_row_k2(rp[0], rp[1], rp[2], wf + 5 * c, qc, o.lo, o.hi, out_w, sw, op, ocs);
             }
         }
     }

@@ -117,8 +117,8 @@ int32_t mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(int32_t out_w, int32_t stri
 
 /* The same transposed, for tall narrow layers (kws: 25 x 5), where the per-row setup of the
  * row kernel dominates: it runs along columns (views and padding read transposed), one
- * channel at a time with the requantization inside the MAC loop. stride_h 1 or 2 (any
- * stride_w). Filter: pack_dw3x3 of the transposed kernel (w[kx][ky]); same records.
+ * channel at a time (the row MAC into 32 accumulators on the stack, 128 bytes, then the
+ * requantization). stride_h 1 or 2 (any stride_w). Filter: pack_dw3x3 of the transposed kernel (w[kx][ky]); same records.
  * Scratch: mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(out_h, stride_h) bytes. */
 mt_status mt_depthwise_conv_3x3_cols_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
                                             const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
