@@ -61,11 +61,25 @@ def _pair_words(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([w0, w1], axis=-2).astype(np.int8)
 
 
+def conv_reduction(w: np.ndarray) -> np.ndarray:
+    """OHWI conv filter -> [O, K] in the matrix core's reduction order (mt_nn_fast.h): (ky, kx,
+    ic) when in_ch is a multiple of 4, else the kernel-row order: each kernel row's first
+    4 * (R // 4) of its R = kw * in_ch values, row by row, then the rows' last R % 4, row by
+    row (the same as (ky, kx, ic) for one kernel row)."""
+    o, kh, kw, ic = w.shape
+    if ic % 4 == 0:
+        return w.reshape(o, -1)
+    rows = w.reshape(o, kh, kw * ic)
+    full = (kw * ic) // 4 * 4
+    return np.concatenate([rows[:, :, :full].reshape(o, -1), rows[:, :, full:].reshape(o, -1)], axis=1)
+
+
 def pack_conv(w: np.ndarray, wide: bool, paired: bool = False) -> np.ndarray:
     """OHWI conv filter -> channel pairs interleaved per group (int8, the paired int8 form,
     or int16 words of the doubled weights: the matrix core then skips the requantization's
-    left shift of 1, and fast_params doubles the records' bias to match)."""
-    blocks = _interleave(_rows_to_groups(w.reshape(w.shape[0], -1), 2), 2)
+    left shift of 1, and fast_params doubles the records' bias to match); the reduction in
+    conv_reduction's order."""
+    blocks = _interleave(_rows_to_groups(conv_reduction(w), 2), 2)
     if wide:
         return _widen_groups(2 * blocks.astype(np.int64)).reshape(-1)
     if paired:

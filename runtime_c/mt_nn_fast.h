@@ -25,7 +25,11 @@
  *   narrow group: the 4 int8 in order;  wide group: two int32 words (k0 | k2 << 16),
  *   (k1 | k3 << 16) (int16 halves).
  *  - conv / conv_1x1: output channels in pairs (odd counts padded with a zero channel);
- *    per pair, per group: channel 2j's group, then channel 2j+1's.
+ *    per pair, per group: channel 2j's group, then channel 2j+1's. General conv with in_ch
+ *    not a multiple of 4 (kernel-row order): with a kernel row of R = kw * in_ch values
+ *    (kx, ic), the reduction runs over each row's first 4 * (R / 4) values, row by row, then
+ *    over the rows' last R % 4 values, row by row, zero-padded to a whole group (e.g. 3x3x3:
+ *    rows 0..2 values 0..7, then (row 0, 8), (row 1, 8), (row 2, 8), 0: still 7 groups).
  *  - fully connected: output rows in fours (padded with zero rows); per four, per group:
  *    the group of row 4j, 4j+1, 4j+2, 4j+3.
  *  - depthwise (depth multiplier 1): channels in fours (padded with zero channels); per
@@ -113,13 +117,24 @@ int32_t mt_depthwise_conv_3x3_s8_dsp_get_buffer_size(int32_t out_w, int32_t stri
 
 /* The same transposed, for tall narrow layers (kws: 25 x 5), where the per-row setup of the
  * row kernel dominates: it runs along columns (views and padding read transposed), one
- * channel at a time with the requantization inside the MAC loop. stride_h 1 or 2 (any
- * stride_w). Filter: pack_dw3x3 of the transposed kernel (w[kx][ky]); same records.
+ * channel at a time (the row MAC into 32 accumulators on the stack, 128 bytes, then the
+ * requantization). stride_h 1 or 2 (any stride_w). Filter: pack_dw3x3 of the transposed kernel (w[kx][ky]); same records.
  * Scratch: mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(out_h, stride_h) bytes. */
 mt_status mt_depthwise_conv_3x3_cols_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
                                             const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
                                             const mt_view *out_v, void *scratch);
 int32_t mt_depthwise_conv_3x3_cols_s8_dsp_get_buffer_size(int32_t out_h, int32_t stride_h);
+
+/* The same for small layers (the plane variant, mt_depthwise_conv_3x3_s8_dsp.c): per group
+ * of 4 channels the whole padded input plane is widened once, then each channel runs all its
+ * output rows with no per-row setup. stride_w 1 or 2 (any stride_h). Same filter and
+ * records as above. Scratch: mt_depthwise_conv_3x3_plane_s8_dsp_get_buffer_size(out_h,
+ * out_w, stride_h, stride_w) bytes. */
+mt_status mt_depthwise_conv_3x3_plane_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
+                                             const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
+                                             const mt_view *out_v, void *scratch);
+int32_t mt_depthwise_conv_3x3_plane_s8_dsp_get_buffer_size(int32_t out_h, int32_t out_w, int32_t stride_h,
+                                                           int32_t stride_w);
 
 /* Fully connected, symmetric weights (filter zero point 0), q per output row (per-tensor
  * layers repeat the record). Four rows per step. Scratch: one widened input row. */

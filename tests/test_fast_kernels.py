@@ -123,15 +123,34 @@ def cols_choice(g, op) -> T.KernelCall:
     return T.KernelCall("mt_depthwise_conv_3x3_cols_s8_dsp", scratch, T.KernelParams("dw3x3_t"), dsp=True)
 
 
+DW3X3_FORMS = ("rows", "cols", "plane")
+
+
+def dw3x3_choice(g, op, form: str) -> T.KernelCall:
+    """One of the 3x3 depthwise kernels for a 3x3 layer whatever its shape (the kernel table
+    picks each for some shapes only): the row, column or plane form."""
+    if form == "cols":
+        return cols_choice(g, op)
+    (oh, ow), (sh, sw) = g.t(op.outputs[0]).shape[1:3], op.attrs["stride"]
+    if form == "rows":
+        name = "mt_depthwise_conv_3x3_s8_dsp"
+        return T.KernelCall(name, hostlib.buffer_size(name, ow, sw), T.KernelParams("dw3x3"), dsp=True)
+    name = "mt_depthwise_conv_3x3_plane_s8_dsp"
+    return T.KernelCall(name, hostlib.buffer_size(name, oh, ow, sh, sw), T.KernelParams("dw3x3"), dsp=True)
+
+
 def run_fast(
-    lib, g, op, xw: Window, yw: Window, wide: bool | str, pads=None, out_hw=None, generic=False, cols=False
+    lib, g, op, xw: Window, yw: Window, wide: bool | str, pads=None, out_hw=None, generic=False, cols=False, form=None
 ) -> int:
     """wide: False (plain int8 filter), True (int16) or "s8p" (the paired int8 form, which
-    the predicate table must have found exact)."""
+    the predicate table must have found exact). form: a 3x3 depthwise kernel (DW3X3_FORMS)
+    instead of the table's choice (cols: "cols")."""
     c = _choose(g, op)
     assert c is not None, "the predicate table should accept this case"
     if cols:
-        c = cols_choice(g, op)
+        form = "cols"
+    if form is not None:
+        c = dw3x3_choice(g, op, form)
     if generic and c.dw3x3:  # the any-shape depthwise kernel instead
         c = T.KernelCall("mt_depthwise_conv_s8_dsp", 0, T.KernelParams("s8"), dsp=True)
     if wide == "s8p":
@@ -220,9 +239,9 @@ def dw3x3_case(rng: np.random.Generator):
     return g, rand_i8(rng, (1, h, w, c))
 
 
-@pytest.mark.parametrize("cols", [False, True], ids=["rows", "cols"])
+@pytest.mark.parametrize("form", DW3X3_FORMS)
 @pytest.mark.parametrize("seed", seeds("fastdw3x3", 2 * N))
-def test_dw3x3(lib, seed: int, cols: bool) -> None:
+def test_dw3x3(lib, seed: int, form: str) -> None:
     rng = np.random.default_rng(seed)
     g, x = dw3x3_case(rng)
     op = g.ops[0]
@@ -231,12 +250,12 @@ def test_dw3x3(lib, seed: int, cols: bool) -> None:
     (ref,) = run(g, [x])
     xw = Window(rng, *x.shape[1:], x)
     yw = Window(rng, *ref.shape[1:])
-    assert run_fast(lib, g, op, xw, yw, False, cols=cols) == 0
+    assert run_fast(lib, g, op, xw, yw, False, form=form) == 0
     yw.check(ref[0])
     xw.check(x[0])
 
 
-@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "dw3x3", "dw3x3_cols"])
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "dw3x3", *(f"dw3x3_{f}" for f in DW3X3_FORMS)])
 @pytest.mark.parametrize("seed", seeds("fastpatch", max(2, N // 3)))
 def test_patches(lib, seed: int, kind: str) -> None:
     """Output bands from clipped input windows with per-edge padding (the patch contract)."""
@@ -267,7 +286,8 @@ def test_patches(lib, seed: int, kind: str) -> None:
         c0 = _choose(g, op)
         forms: list[bool | str] = [False, True, *(["s8p"] if c0 is not None and c0.paired else [])]
         wide = forms[int(rng.integers(0, len(forms)))]
-        assert run_fast(lib, g, op, xw, yw, wide, pads=pads, cols=kind == "dw3x3_cols") == 0
+        form = kind.removeprefix("dw3x3_") if kind.startswith("dw3x3_") else None
+        assert run_fast(lib, g, op, xw, yw, wide, pads=pads, form=form) == 0
         got[y0:y1] = yw.inner
     np.testing.assert_array_equal(got, ref[0])
 
@@ -356,6 +376,10 @@ def test_buffer_sizes(lib) -> None:
     for ow, sw in ((1, 1), (5, 1), (48, 1), (24, 2), (3, 2)):
         for name in ("mt_depthwise_conv_3x3_s8_dsp", "mt_depthwise_conv_3x3_cols_s8_dsp"):
             assert getattr(lib, f"{name}_get_buffer_size")(ow, sw) == hostlib.buffer_size(name, ow, sw)
+        for oh, sh in ((1, 1), (6, 2), (25, 1)):
+            name = "mt_depthwise_conv_3x3_plane_s8_dsp"
+            assert lib.mt_depthwise_conv_3x3_plane_s8_dsp_get_buffer_size(oh, ow, sh, sw) == hostlib.buffer_size(
+                name, oh, ow, sh, sw)
     assert lib.mt_fully_connected_s8_dsp_get_buffer_size(640) == 8 * 160
 
 

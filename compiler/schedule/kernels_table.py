@@ -45,6 +45,7 @@ from compiler.target import hostlib
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 FLASH_CODE_RESERVE = 128 * 1024  # flash kept free for code and the harness when widening (fast kernels ~40 KB)
 DW3X3_COLS_MAX_W = 8  # the column kernel for outputs at most this wide and at least twice as tall
+DW3X3_PLANE_MAX = 6144  # scratch bytes up to which a 3x3 depthwise layer runs as whole planes
 
 
 @dataclass
@@ -273,6 +274,25 @@ def _dw3x3_cols_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     return KernelCall("mt_depthwise_conv_3x3_cols_s8_dsp", cols, p, dsp=True)
 
 
+def _dw3x3_plane_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
+    """mt_depthwise_conv_3x3_plane_s8_dsp: 3x3, stride_w 1 or 2, when its scratch (the widened
+    padded input plane of 4 channels) is at most DW3X3_PLANE_MAX bytes, for layers the column
+    kernel does not take (tall narrow ones keep it: its scratch is a few columns)."""
+    if not _is_3x3(g, op):
+        return None
+    gate = _dw_gate(g, op, o)
+    if gate is None:
+        return None
+    w, oh, ow, sh, sw = gate
+    if sw not in (1, 2) or (sh in (1, 2) and ow <= DW3X3_COLS_MAX_W and oh >= 2 * ow):
+        return None
+    name = "mt_depthwise_conv_3x3_plane_s8_dsp"
+    size = hostlib.buffer_size(name, oh, ow, sh, sw)
+    if size > DW3X3_PLANE_MAX:
+        return None
+    return KernelCall(name, size, KernelParams("dw3x3", packed_filter_bytes(w.shape, op.kind, "dw3x3")), dsp=True)
+
+
 def _dw3x3_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     """mt_depthwise_conv_3x3_s8_dsp: 3x3, stride_w 1 or 2 (scratch by output width)."""
     if not _is_3x3(g, op):
@@ -364,6 +384,7 @@ TABLE: dict[str, tuple[KernelRow, ...]] = {
         KernelRow("mt_conv_s16_dsp", _s16_dsp),
     ),
     "depthwise_conv2d": (
+        KernelRow("mt_depthwise_conv_3x3_plane_s8_dsp", _dw3x3_plane_dsp),
         KernelRow("mt_depthwise_conv_3x3_cols_s8_dsp", _dw3x3_cols_dsp),
         KernelRow("mt_depthwise_conv_3x3_s8_dsp", _dw3x3_dsp),
         KernelRow("mt_depthwise_conv_s8_dsp", _dw_dsp),
@@ -538,6 +559,9 @@ def window_scratch(graph: Graph, op: Op, c: KernelCall, out_w: int) -> int:
     kernel asks by width, the others as for the whole layer."""
     if c.name == "mt_depthwise_conv_3x3_s8_dsp":
         return hostlib.buffer_size(c.name, int(out_w), int(op.attrs["stride"][1]))
+    if c.name == "mt_depthwise_conv_3x3_plane_s8_dsp":  # the layer's height (an upper bound), the call's width
+        sh, sw = (int(v) for v in op.attrs["stride"])
+        return hostlib.buffer_size(c.name, int(graph.t(op.outputs[0]).shape[1]), int(out_w), sh, sw)
     return c.scratch_bytes
 
 
