@@ -85,6 +85,8 @@ def _query(g: Graph, op: Op, c: T.KernelCall) -> int:
         return _c(c.name, y[2], op.attrs["stride"][1])
     if c.name == "mt_depthwise_conv_3x3_cols_s8_dsp":
         return _c(c.name, y[1], op.attrs["stride"][0])
+    if c.name == "mt_depthwise_conv_3x3_plane_s8_dsp":
+        return _c(c.name, y[1], y[2], op.attrs["stride"][0], op.attrs["stride"][1])
     if c.name == "mt_fully_connected_s8_dsp":
         return _c(c.name, w[1])
     if c.name == "mt_batch_matmul_s8_dsp":
@@ -107,6 +109,8 @@ def test_rows_on_models_ask_c() -> None:
             "mt_batch_matmul_s8_dsp"}  # fmt: skip
     if (MODELS / "kws_ref_model.tflite").exists():
         want.add("mt_depthwise_conv_3x3_cols_s8_dsp")
+    if (MODELS / "vww_96_int8.tflite").exists():
+        want.add("mt_depthwise_conv_3x3_plane_s8_dsp")
     assert want <= seen, want - seen
 
 
