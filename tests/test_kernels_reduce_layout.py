@@ -22,6 +22,7 @@ from compiler.core.ir import Graph, Op, QParams, Tensor
 from compiler.core.lower import lower
 from compiler.golden.reference import run
 from tests.test_kernels import CC, View, build_library, run_sanitized
+from tests.test_transformer_kernels import BmmDims, BmmParams
 
 N_CASES = int(os.environ.get("MT_KERNEL_CASES", "12"))
 GUARD = 16
@@ -47,19 +48,6 @@ class ReduceDims(C.Structure):
 
 class ReduceParams(C.Structure):
     _fields_ = [(n, C.c_int32) for n in ("input_zp", "output_zp", "count", "multiplier", "shift")]
-
-
-class BmmParams(C.Structure):
-    _fields_ = [
-        (n, C.c_int32) for n in ("a_offset", "b_offset", "output_offset", "multiplier", "shift", "act_min", "act_max")
-    ]
-
-
-class BmmDims(C.Structure):
-    _fields_ = [
-        (n, C.c_int32)
-        for n in ("batches", "m", "k", "n", "a_batch", "a_row", "b_batch", "b_k", "b_n", "y_batch", "y_row")
-    ]
 
 
 _RANGE = {"int8": (-128, 128), "int16": (-32768, 32768)}

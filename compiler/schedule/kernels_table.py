@@ -252,16 +252,17 @@ def _dw_gate(g: Graph, op: Op, o: KernelOptions) -> tuple[np.ndarray, int, int, 
     return w, int(y.shape[1]), int(y.shape[2]), int(op.attrs["stride"][0]), int(op.attrs["stride"][1])
 
 
-def _is_3x3(g: Graph, op: Op) -> bool:
-    return tuple(g.t(op.inputs[1]).shape[1:3]) == (3, 3) and tuple(op.attrs["dilation"]) == (1, 1)
+def _dw3x3_gate(g: Graph, op: Op, o: KernelOptions) -> tuple[np.ndarray, int, int, int, int] | None:
+    """_dw_gate for a 3x3 undilated depthwise layer, else None."""
+    if tuple(g.t(op.inputs[1]).shape[1:3]) != (3, 3) or tuple(op.attrs["dilation"]) != (1, 1):
+        return None
+    return _dw_gate(g, op, o)
 
 
 def _dw3x3_cols_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     """mt_depthwise_conv_3x3_cols_s8_dsp: 3x3, stride_h 1 or 2, outputs at most
     DW3X3_COLS_MAX_W wide and at least twice as tall, no more scratch than the row kernel."""
-    if not _is_3x3(g, op):
-        return None
-    gate = _dw_gate(g, op, o)
+    gate = _dw3x3_gate(g, op, o)
     if gate is None:
         return None
     w, oh, ow, sh, sw = gate
@@ -278,9 +279,7 @@ def _dw3x3_plane_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     """mt_depthwise_conv_3x3_plane_s8_dsp: 3x3, stride_w 1 or 2, when its scratch (the widened
     padded input plane of 4 channels) is at most DW3X3_PLANE_MAX bytes, for layers the column
     kernel does not take (tall narrow ones keep it: its scratch is a few columns)."""
-    if not _is_3x3(g, op):
-        return None
-    gate = _dw_gate(g, op, o)
+    gate = _dw3x3_gate(g, op, o)
     if gate is None:
         return None
     w, oh, ow, sh, sw = gate
@@ -295,9 +294,7 @@ def _dw3x3_plane_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
 
 def _dw3x3_dsp(g: Graph, op: Op, o: KernelOptions) -> KernelCall | None:
     """mt_depthwise_conv_3x3_s8_dsp: 3x3, stride_w 1 or 2 (scratch by output width)."""
-    if not _is_3x3(g, op):
-        return None
-    gate = _dw_gate(g, op, o)
+    gate = _dw3x3_gate(g, op, o)
     if gate is None or gate[4] not in (1, 2):
         return None
     w, _, ow, _, sw = gate
