@@ -33,7 +33,9 @@ from compiler.schedule.kernels_table import (
     any_dsp,
     attach_kernels,
     attach_stage_kernels,
+    choose_call,
     kernel_calls,
+    lost_to_in_place,
     scratch_fn,
 )
 from compiler.schedule.plan import Plan
@@ -149,10 +151,40 @@ def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = 
                         raise
                     plan = spread
                     notes.append(f"no plan fits one memory: layer plan over the pools {plan.detail['pools']}")
+    if fast and not notes:
+        plan, plans, kernels = _keep_fast_depthwise(graph, plan, plans, kernels, kopts, budget, opts)
     attach_kernels(plan, kernels)
     attach_stage_kernels(plan, kernels)
     plan.check()  # PlanError: a planner bug (two live buffers share bytes, one outside the arena)
     return PlanChoice(plan=plan, candidates=plans, budget=budget, kernels=kernels, notes=notes)
+
+
+def _keep_fast_depthwise(
+    graph: Graph, plan: Plan, plans: list[Plan], kernels: dict[str, KernelCall], kopts: KernelOptions,
+    budget: int, opts: PlanOptions,
+) -> tuple[Plan, list[Plan], dict[str, KernelCall]]:
+    """When the picked plan runs depthwise steps in place that had a DSP kernel (their scratch
+    made the step bind the peak, and the in-place portable kernel is ~15x slower), plan again
+    with those ops on their next kernel-table row (e.g. the 3x3 row kernel instead of the plane
+    kernel, whose scratch is larger) and keep that plan if it fits and loses fewer steps."""
+    for _ in range(3):  # each round moves the lost ops one row down the table
+        lost = lost_to_in_place(plan, kernels)
+        if not lost:
+            break
+        k2 = dict(kernels)
+        for s in lost:
+            c = kernels[s.op.name]
+            k2[s.op.name] = choose_call(graph, s.op, kopts, skip=(c.name,))
+            k2[s.op.name].params.note = c.params.note
+        plans2 = candidate_plans(graph, opts.schedule, opts.io, scratch=scratch_fn(k2))
+        try:
+            plan2 = pick_plan(plans2, budget, opts.schedule)
+        except BudgetError:
+            break
+        if len(lost_to_in_place(plan2, k2)) >= len(lost):
+            break
+        plan, plans, kernels = plan2, plans2, k2
+    return plan, plans, kernels
 
 
 def _spread(plans: list[Plan], board: Board, budget: int, opts: PlanOptions) -> Plan | None:

@@ -28,8 +28,22 @@ def test_budgets_are_recorded_plan_budgets() -> None:
     assert plan_time._R == STACK_RESERVE  # --sram N gives the plan N - STACK_RESERVE
 
 
+@pytest.fixture
+def kernels_of_85de0bb(monkeypatch):
+    """The kernel choice as it was when the signatures were recorded: without the rows added
+    since (the 3x3 plane kernel, whose scratch differs) and without plan_for's second pass that
+    moves in-place depthwise ops to their next row (tests/test_kernel_table.py holds it), so
+    the two searches are compared on the same scratch function."""
+    from compiler import planner
+    from compiler.schedule import kernels_table as T
+
+    rows = tuple(r for r in T.TABLE["depthwise_conv2d"] if r.kernel != "mt_depthwise_conv_3x3_plane_s8_dsp")
+    monkeypatch.setitem(T.TABLE, "depthwise_conv2d", rows)
+    monkeypatch.setattr(planner, "_keep_fast_depthwise", lambda graph, plan, plans, kernels, *a: (plan, plans, kernels))
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN))
-def test_same_plans_as_exhaustive_search(name: str) -> None:
+def test_same_plans_as_exhaustive_search(name: str, kernels_of_85de0bb) -> None:
     src = plan_time.MODELS[name][0]
     if not src.startswith("mbv2:") and not (plan_time.MODELS_DIR / src).exists():
         pytest.skip(f"shared model {src} missing")

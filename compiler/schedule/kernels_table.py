@@ -479,13 +479,27 @@ def portable_call(g: Graph, op: Op) -> KernelCall:
     return fn(g, op) if fn is not None else KernelCall(f"mt_{op.kind}_{_sfx(g, op)}")
 
 
-def choose_call(g: Graph, op: Op, o: KernelOptions) -> KernelCall:
-    """The first row of TABLE[op.kind] that applies, else the portable kernel."""
+def choose_call(g: Graph, op: Op, o: KernelOptions, skip: tuple[str, ...] = ()) -> KernelCall:
+    """The first row of TABLE[op.kind] that applies (rows whose kernel is in `skip` passed
+    over), else the portable kernel."""
     for row in TABLE.get(op.kind, ()):
+        if row.kernel in skip:
+            continue
         c = row.when(g, op, o)
         if c is not None:
             return c
     return portable_call(g, op)
+
+
+def lost_to_in_place(plan: Plan, calls: dict[str, KernelCall]) -> list[Step]:
+    """The depthwise steps `plan` runs in place although `calls` gives them a DSP kernel that
+    cannot run in place (the portable in-place kernel runs: ~15x the instructions on vww)."""
+    return [
+        s
+        for s in plan.steps
+        if s.in_place and s.op.kind == "depthwise_conv2d"
+        and (c := calls.get(s.op.name)) is not None and c.dsp and not c.in_place
+    ]
 
 
 # -- widening: per layer, while flash allows -----------------------------------------------
