@@ -154,6 +154,105 @@ MT_INLINE int32_t pack_s8(const int8_t *w, int32_t a, int32_t b)
     } while (0)
 #endif
 
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM) && defined(__thumb2__)
+/* The whole channel-pair loop of the commonest case (int16 filter, full output range,
+ * k_groups <= MT_MAT_UNROLL) as one hand-allocated Thumb-2 function, so nothing spills
+ * around the unrolled run: per pair 1 load-from-frame + 1 LDM per channel's quant record
+ * (bias, mult, lshift, rnd, rshift), SMMLAR/ADD/ASR/SSAT per output (the same arithmetic as
+ * mt_requant_q with ls = 0 and mt_clamp_q of a full range), 4 STRB (column 1 first), the
+ * next pair's biases and one LDR PC into the run: 36 instructions besides the 10 per group.
+ * Registers: r0-r3 column words, r4-r7 filter words, r8 a00, r9 a01, r10 a10, r11 a11,
+ * r12 the column pointer, lr the filter pointer (kept across pairs). Frame: [sp] x,
+ * [sp+4] q, [sp+8] out0, [sp+12] out1, [sp+16] the end of q, [sp+20] the run's entry | 1.
+ * Arguments: x, filter, q, pairs (>= 1), then on the stack out0, out1, skip (bytes). */
+void mt_mat_pairs_w16_full(const int32_t *x, const void *filter, const mt_fast_quant *q, int32_t pairs,
+                           int8_t *out0, int8_t *out1, int32_t skip);
+__asm__(".text\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".balign 4\n\t"
+        ".global mt_mat_pairs_w16_full\n\t"
+        ".type mt_mat_pairs_w16_full, %function\n\t"
+        ".thumb_func\n"
+        "mt_mat_pairs_w16_full:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #24\n\t"
+        "ldr r4, [sp, #60]\n\t"
+        "ldr r5, [sp, #64]\n\t"
+        "ldr r6, [sp, #68]\n\t"
+        "str r0, [sp, #0]\n\t"
+        "str r2, [sp, #4]\n\t"
+        "strd r4, r5, [sp, #8]\n\t"
+        "add r3, r3, r3, lsl #2\n\t"
+        "add r3, r2, r3, lsl #3\n\t"
+        "str r3, [sp, #16]\n\t"
+        "adr.w r7, 1f\n\t"
+        "add r7, r7, r6\n\t"
+        "orr r7, r7, #1\n\t"
+        "str r7, [sp, #20]\n\t"
+        "mov lr, r1\n\t"
+        "ldr r8, [r2, #0]\n\t"
+        "ldr r9, [r2, #20]\n\t"
+        "mov r10, r8\n\t"
+        "mov r11, r9\n\t"
+        "mov r12, r0\n\t"
+        "ldr pc, [sp, #20]\n\t"
+        ".balign 4\n"
+        "1:\n\t"
+        ".rept 32\n\t"
+        "ldmia.w r12!, {r0-r3}\n\t"
+        "ldmia.w lr!, {r4-r7}\n\t"
+        "smlad r8, r0, r4, r8\n\t"
+        "smlad r10, r2, r4, r10\n\t"
+        "smlad r8, r1, r5, r8\n\t"
+        "smlad r10, r3, r5, r10\n\t"
+        "smlad r9, r0, r6, r9\n\t"
+        "smlad r11, r2, r6, r11\n\t"
+        "smlad r9, r1, r7, r9\n\t"
+        "smlad r11, r3, r7, r11\n\t"
+        ".endr\n\t"
+        "ldr r12, [sp, #4]\n\t"
+        "ldmia.w r12!, {r0-r4}\n\t"
+        "smmlar r0, r8, r1, r3\n\t"
+        "smmlar r2, r10, r1, r3\n\t"
+        "add r0, r0, r8, asr #31\n\t"
+        "add r2, r2, r10, asr #31\n\t"
+        "asr r0, r0, r4\n\t"
+        "asr r2, r2, r4\n\t"
+        "ssat r8, #8, r0\n\t"
+        "ssat r10, #8, r2\n\t"
+        "ldmia.w r12!, {r0-r4}\n\t"
+        "smmlar r0, r9, r1, r3\n\t"
+        "smmlar r2, r11, r1, r3\n\t"
+        "add r0, r0, r9, asr #31\n\t"
+        "add r2, r2, r11, asr #31\n\t"
+        "asr r0, r0, r4\n\t"
+        "asr r2, r2, r4\n\t"
+        "ssat r9, #8, r0\n\t"
+        "ssat r11, #8, r2\n\t"
+        "ldrd r0, r1, [sp, #8]\n\t"
+        "strb r11, [r1, #1]\n\t"
+        "strb r10, [r1], #2\n\t"
+        "strb r9, [r0, #1]\n\t"
+        "strb r8, [r0], #2\n\t"
+        "strd r0, r1, [sp, #8]\n\t"
+        "str r12, [sp, #4]\n\t"
+        "ldr r0, [sp, #16]\n\t"
+        "cmp r12, r0\n\t"
+        "beq 2f\n\t"
+        "ldr r8, [r12, #0]\n\t"
+        "ldr r9, [r12, #20]\n\t"
+        "mov r10, r8\n\t"
+        "mov r11, r9\n\t"
+        "ldr r12, [sp, #0]\n\t"
+        "ldr pc, [sp, #20]\n"
+        "2:\n\t"
+        "add sp, sp, #24\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mt_mat_pairs_w16_full, .-mt_mat_pairs_w16_full\n");
+#define MT_MAT_PAIRS_ASM 1
+#endif
+
 /* Channels c, c+1 of both columns: the 2 x 2 block's accumulators over the k_groups
  * groups; *wpp (the pair's packed filter) advances to the next pair. */
 MT_INLINE void mac_pair(const int32_t *x, int32_t k_groups, int32_t skip,
@@ -371,6 +470,15 @@ MT_INLINE void mat_run(const int32_t *x, int32_t k_groups, const void *filter,
     }
     const int32_t ls = wide ? 0 : 1;
     const int32_t skip = 40 * (MT_MAT_UNROLL - first);
+#if defined(MT_MAT_PAIRS_ASM)
+    if (wide == 1 && o.full && rest == 0 && n_out >= 2) {
+        const int32_t pairs = n_out >> 1;
+        mt_mat_pairs_w16_full(x, wp, q, pairs, out0, out1, skip);
+        wp = (const int32_t *)wp + 4 * k_groups * pairs;
+        q += 2 * pairs, out0 += 2 * pairs, out1 += 2 * pairs;
+        n_out &= 1;
+    }
+#endif
     for (int32_t n = n_out >> 1; n > 0; --n, q += 2, out0 += 2, out1 += 2) {
         int32_t a00 = q[0].bias, a01 = q[1].bias, a10 = a00, a11 = a01;
         mac_pair(x, k_groups, skip, rest, &wp, wide, &a00, &a01, &a10, &a11);
