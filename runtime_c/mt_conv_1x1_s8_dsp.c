@@ -33,6 +33,32 @@ static void load_pixel(const mt_fast_params *p, const int8_t *in, const mt_view 
     }
 }
 
+/* Both columns of a pixel pair at once (whole groups, both pixels inside the view): per
+ * group one word of each pixel, 4 SXTB16, 4 stores, two groups per iteration. */
+static void load_pixel_pair(const int8_t *s0, const int8_t *s1, int32_t *dst, int32_t k_groups)
+{
+    int32_t g = k_groups;
+    for (; g >= 2; g -= 2, s0 += 8, s1 += 8, dst += 8) {
+        const int32_t a = mt_read_s8x4(s0), b = mt_read_s8x4(s1);
+        const int32_t c = mt_read_s8x4(s0 + 4), d = mt_read_s8x4(s1 + 4);
+        dst[0] = mt_sxtb16(a);
+        dst[1] = mt_sxtb16_ror8(a);
+        dst[2] = mt_sxtb16(b);
+        dst[3] = mt_sxtb16_ror8(b);
+        dst[4] = mt_sxtb16(c);
+        dst[5] = mt_sxtb16_ror8(c);
+        dst[6] = mt_sxtb16(d);
+        dst[7] = mt_sxtb16_ror8(d);
+    }
+    if (g) {
+        const int32_t a = mt_read_s8x4(s0), b = mt_read_s8x4(s1);
+        dst[0] = mt_sxtb16(a);
+        dst[1] = mt_sxtb16_ror8(a);
+        dst[2] = mt_sxtb16(b);
+        dst[3] = mt_sxtb16_ror8(b);
+    }
+}
+
 mt_status mt_conv_1x1_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, const int8_t *in,
                              const mt_view *in_v, const void *filter, const mt_dims *fd, int8_t *out,
                              const mt_view *out_v, void *scratch)
@@ -45,15 +71,49 @@ mt_status mt_conv_1x1_s8_dsp(const mt_fast_params *p, const mt_fast_quant *q, co
     int32_t *cols = (int32_t *)scratch;
     const int32_t k_groups = (fd->c + 3) / 4;
     const int32_t n_px = out_v->h * out_v->w;
-    int32_t oy = 0, ox = 0;
-    for (int32_t i = 0; i < n_px; i += 2) {
+#if defined(MT_MAT_PAIRS_ASM)
+    /* pixel pairs inside the input straight to the core's pair loop when it applies */
+    const int32_t direct = p->wide == 1 && mt_out_stage_of(p).full && k_groups <= 32 && fd->n >= 2 &&
+                           (fd->n & 1) == 0;
+    const int32_t skip = 40 * (32 - k_groups);
+#endif
+    int32_t oy = 0, ox = 0, i = 0;
+#if defined(MT_MAT_PAIRS_ASM)
+    if (direct && n_px >= 2 && p->stride_h == 1 && p->stride_w == 1 && p->pad.top == 0 && p->pad.left == 0 &&
+        in_v->h == out_v->h && in_v->w == out_v->w && (in_v->c & 3) == 0 && in_v->col_stride == in_v->c &&
+        in_v->row_stride == in_v->w * in_v->c && out_v->row_stride == out_v->w * out_v->col_stride) {
+        /* consecutive pixels: every pair in one call, the odd last pixel below */
+        mt_pw_job job = {in, out, n_px >> 1, filter, q, fd->n >> 1, k_groups, out_v->col_stride, cols};
+        mt_pw_run_w16_full(&job);
+        i = n_px & ~1;
+        oy = i / out_v->w;
+        ox = i - oy * out_v->w;
+    }
+#endif
+    for (; i < n_px; i += 2) {
         const int32_t oy1 = ox + 1 < out_v->w ? oy : oy + 1;
         const int32_t ox1 = ox + 1 < out_v->w ? ox + 1 : 0;
         const int32_t two = i + 1 < n_px;
-        load_pixel(p, in, in_v, oy * p->stride_h - p->pad.top, ox * p->stride_w - p->pad.left, cols, 0, k_groups);
-        if (two) {
-            load_pixel(p, in, in_v, oy1 * p->stride_h - p->pad.top, ox1 * p->stride_w - p->pad.left, cols, 1,
-                       k_groups);
+        const int32_t iy0 = oy * p->stride_h - p->pad.top, ix0 = ox * p->stride_w - p->pad.left;
+        const int32_t iy1 = oy1 * p->stride_h - p->pad.top, ix1 = ox1 * p->stride_w - p->pad.left;
+        if (two && (in_v->c & 3) == 0 && (uint32_t)iy0 < (uint32_t)in_v->h && (uint32_t)ix0 < (uint32_t)in_v->w &&
+            (uint32_t)iy1 < (uint32_t)in_v->h && (uint32_t)ix1 < (uint32_t)in_v->w) {
+            load_pixel_pair(in + iy0 * in_v->row_stride + ix0 * in_v->col_stride,
+                            in + iy1 * in_v->row_stride + ix1 * in_v->col_stride, cols, k_groups);
+#if defined(MT_MAT_PAIRS_ASM)
+            if (direct) {
+                mt_mat_pairs_w16_full(cols, filter, q, fd->n >> 1, out + oy * out_v->row_stride + ox * out_v->col_stride,
+                                      out + oy1 * out_v->row_stride + ox1 * out_v->col_stride, skip);
+                oy = ox1 + 1 < out_v->w ? oy1 : oy1 + 1;
+                ox = ox1 + 1 < out_v->w ? ox1 + 1 : 0;
+                continue;
+            }
+#endif
+        } else {
+            load_pixel(p, in, in_v, iy0, ix0, cols, 0, k_groups);
+            if (two) {
+                load_pixel(p, in, in_v, iy1, ix1, cols, 1, k_groups);
+            }
         }
         int8_t *o0 = out + oy * out_v->row_stride + ox * out_v->col_stride;
         int8_t *o1 = two ? out + oy1 * out_v->row_stride + ox1 * out_v->col_stride : 0;

@@ -249,4 +249,31 @@ void mt_mat_2col_s8(const int32_t *x, int32_t k_groups, const void *filter, int3
                     const mt_fast_quant *q, int32_t n_out, const mt_fast_params *p, int8_t *out0,
                     int8_t *out1);
 
+#if defined(__ARM_FEATURE_DSP) && defined(MT_FAST_ASM) && defined(__thumb2__)
+/* The matrix core's commonest case in one Thumb-2 function (mt_mat_2col_s8.c): int16 filter
+ * (wide = 1), full output range, 1 <= k_groups <= MT_MAT_UNROLL (32), `pairs` >= 1 channel
+ * pairs (2 * pairs output channels); skip = 40 * (32 - k_groups). Stores column 1 (out1,
+ * which may equal out0) before column 0 like mt_mat_2col_s8. */
+#define MT_MAT_PAIRS_ASM 1
+void mt_mat_pairs_w16_full(const int32_t *x, const void *filter, const mt_fast_quant *q, int32_t pairs,
+                           int8_t *out0, int8_t *out1, int32_t skip);
+
+/* A pointwise layer whose pixels are consecutive (input pixel i at in + i * 4 * k_groups,
+ * output pixel i at out + i * ocs): px_pairs >= 1 pixel pairs, each widened into cols
+ * (16 * k_groups bytes, 4-byte aligned) then run through the pair loop above (same filter,
+ * q and conditions, ch_pairs >= 1). Advances in, out and counts px_pairs down to 0. */
+typedef struct {
+    const int8_t *in;       /* 0 */
+    int8_t *out;            /* 4 */
+    int32_t px_pairs;       /* 8 */
+    const void *filter;     /* 12 */
+    const mt_fast_quant *q; /* 16 */
+    int32_t ch_pairs;       /* 20 */
+    int32_t k_groups;       /* 24 */
+    int32_t ocs;            /* 28 */
+    int32_t *cols;          /* 32 */
+} mt_pw_job;
+void mt_pw_run_w16_full(mt_pw_job *job);
+#endif
+
 #endif /* MT_SIMD_H */

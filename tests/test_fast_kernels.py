@@ -533,3 +533,28 @@ def test_widen_choice_under_flash_budget() -> None:
     assert all("widened: ~" in part[n].describe() for n in wide)
     assert not any(c.wide for c in none.values())
     assert all("--no-widen" in none[n].describe() for n in cand)
+
+
+def test_emulator_pointwise_shapes(tmp_path) -> None:
+    """The pointwise matrix core's Thumb-2 runs (mt_mat_pairs_w16_full, mt_pw_run_w16_full)
+    and their fallbacks on Cortex-M4: an odd number of input groups (12 channels), an odd
+    pixel count, a strided 1x1 conv (pixel pairs not consecutive), odd output channels, a
+    reduction past the unrolled run (160 channels), a 3x3 conv on the same core; int16
+    filters (the default widen), bit-exact against TFLite-Micro's reference."""
+    _toolchain()
+    from compiler.models.builder import GraphBuilder
+    from compiler.pipeline import CompileOptions, run_model
+
+    b = GraphBuilder("pw_shapes", seed=3)
+    x = b.input((1, 5, 3, 12))
+    y = b.conv2d(x, 10, kernel=1, activation="relu")  # k_groups 3, 15 pixels
+    y = b.conv2d(y, 8, kernel=1)  # 10 channels: not whole groups, no activation
+    y = b.conv2d(y, 7, kernel=1, stride=2)  # strided, odd output channels
+    y = b.conv2d(y, 160, kernel=1, activation="relu")
+    y = b.conv2d(y, 6, kernel=1)  # k_groups 40: past the unrolled run
+    y = b.conv2d(y, 12, kernel=1, activation="relu6")
+    y = b.conv2d(y, 12, kernel=3, padding="same")  # im2col conv on the same core
+    b.output(y)
+    r = run_model(b.build(), tmp_path / "pw", CompileOptions(board="stm32f405"), n_random=2)
+    assert r["bit_exact"], r
+    assert r["kernels"]["fast"], "no fast kernel was used"
