@@ -261,7 +261,8 @@ def _summary(report: dict[str, Any]) -> str:
         lines += [
             f"stack      {_fmt_bytes(report['stack_bytes'])} (painted high-water mark during invoke)",
             f"peak SRAM  {_fmt_bytes(report['peak_sram_bytes'])} (arena + I/O outside it + static + stack)",
-            f"instr.     {report['instructions']:,} per inference, {report['instructions_per_mac']} per MAC",
+            f"instr.     {report['instructions']:,} per inference"
+            + (f", {report['instructions_per_mac']} per MAC" if report.get("instructions_per_mac") is not None else ""),
             f"latency    ~{report['latency_ms_estimate']:.2f} ms at {report['cpu_clock_hz'] / 1e6:g} MHz (estimate: "
             "instructions / clock; a real core needs more cycles than instructions)",
             f"emulator   {report['emulator']}",
@@ -279,8 +280,8 @@ PLAN_DETAIL_LEGEND = {
     "grid": "patches of that stage, rows x columns",
     "stages": "patch plans: each stage's first..last op and grid; token plans: the blocks run token by token",
     "halo_cache": "columns: overlapping input columns are cached between neighbouring patches, not recomputed",
-    "loop_overhead": "MAC-equivalents charged for calling every stage op once per patch or token group "
-    "(counted in 'overhead')",
+    "loop_overhead": "MAC-equivalents charged for calling every stage op once per patch or token group; "
+    "the choice adds them to the MACs ('overhead' is the MACs alone)",
     "in_place": "ops that overwrite their input (depthwise, elementwise) instead of taking a new buffer",
     "group": "token plans (MCUFormer): tokens per group the MLP and projections run on",
     "qblock": "token plans: query rows per attention block",

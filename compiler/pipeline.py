@@ -292,6 +292,7 @@ def compile_graph(
                 report["firmware_static_ram_bytes"] = total_mem.ram
                 report["stack_bound_bytes"] = stack_bound(out / "build", f"{opts.prefix}_invoke")
                 _check_whole_budget(plan, opts.sram, model_mem.ram, report["stack_bound_bytes"])
+                _check_stack(opts.stack_bytes, report["stack_bound_bytes"])
         report.setdefault("flash_bytes", const_bytes)
         report.update(peak_sram(plan, report.get("model_static_ram_bytes", 0), stack=0))
         report["peak_sram_estimated"] = True  # stack added when measured by `run`
@@ -302,6 +303,16 @@ def compile_graph(
         if final:
             od.fail()
         raise
+
+
+def _check_stack(stack: int | None, bound: int | None) -> None:
+    """An explicit `--stack` below the stack bound of the built invoke would overflow into the
+    arena (and the painted-stack measurement would read a wrong figure). Raises BoardFitError."""
+    if stack is not None and bound is not None and stack < bound:
+        raise BoardFitError(
+            f"--stack {stack} B is less than invoke's stack bound of {bound} B (GCC call graph, "
+            f"compiler/target/stack.py): give --stack {(bound + 7) // 8 * 8} or more"
+        )
 
 
 def _check_whole_budget(plan: Plan, sram: int | None, static_ram: int, bound: int | None) -> None:
@@ -649,7 +660,9 @@ def _run_report(graph: Graph, res: CompileResult, xs: list[list[np.ndarray]], st
             "max_abs_diff_per_output": per_output,
             "instructions": int(np.median(emu.instructions)),
             "instructions_per_input": emu.instructions,
-            "instructions_per_mac": round(float(np.median(emu.instructions)) / max(res.plan.macs, 1), 3),
+            "instructions_per_mac": (  # none for a graph without MACs
+                round(float(np.median(emu.instructions)) / res.plan.macs, 3) if res.plan.macs > 0 else None
+            ),
             # an estimate: one cycle per instruction at the part's clock (a real core needs more)
             "cpu_clock_hz": clock,
             "latency_ms_estimate": round(instructions / clock * 1e3, 3),

@@ -107,8 +107,19 @@ def _board(target: Board | str) -> Board:
 
 def choose_for(graph: Graph, target: Board | str, options: PlanOptions | None = None) -> PlanChoice:
     """`plan_for` with everything it weighed (for `microtile plan`'s table). The plans are of
-    the graph as compiled (`plan.graph`: fused qkv projections split)."""
+    the graph as compiled (`plan.graph`: fused qkv projections split). Raises BudgetError
+    (naming the budget as the user gave it) when no plan fits."""
     opts = options or PlanOptions()
+    try:
+        return _choose_for(graph, target, opts)
+    except BudgetError as e:
+        if opts.sram is not None and "SRAM budget of" in str(e) and "--sram" not in str(e):
+            why = f"the plan budget is --sram {opts.sram} B less {STACK_RESERVE} B for stack and static data"
+            e.args = (f"{e} ({why})",)
+        raise
+
+
+def _choose_for(graph: Graph, target: Board | str, opts: PlanOptions) -> PlanChoice:
     board = _board(target)
     graph = split_fused_qkv(graph)  # fused qkv projections -> q, k, v (exact; the token planner's pattern)
     budget = plan_budget(board, opts)

@@ -479,3 +479,22 @@ def test_plan_explains_its_detail_keys(capsys) -> None:
     legend = out.split("  detail:\n", 1)[1]
     for key in ("split", "grid", "loop_overhead", "in_place", "halo_cache"):
         assert f"{key}=" in out and f"    {key} " in legend
+
+
+@needs_firmware
+def test_stack_below_the_bound_is_refused(tmp_path, capsys) -> None:
+    """--stack under invoke's stack bound would overflow into the arena: one line, nothing left."""
+    rc, _, err = _run(capsys, "compile", str(shared_model("kws_ref_model")), "--stack", "104",
+                      "--out", str(tmp_path / "o"))  # fmt: skip
+    assert rc == 2
+    line = _one_error_line(err)
+    assert "--stack 104 B is less than invoke's stack bound" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_stack_not_a_multiple_of_8(tmp_path, capsys) -> None:
+    rc, _, err = _run(capsys, "compile", str(shared_model("kws_ref_model")), "--stack", "100", "--no-build",
+                      "--out", str(tmp_path / "a" / "o"))  # fmt: skip
+    assert rc == 2
+    assert "positive multiple of 8" in _one_error_line(err)
+    assert not (tmp_path / "a" / "o").exists()

@@ -698,7 +698,7 @@ def support_matrix() -> str:
             for s in decl.schemes:
                 if s.family == fam:
                     impl += [i for i in s.impl if i not in impl]
-            cells.append(" ".join({"reference": "ref"}.get(i, i) for i in impl) or "-")
+            cells.append(" ".join({"reference": "ref"}.get(i, i) for i in impl) or ("refused" if decl.refused else "-"))
         detail = "; ".join(
             f"{s.name}{' (' + s.note + ')' if s.note else ''}: "
             f"{', '.join('`' + k + '`' for k in s.kernels) or 'no kernel'}; `{s.test}`"

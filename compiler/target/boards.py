@@ -459,10 +459,10 @@ def board_template_context(
     flash, sram = board.memories_for(target)
     stack = board.stack_bytes if stack_bytes is None else stack_bytes
     if stack <= 0 or stack % 8:
-        raise ValueError(f"stack_bytes must be a positive multiple of 8, got {stack}")
+        raise BoardConfigError(f"--stack {stack} B: the stack must be a positive multiple of 8 bytes")
     if stack + board.heap_bytes > board.sram.size:
-        raise ValueError(
-            f"stack_bytes {stack} + heap {board.heap_bytes} exceed {board.name}'s SRAM ({board.sram.size})"
+        raise BoardConfigError(
+            f"--stack {stack} B + heap {board.heap_bytes} B exceed {board.name}'s SRAM ({board.sram.size} B)"
         )
     return {
         "board_name": board.name,
