@@ -29,7 +29,7 @@ import compiler.schedule.patch as patch_mod  # noqa: E402
 from compiler.core.ir import Graph, graph_macs  # noqa: E402
 from compiler.models.builder import mobilenet_v2  # noqa: E402
 from compiler.pipeline import CompileOptions, load_model, run_model  # noqa: E402
-from compiler.planner import STACK_RESERVE  # noqa: E402
+from compiler.planner import STACK_RESERVE, PlanOptions, plan_for  # noqa: E402
 from compiler.schedule.halo import halo_cache_estimate  # noqa: E402
 from compiler.schedule.layer import plan_layer  # noqa: E402
 from compiler.schedule.patch import patch_candidates, plan_patch  # noqa: E402
@@ -61,7 +61,6 @@ def _scratch(g: Graph, core: str, board: str):
 def vww_rows(qemu: bool, work: Path) -> tuple[list[dict], dict[str, list[int]]]:
     g = load_model(VWW)
     goal = int(0.40 * TFLM_VWW_TOTAL)  # --sram goal: the whole measured peak
-    budget = goal - STACK_RESERVE  # the plan's share (compiler.planner.plan_budget)
     sf = _scratch(g, "cortex-m4", "stm32f405")
     rows = []
     curves = {}
@@ -73,9 +72,10 @@ def vww_rows(qemu: bool, work: Path) -> tuple[list[dict], dict[str, list[int]]]:
         ("patch-based", "fast", "patch", True),
     ):
         patch_mod.HALO_CACHE = halo  # the planner's default (the run below plans again)
-        b = budget if schedule == "patch" else 10**9
-        plan = choose_plan(g, b, schedule, scratch=sf if kernels == "fast" else None)
-        opts = CompileOptions(board="stm32f405", schedule=schedule, kernels=kernels, sram=goal if b < 10**9 else None)
+        sram = goal if schedule == "patch" else None
+        # the plan the compiler picks (compiler.planner.plan_for), as the run below does
+        plan = plan_for(g, "stm32f405", PlanOptions(sram=sram, schedule=schedule, kernels=kernels))
+        opts = CompileOptions(board="stm32f405", schedule=schedule, kernels=kernels, sram=sram)
         row = {
             "model": "vww_96_int8",
             "plan": label,
