@@ -90,6 +90,7 @@ class OutDir:
         manifest = None if self.created else read_manifest(self.path)
         self.previous: set[str] = set(manifest["files"]) if manifest else set()
         self.foreign: set[str] = set()
+        self.was_foreign = not self.created and manifest is None  # an existing folder microtile did not make
         self.written: list[str] = []
         if not self.created and manifest is None:
             existing = sorted(p for p in self.path.iterdir())
@@ -172,9 +173,21 @@ class OutDir:
         (self.path / INCOMPLETE).unlink(missing_ok=True)
 
     def fail(self) -> None:
-        """After an error: remove the folder when this run created it, else leave it marked incomplete."""
+        """After an error: remove the folder when this run created it; in a folder that was not
+        microtile's (`--force` beside the user's files) remove what this run wrote, so the folder
+        is as it was; else leave it marked incomplete."""
         if self.created:
             shutil.rmtree(self.path, ignore_errors=True)
+            return
+        if self.was_foreign:
+            for rel in self.written:
+                f = self.path / rel
+                if rel not in self.foreign and f.is_file() and not f.is_symlink():
+                    f.unlink()
+                    _prune_empty(f.parent, self.path)
+            for name in (MANIFEST, MANIFEST + ".tmp", INCOMPLETE):
+                if name not in self.foreign:
+                    (self.path / name).unlink(missing_ok=True)
 
 
 def _prune_empty(folder: Path, top: Path) -> None:

@@ -273,6 +273,8 @@ def test_out_force_never_overwrites_a_foreign_file(tmp_path, capsys) -> None:
     rc, _, err = _compile(capsys, user, "--force")
     assert rc == 2 and "main.c" in _one_error_line(err)
     assert (user / "main.c").read_text() == "/* my own main */\n"
+    # the folder is as it was: nothing half-written left, no manifest claiming it for microtile
+    assert sorted(p.name for p in user.iterdir()) == ["main.c"]
 
 
 @pytest.mark.parametrize("out", [".", "compiler", "runtime_c", "runtime_c/new", ".."])
