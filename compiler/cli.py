@@ -191,7 +191,12 @@ def _parser() -> argparse.ArgumentParser:
         if name == "compile":
             sp.add_argument("--no-build", action="store_true", help="only write the project")
         else:
-            sp.add_argument("--emulator", default="qemu", choices=["qemu", "renode"])
+            sp.add_argument(
+                "--emulator",
+                default="qemu",
+                choices=["qemu", "renode"],
+                help="qemu (default; installed by .ci/setup.sh) or renode (needs `renode` on PATH; renode/README.md)",
+            )
             sp.add_argument(
                 "--input",
                 type=Path,
@@ -215,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="N",
                 help="number of seeded random inputs when --input is not given (default 3)",
             )
-            sp.add_argument("--seed", type=int, default=0)
+            sp.add_argument("--seed", type=int, default=0, help="seed of the --random inputs (default 0)")
     try:  # nas/ is a separate package (torch is imported only when `nas` runs)
         from nas.cli import add_parser as add_nas_parser
     except ImportError:
@@ -234,7 +239,8 @@ def _summary(report: dict[str, Any]) -> str:
     lines = [
         f"model      {report['model']}  ->  {report['board']}  (schedule: {report['schedule']}, io: {report['io']})",
         f"MACs       {report['macs']:,}",
-        f"arena      {_fmt_bytes(report['arena_bytes'])}   lower bound {_fmt_bytes(report['arena_lower_bound_bytes'])}",
+        f"arena      {_fmt_bytes(report['arena_bytes'])}   (this plan's lower bound "
+        f"{_fmt_bytes(report['arena_lower_bound_bytes'])}: its largest live set)",
         f"flash      {_fmt_bytes(report.get('flash_bytes'))}   (weights {_fmt_bytes(report['weights_bytes'])})",
     ]
     if "quantization" in report:
