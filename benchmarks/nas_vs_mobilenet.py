@@ -50,6 +50,7 @@ from nas.loop import int8_accuracy, md, plot_front  # noqa: E402
 from nas.score import STACK_MARGIN, CostModel, plan_sram, quantize_module  # noqa: E402
 from nas.search import Budget, best, evaluate, pareto_front, run_search  # noqa: E402
 from nas.space_cnn import CnnSpace, mobilenetv2_arch  # noqa: E402
+from nas.space_opt import optimize_space, restrict  # noqa: E402
 from nas.train import TrainConfig, accuracy, export_subnet, finetune, recalibrate_bn, subnet, train_supernet  # noqa: E402
 
 BOARD = "stm32f405"
@@ -88,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     # the space's widths and the MobileNetV2 grid's (MobileNetV2 w >= 0.75 is over 256 KB of flash at any
     # resolution: 285,776 B at w0.75 in the previous run, so it cannot be the baseline)
     ap.add_argument("--widths", type=float, nargs="+", default=[0.35, 0.5])
+    ap.add_argument("--optimize-space", type=int, default=0, metavar="N",
+                    help="MCUNet's search-space optimisation first: N random subnets per (resolution, width) of "
+                    "--space-res x --space-widths scored by the planner; the NAS supernet and search then run in "
+                    "the space whose fitting subnets have the largest mean MACs (0: off, one supernet over the "
+                    "whole space)")  # fmt: skip
+    ap.add_argument("--space-res", type=int, nargs="+", default=[48, 56, 64, 72, 80])
+    ap.add_argument("--space-widths", type=float, nargs="+", default=[0.35, 0.5, 0.75])
+    ap.add_argument("--mbv2-in-space", action="store_true",
+                    help="with --optimize-space: also fine-tune the MobileNetV2 of the chosen (resolution, width) "
+                    "from the optimised-space supernet (if it fits): both arms inherit from one supernet")  # fmt: skip
     ap.add_argument("--int8-test", type=int, default=120)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench_nas")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -112,8 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     bn_x = train.x[rng.permutation(len(train))[:512]]
     calib_x = train.x[rng.permutation(len(train))[:32]]
     budget = Budget(BOARD, SRAM, FLASH)
-    records = run_search("cnn", space, net, val, bn_x, calib_x, budget, args.trials,
-                         f"sqlite:///{(out / 'study.db').resolve()}", "bench", 0, out, log)  # fmt: skip
+    nas_space, nas_net, space_rows, chosen, hist_opt = space, net, [], None, None
+    if args.optimize_space:  # MCUNet Sec. 3.1: pick (r, w) by the MACs of the subnets that fit, then search in it
+        full = CnnSpace(num_classes=args.classes, resolutions=tuple(args.space_res), widths=tuple(args.space_widths))
+        chosen, space_rows = optimize_space(full, tuple(args.space_res), tuple(args.space_widths), args.optimize_space,
+                                            BOARD, SRAM, FLASH, 0, out / "space_scores.json", log=log)  # fmt: skip
+        nas_space = restrict(full, *chosen)
+        log(f"optimised space: r{chosen[0]} w{chosen[1]}: {nas_space}")
+        nas_net, hist_opt = train_supernet("cnn", nas_space, train, cfg, out / "supernet_opt.pt", log)
+    records = run_search("cnn", nas_space, nas_net, val, bn_x, calib_x, budget, args.trials,
+                         f"sqlite:///{(out / 'study.db').resolve()}",
+                         "bench_opt" if args.optimize_space else "bench", 0, out, log)  # fmt: skip
     win = best(records)
     assert win is not None, "no NAS candidate fits"
     cost = CostModel.load()
@@ -145,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def tune(rec: dict, seed: int, label: str) -> dict:
         arch = rec["arch"]
-        m = finetune(subnet("cnn", net, arch, bn_x), arch["res"], train, args.finetune_epochs, seed=seed,
+        src = nas_net if rec.get("from_opt") else net
+        m = finetune(subnet("cnn", src, arch, bn_x), arch["res"], train, args.finetune_epochs, seed=seed,
                      teacher=distill, augment=True)  # fmt: skip
         r = {"seed": seed, "test_float": accuracy(m, test, arch["res"])}
         if seed == args.seeds[0]:
@@ -156,7 +177,22 @@ def main(argv: list[str] | None = None) -> int:
             + (f" int8 {r['test_int8']:.3f}" if "test_int8" in r else ""))  # fmt: skip
         return r
 
+    win = {**win, "from_opt": bool(args.optimize_space)}
     models = [("NAS", win)] + [(f"MobileNetV2 w{r['arch']['width']} r{r['arch']['res']}", r) for r in hand]
+    if args.optimize_space and args.mbv2_in_space:
+
+        def in_space() -> dict:
+            rec = evaluate("cnn", nas_space, nas_net, mobilenetv2_arch(nas_space, *chosen[::-1]), val, bn_x, calib_x,
+                           budget, cost, out)  # fmt: skip
+            rec["feasible"] = rec["fits"] and rec["plan_peak"] + STACK_MARGIN <= SRAM
+            return rec
+
+        rec = cached(out / "mbv2_in_space.json", in_space)
+        if rec["feasible"]:
+            label = f"MobileNetV2 w{chosen[1]} r{chosen[0]} (optimised-space supernet)"
+            models.append((label, {**rec, "from_opt": True}))
+        else:
+            log(f"MobileNetV2 w{chosen[1]} r{chosen[0]} does not fit: {rec['reason']}")
 
     def rerank() -> list[dict]:
         ranked, seen = [], set()
@@ -166,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             seen.add(key)
             arch = rec["arch"]
-            m = finetune(subnet("cnn", net, arch, bn_x), arch["res"], train, args.rank_epochs, seed=0, augment=True)
+            m = finetune(subnet("cnn", nas_net, arch, bn_x), arch["res"], train, args.rank_epochs, seed=0, augment=True)
             ranked.append({**rec, "ranked_accuracy": accuracy(m, val, arch["res"])})
             acc = ranked[-1]["ranked_accuracy"]
             log(f"ranked ({args.rank_epochs} fine-tune epochs): {rec['describe']}: val {acc:.3f}")
@@ -175,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rank_epochs:  # the final fine-tune below restarts from inherited weights, as for every other model
         ranked = cached(out / f"ranked_{args.rank_epochs}.json", rerank)
         models.insert(
-            1, (f"NAS ranked by {args.rank_epochs}-epoch fine-tune", max(ranked, key=lambda r: r["ranked_accuracy"]))
-        )
+            1, (f"NAS ranked by {args.rank_epochs}-epoch fine-tune",
+                {**max(ranked, key=lambda r: r["ranked_accuracy"]), "from_opt": bool(args.optimize_space)}),
+        )  # fmt: skip
     rows = []
     for label, rec in models:
         key = out / f"tuned_{label.replace(' ', '_')}.json"
@@ -209,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--trials {args.trials} --finetune-epochs {args.finetune_epochs} --n-random {args.n_random}"
         + (" --no-distill" if args.no_distill else "")
         + (f" --rank-epochs {args.rank_epochs}" if args.rank_epochs else "")
+        + (f" --optimize-space {args.optimize_space} --space-res {' '.join(map(str, args.space_res))} --space-widths "
+           f"{' '.join(map(str, args.space_widths))}" if args.optimize_space else "")
+        + (" --mbv2-in-space" if args.mbv2_in_space else "")
         + f" --int8-test {args.int8_test} --widths {' '.join(map(str, args.widths))}` "
         f"({(time.time() - t0) / 60:.0f} min on a shared 2-core CPU, cached stages not counted).",
         f"Data: {args.n} seeded scenes of {args.size} px, {args.classes} classes (objects {args.object_px[0]}-"
@@ -218,7 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         f"({sum(r['feasible'] for r in records)} fit). Every model below: inherited weights + {args.finetune_epochs} "
         "fine-tune epochs" + (" (labels only)" if args.no_distill else " (+ distillation from the largest subnet)")
         + ", seeds " + ", ".join(map(str, args.seeds))
-        + f"; sandwich rule with {args.n_random} random subnets per step.",
+        + f"; sandwich rule with {args.n_random} random subnets per step."
+        + ("" if not args.optimize_space else
+           f" NAS: MCUNet's search-space optimisation first ({args.optimize_space} random subnets per (resolution, "
+           f"width), random weights, each planned by `choose_for` under the same budget; the space whose fitting "
+           f"subnets have the largest mean MACs wins: r{chosen[0]} w{chosen[1]}); then a second supernet over that "
+           f"space only ({args.epochs} epochs, same sandwich rule: its smallest subnet is the space's smallest, at "
+           f"r{chosen[0]}) and the NSGA-II search in it. The MobileNetV2 rows inherit from the first supernet "
+           "(the whole space, resolutions " + ", ".join(map(str, res)) + ", widths "
+           + ", ".join(map(str, args.widths)) + ") unless marked."),
         "",
         "| model | architecture | plan | plan peak B | flash B | MACs | instr. (cost model) | val acc (inherited) | "
         "test acc per seed | mean +- std | int8 test (seed 0) |",
@@ -239,6 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     for r in baseline_grid:
         lines.append(f"| {r['arch']['width']} | {r['arch']['res']} | {r['schedule']} | {r['plan_peak']:,} | "
                      f"{r['flash_bytes']:,} | {'yes' if r['feasible'] else 'no: ' + r['reason'][:60]} |")  # fmt: skip
+    if space_rows:
+        lines += [
+            "",
+            f"Search-space optimisation (MCUNet Sec. 3.1; {args.optimize_space} random subnets per space, "
+            "random weights; MACs of the subnets that fit 64 KB / 256 KB with the planner's chosen plan):",
+            "",
+            "| res | width | fit | mean MACs of fitting | p25 | p50 | p75 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for sr in space_rows:
+            mark = " **chosen**" if (sr["res"], sr["width"]) == tuple(chosen) else ""
+            lines.append(f"| {sr['res']} | {sr['width']}{mark} | {sr['fit']}/{sr['n']} | {sr['mean_macs']:,.0f} | "
+                         f"{sr['p25_macs']:,} | {sr['p50_macs']:,} | {sr['p75_macs']:,} |")  # fmt: skip
     verdict = "n/a"
     if best_hand is not None:
         d = rows[0]["mean"] - best_hand["mean"]
@@ -256,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "nas_vs_mobilenet.md").write_text("\n".join(lines) + "\n")
     summary = {"args": {k: str(v) for k, v in vars(args).items()}, "supernet_history": hist, "rows": rows,
-               "grid": baseline_grid, "firmware": fw, "trials": records}  # fmt: skip
+               "grid": baseline_grid, "firmware": fw, "trials": records, "supernet_opt_history": hist_opt,
+               "space_optimisation": {"chosen": chosen, "rows": space_rows}}  # fmt: skip
     (args.results / "nas_vs_mobilenet.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print("\n".join(lines))
     return 0
