@@ -25,6 +25,13 @@ Protocol (the same for every model, so the architecture is the only difference):
    reference executor, which is bit-exact with the firmware;
 5. the NAS winner (seed 0) is compiled and run in QEMU: bit-exact, measured peak SRAM.
 
+With --optimize-space N, step 2 is MCUNet's two-stage TinyNAS instead (`nas.space_opt`): N random
+subnets per (resolution, width) of --space-res x --space-widths, scored by the planner under the
+same budget; the space whose fitting subnets have the largest mean MACs is kept; a second supernet
+(same epochs and sandwich rule, so its smallest subnet is that space's smallest) is trained over that
+space only, and NSGA-II searches it. The MobileNetV2 grid still inherits from the first supernet;
+--mbv2-in-space adds the MobileNetV2 of the chosen (resolution, width) taken from the second one.
+
 Every stage caches its result in --out, so a rerun continues. Writes
 benchmarks/results/nas_vs_mobilenet.md and .json.
 """
