@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     nas_space, nas_net, space_rows, chosen, hist_opt = space, net, [], None, None
     if args.optimize_space:  # MCUNet Sec. 3.1: pick (r, w) by the MACs of the subnets that fit, then search in it
         full = CnnSpace(num_classes=args.classes, resolutions=tuple(args.space_res), widths=tuple(args.space_widths))
-        chosen, space_rows = optimize_space(full, tuple(args.space_res), tuple(args.space_widths), args.optimize_space,
-                                            BOARD, SRAM, budget.flash, 0, out / "space_scores.json", log)  # fmt: skip
+        grid_rw = (tuple(args.space_res), tuple(args.space_widths))
+        chosen, space_rows = optimize_space(full, *grid_rw, args.optimize_space, BOARD, SRAM, budget.flash, 0,
+                                            out / "space_scores.json", log=log)  # fmt: skip
         nas_space = restrict(full, *chosen)
         log(f"optimised space: r{chosen[0]} w{chosen[1]}: {nas_space}")
         nas_net, hist_opt = train_supernet("cnn", nas_space, train, cfg, out / "supernet_opt.pt", log)
