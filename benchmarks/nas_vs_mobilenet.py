@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mbv2-in-space", action="store_true",
                     help="with --optimize-space: also fine-tune the MobileNetV2 of the chosen (resolution, width) "
                     "from the optimised-space supernet (if it fits): both arms inherit from one supernet")  # fmt: skip
+    ap.add_argument("--mbv2-own-space", action="store_true",
+                    help="with --optimize-space: also train a supernet over the best hand-scaled MobileNetV2's own "
+                    "(resolution, width) space (same epochs, sandwich rule) and fine-tune it from there")  # fmt: skip
     ap.add_argument("--int8-test", type=int, default=120)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench_nas")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -175,9 +178,11 @@ def main(argv: list[str] | None = None) -> int:
 
     distill = None if args.no_distill else (lambda x: teacher(resize(x, tres)))
 
+    own_nets: dict[str, torch.nn.Module] = {}
+
     def tune(rec: dict, seed: int, label: str) -> dict:
         arch = rec["arch"]
-        src = nas_net if rec.get("from_opt") else net
+        src = own_nets[rec["own_net"]] if "own_net" in rec else nas_net if rec.get("from_opt") else net
         m = finetune(subnet("cnn", src, arch, bn_x), arch["res"], train, args.finetune_epochs, seed=seed,
                      teacher=distill, augment=True)  # fmt: skip
         r = {"seed": seed, "test_float": accuracy(m, test, arch["res"])}
@@ -234,6 +239,22 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"label": label, "record": rec, "runs": runs, "mean": float(np.mean(accs)),
                      "std": float(np.std(accs))})  # fmt: skip
 
+    hand_now = [r for r in rows if r["label"].startswith("MobileNetV2")]
+    if args.optimize_space and args.mbv2_own_space and hand_now:  # the best hand-scaled model, NAS arm's treatment
+        bh = max(hand_now, key=lambda r: r["mean"])["record"]
+        w, r_ = bh["arch"]["width"], bh["arch"]["res"]
+        own_space = restrict(full, r_, w)
+        name = f"supernet_mbv2_r{r_}_w{w}"
+        own_nets[name], _ = train_supernet("cnn", own_space, train, cfg, out / f"{name}.pt", log)
+        own = cached(out / f"{name}.json", lambda: evaluate("cnn", own_space, own_nets[name], mobilenetv2_arch(
+            own_space, w, r_), val, bn_x, calib_x, budget, cost, out))  # fmt: skip
+        own = {**own, "feasible": bh["feasible"], "own_net": name}
+        label = f"MobileNetV2 w{w} r{r_} (own r{r_} w{w} supernet)"
+        runs = cached(out / f"tuned_{label.replace(' ', '_')}.json", lambda: [tune(own, s, label) for s in args.seeds])
+        accs = [x["test_float"] for x in runs]
+        rows.append({"label": label, "record": own, "runs": runs, "mean": float(np.mean(accs)),
+                     "std": float(np.std(accs))})  # fmt: skip
+
     def qemu() -> dict:
         arch = win["arch"]
         m = torch.load(out / "tuned_NAS.pt", weights_only=False)  # seed 0's fine-tuned winner, as scored above
@@ -261,13 +282,14 @@ def main(argv: list[str] | None = None) -> int:
         + (f" --optimize-space {args.optimize_space} --space-res {' '.join(map(str, args.space_res))} --space-widths "
            f"{' '.join(map(str, args.space_widths))}" if args.optimize_space else "")
         + (" --mbv2-in-space" if args.mbv2_in_space else "")
+        + (" --mbv2-own-space" if args.mbv2_own_space else "")
         + f" --int8-test {args.int8_test} --widths {' '.join(map(str, args.widths))}` "
         f"({(time.time() - t0) / 60:.0f} min on a shared 2-core CPU, cached stages not counted).",
         f"Data: {args.n} seeded scenes of {args.size} px, {args.classes} classes (objects {args.object_px[0]}-"
         f"{args.object_px[1] - 1} px, clutter x{args.clutter}); {len(train)} train / {len(val)} val / "
         f"{len(test)} held-out test. Budget: plan peak + {STACK_MARGIN} B stack margin <= {SRAM:,} B; constants "
         f"+ {CODE_MARGIN:,} B code margin <= {FLASH:,} B (constants as the generated C stores them, DSP-packed "
-        "filters included). Supernet: {args.epochs} epochs (sandwich rule); search: {len(records)} candidates "
+        f"filters included). Supernet: {args.epochs} epochs (sandwich rule); search: {len(records)} candidates "
         f"({sum(r['feasible'] for r in records)} fit). Every model below: inherited weights + {args.finetune_epochs} "
         "fine-tune epochs" + (" (labels only)" if args.no_distill else " (+ distillation from the largest subnet)")
         + ", seeds " + ", ".join(map(str, args.seeds))
