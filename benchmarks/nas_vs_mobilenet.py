@@ -25,6 +25,13 @@ Protocol (the same for every model, so the architecture is the only difference):
    reference executor, which is bit-exact with the firmware;
 5. the NAS winner (seed 0) is compiled and run in QEMU: bit-exact, measured peak SRAM.
 
+With --optimize-space N, step 2 is MCUNet's two-stage TinyNAS instead (`nas.space_opt`): N random
+subnets per (resolution, width) of --space-res x --space-widths, scored by the planner under the
+same budget; the space whose fitting subnets have the largest mean MACs is kept; a second supernet
+(same epochs and sandwich rule, so its smallest subnet is that space's smallest) is trained over that
+space only, and NSGA-II searches it. The MobileNetV2 grid still inherits from the first supernet;
+--mbv2-in-space adds the MobileNetV2 of the chosen (resolution, width) taken from the second one.
+
 Every stage caches its result in --out, so a rerun continues. Writes
 benchmarks/results/nas_vs_mobilenet.md and .json.
 """
@@ -50,11 +57,16 @@ from nas.loop import int8_accuracy, md, plot_front  # noqa: E402
 from nas.score import STACK_MARGIN, CostModel, plan_sram, quantize_module  # noqa: E402
 from nas.search import Budget, best, evaluate, pareto_front, run_search  # noqa: E402
 from nas.space_cnn import CnnSpace, mobilenetv2_arch  # noqa: E402
+from nas.space_opt import optimize_space, restrict  # noqa: E402
 from nas.train import TrainConfig, accuracy, export_subnet, finetune, recalibrate_bn, subnet, train_supernet  # noqa: E402
 
 BOARD = "stm32f405"
 SRAM = 64 * 1024
 FLASH = 256 * 1024
+# Flash the model needs besides its constant data: its invoke code and the runtime kernels it links
+# (measured from the linker map: 29,856 B for an r80 w0.75 NAS subnet, 6,360 B in model.o + 23,496 B of
+# kernels); the constants as emitted (packed DSP filters included) must fit FLASH less this.
+CODE_MARGIN = 32 * 1024
 
 
 def cached(path: Path, fn):  # type: ignore[no-untyped-def]
@@ -88,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     # the space's widths and the MobileNetV2 grid's (MobileNetV2 w >= 0.75 is over 256 KB of flash at any
     # resolution: 285,776 B at w0.75 in the previous run, so it cannot be the baseline)
     ap.add_argument("--widths", type=float, nargs="+", default=[0.35, 0.5])
+    ap.add_argument("--optimize-space", type=int, default=0, metavar="N",
+                    help="MCUNet's search-space optimisation first: N random subnets per (resolution, width) of "
+                    "--space-res x --space-widths scored by the planner; the NAS supernet and search then run in "
+                    "the space whose fitting subnets have the largest mean MACs (0: off, one supernet over the "
+                    "whole space)")  # fmt: skip
+    ap.add_argument("--space-res", type=int, nargs="+", default=[48, 56, 64, 72, 80])
+    ap.add_argument("--space-widths", type=float, nargs="+", default=[0.35, 0.5, 0.75])
+    ap.add_argument("--mbv2-in-space", action="store_true",
+                    help="with --optimize-space: also fine-tune the MobileNetV2 of the chosen (resolution, width) "
+                    "from the optimised-space supernet (if it fits): both arms inherit from one supernet")  # fmt: skip
+    ap.add_argument("--mbv2-own-space", action="store_true",
+                    help="with --optimize-space: also train a supernet over the best hand-scaled MobileNetV2's own "
+                    "(resolution, width) space (same epochs, sandwich rule) and fine-tune it from there")  # fmt: skip
     ap.add_argument("--int8-test", type=int, default=120)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench_nas")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -111,9 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     bn_x = train.x[rng.permutation(len(train))[:512]]
     calib_x = train.x[rng.permutation(len(train))[:32]]
-    budget = Budget(BOARD, SRAM, FLASH)
-    records = run_search("cnn", space, net, val, bn_x, calib_x, budget, args.trials,
-                         f"sqlite:///{(out / 'study.db').resolve()}", "bench", 0, out, log)  # fmt: skip
+    budget = Budget(BOARD, SRAM, FLASH - CODE_MARGIN)
+    nas_space, nas_net, space_rows, chosen, hist_opt = space, net, [], None, None
+    if args.optimize_space:  # MCUNet Sec. 3.1: pick (r, w) by the MACs of the subnets that fit, then search in it
+        full = CnnSpace(num_classes=args.classes, resolutions=tuple(args.space_res), widths=tuple(args.space_widths))
+        grid_rw = (tuple(args.space_res), tuple(args.space_widths))
+        chosen, space_rows = optimize_space(full, *grid_rw, args.optimize_space, BOARD, SRAM, budget.flash, 0,
+                                            out / "space_scores.json", log=log)  # fmt: skip
+        nas_space = restrict(full, *chosen)
+        log(f"optimised space: r{chosen[0]} w{chosen[1]}: {nas_space}")
+        nas_net, hist_opt = train_supernet("cnn", nas_space, train, cfg, out / "supernet_opt.pt", log)
+    records = run_search("cnn", nas_space, nas_net, val, bn_x, calib_x, budget, args.trials,
+                         f"sqlite:///{(out / 'study.db').resolve()}",
+                         "bench_opt" if args.optimize_space else "bench", 0, out, log)  # fmt: skip
     win = best(records)
     assert win is not None, "no NAS candidate fits"
     cost = CostModel.load()
@@ -143,9 +178,12 @@ def main(argv: list[str] | None = None) -> int:
 
     distill = None if args.no_distill else (lambda x: teacher(resize(x, tres)))
 
+    own_nets: dict[str, torch.nn.Module] = {}
+
     def tune(rec: dict, seed: int, label: str) -> dict:
         arch = rec["arch"]
-        m = finetune(subnet("cnn", net, arch, bn_x), arch["res"], train, args.finetune_epochs, seed=seed,
+        src = own_nets[rec["own_net"]] if "own_net" in rec else nas_net if rec.get("from_opt") else net
+        m = finetune(subnet("cnn", src, arch, bn_x), arch["res"], train, args.finetune_epochs, seed=seed,
                      teacher=distill, augment=True)  # fmt: skip
         r = {"seed": seed, "test_float": accuracy(m, test, arch["res"])}
         if seed == args.seeds[0]:
@@ -156,7 +194,22 @@ def main(argv: list[str] | None = None) -> int:
             + (f" int8 {r['test_int8']:.3f}" if "test_int8" in r else ""))  # fmt: skip
         return r
 
+    win = {**win, "from_opt": bool(args.optimize_space)}
     models = [("NAS", win)] + [(f"MobileNetV2 w{r['arch']['width']} r{r['arch']['res']}", r) for r in hand]
+    if args.optimize_space and args.mbv2_in_space:
+
+        def in_space() -> dict:
+            rec = evaluate("cnn", nas_space, nas_net, mobilenetv2_arch(nas_space, *chosen[::-1]), val, bn_x, calib_x,
+                           budget, cost, out)  # fmt: skip
+            rec["feasible"] = rec["fits"] and rec["plan_peak"] + STACK_MARGIN <= SRAM
+            return rec
+
+        rec = cached(out / "mbv2_in_space.json", in_space)
+        if rec["feasible"]:
+            label = f"MobileNetV2 w{chosen[1]} r{chosen[0]} (optimised-space supernet)"
+            models.append((label, {**rec, "from_opt": True}))
+        else:
+            log(f"MobileNetV2 w{chosen[1]} r{chosen[0]} does not fit: {rec['reason']}")
 
     def rerank() -> list[dict]:
         ranked, seen = [], set()
@@ -166,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             seen.add(key)
             arch = rec["arch"]
-            m = finetune(subnet("cnn", net, arch, bn_x), arch["res"], train, args.rank_epochs, seed=0, augment=True)
+            m = finetune(subnet("cnn", nas_net, arch, bn_x), arch["res"], train, args.rank_epochs, seed=0, augment=True)
             ranked.append({**rec, "ranked_accuracy": accuracy(m, val, arch["res"])})
             acc = ranked[-1]["ranked_accuracy"]
             log(f"ranked ({args.rank_epochs} fine-tune epochs): {rec['describe']}: val {acc:.3f}")
@@ -175,14 +228,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.rank_epochs:  # the final fine-tune below restarts from inherited weights, as for every other model
         ranked = cached(out / f"ranked_{args.rank_epochs}.json", rerank)
         models.insert(
-            1, (f"NAS ranked by {args.rank_epochs}-epoch fine-tune", max(ranked, key=lambda r: r["ranked_accuracy"]))
-        )
+            1, (f"NAS ranked by {args.rank_epochs}-epoch fine-tune",
+                {**max(ranked, key=lambda r: r["ranked_accuracy"]), "from_opt": bool(args.optimize_space)}),
+        )  # fmt: skip
     rows = []
     for label, rec in models:
         key = out / f"tuned_{label.replace(' ', '_')}.json"
         runs = cached(key, lambda rec=rec, label=label: [tune(rec, s, label) for s in args.seeds])
         accs = [r["test_float"] for r in runs]
         rows.append({"label": label, "record": rec, "runs": runs, "mean": float(np.mean(accs)),
+                     "std": float(np.std(accs))})  # fmt: skip
+
+    hand_now = [r for r in rows if r["label"].startswith("MobileNetV2")]
+    if args.optimize_space and args.mbv2_own_space and hand_now:  # the best hand-scaled model, NAS arm's treatment
+        bh = max(hand_now, key=lambda r: r["mean"])["record"]
+        w, r_ = bh["arch"]["width"], bh["arch"]["res"]
+        own_space = restrict(full, r_, w)
+        name = f"supernet_mbv2_r{r_}_w{w}"
+        own_nets[name], _ = train_supernet("cnn", own_space, train, cfg, out / f"{name}.pt", log)
+        own = cached(out / f"{name}.json", lambda: evaluate("cnn", own_space, own_nets[name], mobilenetv2_arch(
+            own_space, w, r_), val, bn_x, calib_x, budget, cost, out))  # fmt: skip
+        own = {**own, "feasible": bh["feasible"], "own_net": name}
+        label = f"MobileNetV2 w{w} r{r_} (own r{r_} w{w} supernet)"
+        runs = cached(out / f"tuned_{label.replace(' ', '_')}.json", lambda: [tune(own, s, label) for s in args.seeds])
+        accs = [x["test_float"] for x in runs]
+        rows.append({"label": label, "record": own, "runs": runs, "mean": float(np.mean(accs)),
                      "std": float(np.std(accs))})  # fmt: skip
 
     def qemu() -> dict:
@@ -209,16 +279,29 @@ def main(argv: list[str] | None = None) -> int:
         f"--trials {args.trials} --finetune-epochs {args.finetune_epochs} --n-random {args.n_random}"
         + (" --no-distill" if args.no_distill else "")
         + (f" --rank-epochs {args.rank_epochs}" if args.rank_epochs else "")
+        + (f" --optimize-space {args.optimize_space} --space-res {' '.join(map(str, args.space_res))} --space-widths "
+           f"{' '.join(map(str, args.space_widths))}" if args.optimize_space else "")
+        + (" --mbv2-in-space" if args.mbv2_in_space else "")
+        + (" --mbv2-own-space" if args.mbv2_own_space else "")
         + f" --int8-test {args.int8_test} --widths {' '.join(map(str, args.widths))}` "
         f"({(time.time() - t0) / 60:.0f} min on a shared 2-core CPU, cached stages not counted).",
         f"Data: {args.n} seeded scenes of {args.size} px, {args.classes} classes (objects {args.object_px[0]}-"
         f"{args.object_px[1] - 1} px, clutter x{args.clutter}); {len(train)} train / {len(val)} val / "
         f"{len(test)} held-out test. Budget: plan peak + {STACK_MARGIN} B stack margin <= {SRAM:,} B; constants "
-        f"<= {FLASH:,} B. Supernet: {args.epochs} epochs (sandwich rule); search: {len(records)} candidates "
+        f"+ {CODE_MARGIN:,} B code margin <= {FLASH:,} B (constants as the generated C stores them, DSP-packed "
+        f"filters included). Supernet: {args.epochs} epochs (sandwich rule); search: {len(records)} candidates "
         f"({sum(r['feasible'] for r in records)} fit). Every model below: inherited weights + {args.finetune_epochs} "
         "fine-tune epochs" + (" (labels only)" if args.no_distill else " (+ distillation from the largest subnet)")
         + ", seeds " + ", ".join(map(str, args.seeds))
-        + f"; sandwich rule with {args.n_random} random subnets per step.",
+        + f"; sandwich rule with {args.n_random} random subnets per step."
+        + ("" if not args.optimize_space else
+           f" NAS: MCUNet's search-space optimisation first ({args.optimize_space} random subnets per (resolution, "
+           f"width), random weights, each planned by `choose_for` under the same budget; the space whose fitting "
+           f"subnets have the largest mean MACs wins: r{chosen[0]} w{chosen[1]}); then a second supernet over that "
+           f"space only ({args.epochs} epochs, same sandwich rule: its smallest subnet is the space's smallest, at "
+           f"r{chosen[0]}) and the NSGA-II search in it. The MobileNetV2 rows inherit from the first supernet "
+           "(the whole space, resolutions " + ", ".join(map(str, res)) + ", widths "
+           + ", ".join(map(str, args.widths)) + ") unless marked."),
         "",
         "| model | architecture | plan | plan peak B | flash B | MACs | instr. (cost model) | val acc (inherited) | "
         "test acc per seed | mean +- std | int8 test (seed 0) |",
@@ -239,6 +322,19 @@ def main(argv: list[str] | None = None) -> int:
     for r in baseline_grid:
         lines.append(f"| {r['arch']['width']} | {r['arch']['res']} | {r['schedule']} | {r['plan_peak']:,} | "
                      f"{r['flash_bytes']:,} | {'yes' if r['feasible'] else 'no: ' + r['reason'][:60]} |")  # fmt: skip
+    if space_rows:
+        lines += [
+            "",
+            f"Search-space optimisation (MCUNet Sec. 3.1; {args.optimize_space} random subnets per space, "
+            "random weights; MACs of the subnets that fit 64 KB / 256 KB with the planner's chosen plan):",
+            "",
+            "| res | width | fit | mean MACs of fitting | p25 | p50 | p75 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for sr in space_rows:
+            mark = " **chosen**" if (sr["res"], sr["width"]) == tuple(chosen) else ""
+            lines.append(f"| {sr['res']} | {sr['width']}{mark} | {sr['fit']}/{sr['n']} | {sr['mean_macs']:,.0f} | "
+                         f"{sr['p25_macs']:,} | {sr['p50_macs']:,} | {sr['p75_macs']:,} |")  # fmt: skip
     verdict = "n/a"
     if best_hand is not None:
         d = rows[0]["mean"] - best_hand["mean"]
@@ -252,11 +348,13 @@ def main(argv: list[str] | None = None) -> int:
               f"NAS winner in QEMU ({BOARD}, seed 0): bit-exact {fw['bit_exact']} over {fw['inputs']} test images, "
               f"schedule {fw['schedule']}, measured peak SRAM {fw['peak_sram_bytes']:,} B "
               f"({'within' if fw['peak_sram_bytes'] <= SRAM else 'OVER'} {SRAM:,}), {fw['instructions']:,} "
-              f"instructions (cost model {win['instructions']:,}), model flash {fw['flash_bytes']:,} B."]  # fmt: skip
+              f"instructions (cost model {win['instructions']:,}), model flash {fw['flash_bytes']:,} B "
+              f"({'within' if fw['flash_bytes'] <= FLASH else 'OVER'} {FLASH:,}: code + data)."]  # fmt: skip
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "nas_vs_mobilenet.md").write_text("\n".join(lines) + "\n")
     summary = {"args": {k: str(v) for k, v in vars(args).items()}, "supernet_history": hist, "rows": rows,
-               "grid": baseline_grid, "firmware": fw, "trials": records}  # fmt: skip
+               "grid": baseline_grid, "firmware": fw, "trials": records, "supernet_opt_history": hist_opt,
+               "space_optimisation": {"chosen": chosen, "rows": space_rows}}  # fmt: skip
     (args.results / "nas_vs_mobilenet.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print("\n".join(lines))
     return 0

@@ -7,8 +7,11 @@
    token); the smallest peak of each plan kind is kept, so a table can show e.g. that only the
    token plan fits. Filters stay int8 (`widen=False`) so the flash figure is the one a
    `--flash` budget constrains;
-3. flash = bytes of every constant of the planned graph (weights, biases, requantization
-   records); the firmware adds the runtime's code (measured from the linker map after the run);
+3. flash = bytes of constant data the generated C keeps in flash for the chosen plan
+   (`codegen.emit.render_model`: weights, biases, requantization records, and the DSP kernels'
+   packed filters, which can be wider than the int8 weights); `weights_bytes` = the graph's int8
+   constants alone. The firmware adds the model's invoke code and the runtime kernels (measured from
+   the linker map after the run; about 30 KB for a MobileNetV2-like subnet on the M4);
 4. instructions from `CostModel`: per step, instructions per MAC of its kernel (conv, depthwise,
    FC, batch matmul; DSP or portable) times the step's MACs (patch steps include the recomputed
    halo), per element read and written for ops without MACs, plus the planner's modelled loop overhead;
@@ -31,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from codegen.emit import CodegenOptions, render_model
 from compiler.core.ir import Graph, Op, op_macs
-from compiler.errors import BudgetError
+from compiler.errors import BudgetError, MicrotileError
 from compiler.planner import STACK_RESERVE, PlanOptions, choose_for
 from compiler.schedule.plan import Plan, Step
 from compiler.schedule.select import plan_peak
@@ -134,12 +138,13 @@ class Score:
     schedule: str | None  # the chosen plan's kind (None when nothing fits)
     plan_peak: int  # the chosen plan's peak, or the smallest peak of any plan when nothing fits
     peak_by_kind: dict[str, int]  # smallest peak of each plan kind among the candidates
-    flash_bytes: int
+    flash_bytes: int  # constant bytes of the generated C (packed filters included)
     macs: int
     instructions: int
     latency_ms: float
     plan_detail: dict[str, Any] = field(default_factory=dict)
     sqnr_db: float | None = None
+    weights_bytes: int = 0  # the graph's int8 constants alone
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,7 +173,11 @@ def score_graph(
     for p in cands:
         by_kind[p.schedule] = min(by_kind.get(p.schedule, 1 << 62), plan_peak(p))
     ref = chosen if chosen is not None else min(cands, key=plan_peak)
-    fl = graph_flash(ref.graph)
+    weights = graph_flash(ref.graph)
+    try:
+        fl = render_model(ref, CodegenOptions())[1]
+    except MicrotileError:  # a plan the generator cannot emit (several memory pools): the graph's constants
+        fl = weights
     instr = cost.instructions(ref, b.core)
     ms = instr / b.cpu_clock_hz * 1000.0
     fits = chosen is not None
@@ -184,7 +193,7 @@ def score_graph(
     return Score(fits=fits, reason=reason, schedule=chosen.schedule if chosen else None, plan_peak=plan_peak(ref),
                  peak_by_kind=by_kind, flash_bytes=fl, macs=int(ref.macs), instructions=instr,
                  latency_ms=round(ms, 3), plan_detail={k: str(v) for k, v in ref.detail.items()},
-                 sqnr_db=qz.get("output_sqnr_db"))  # fmt: skip
+                 sqnr_db=qz.get("output_sqnr_db"), weights_bytes=weights)  # fmt: skip
 
 
 def quantize_module(module: Any, calib: np.ndarray, onnx_path: Path | None = None) -> Graph:

@@ -214,3 +214,41 @@ def test_vit_loop_without_firmware(tmp_path) -> None:
     s = run_nas(cfg)
     assert s["trials"] == 2 and s["winner"]["schedule"] in ("layer", "token")
     assert {"layer", "token"} <= set(s["winner"]["peak_by_kind"]) and (tmp_path / "v" / "winner.onnx").exists()
+
+
+def test_space_optimisation_picks_most_macs_that_fit(tmp_path, monkeypatch) -> None:
+    """MCUNet's search-space optimisation: the (res, width) whose fitting subnets have the largest
+    mean MACs; every sample scored by the planner; the cache rescores nothing; nothing fits -> ValueError."""
+    import nas.space_opt as so
+
+    res, widths, n, flash = (16, 24), (0.5, 1.0), 3, 1 << 20
+    cache = tmp_path / "scores.json"
+    choice, rows = so.optimize_space(TINY, res, widths, n, "stm32f405", 256 * 1024, flash, cache_path=cache)
+    assert [(r["res"], r["width"]) for r in rows] == [(r, w) for r in res for w in widths]
+    assert all(r["fit"] == n for r in rows)  # 256 KB: everything fits
+    # the same sampled blocks in every space (one seed): more pixels and channels, more MACs
+    assert choice == (24, 1.0) and rows[-1]["mean_macs"] > max(r["mean_macs"] for r in rows[:-1])
+    big = rows[-1]
+    scored = json.loads(cache.read_text())
+    fl = {w: [s["flash_bytes"] for s in scored.values() if s["arch"]["width"] == w] for w in widths}
+    tight = max(fl[0.5])  # int8 constants do not depend on the resolution: the larger w1.0 subnets stop fitting
+    choice2, rows2 = so.optimize_space(TINY, res, widths, n, "stm32f405", 256 * 1024, tight, cache_path=cache)
+    want_fit = {0.5: n, 1.0: sum(f <= tight for f in fl[1.0]) // len(res)}
+    assert [r["fit"] for r in rows2] == [want_fit[w] for _ in res for w in widths] and want_fit[1.0] < n
+    grid = [(r, w) for r in res for w in widths]
+    means = {}  # the rule recomputed from the samples (each arch is in the cache once per budget: same MACs)
+    for r, w in grid:
+        ok = [s["macs"] for s in scored.values() if (s["arch"]["res"], s["arch"]["width"]) == (r, w)
+              and s["flash_bytes"] <= tight]  # fmt: skip
+        if ok:
+            means[(r, w)] = sum(ok) / len(ok)
+    assert choice2 == max(means, key=lambda k: means[k])
+    assert rows2[grid.index(choice2)]["mean_macs"] == pytest.approx(means[choice2])
+    with pytest.raises(ValueError, match="no \\(resolution, width\\) space"):
+        so.optimize_space(TINY, res, widths, 1, "stm32f405", STACK_MARGIN + 256, flash)
+    # cached: a rerun scores nothing and answers the same
+    monkeypatch.setattr(so, "score_module", lambda *a, **k: pytest.fail("rescored a cached sample"))
+    assert so.optimize_space(TINY, res, widths, n, "stm32f405", 256 * 1024, flash, cache_path=cache)[1][-1] == big
+    # the restricted space keeps every other elastic dimension; its smallest subnet is at its own resolution
+    sub = so.restrict(TINY, 24, 1.0)
+    assert sub.resolutions == (24,) and sub.kernels == TINY.kernels and sub.smallest()["res"] == 24
