@@ -43,6 +43,10 @@ def read_input_file(path: str | Path) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: --input must be a .npy or .npz file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:6] != b"\x93NUMPY" and magic[:2] != b"PK":  # np.save's header / np.savez's zip
+        raise InputError(f"{path}: not a .npy or .npz file (no NumPy header); write it with np.save or np.savez")
     try:
         with open(path, "rb") as f:
             loaded = np.load(f, allow_pickle=False)
@@ -51,7 +55,12 @@ def read_input_file(path: str | Path) -> dict[str, np.ndarray]:
             arrays = {k: loaded[k] for k in loaded.files}
     except InputError:
         raise
-    except Exception as e:  # numpy raises ValueError, OSError, EOFError, zipfile errors, ...
+    except ValueError as e:
+        if "pickle" in str(e):  # never unpickled: an object array is not an input
+            raise InputError(f"{path}: holds Python objects (an object array), not numbers; save a numeric "
+                             "array, e.g. np.save(path, x.astype(np.float32))") from None  # fmt: skip
+        raise InputError(f"{path}: cannot read it as a numpy array ({e})") from None
+    except Exception as e:  # numpy raises OSError, EOFError, zipfile errors, ...
         raise InputError(f"{path}: cannot read it as a numpy array ({type(e).__name__}: {e})") from None
     if not arrays:
         raise InputError(f"{path}: the .npz file holds no arrays")

@@ -77,7 +77,8 @@ def test_truncated_model(tmp_path, capsys) -> None:
     bad.write_bytes(data[: len(data) // 3])
     rc, _, err = _run(capsys, "compile", str(bad), "--board", "stm32f405", "--out", str(tmp_path / "o"))
     assert rc == 2
-    assert "malformed or truncated" in _one_error_line(err)
+    line = _one_error_line(err)
+    assert "truncated" in line and "trunc.tflite" in line and "unpack_from" not in line
     assert not (tmp_path / "o").exists()
 
 

@@ -48,6 +48,7 @@ def test_bad_input_refused_before_compile(case, tmp_path, capsys, monkeypatch) -
         ("obj.npy", lambda p: np.save(p, np.array([{}], dtype=object), allow_pickle=True)),
         ("trunc.npy", lambda p: p.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<i1'")),
         ("x.txt", lambda p: p.write_text("1 2 3\n")),
+        ("garbage.npy", lambda p: p.write_bytes(bytes(range(256)))),
         ("bad.npz", lambda p: np.savez(p, wrong_name=np.zeros(KWS_SHAPE, np.int8))),
     ],
 )
@@ -58,6 +59,7 @@ def test_unreadable_or_unnamed_input_refused(name, write, tmp_path, capsys, monk
     rc = cli.main(["run", str(shared_model("kws_ref_model")), "--out", str(tmp_path / "o"), "--input", str(path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and name in err and "Traceback" not in err
+    assert "allow_pickle" not in err  # microtile never unpickles: do not suggest it
 
 
 def test_accepted_forms_agree() -> None:

@@ -7,6 +7,7 @@ refused with a `ModelError` naming the op, its node, the tensor and what is supp
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ def parse_tflite(buf: bytes, name: str = "model", source: str = "<bytes>") -> Gr
         return _Importer(buf, name, source).run()
     except (ModelError, UnsupportedOpError):
         raise
+    except (struct.error, IndexError):  # an offset inside the flatbuffer points past its end
+        raise ModelError(
+            f"{source}: truncated or corrupt TFLite file: its tables point past the end of its {len(buf):,} bytes"
+        ) from None
     except Exception as e:  # flatbuffers raises assorted errors on truncated/corrupt data
         raise ModelError(
             f"{source}: malformed or truncated TFLite file ({type(e).__name__}: {e})"
