@@ -32,7 +32,15 @@ from nas.data import Split, digits, load_dir, resize, small_object_task, split
 from nas.search import Budget, best, pareto_front, run_search
 from nas.space_cnn import CnnSpace
 from nas.space_vit import VitSpace
-from nas.train import TrainConfig, accuracy, export_subnet, finetune, recalibrate_bn, train_supernet
+from nas.train import (
+    TrainConfig,
+    accuracy,
+    export_subnet,
+    finetune,
+    load_checkpoint,
+    recalibrate_bn,
+    train_supernet,
+)
 
 Log = Callable[[str], None]
 
@@ -104,7 +112,10 @@ def _b(v: int | None) -> str:
 def _markdown(records: list[dict[str, Any]], cfg: NasConfig) -> str:
     head = ("| trial | architecture | val acc | plan | peak SRAM (plan) B | layer B | patch B | token B | "
             "flash B | MACs | instr. (model) | ms |")  # fmt: skip
-    lines = [f"Pareto front on {cfg.board} (sram {cfg.sram}, flash {cfg.flash}, latency {cfg.latency_ms} ms)", "",
+    lim = [f"sram {cfg.sram:,} B" if cfg.sram else "", f"flash {cfg.flash:,} B" if cfg.flash else "",
+           f"latency {cfg.latency_ms} ms" if cfg.latency_ms else ""]  # fmt: skip
+    budget = ", ".join(x for x in lim if x) or "the board's whole SRAM and flash"
+    lines = [f"Pareto front on {cfg.board} (budget: {budget})", "",
              head, "|" + "---|" * 12]  # fmt: skip
     for r in records:
         pk = r["peak_by_kind"]
@@ -165,6 +176,24 @@ def int8_accuracy(graph: Any, data: Split, res: int, n: int) -> float:
     return hits / max(len(xi), 1)
 
 
+NAS_MARKER = ".microtile-nas"
+
+
+def check_nas_out(out: Path, run_firmware: bool) -> None:
+    """Refuse an OUT that microtile may not write into, before any work: a file, the source tree, or a
+    non-empty folder that is not an earlier `microtile nas` run (no NAS_MARKER); with the firmware run,
+    an OUT/fw that is not microtile's. Raises OutputError."""
+    from compiler.outdir import OutputError, check_out_path, read_manifest
+
+    check_out_path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / NAS_MARKER).exists():
+        raise OutputError(f"--out {out}: folder is not empty and is not an earlier microtile nas run "
+                          f"(no {NAS_MARKER}); choose an empty or new folder")  # fmt: skip
+    fw = out / "fw"
+    if run_firmware and fw.exists() and (not fw.is_dir() or (any(fw.iterdir()) and read_manifest(fw) is None)):
+        raise OutputError(f"--out {out}: {fw} exists and was not made by microtile; the firmware goes there")
+
+
 def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     """The whole loop; returns the summary also written to OUT/nas.json."""
     from compiler.pipeline import CompileOptions, run_model
@@ -176,11 +205,13 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
 
     load_board(cfg.board)
     out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
+    check_nas_out(out, cfg.run_firmware)
     torch.manual_seed(cfg.seed)
     data = load_data(cfg.data, cfg.seed)
     if data.num_classes < 2:
         raise MicrotileError(f"{cfg.data}: need at least two classes")
+    out.mkdir(parents=True, exist_ok=True)  # only once the arguments and the data are good: no empty OUT left behind
+    (out / NAS_MARKER).write_text("a microtile nas run: rerun the same command to resume\n")
     train, val, test = split(data, seed=cfg.seed)
     space = default_space(cfg.kind, data, cfg.space)
     log(f"[nas] {cfg.kind} space: {space}")
@@ -218,8 +249,9 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     arch = win["arch"]
     log(f"[nas] winner (trial {win['trial']}): {win['describe']}  val acc {win['accuracy']:.3f} (inherited)")
     wpath = out / "winner.pt"
-    if wpath.exists() and torch.load(wpath, weights_only=False)["arch"] == arch:
-        model = torch.load(wpath, weights_only=False)["module"]
+    saved = load_checkpoint(wpath) if wpath.exists() else None
+    if saved is not None and saved.get("arch") == arch:
+        model = saved["module"]
         log(f"[nas] fine-tuned winner read from {wpath}")
     else:
         from nas.train import subnet

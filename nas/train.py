@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compiler.errors import MicrotileError
 from nas.data import Split, resize
 
 Log = Callable[[str], None]
@@ -75,6 +76,19 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint this loop wrote (a dict; torch.load with pickles, so OUT must be microtile's, which
+    `nas.loop.check_nas_out` ensures). MicrotileError when it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated file, another format, a pickle of something else
+        raise MicrotileError(f"{path}: cannot read this checkpoint ({type(e).__name__}); delete it to start that "
+                             "stage over") from None  # fmt: skip
+    if not isinstance(state, dict):
+        raise MicrotileError(f"{path}: not a microtile nas checkpoint; delete it to start that stage over")
+    return state
+
+
 def train_supernet(
     kind: str,
     space: Any,
@@ -99,10 +113,8 @@ def train_supernet(
     history: list[dict[str, float]] = []
     start = 0
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         if state.get("space") not in (None, space.to_dict()):
-            from compiler.errors import MicrotileError
-
             raise MicrotileError(f"{ckpt} holds a supernet of another search space: use another --out or delete it")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])

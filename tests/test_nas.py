@@ -201,6 +201,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("microtile: error:") and "no such file" in err and len(err.strip().splitlines()) == 1
     assert main(["nas", "--data", "digits", "--board", "nosuchboard", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()  # refused before anything is written: no empty OUT left behind
+
+
+def test_out_folder_not_ours_refused_and_untouched(tmp_path, capsys) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "pareto.md").write_text("my notes\n")
+    assert main(["nas", "--data", "digits", "--out", str(mine), "--epochs", "1", "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("microtile: error: --out") and "not an earlier microtile nas run" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in mine.iterdir()) == ["pareto.md"] and (mine / "pareto.md").read_text() == "my notes\n"
+
+
+def test_unreadable_checkpoint_is_one_line(tmp_path, capsys) -> None:
+    out = tmp_path / "nas"
+    out.mkdir()
+    (out / ".microtile-nas").write_text("")
+    (out / "supernet.pt").write_bytes(b"not a checkpoint")
+    assert main(["nas", "--data", "digits", "--out", str(out), "--epochs", "1", "--trials", "1", "--quiet"]) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("microtile:")]
+    assert len(err) == 1 and "supernet.pt: cannot read this checkpoint" in err[0] and "delete it" in err[0]
 
 
 def test_vit_loop_without_firmware(tmp_path) -> None:
