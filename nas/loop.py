@@ -197,7 +197,7 @@ def check_nas_out(out: Path, run_firmware: bool) -> None:
 def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     """The whole loop; returns the summary also written to OUT/nas.json."""
     from compiler.pipeline import CompileOptions, run_model
-    from nas.score import plan_sram, quantize_module
+    from nas.score import STACK_MARGIN, plan_sram, quantize_module
 
     if cfg.kind not in ("cnn", "vit"):
         raise MicrotileError(f"unknown search space {cfg.kind!r}: expected cnn or vit")
@@ -276,6 +276,10 @@ def run_nas(cfg: NasConfig, log: Log = lambda _m: None) -> dict[str, Any]:
     if cfg.run_firmware:
         np.save(out / "test_inputs.npy", resize(torch.from_numpy(test.x[: cfg.qemu_inputs]), arch["res"]).numpy())
         opts = CompileOptions(board=cfg.board, sram=plan_sram(cfg.sram), widen=False)
+        if cfg.sram is not None:
+            log(f"[nas] firmware: plan peak <= {cfg.sram - STACK_MARGIN:,} B, as in the search (--sram {cfg.sram:,} B "
+                f"less {STACK_MARGIN} B for stack); the compiler is given --sram {opts.sram:,} B, of which it keeps "
+                "its own stack reserve")  # fmt: skip
         rep = run_model(g, out / "fw", opts, input_path=out / "test_inputs.npy", log=log)
         within = cfg.sram is None or rep["peak_sram_bytes"] <= cfg.sram
         summary["firmware"] = {k: rep.get(k) for k in ("schedule", "schedule_detail", "bit_exact", "max_abs_diff",

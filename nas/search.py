@@ -119,6 +119,7 @@ def run_search(
             raise optuna.TrialPruned(str(e)) from None
         key = json.dumps(arch, sort_keys=True)
         rec = seen.get(key)
+        repeat = rec is not None
         if rec is None:
             rec = evaluate(kind, space, net, arch, val, bn_x, calib_x, budget, cost, work)
             seen[key] = rec
@@ -130,7 +131,8 @@ def run_search(
             trial.set_constraint(name, value)  # NSGA-II's constrained domination reads these
         log(f"[nas] trial {trial.number}: {rec['describe']}: acc {rec['accuracy']:.3f} peak {rec['plan_peak']:,} B "
             f"({rec['schedule'] or 'no plan fits'}) flash {rec['flash_bytes']:,} B ~{rec['instructions']:,} instr "
-            f"-> {rec['reason']}")  # fmt: skip
+            f"-> {rec['reason']}" + (" (an architecture already scored: its record reused, not rescored)"
+                                    if repeat else ""))  # fmt: skip
         bar.update(1)
         return rec["accuracy"], float(rec["plan_peak"]), float(rec["instructions"])
 
