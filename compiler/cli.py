@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"microtile: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("microtile: interrupted", file=sys.stderr)
+        resume = "; rerun the same command to resume" if getattr(args, "cmd", None) == "nas" else ""
+        print(f"\nmicrotile: interrupted{resume}", file=sys.stderr)  # on its own line, below any progress bar
         return 130
     except BrokenPipeError:  # `microtile plan ... | head -3`: the reader left; stop quietly like other tools
         devnull = os.open(os.devnull, os.O_WRONLY)

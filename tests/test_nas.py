@@ -274,3 +274,15 @@ def test_space_optimisation_picks_most_macs_that_fit(tmp_path, monkeypatch) -> N
     # the restricted space keeps every other elastic dimension; its smallest subnet is at its own resolution
     sub = so.restrict(TINY, 24, 1.0)
     assert sub.resolutions == (24,) and sub.kernels == TINY.kernels and sub.smallest()["res"] == 24
+
+
+def test_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch) -> None:
+    import nas.cli
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nas.cli, "main_from_args", stop)
+    assert main(["nas", "--data", "digits", "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "microtile: interrupted; rerun the same command to resume"
