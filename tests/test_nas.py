@@ -286,3 +286,14 @@ def test_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch) -> None:
     assert main(["nas", "--data", "digits", "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "microtile: interrupted; rerun the same command to resume"
+
+
+def test_foreign_fw_folder_refused_before_training(tmp_path, capsys) -> None:
+    out = tmp_path / "nas"
+    (out / "fw").mkdir(parents=True)
+    (out / ".microtile-nas").write_text("")
+    (out / "fw" / "main.c").write_text("/* mine */\n")
+    assert main(["nas", "--data", "digits", "--out", str(out), "--epochs", "1", "--trials", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "fw exists and was not made by microtile" in err and not (out / "supernet.pt").exists()
+    assert (out / "fw" / "main.c").read_text() == "/* mine */\n"
