@@ -35,15 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compiler.models.builder import make_divisible
+
 Arch = dict[str, Any]
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)
-
-
-def make_divisible(v: float, d: int = 8) -> int:
-    """MobileNetV2's rounding: nearest multiple of d, at least d, never below 90 % of v."""
-    n = max(d, int(v + d / 2) // d * d)
-    return n + d if n < 0.9 * v else n
 
 
 @dataclass(frozen=True)

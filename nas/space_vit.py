@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compiler.models.builder import make_divisible
 from compiler.models.vit import ViT, ViTConfig
-from nas.space_cnn import make_divisible
 
 Arch = dict[str, Any]
 MLP_LINEARS = ("fc1", "fc2")

@@ -145,12 +145,18 @@ def _broadcast(g: Graph, op: Op, env: Env) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def add(g: Graph, op: Op, env: Env) -> np.ndarray:
-    p = lower(g, op)
+def _rescaled_pair(g: Graph, op: Op, env: Env, p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """ADD's and SUB's two inputs, offset, left-shifted and rescaled to the common scale (int64)."""
     a, b = _broadcast(g, op, env)
     ls = 1 << p["left_shift"]
     sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
     sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
+    return sa, sb
+
+
+def add(g: Graph, op: Op, env: Env) -> np.ndarray:
+    p = lower(g, op)
+    sa, sb = _rescaled_pair(g, op, env, p)
     raw = Q.mbqm_smaller_than_one(sa + sb, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
     return np.clip(raw, p["act_min"], p["act_max"])  # int8 or int16 range (lower)
 
@@ -158,10 +164,7 @@ def add(g: Graph, op: Op, env: Env) -> np.ndarray:
 def sub(g: Graph, op: Op, env: Env) -> np.ndarray:
     """TFLite SUB (int8, int16): ADD's rescaling, the second scaled input subtracted."""
     p = lower(g, op)
-    a, b = _broadcast(g, op, env)
-    ls = 1 << p["left_shift"]
-    sa = Q.mbqm_smaller_than_one(Q.wrap32((a + p["input1_offset"]) * ls), p["input1_multiplier"], p["input1_shift"])
-    sb = Q.mbqm_smaller_than_one(Q.wrap32((b + p["input2_offset"]) * ls), p["input2_multiplier"], p["input2_shift"])
+    sa, sb = _rescaled_pair(g, op, env, p)
     raw = Q.mbqm_smaller_than_one(Q.wrap32(sa - sb), p["output_multiplier"], p["output_shift"]) + p["output_offset"]
     return np.clip(raw, p["act_min"], p["act_max"])
 

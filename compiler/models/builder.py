@@ -706,7 +706,9 @@ _FLOAT = {
 # -- model factories --------------------------------------------------------------------------
 
 
-def _make_divisible(v: float, divisor: int = 8) -> int:
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """MobileNetV2's channel rounding (Sandler et al. 2018, reference code `_make_divisible`): the
+    nearest multiple of `divisor`, at least `divisor`, never below 90 % of `v`."""
     new = max(divisor, int(v + divisor / 2) // divisor * divisor)
     if new < 0.9 * v:
         new += divisor
@@ -724,13 +726,13 @@ def mobilenet_v1(
     """MobileNetV1 (13 depthwise-separable blocks, relu6), random seeded weights."""
     b = GraphBuilder(f"mobilenet_v1_{width:g}_{resolution}", seed=seed)
     x = b.input((1, resolution, resolution, channels))
-    y = b.conv2d(x, _make_divisible(32 * width), 3, stride=2, activation="relu6")
+    y = b.conv2d(x, make_divisible(32 * width), 3, stride=2, activation="relu6")
     cfg = (
         [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
     )
     for c, s in cfg:
         y = b.depthwise_conv2d(y, 3, stride=s, activation="relu6")
-        y = b.conv2d(y, _make_divisible(c * width), 1, activation="relu6")
+        y = b.conv2d(y, make_divisible(c * width), 1, activation="relu6")
     y = b.global_avg_pool(y)
     y = b.fully_connected(b.flatten(y), num_classes)
     b.output(b.softmax(y))
@@ -748,7 +750,7 @@ def mobilenet_v2(
     """MobileNetV2 (inverted residuals with linear bottlenecks and adds), random seeded weights."""
     b = GraphBuilder(f"mobilenet_v2_{width:g}_{resolution}", seed=seed)
     x = b.input((1, resolution, resolution, channels))
-    c_in = _make_divisible(32 * width)
+    c_in = make_divisible(32 * width)
     y = b.conv2d(x, c_in, 3, stride=2, activation="relu6")
     settings = [
         (1, 16, 1, 1),
@@ -760,7 +762,7 @@ def mobilenet_v2(
         (6, 320, 1, 1),
     ]
     for t, c, n, s in settings:
-        c_out = _make_divisible(c * width)
+        c_out = make_divisible(c * width)
         for i in range(n):
             stride = s if i == 0 else 1
             h = y
@@ -770,7 +772,7 @@ def mobilenet_v2(
             h = b.conv2d(h, c_out, 1)
             y = b.add(y, h) if stride == 1 and c_in == c_out else h
             c_in = c_out
-    last = _make_divisible(1280 * width) if width > 1.0 else 1280
+    last = make_divisible(1280 * width) if width > 1.0 else 1280
     y = b.conv2d(y, last, 1, activation="relu6")
     y = b.mean(y, axes=(1, 2))
     y = b.fully_connected(y, num_classes)
